@@ -1,0 +1,221 @@
+"""The typed run config shared by `fsf-train` and `fsf-sweep`: one object per training run.
+
+A YAML key maps to a field here, and from there to the optimizer's param groups in a few hops:
+`policy.c1` -> `PolicyConfig.c1` -> `RulePolicy.multipliers` -> `param_group["lr"]`.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from fsf.errors import ConfigError, Problem, problems_from_pydantic
+from fsf.policies.config import PolicyConfig
+from fsf.policies.weight_sets import ArchitecturePatterns
+
+__all__ = [
+    "DeepSpeedConfig",
+    "EvalConfig",
+    "FewShotConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TaskConfig",
+    "apply_overrides",
+    "load_run_config",
+    "parse_overrides",
+    "validate_run_config",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    """The pretrained encoder: a hub name (`xlm-roberta-base`) or a local `save_pretrained`
+    folder; `synthetic` is the tiny encoder shipped with fsf."""
+
+    name: str = Field("synthetic", description="hub name, local path, or 'synthetic'")
+    tokenizer: str | None = Field(None, description="defaults to the model's own")
+    max_length: int = Field(128, ge=8, description="tokens per example (pairs together)")
+    patterns: ArchitecturePatterns | None = Field(
+        None, description="regexes placing parameters in layers, for unknown architectures"
+    )
+
+
+class TaskConfig(_Strict):
+    """Which task, and where its data comes from.
+
+    `dataset` is a hub dataset name (`facebook/xnli`), a local folder in the hub layout (one
+    config per language), a file template with `{lang}` and `{split}` placeholders
+    (`data/{lang}/{split}.jsonl`; json, jsonl, parquet, csv and tsv), or
+    `synthetic:<task>` for the data shipped with fsf. Split names map fsf's train/dev/test to
+    the dataset's own.
+    """
+
+    name: str = Field("pawsx", description="task type; see fsf.tasks.task_names()")
+    dataset: str | None = Field(None, description="defaults to the task's hub dataset")
+    splits: dict[Literal["train", "dev", "test"], str] = Field(
+        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"}
+    )
+    text_fields: list[str] | None = Field(None, description="input columns (1 or 2)")
+    label_field: str = "label"
+    num_labels: int | None = Field(None, ge=2)
+    max_train_examples: int | None = Field(None, ge=1)
+    max_eval_examples: int | None = Field(None, ge=1, description="per language and split")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from fsf.tasks import task_names
+
+        if value not in task_names():
+            raise ValueError(f"unknown task; choose one of: {', '.join(task_names())}")
+        return value
+
+
+class OptimConfig(_Strict):
+    """AdamW with linear warm-up then linear decay; the policy multiplies on top of this lr."""
+
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(1e-8, gt=0)
+    batch_size: int = Field(32, ge=1, description="global batch per optimizer step")
+    grad_accum: int = Field(1, ge=1)
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="overrides epochs")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+
+
+class EvalConfig(_Strict):
+    every_steps: int = Field(50, ge=1)
+    batch_size: int = Field(128, ge=1)
+    at_start: bool = Field(True, description="also evaluate before the first update")
+    splits: list[Literal["dev", "test"]] = Field(default_factory=lambda: ["dev", "test"])
+
+
+class FewShotConfig(_Strict):
+    """M labelled examples per target language, moved from its dev split into training."""
+
+    m: int = Field(0, ge=0)
+    seed: int = 0
+
+
+class DeepSpeedConfig(_Strict):
+    zero_stage: Literal[0, 1, 2] = 0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU"
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict, description="merged into the DeepSpeed config as is"
+    )
+
+
+class RunConfig(_Strict):
+    """Everything one training run needs."""
+
+    name: str = "run"
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: TaskConfig = Field(default_factory=TaskConfig)
+    source_lang: str = "en"
+    target_langs: list[str] = Field(default_factory=lambda: ["fk", "fr", "ja", "cy"])
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    few_shot: FewShotConfig = Field(default_factory=FewShotConfig)
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
+    output_dir: str = "runs"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _languages(self) -> RunConfig:
+        if not self.target_langs:
+            raise ValueError("target_langs must name at least one language")
+        if self.source_lang in self.target_langs:
+            raise ValueError(
+                f"target_langs must not contain the source language {self.source_lang!r}"
+            )
+        if len(set(self.target_langs)) != len(self.target_langs):
+            raise ValueError(f"target_langs has duplicates: {self.target_langs}")
+        return self
+
+    @property
+    def languages(self) -> list[str]:
+        return [self.source_lang, *self.target_langs]
+
+    def run_dir(self) -> Path:
+        return Path(self.output_dir) / self.name
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    """`key.sub=value` strings -> (dotted key, YAML-parsed value)."""
+    out = []
+    problems = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem("--set", "expected key=value, e.g. policy.c1=0.1", item, True))
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Set dotted keys in a nested dict (a copy); intermediate dicts are created as needed."""
+    data = copy.deepcopy(data)
+    for key, value in overrides:
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def validate_run_config(data: Any, source: str | None = None, prefix: str = "") -> RunConfig:
+    """Build a RunConfig, raising one ConfigError that lists every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(prefix, "expected a mapping of run settings", data, True)], source)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from_pydantic(exc, prefix), source) from None
+
+
+def load_run_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a run config YAML (or the defaults when `path` is None) and apply `--set` items."""
+    data: Any = {}
+    source = None
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError([Problem("", f"cannot read file: {exc.strerror}")], source) from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
+    if overrides:
+        if not isinstance(data, dict):
+            raise ConfigError([Problem("", "expected a mapping of run settings", data, True)], source)
+        data = apply_overrides(data, parse_overrides(overrides))
+    return validate_run_config(data, source)

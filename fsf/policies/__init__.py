@@ -1,0 +1,45 @@
+"""Learning-rate policies: weight sets, phase detection, and the policy registry.
+
+This package is the heart of FSF and depends on neither Ray nor DeepSpeed.
+"""
+
+from fsf.policies._base import BasePolicy, Rule, RulePolicy, set_multipliers
+from fsf.policies.config import PolicyConfig
+from fsf.policies.explain import explain, make_tracker
+from fsf.policies.phase import PhaseState, PhaseTracker
+from fsf.policies.registry import build_policy, policy_class, policy_names
+from fsf.policies.weight_sets import (
+    ArchitecturePatterns,
+    LayerRange,
+    ParameterMap,
+    Unit,
+    UnmappableModelError,
+    WeightSets,
+    WeightSetsConfig,
+    default_ranges,
+    map_parameters,
+)
+
+__all__ = [
+    "ArchitecturePatterns",
+    "BasePolicy",
+    "LayerRange",
+    "ParameterMap",
+    "PhaseState",
+    "PhaseTracker",
+    "PolicyConfig",
+    "Rule",
+    "RulePolicy",
+    "Unit",
+    "UnmappableModelError",
+    "WeightSets",
+    "WeightSetsConfig",
+    "build_policy",
+    "default_ranges",
+    "explain",
+    "make_tracker",
+    "map_parameters",
+    "policy_class",
+    "policy_names",
+    "set_multipliers",
+]

@@ -1,0 +1,134 @@
+"""`fsf-policy`: see exactly what a policy does, iteration by iteration.
+
+    fsf-policy list
+    fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]
+                       [--set c1=0.1 --set sets.s1=1-8 ...] [--format json|table]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fsf._cli import print_table, run_main
+from fsf.config import apply_overrides, parse_overrides
+from fsf.errors import ConfigError, Problem, problems_from_pydantic
+from fsf.policies.config import PolicyConfig
+from fsf.policies.explain import explain
+from fsf.policies.registry import policy_class, policy_names
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fsf-policy", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="the registered policies")
+    e = sub.add_parser("explain", help="multipliers per iteration")
+    e.add_argument("--policy", required=True, help="policy name (see `fsf-policy list`)")
+    e.add_argument("--layers", type=int, required=True, help="encoder depth L")
+    e.add_argument("--losses", help="file with one training loss per line (iteration 1, 2, ...)")
+    e.add_argument("--steps", type=int, help="iterations to show (default: number of losses)")
+    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="policy setting, e.g. c1=0.1, switch=step, switch_step=50, sets.s1=1-8")
+    e.add_argument("--no-policy-iv", action="store_true", help="as on NER: Policy IV off")
+    e.add_argument("--format", choices=("json", "table"), default="table")
+    return p
+
+
+def _read_losses(path: str) -> list[float]:
+    try:
+        lines = Path(path).read_text().split()
+    except OSError as exc:
+        raise ConfigError([Problem("--losses", f"cannot read: {exc.strerror}", path, True)]) from None
+    bad = []
+    out = []
+    for i, item in enumerate(lines, 1):
+        try:
+            out.append(float(item))
+        except ValueError:
+            bad.append(Problem(f"--losses line {i}", "not a number", item, True))
+    if bad:
+        raise ConfigError(bad[:10])
+    return out
+
+
+def _explain(args: argparse.Namespace) -> int:
+    problems = []
+    if args.layers < 1:
+        problems.append(Problem("--layers", "must be >= 1", args.layers, True))
+    if args.steps is not None and args.steps < 1:
+        problems.append(Problem("--steps", "must be >= 1", args.steps, True))
+    if args.losses is None and args.steps is None:
+        problems.append(Problem("--steps", "give --losses FILE, --steps N, or both"))
+    data = {"name": args.policy}
+    overrides = [(k.removeprefix("policy."), v) for k, v in parse_overrides(args.set)]
+    data = apply_overrides(data, overrides)
+    from pydantic import ValidationError
+
+    config = None
+    try:
+        config = PolicyConfig.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_from_pydantic(exc, "policy")
+    losses = _read_losses(args.losses) if args.losses else None
+    if losses is not None and args.steps is not None and args.steps > len(losses):
+        problems.append(
+            Problem("--steps", f"exceeds the {len(losses)} losses in {args.losses}", args.steps, True)
+        )
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    records = explain(config, args.layers, losses, args.steps, policy_iv=not args.no_policy_iv)
+    if args.format == "json":
+        json.dump([{k: v for k, v in r.items() if k != "set_multipliers"} for r in records], sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    described = config.sets.resolve(args.layers).describe()
+    described["S_I"] += " (outside S_II)"
+    described["V_I"] += " (outside V_II)"
+    _print_records(records, described)
+    return 0
+
+
+def _print_records(records: list[dict], sets: dict[str, str]) -> None:
+    """One row per run of iterations with identical multipliers, one column per weight set."""
+    rows: list[list] = []
+    prev = None
+    for rec in records:
+        k = rec["set_multipliers"]
+        key = (rec["phase"], *(k[s] for s in _SET_COLUMNS))
+        phi = "-" if rec["phi"] is None else f"{rec['phi']:.3f}"
+        if key == prev:
+            rows[-1][0] = f"{rows[-1][0].split('-')[0]}-{rec['step']}"
+            rows[-1][2] = phi
+            continue
+        rows.append([str(rec["step"]), rec["phase"], phi, *key[1:]])
+        prev = key
+    headers = ["steps", "phase", "phi (last)"] + [
+        f"{s}\n{sets[s]}" if s in sets else s for s in _SET_COLUMNS
+    ]
+    print_table(headers, rows, title="learning-rate multipliers K per weight set")
+
+
+_SET_COLUMNS = ("S_I", "S_II", "V_I", "V_II", "embeddings", "head")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+
+    def body() -> int:
+        if args.command == "list":
+            for name in policy_names():
+                doc = (policy_class(name).__doc__ or "").strip().splitlines()[0]
+                print(f"{name:10s} {doc}")
+            return 0
+        return _explain(args)
+
+    return run_main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The typed configuration of a learning-rate policy (every knob of the method).
+
+Checks that depend on other fields (c1 only matters for policies that use Policy I, ...) are
+field validators reading the fields declared before them, so that pydantic reports every
+problem of a config at once, each under its own field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from fsf.policies.phase import SwitchMode
+from fsf.policies.weight_sets import WeightSetsConfig
+
+__all__ = ["PolicyConfig"]
+
+
+def _uses(info: ValidationInfo) -> frozenset[str]:
+    from fsf.policies.registry import _REGISTRY
+
+    cls = _REGISTRY.get(info.data.get("name", ""))
+    return cls.uses if cls is not None else frozenset()
+
+
+class PolicyConfig(BaseModel):
+    """Which policy to use and every knob of it; defaults are the paper's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field("fsf", description="policy name; see `fsf-policy list`")
+    policy_iv: bool | None = Field(None, description="apply Policy IV; None = task default")
+    c1: float = Field(0.01, validate_default=True, description="Policy I: S_I's K in P1")
+    c2: float = Field(10.0, validate_default=True, description="Policy IV: V_II's K in P2")
+    r: float = Field(3.0, description="Policy II: S_II's K in P2 is max(1 - phi^r, 0)")
+    window: int = Field(100, ge=1, description="loss-trend window w, in iterations")
+    threshold: float = Field(0.1, description="P1 while the mean loss drops more than this")
+    switch: SwitchMode = Field("loss-trend", description="loss-trend | step | fraction")
+    switch_step: int | None = Field(
+        None, validate_default=True, description="switch=step: iterations in P1"
+    )
+    switch_fraction: float | None = Field(
+        None, validate_default=True, description="switch=fraction: share of iterations in P1"
+    )
+    sticky: bool = Field(True, description="once in P2, stay in P2")
+    noise_lambda: float = Field(0.15, ge=0, description="NoisyTune: noise scale lambda")
+    sets: WeightSetsConfig = Field(default_factory=WeightSetsConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from fsf.policies.registry import policy_names
+
+        if value not in policy_names():
+            raise ValueError(f"unknown policy; choose one of: {', '.join(policy_names())}")
+        return value
+
+    @field_validator("c1")
+    @classmethod
+    def _c1(cls, value: float, info: ValidationInfo) -> float:
+        if "I" in _uses(info) and not 0 <= value < 1:
+            raise ValueError(
+                f"must satisfy 0 <= c1 < 1 for policy {info.data['name']!r} (Policy I slows "
+                "S_I down by c1; the paper uses 0.01)"
+            )
+        return value
+
+    @field_validator("c2")
+    @classmethod
+    def _c2(cls, value: float, info: ValidationInfo) -> float:
+        if "IV" in _uses(info) and info.data.get("policy_iv") is not False and not value > 1:
+            raise ValueError(
+                f"must be > 1 for policy {info.data['name']!r} (Policy IV speeds V_II up by "
+                "c2; the paper uses 10), or set policy_iv: false"
+            )
+        return value
+
+    @field_validator("r")
+    @classmethod
+    def _r(cls, value: float, info: ValidationInfo) -> float:
+        if "II" in _uses(info) and not value > 0:
+            raise ValueError("must be > 0 (Policy II: K = max(1 - phi^r, 0); the paper uses 3)")
+        return value
+
+    @field_validator("switch_step")
+    @classmethod
+    def _switch_step(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if info.data.get("switch") == "step" and (value is None or value < 0):
+            raise ValueError("switch: step needs switch_step >= 0 (the iterations in P1)")
+        return value
+
+    @field_validator("switch_fraction")
+    @classmethod
+    def _switch_fraction(cls, value: Any, info: ValidationInfo) -> float | None:
+        if info.data.get("switch") == "fraction" and (value is None or not 0 <= value <= 1):
+            raise ValueError("switch: fraction needs switch_fraction in [0, 1] (share in P1)")
+        return value

@@ -1,0 +1,70 @@
+"""Replay a policy over a loss curve: what multiplier every unit gets at every iteration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fsf.policies._base import BasePolicy, set_multipliers
+from fsf.policies.config import PolicyConfig
+from fsf.policies.phase import PhaseTracker
+from fsf.policies.registry import build_policy
+from fsf.policies.weight_sets import KINDS, Unit
+
+__all__ = ["explain", "make_tracker"]
+
+
+def make_tracker(config: PolicyConfig, total_steps: int | None) -> PhaseTracker:
+    """The phase tracker a run with this policy config uses."""
+    return PhaseTracker(
+        mode=config.switch,
+        window=config.window,
+        threshold=config.threshold,
+        sticky=config.sticky,
+        switch_step=config.switch_step,
+        switch_fraction=config.switch_fraction,
+        total_steps=total_steps,
+    )
+
+
+def explain(
+    config: PolicyConfig,
+    num_layers: int,
+    losses: Sequence[float] | None = None,
+    steps: int | None = None,
+    policy_iv: bool = True,
+) -> list[dict[str, Any]]:
+    """One record per iteration, as `fsf-policy explain --format json` prints it (which
+    leaves out `set_multipliers`, the per-set summary the table shows).
+
+    Without `losses`, the loss is taken as constant (so the loss-trend rule switches to P2
+    at iteration 2w). `steps` defaults to the number of losses.
+    """
+    if losses is None and steps is None:
+        raise ValueError("give losses, steps, or both")
+    total = steps if steps is not None else len(losses or [])
+    curve = list(losses) if losses is not None else [1.0] * total
+    if len(curve) < total:
+        raise ValueError(f"{total} steps asked for but only {len(curve)} losses given")
+    sets = config.sets.resolve(num_layers)
+    policy: BasePolicy = build_policy(config, sets, policy_iv=policy_iv)
+    tracker = make_tracker(config, total)
+    out = []
+    for loss in curve[:total]:
+        state = tracker.update(loss)
+        k = policy.multipliers(state)
+        out.append(
+            {
+                "step": state.step,
+                "phase": state.phase,
+                "phi": state.phi,
+                "embeddings": k[Unit.embeddings()],
+                "head": k[Unit.head()],
+                "set_multipliers": set_multipliers(policy, k),
+                "layers": [
+                    {kind: k[Unit(layer, kind)] for kind in KINDS}
+                    for layer in range(1, num_layers + 1)
+                ],
+            }
+        )
+    return out

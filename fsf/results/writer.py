@@ -1,0 +1,87 @@
+"""Writing results: atomic Parquet fragments in a hive-partitioned dataset.
+
+Layout: `<root>/trial=<trial_id>/seed-<seed>.parquet`, one fragment per (trial, seed). The
+fragment is rewritten whole (temp file + rename) after each evaluation, so a reader sees
+either the previous complete fragment or the new one, never a partial file; a trial that
+restarts rewrites its fragment from scratch, so its rows are never duplicated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fsf.results.schema import SCHEMA, TrialInfo, evaluation_rows
+from fsf.train.reporter import Evaluation
+
+__all__ = ["ParquetReporter", "atomic_write_table", "fragment_path"]
+
+
+def atomic_write_table(table: pa.Table, path: str | Path) -> Path:
+    """Write `table` to `path` so that readers never see a partial file.
+
+    The data goes to a hidden temp file in the same folder (ignored by pyarrow, pandas and
+    DuckDB dataset readers, whose default ignore prefixes include '.'), is fsynced, then
+    renamed over `path` in one step.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
+    try:
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
+
+
+def fragment_path(root: str | Path, trial_id: str, seed: int) -> Path:
+    return Path(root) / f"trial={_safe(trial_id)}" / f"seed-{seed}.parquet"
+
+
+class ParquetReporter:
+    """A `Reporter` that keeps a trial's rows in one atomically rewritten fragment."""
+
+    def __init__(self, root: str | Path, info: TrialInfo):
+        self.info = info
+        self.path = fragment_path(root, info.columns["trial_id"], info.columns["seed"])
+        self.evaluations: list[Evaluation] = []
+
+    def report(self, evaluation: Evaluation) -> None:
+        self.evaluations.append(evaluation)
+        self._write("running", None)
+
+    def finish(self, status: str = "completed", reason: str | None = None) -> Path:
+        """Mark the trial's rows with its final status (completed, failed or stopped)."""
+        return self._write(status, reason)
+
+    def _write(self, status: str, reason: str | None) -> Path:
+        rows: list[dict[str, Any]] = []
+        for ev in self.evaluations:
+            rows += evaluation_rows(self.info, ev, status, reason)
+        if not rows:  # a trial that failed before its first evaluation still leaves a row
+            from datetime import datetime, timezone
+
+            rows = [
+                {
+                    **self.info.columns,
+                    "status": status,
+                    "failure_reason": reason,
+                    "timestamp": datetime.now(timezone.utc),
+                }
+            ]
+        return atomic_write_table(pa.Table.from_pylist(rows, schema=SCHEMA), self.path)

@@ -1,0 +1,77 @@
+"""The task contract: how a task loads data, builds its model, and scores predictions."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from fsf.tasks.data import load_split
+
+if TYPE_CHECKING:
+    import torch
+
+    from fsf.config import ModelConfig, TaskConfig
+
+__all__ = ["Task"]
+
+
+class Task(ABC):
+    """A cross-lingual task: data per (language, split), a model head, and a metric.
+
+    The training worker calls, in order:
+
+    1. `load(lang, split)` for the source train split and every language's dev/test split:
+       raw examples (dicts in the dataset's own schema). The worker may move examples from a
+       dev split into training (few-shot) before anything is encoded.
+    2. `encode(examples, tokenizer)` once per split: a list of features (plain dicts of
+       token ids, labels, and whatever `score` needs), same order as `examples`.
+    3. `build_model(path)`: a Hugging Face model whose forward takes `collate(...)`'s batch
+       and returns an output with `.loss` when the batch has labels.
+    4. During evaluation: `predict(model, batch)` per batch (model in eval mode, no grad),
+       then `score(predictions, features)` once per (language, split): a dict of metrics
+       that contains `metric`, in [0, 1].
+
+    `policy_iv_default` is the task's default for Policy IV (the paper turns it off for NER).
+    """
+
+    name: ClassVar[str]
+    metric: ClassVar[str]
+    policy_iv_default: ClassVar[bool] = True
+    hub_dataset: ClassVar[str | None] = None
+
+    def __init__(self, config: TaskConfig, model: ModelConfig):
+        self.config = config
+        self.model_config = model
+        self.dataset = config.dataset or self.hub_dataset
+        if self.dataset is None:
+            from fsf.errors import ConfigError, Problem
+
+            raise ConfigError([Problem("task.dataset", f"task {self.name!r} needs a dataset")])
+
+    def load(self, lang: str, split: str) -> list[dict[str, Any]]:
+        """Raw examples of one language and split (`train`, `dev` or `test`)."""
+        examples = load_split(self.dataset, lang, self.config.splits.get(split, split))
+        limit = (
+            self.config.max_train_examples if split == "train" else self.config.max_eval_examples
+        )
+        return examples[:limit] if limit else examples
+
+    @abstractmethod
+    def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+        """Tokenize examples into features."""
+
+    @abstractmethod
+    def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+        """Pad features into a batch of tensors the model takes."""
+
+    @abstractmethod
+    def build_model(self, path: str) -> torch.nn.Module:
+        """Load the pretrained encoder with this task's head."""
+
+    @abstractmethod
+    def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[Any]:
+        """Predictions for one batch."""
+
+    @abstractmethod
+    def score(self, predictions: list[Any], features: list[dict[str, Any]]) -> dict[str, float]:
+        """Metrics for one language and split."""

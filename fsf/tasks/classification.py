@@ -1,0 +1,108 @@
+"""Sequence(-pair) classification: XNLI, PAWS-X, and any single- or two-text dataset."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+
+from fsf.errors import ConfigError, Problem
+from fsf.tasks._base import Task
+
+__all__ = ["ClassificationTask", "PawsXTask", "XnliTask"]
+
+
+class ClassificationTask(Task):
+    """Classify one text or a text pair; metric: accuracy.
+
+    Set `task.text_fields` (one or two columns) and `task.num_labels` for your dataset.
+    """
+
+    name: ClassVar[str] = "classification"
+    metric: ClassVar[str] = "accuracy"
+    text_fields: ClassVar[tuple[str, ...] | None] = None
+    num_labels: ClassVar[int | None] = None
+
+    def __init__(self, config, model):  # type: ignore[no-untyped-def]
+        super().__init__(config, model)
+        self.fields = tuple(config.text_fields or self.text_fields or ())
+        self.labels = config.num_labels or self.num_labels
+        problems = []
+        if len(self.fields) not in (1, 2):
+            problems.append(
+                Problem("task.text_fields", "give one or two text columns", list(self.fields), True)
+            )
+        if self.labels is None:
+            problems.append(Problem("task.num_labels", "set the number of classes (>= 2)"))
+        if problems:
+            raise ConfigError(problems)
+
+    def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+        missing = [f for f in (*self.fields, self.config.label_field) if examples and f not in examples[0]]
+        if missing:
+            raise ConfigError(
+                [
+                    Problem(
+                        "task.text_fields",
+                        f"columns {missing} not in the data (it has {sorted(examples[0])})",
+                    )
+                ]
+            )
+        texts = [[ex[f] for ex in examples] for f in self.fields]
+        enc = tokenizer(
+            *texts, truncation=True, max_length=self.model_config.max_length, padding=False
+        )
+        label = self.config.label_field
+        out = []
+        for i, ex in enumerate(examples):
+            y = int(ex[label])
+            if not 0 <= y < self.labels:  # type: ignore[operator]
+                raise ConfigError(
+                    [Problem("task.num_labels", f"label {y} found in the data", self.labels, True)]
+                )
+            out.append({"input_ids": enc["input_ids"][i], "label": y})
+        return out
+
+    def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+        width = max(len(f["input_ids"]) for f in features)
+        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+        for i, f in enumerate(features):
+            ids[i, : len(f["input_ids"])] = torch.tensor(f["input_ids"], dtype=torch.long)
+        return {
+            "input_ids": ids,
+            "attention_mask": (ids != pad_id).long(),
+            "labels": torch.tensor([f["label"] for f in features], dtype=torch.long),
+        }
+
+    def build_model(self, path: str) -> torch.nn.Module:
+        from transformers import AutoModelForSequenceClassification
+
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=self.labels)
+
+    def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[Any]:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        return model(**inputs).logits.argmax(-1).tolist()
+
+    def score(self, predictions: list[Any], features: list[dict[str, Any]]) -> dict[str, float]:
+        if not features:
+            return {"accuracy": float("nan")}
+        right = sum(int(p == f["label"]) for p, f in zip(predictions, features, strict=True))
+        return {"accuracy": right / len(features)}
+
+
+class XnliTask(ClassificationTask):
+    """XNLI: premise/hypothesis, 3 labels (entailment, neutral, contradiction)."""
+
+    name = "xnli"
+    hub_dataset = "facebook/xnli"
+    text_fields = ("premise", "hypothesis")
+    num_labels = 3
+
+
+class PawsXTask(ClassificationTask):
+    """PAWS-X: sentence1/sentence2, 2 labels (1 = paraphrase)."""
+
+    name = "pawsx"
+    hub_dataset = "google-research-datasets/paws-x"
+    text_fields = ("sentence1", "sentence2")
+    num_labels = 2

@@ -1,0 +1,16 @@
+"""The training worker (one DeepSpeed rank) and the reporter interface it speaks."""
+
+from fsf.train.reporter import CompositeReporter, Evaluation, ListReporter, Reporter, RunSummary
+from fsf.train.worker import TrainingDiverged, resolve_model_path, scheduled_lr_factor, train
+
+__all__ = [
+    "CompositeReporter",
+    "Evaluation",
+    "ListReporter",
+    "Reporter",
+    "RunSummary",
+    "TrainingDiverged",
+    "resolve_model_path",
+    "scheduled_lr_factor",
+    "train",
+]

@@ -1,0 +1,385 @@
+"""One training run as one DeepSpeed rank: build, train on the source language, evaluate all.
+
+`train(config, reporter)` is the whole public surface. It works as a single process (it then
+creates its own one-rank process group on a free port) or as one rank of several started by
+torchrun, `deepspeed`, or Ray Train (the process group then already exists). Every rank
+computes the same learning rates: the loss that drives the phase rule is averaged over ranks.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from fsf.config import RunConfig
+from fsf.errors import FsfError
+from fsf.policies import (
+    PhaseState,
+    Unit,
+    build_policy,
+    make_tracker,
+    map_parameters,
+    set_multipliers,
+)
+from fsf.tasks import Task, build_task
+from fsf.train.reporter import Evaluation, Reporter, RunSummary
+
+__all__ = ["TrainingDiverged", "resolve_model_path", "scheduled_lr_factor", "train"]
+
+log = logging.getLogger("fsf.train")
+
+
+class TrainingDiverged(FsfError):
+    """The training loss became NaN or infinite."""
+
+
+def resolve_model_path(name: str) -> str:
+    """`synthetic` -> the shipped tiny encoder; anything else unchanged (hub name or path)."""
+    if name == "synthetic":
+        from fsf.synthetic import model_dir
+
+        return str(model_dir())
+    return name
+
+
+def scheduled_lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over `warmup` steps, then linear decay; `step` is 1-based.
+
+    The first update already has a non-zero lr and the last a small positive one.
+    """
+    if warmup > 0 and step <= warmup:
+        return step / warmup
+    return max(0.0, min(1.0, (total - step + 1) / max(1, total - warmup)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _use_cuda(config: RunConfig) -> bool:
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise FsfError("device: cuda was asked for, but no CUDA GPU is visible")
+    return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+
+
+def _process_group(cuda: bool) -> tuple[int, int]:
+    """(rank, world size) of the current process group, creating a one-rank group if none
+    exists. A group this function creates lives until the process exits: DeepSpeed caches
+    its groups, so a second run in the same process (Ray reuses trial actors) must find the
+    same group again."""
+    import torch.distributed as dist
+
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            os.environ.update(
+                RANK="0",
+                WORLD_SIZE="1",
+                LOCAL_RANK="0",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(_free_port()),
+            )
+        deepspeed.init_distributed(
+            dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
+        )
+        atexit.register(_destroy_group)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _destroy_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _quiet_libraries() -> None:
+    for name in ("DeepSpeed", "deepspeed", "transformers", "datasets", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
+    opt, ds = config.optim, config.deepspeed
+    per_rank = opt.batch_size // (world * opt.grad_accum)
+    if per_rank < 1 or per_rank * world * opt.grad_accum != opt.batch_size:
+        raise FsfError(
+            f"optim.batch_size={opt.batch_size} must be a multiple of workers ({world}) x "
+            f"optim.grad_accum ({opt.grad_accum})"
+        )
+    precision = ds.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision != "fp32" and not cuda:
+        raise FsfError(f"deepspeed.precision={precision} needs a GPU; use fp32 (or auto) on CPU")
+    cfg: dict[str, Any] = {
+        "train_batch_size": opt.batch_size,
+        "train_micro_batch_size_per_gpu": per_rank,
+        "gradient_accumulation_steps": opt.grad_accum,
+        "gradient_clipping": opt.grad_clip or 0.0,
+        "zero_optimization": {"stage": ds.zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16"},
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+    cfg.update(ds.extra)
+    return cfg
+
+
+def _param_groups(
+    model: torch.nn.Module, units: dict[str, Unit], weight_decay: float
+) -> tuple[list[dict[str, Any]], list[Unit]]:
+    """One param group per (unit, decays?): biases and LayerNorm weights do not decay."""
+    buckets: dict[tuple[Unit, bool], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        decays = param.ndim >= 2 and "LayerNorm" not in name and "layer_norm" not in name
+        buckets.setdefault((units[name], decays), []).append(param)
+    groups, group_units = [], []
+    for (unit, decays), params in sorted(buckets.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        groups.append(
+            {
+                "params": params,
+                "weight_decay": weight_decay if decays else 0.0,
+                "name": f"{unit.name}{'' if decays else '.no_decay'}",
+            }
+        )
+        group_units.append(unit)
+    return groups, group_units
+
+
+class _EvalSet:
+    """Encoded examples of one (split, language), sorted by length for cheap padding."""
+
+    def __init__(self, features: list[dict[str, Any]]):
+        self.features = features
+        self.order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+
+
+def _load_data(
+    task: Task, config: RunConfig, tokenizer: Any
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, _EvalSet]]]:
+    """Source train (+ few-shot) features, and eval sets per split and language."""
+    train_examples = list(task.load(config.source_lang, "train"))
+    eval_examples: dict[str, dict[str, list[dict[str, Any]]]] = {
+        split: {lang: task.load(lang, split) for lang in config.languages}
+        for split in config.eval.splits
+    }
+    m = config.few_shot.m
+    if m:
+        import random
+
+        if "dev" not in eval_examples:
+            eval_examples["dev"] = {lang: task.load(lang, "dev") for lang in config.languages}
+        for lang in config.target_langs:
+            dev = eval_examples["dev"][lang]
+            if len(dev) <= m:
+                raise FsfError(
+                    f"few_shot.m={m} but the {lang} dev split has only {len(dev)} examples"
+                )
+            rng = random.Random(f"{config.few_shot.seed}:{lang}")
+            picked = set(rng.sample(range(len(dev)), m))
+            train_examples += [dev[i] for i in sorted(picked)]
+            eval_examples["dev"][lang] = [ex for i, ex in enumerate(dev) if i not in picked]
+        if "dev" not in config.eval.splits:
+            del eval_examples["dev"]
+    if not train_examples:
+        raise FsfError(f"no training examples for the source language {config.source_lang!r}")
+    train = task.encode(train_examples, tokenizer)
+    evals = {
+        split: {lang: _EvalSet(task.encode(exs, tokenizer)) for lang, exs in per_lang.items()}
+        for split, per_lang in eval_examples.items()
+    }
+    return train, evals
+
+
+def _batches(n: int, size: int, seed: int) -> Iterator[list[int]]:
+    """An endless stream of global batches of example indices, reshuffled each epoch."""
+    gen = torch.Generator().manual_seed(seed)
+    buf: list[int] = []
+    while True:
+        while len(buf) < size:
+            buf += torch.randperm(n, generator=gen).tolist()
+        yield buf[:size]
+        buf = buf[size:]
+
+
+def train(
+    config: RunConfig,
+    reporter: Reporter | None = None,
+    *,
+    progress: bool = False,
+) -> RunSummary:
+    """Fine-tune `config.model` on the source language with `config.policy`; evaluate every
+    language every `config.eval.every_steps` updates and at the end; report each evaluation
+    to `reporter` (rank 0 only). Returns the summary (on every rank)."""
+    _quiet_libraries()
+    cuda = _use_cuda(config)
+    rank, world = _process_group(cuda)
+    return _train(config, reporter, progress and rank == 0, rank, world, cuda)
+
+
+def _train(
+    config: RunConfig,
+    reporter: Reporter | None,
+    progress: bool,
+    rank: int,
+    world: int,
+    cuda: bool,
+) -> RunSummary:
+    import deepspeed
+    import torch.distributed as dist
+    from transformers import AutoTokenizer
+
+    t0 = time.perf_counter()
+    torch.manual_seed(config.seed)
+    task = build_task(config.task, config.model)
+    model_path = resolve_model_path(config.model.name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or model_path)
+    except (OSError, ValueError) as exc:
+        raise FsfError(f"cannot load the tokenizer of model {model_path!r}: {exc}") from None
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    train_features, eval_sets = _load_data(task, config, tokenizer)
+
+    try:
+        model = task.build_model(model_path)
+    except (OSError, ValueError) as exc:
+        raise FsfError(f"cannot load model {model_path!r}: {exc}") from None
+    num_layers = getattr(model.config, "num_hidden_layers", None)
+    param_map = map_parameters(
+        (n for n, _ in model.named_parameters()), config.model.patterns, num_layers
+    )
+    sets = config.policy.sets.resolve(param_map.num_layers)
+    policy = build_policy(config.policy, sets, policy_iv=task.policy_iv_default)
+    policy.prepare(model, param_map, torch.Generator().manual_seed(config.seed + 1))
+
+    opt = config.optim
+    total = opt.max_steps or max(1, math.ceil(opt.epochs * len(train_features) / opt.batch_size))
+    warmup = int(opt.warmup_ratio * total)
+    groups, group_units = _param_groups(model, param_map.units, opt.weight_decay)
+    optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
+    engine, _, _, _ = deepspeed.initialize(
+        model=model,
+        optimizer=optimizer,
+        config=_ds_config(config, world, cuda),
+        dist_init_required=False,
+    )
+    device = engine.device
+    param_groups = engine.optimizer.param_groups
+    if len(param_groups) != len(group_units):  # pragma: no cover - a DeepSpeed change
+        raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
+
+    tracker = make_tracker(config.policy, total)
+    state = PhaseState(0, "P1", None)
+    mults = policy.multipliers(state)
+    summary = RunSummary()
+    micro = opt.batch_size // world // opt.grad_accum
+
+    def evaluate(step: int, loss: float | None, final: bool) -> None:
+        engine.module.eval()
+        scores: dict[str, dict[str, dict[str, float]]] = {}
+        with torch.no_grad():
+            for split, per_lang in eval_sets.items():
+                scores[split] = {}
+                for lang, es in per_lang.items():
+                    mine = es.order[rank::world]
+                    preds: list[Any] = []
+                    for i in range(0, len(mine), config.eval.batch_size):
+                        feats = [es.features[j] for j in mine[i : i + config.eval.batch_size]]
+                        batch = {k: v.to(device) for k, v in task.collate(feats, pad_id).items()}
+                        preds += task.predict(engine.module, batch)
+                    if world > 1:
+                        gathered: list[Any] = [None] * world
+                        dist.all_gather_object(gathered, list(zip(mine, preds, strict=True)))
+                        pairs = sorted(p for part in gathered for p in part)
+                    else:
+                        pairs = sorted(zip(mine, preds, strict=True))
+                    ordered = [p for _, p in pairs]
+                    scores[split][lang] = task.score(ordered, es.features)
+        engine.module.train()
+        ev = Evaluation(
+            step=step,
+            epoch=step * opt.batch_size / len(train_features),
+            loss=loss,
+            phase=state.phase,
+            phi=state.phi,
+            multipliers=set_multipliers(policy, mults),
+            scores=scores,
+            metric=task.metric,
+            source_lang=config.source_lang,
+            target_langs=list(config.target_langs),
+            elapsed_s=time.perf_counter() - t0,
+            total_steps=total,
+            is_final=final,
+        )
+        summary.evaluations.append(ev)
+        if rank == 0 and reporter is not None:
+            reporter.report(ev)
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"{config.name} [{config.policy.name}]", unit="step")
+    engine.module.train()
+    if config.eval.at_start:
+        evaluate(0, None, final=False)
+    stream = _batches(len(train_features), opt.batch_size, config.seed)
+    loss_sum, loss_n = 0.0, 0
+    for step in range(1, total + 1):
+        idx = next(stream)[rank::world]
+        step_loss = torch.zeros((), dtype=torch.float32)
+        for a in range(opt.grad_accum):
+            feats = [train_features[i] for i in idx[a * micro : (a + 1) * micro]]
+            batch = {k: v.to(device) for k, v in task.collate(feats, pad_id).items()}
+            loss = engine(**batch).loss
+            engine.backward(loss)
+            step_loss += loss.detach().float().cpu() / opt.grad_accum
+            if a < opt.grad_accum - 1:
+                engine.step()
+        if world > 1:
+            dist.all_reduce(step_loss)
+            step_loss /= world
+        value = float(step_loss)
+        if not math.isfinite(value):
+            raise TrainingDiverged(f"the training loss is {value} at step {step}")
+        state = tracker.update(value)
+        mults = policy.multipliers(state)
+        base = opt.lr * scheduled_lr_factor(step, warmup, total)
+        for pg, unit in zip(param_groups, group_units, strict=True):
+            pg["lr"] = base * mults[unit]
+        engine.step()
+        loss_sum += value
+        loss_n += 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}", phase=state.phase, refresh=False)
+        if step % config.eval.every_steps == 0 or step == total:
+            evaluate(step, loss_sum / loss_n, final=step == total)
+            loss_sum, loss_n = 0.0, 0
+    if bar is not None:
+        bar.close()
+    return summary

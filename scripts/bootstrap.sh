@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create .venv and install fsf with its pinned stack (CPU torch 2.13.0 first, so that no
+# CUDA build is pulled in). Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip >/dev/null
+python -m pip install -q "torch==2.13.0"
+python -m pip install -q -e ".[dev]" "torch==2.13.0"
+# The CPU accelerator of DeepSpeed compiles a small op on first use; do it once here.
+export DS_ACCELERATOR=cpu
+python - <<'PY' >/dev/null 2>&1 || true
+import deepspeed.comm  # noqa: F401
+PY
+echo "fsf installed in .venv ($(python -c 'import fsf; print(fsf.__version__)'))"

@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny randomly initialised encoders and hub-shaped datasets on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("DS_ACCELERATOR", "cpu")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from fsf.testing import pair_dataset, tiny_model
+
+    root = tmp_path_factory.mktemp("assets")
+    return {
+        "xlmr": tiny_model(root / "xlmr", "xlmr", layers=2),
+        "bert": tiny_model(root / "bert", "bert", layers=2),
+        "pawsx": pair_dataset(root / "pawsx", "pawsx"),
+        "xnli": pair_dataset(root / "xnli", "xnli", seed=1),
+    }
+
+
+@pytest.fixture()
+def run_config(assets: dict[str, Path], tmp_path: Path):
+    """A factory of small, valid run configs on the tiny XLM-R and PAWS-X-shaped data."""
+    from fsf.config import apply_overrides, validate_run_config
+
+    def make(**overrides: object):
+        base = {
+            "name": "t",
+            "model": {"name": str(assets["xlmr"])},
+            "task": {"name": "pawsx", "dataset": str(assets["pawsx"])},
+            "source_lang": "en",
+            "target_langs": ["de", "fr"],
+            "optim": {"max_steps": 6, "batch_size": 8, "lr": 1e-3},
+            "eval": {"every_steps": 3, "batch_size": 32},
+            "output_dir": str(tmp_path / "runs"),
+        }
+        return validate_run_config(apply_overrides(base, list(overrides.items())))
+
+    return make
