@@ -193,7 +193,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[tuple[str, Any]]) -> d
 def validate_run_config(data: Any, source: str | None = None, prefix: str = "") -> RunConfig:
     """Build a RunConfig, raising one ConfigError that lists every problem."""
     if not isinstance(data, dict):
-        raise ConfigError([Problem(prefix, "expected a mapping of run settings", data, True)], source)
+        raise ConfigError(
+            [Problem(prefix, "expected a mapping of run settings", data, True)], source
+        )
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
@@ -216,6 +218,8 @@ def load_run_config(path: str | Path | None, overrides: list[str] | None = None)
             raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
     if overrides:
         if not isinstance(data, dict):
-            raise ConfigError([Problem("", "expected a mapping of run settings", data, True)], source)
+            raise ConfigError(
+                [Problem("", "expected a mapping of run settings", data, True)], source
+            )
         data = apply_overrides(data, parse_overrides(overrides))
     return validate_run_config(data, source)

@@ -64,7 +64,7 @@ def _loc_to_path(loc: tuple[Any, ...], prefix: str = "") -> str:
                 parts[-1] = f"{parts[-1]}[{item}]"
             else:
                 parts.append(f"[{item}]")
-        elif isinstance(item, str) and item.startswith("function-") or item in (
+        elif (isinstance(item, str) and item.startswith("function-")) or item in (
             "tagged-union",
             "union",
         ):

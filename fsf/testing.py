@@ -158,9 +158,7 @@ def pair_dataset(
                 )
         configs.append(
             f"- config_name: {lang}\n  data_files:\n"
-            + "".join(
-                f"  - split: {s}\n    path: {lang}/{s}.{file_format}\n" for s in split_names
-            )
+            + "".join(f"  - split: {s}\n    path: {lang}/{s}.{file_format}\n" for s in split_names)
         )
     if layout == "hub":
         (root / "README.md").write_text("---\nconfigs:\n" + "".join(configs) + "---\n")

@@ -47,7 +47,7 @@ class BasePolicy(ABC):
     def prepare(
         self, model: torch.nn.Module, param_map: ParameterMap, generator: torch.Generator
     ) -> None:
-        """Change weights before training (default: nothing)."""
+        """Change weights before training (default: nothing)."""  # noqa: B027
 
     @abstractmethod
     def multipliers(self, state: PhaseState) -> dict[Unit, float]:

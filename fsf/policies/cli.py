@@ -1,8 +1,8 @@
 """`fsf-policy`: see exactly what a policy does, iteration by iteration.
 
-    fsf-policy list
-    fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]
-                       [--set c1=0.1 --set sets.s1=1-8 ...] [--format json|table]
+fsf-policy list
+fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]
+                   [--set c1=0.1 --set sets.s1=1-8 ...] [--format json|table]
 """
 
 from __future__ import annotations
@@ -31,8 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--layers", type=int, required=True, help="encoder depth L")
     e.add_argument("--losses", help="file with one training loss per line (iteration 1, 2, ...)")
     e.add_argument("--steps", type=int, help="iterations to show (default: number of losses)")
-    e.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="policy setting, e.g. c1=0.1, switch=step, switch_step=50, sets.s1=1-8")
+    e.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="policy setting, e.g. c1=0.1, switch=step, switch_step=50, sets.s1=1-8",
+    )
     e.add_argument("--no-policy-iv", action="store_true", help="as on NER: Policy IV off")
     e.add_argument("--format", choices=("json", "table"), default="table")
     return p
@@ -42,7 +47,9 @@ def _read_losses(path: str) -> list[float]:
     try:
         lines = Path(path).read_text().split()
     except OSError as exc:
-        raise ConfigError([Problem("--losses", f"cannot read: {exc.strerror}", path, True)]) from None
+        raise ConfigError(
+            [Problem("--losses", f"cannot read: {exc.strerror}", path, True)]
+        ) from None
     bad = []
     out = []
     for i, item in enumerate(lines, 1):
@@ -76,14 +83,18 @@ def _explain(args: argparse.Namespace) -> int:
     losses = _read_losses(args.losses) if args.losses else None
     if losses is not None and args.steps is not None and args.steps > len(losses):
         problems.append(
-            Problem("--steps", f"exceeds the {len(losses)} losses in {args.losses}", args.steps, True)
+            Problem(
+                "--steps", f"exceeds the {len(losses)} losses in {args.losses}", args.steps, True
+            )
         )
     if problems:
         raise ConfigError(problems)
     assert config is not None
     records = explain(config, args.layers, losses, args.steps, policy_iv=not args.no_policy_iv)
     if args.format == "json":
-        json.dump([{k: v for k, v in r.items() if k != "set_multipliers"} for r in records], sys.stdout)
+        json.dump(
+            [{k: v for k, v in r.items() if k != "set_multipliers"} for r in records], sys.stdout
+        )
         sys.stdout.write("\n")
         return 0
     described = config.sets.resolve(args.layers).describe()

@@ -79,12 +79,24 @@ _REGISTRY: dict[str, type[BasePolicy]] = {
         _rule_policy("fs", "Fine-tuning slow: Policies I and II.", _I, _II),
         _rule_policy("ff", "Fine-tuning fast: Policies III and IV.", _III, _IV),
         _rule_policy("fsf", "Fine-tuning slow and fast: Policies I-IV.", _I, _II, _III, _IV),
-        _rule_policy("only-s1", "Ablation: slow policies on S_I only.", _I, Rule("II", "S_I"), _III, _IV),
-        _rule_policy("only-s2", "Ablation: slow policies on S_II only.", Rule("I", "S_II"), _II, _III, _IV),
-        _rule_policy("swap-s", "Ablation: S_II <-> S_I.", Rule("I", "S_II"), Rule("II", "S_I"), _III, _IV),
-        _rule_policy("only-v1", "Ablation: fast policies on V_I only.", _I, _II, _III, Rule("IV", "V_I")),
-        _rule_policy("only-v2", "Ablation: fast policies on V_II only.", _I, _II, Rule("III", "V_II"), _IV),
-        _rule_policy("swap-v", "Ablation: V_II <-> V_I.", _I, _II, Rule("III", "V_II"), Rule("IV", "V_I")),
+        _rule_policy(
+            "only-s1", "Ablation: slow policies on S_I only.", _I, Rule("II", "S_I"), _III, _IV
+        ),
+        _rule_policy(
+            "only-s2", "Ablation: slow policies on S_II only.", Rule("I", "S_II"), _II, _III, _IV
+        ),
+        _rule_policy(
+            "swap-s", "Ablation: S_II <-> S_I.", Rule("I", "S_II"), Rule("II", "S_I"), _III, _IV
+        ),
+        _rule_policy(
+            "only-v1", "Ablation: fast policies on V_I only.", _I, _II, _III, Rule("IV", "V_I")
+        ),
+        _rule_policy(
+            "only-v2", "Ablation: fast policies on V_II only.", _I, _II, Rule("III", "V_II"), _IV
+        ),
+        _rule_policy(
+            "swap-v", "Ablation: V_II <-> V_I.", _I, _II, Rule("III", "V_II"), Rule("IV", "V_I")
+        ),
     )
 }
 
@@ -97,9 +109,7 @@ def policy_class(name: str) -> type[BasePolicy]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise FsfError(
-            f"unknown policy {name!r}; choose one of: {', '.join(_REGISTRY)}"
-        ) from None
+        raise FsfError(f"unknown policy {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
 
 
 def build_policy(config: PolicyConfig, sets: WeightSets, policy_iv: bool = True) -> BasePolicy:

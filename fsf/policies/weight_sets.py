@@ -120,11 +120,17 @@ class ParameterMap:
 
 
 def map_parameters(
-    names: Iterable[str], patterns: ArchitecturePatterns | None = None, num_layers: int | None = None
+    names: Iterable[str],
+    patterns: ArchitecturePatterns | None = None,
+    num_layers: int | None = None,
 ) -> ParameterMap:
     """Place every parameter name in a unit; raise `UnmappableModelError` listing the misfits."""
     pat = patterns or ArchitecturePatterns()
-    layer_re, attn_re, ffn_re = re.compile(pat.layer), re.compile(pat.attention), re.compile(pat.ffn)
+    layer_re, attn_re, ffn_re = (
+        re.compile(pat.layer),
+        re.compile(pat.attention),
+        re.compile(pat.ffn),
+    )
     emb_re, head_re = re.compile(pat.embeddings), re.compile(pat.head)
     units: dict[str, Unit] = {}
     bad: list[str] = []
@@ -177,8 +183,10 @@ class LayerRange(BaseModel):
                 raise ValueError("expected a layer range such as '1-10', '12' or 'none'")
             first = int(m.group(1))
             return cls(first=first, last=int(m.group(2) or first))
-        if isinstance(value, (list, tuple)) and len(value) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+        if (
+            isinstance(value, (list, tuple))
+            and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
         ):
             return cls(first=value[0], last=value[1])
         if isinstance(value, dict) and set(value) == {"first", "last"}:
@@ -222,10 +230,10 @@ class WeightSetsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    s1: LayerRange | None | Literal["default"] = "default"
-    s2: LayerRange | None | Literal["default"] = "default"
-    v1: LayerRange | None | Literal["default"] = "default"
-    v2: LayerRange | None | Literal["default"] = "default"
+    s1: LayerRange | Literal["default"] | None = "default"
+    s2: LayerRange | Literal["default"] | None = "default"
+    v1: LayerRange | Literal["default"] | None = "default"
+    v2: LayerRange | Literal["default"] | None = "default"
     s2_kinds: tuple[Kind, ...] = ("ffn",)
     v2_kinds: tuple[Kind, ...] = ("attention",)
 

@@ -123,8 +123,11 @@ class TrialInfo:
     ):
         p = config.policy
         switch_point = (
-            float(p.switch_step) if p.switch == "step" and p.switch_step is not None
-            else p.switch_fraction if p.switch == "fraction" else None
+            float(p.switch_step)
+            if p.switch == "step" and p.switch_step is not None
+            else p.switch_fraction
+            if p.switch == "fraction"
+            else None
         )
         self.columns: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,

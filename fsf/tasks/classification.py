@@ -38,7 +38,9 @@ class ClassificationTask(Task):
             raise ConfigError(problems)
 
     def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
-        missing = [f for f in (*self.fields, self.config.label_field) if examples and f not in examples[0]]
+        missing = [
+            f for f in (*self.fields, self.config.label_field) if examples and f not in examples[0]
+        ]
         if missing:
             raise ConfigError(
                 [

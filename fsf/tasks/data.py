@@ -66,7 +66,7 @@ def _load(dataset: str, lang: str, split: str) -> tuple[dict[str, Any], ...]:
         raise
     except ValueError as exc:
         text = str(exc)
-        if "BuilderConfig" in text or "config" in text.lower() and lang in text:
+        if "BuilderConfig" in text or ("config" in text.lower() and lang in text):
             raise DataError(
                 f"dataset {dataset!r} has no language {lang!r} ({_short(text)}); check "
                 "source_lang / target_langs"
@@ -76,7 +76,9 @@ def _load(dataset: str, lang: str, split: str) -> tuple[dict[str, Any], ...]:
                 f"dataset {dataset!r} ({lang}) has no split {split!r} ({_short(text)}); "
                 "check task.splits"
             ) from None
-        raise DataError(f"cannot load dataset {dataset!r} ({lang}, {split}): {_short(text)}") from None
+        raise DataError(
+            f"cannot load dataset {dataset!r} ({lang}, {split}): {_short(text)}"
+        ) from None
     except (FileNotFoundError, ConnectionError, OSError) as exc:
         offline = " (this machine is offline: use a local copy)" if _offline() else ""
         raise DataError(
@@ -91,7 +93,9 @@ def _load(dataset: str, lang: str, split: str) -> tuple[dict[str, Any], ...]:
 
 
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    return (
+        os.environ.get("HF_HUB_OFFLINE", "") == "1" or os.environ.get("HF_DATASETS_OFFLINE") == "1"
+    )
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -23,8 +23,13 @@ __all__ = ["main", "print_summary"]
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fsf-train", description=__doc__.split("\n\n")[0])
     p.add_argument("--config", help="run config YAML (default: the embedded synthetic benchmark)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. policy.name=fsf, optim.lr=1e-3")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. policy.name=fsf, optim.lr=1e-3",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     return p
@@ -42,7 +47,13 @@ def print_summary(summary: RunSummary, title: str = "") -> None:
         (f"test @ {final.step}", final, "test"),
     ]
     if by_src is not None:
-        cols.append((f"test @ {by_src.step}\n(best en dev)".replace("en", final.source_lang, 1), by_src, "test"))
+        cols.append(
+            (
+                f"test @ {by_src.step}\n(best en dev)".replace("en", final.source_lang, 1),
+                by_src,
+                "test",
+            )
+        )
     if by_all is not None:
         cols.append((f"test @ {by_all.step}\n(best all-dev, oracle)", by_all, "test"))
     cols = [c for c in cols if c[1] is not None and c[2] in c[1].scores]

@@ -99,8 +99,14 @@ def test_noisytune_perturbs_pretrained_weights_not_the_head():
     from fsf.policies import map_parameters
 
     model = XLMRobertaForSequenceClassification(
-        XLMRobertaConfig(vocab_size=50, hidden_size=8, num_hidden_layers=2,
-                         num_attention_heads=2, intermediate_size=16, max_position_embeddings=20)
+        XLMRobertaConfig(
+            vocab_size=50,
+            hidden_size=8,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=16,
+            max_position_embeddings=20,
+        )
     )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     pmap = map_parameters(before, num_layers=2)

@@ -21,14 +21,25 @@ from fsf.policies import (
 
 
 def _xlmr(layers: int):
-    cfg = XLMRobertaConfig(vocab_size=50, hidden_size=8, num_hidden_layers=layers,
-                           num_attention_heads=2, intermediate_size=16, max_position_embeddings=20)
+    cfg = XLMRobertaConfig(
+        vocab_size=50,
+        hidden_size=8,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=20,
+    )
     return XLMRobertaForSequenceClassification(cfg)
 
 
 def _bert(layers: int):
-    cfg = BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=layers,
-                     num_attention_heads=2, intermediate_size=16)
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=8,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=16,
+    )
     return BertForSequenceClassification(cfg)
 
 
@@ -36,15 +47,20 @@ def _bert(layers: int):
 @pytest.mark.parametrize("layers", [1, 12, 24])
 def test_every_parameter_is_placed(build, layers):
     model = build(layers)
-    pmap = map_parameters([n for n, _ in model.named_parameters()],
-                          num_layers=model.config.num_hidden_layers)
+    pmap = map_parameters(
+        [n for n, _ in model.named_parameters()], num_layers=model.config.num_hidden_layers
+    )
     assert pmap.num_layers == layers
     prefix = "roberta" if build is _xlmr else "bert"
     u = pmap.units
     for i in range(layers):
         lay = f"{prefix}.encoder.layer.{i}"
-        for name in ("attention.self.query.weight", "attention.self.value.bias",
-                     "attention.output.dense.weight", "attention.output.LayerNorm.weight"):
+        for name in (
+            "attention.self.query.weight",
+            "attention.self.value.bias",
+            "attention.output.dense.weight",
+            "attention.output.LayerNorm.weight",
+        ):
             assert u[f"{lay}.{name}"] == Unit(i + 1, "attention")
         for name in ("intermediate.dense.weight", "output.dense.weight", "output.LayerNorm.bias"):
             assert u[f"{lay}.{name}"] == Unit(i + 1, "ffn")
@@ -77,8 +93,13 @@ def test_unmappable_model_lists_the_names_and_custom_patterns_fix_it():
 
 @pytest.mark.parametrize(
     ("layers", "s1", "s2", "v"),
-    [(12, (1, 10), (1, 4), (11, 12)), (24, (1, 20), (1, 8), (21, 24)),
-     (6, (1, 5), (1, 2), (6, 6)), (4, (1, 3), (1, 1), (4, 4)), (2, (1, 1), (1, 1), (2, 2))],
+    [
+        (12, (1, 10), (1, 4), (11, 12)),
+        (24, (1, 20), (1, 8), (21, 24)),
+        (6, (1, 5), (1, 2), (6, 6)),
+        (4, (1, 3), (1, 1), (4, 4)),
+        (2, (1, 1), (1, 1), (2, 2)),
+    ],
 )
 def test_default_ranges_scale_with_depth(layers, s1, s2, v):
     r = default_ranges(layers)

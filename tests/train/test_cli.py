@@ -1,0 +1,87 @@
+"""`fsf-train`: a run end to end, and bad input that must fail cleanly (exit code, no traceback)."""
+
+from __future__ import annotations
+
+import pyarrow.dataset as ds
+import pytest
+
+from fsf.testing import tiny_tokenizer
+from fsf.train.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _args(assets, tmp_path, *extra):
+    return [
+        "--no-progress",
+        "--set",
+        f"model.name={assets['xlmr']}",
+        "--set",
+        f"task.dataset={assets['pawsx']}",
+        "--set",
+        "target_langs=[de, fr]",
+        "--set",
+        "optim.max_steps=4",
+        "--set",
+        "optim.batch_size=8",
+        "--set",
+        "eval.every_steps=2",
+        "--set",
+        f"output_dir={tmp_path}",
+        *extra,
+    ]
+
+
+def test_run_writes_rows_and_prints_a_table(assets, tmp_path, capsys):
+    assert main(_args(assets, tmp_path, "--set", "name=demo")) == 0
+    out = capsys.readouterr().out
+    assert "target mean" in out and "gap" in out and "fr" in out
+    table = ds.dataset(tmp_path / "demo" / "results", partitioning="hive").to_table()
+    # 3 evaluations x 2 splits x 3 languages x 1 metric
+    assert table.num_rows == 18
+    assert set(table.column("status").to_pylist()) == {"completed"}
+
+
+def _unmappable_model(path):
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    tok = tiny_tokenizer(path)
+    GPT2ForSequenceClassification(
+        GPT2Config(
+            n_layer=2, n_embd=8, n_head=2, vocab_size=len(tok), pad_token_id=tok.pad_token_id
+        )
+    ).save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--set", "policy.name=slowfast"], ["policy.name", "unknown policy", "fsf"]),
+        (["--set", "policy.c1=1.0"], ["policy.c1", "0 <= c1 < 1"]),
+        (["--set", "policy.c2=0.5"], ["policy.c2", "> 1"]),
+        (["--set", "policy.sets.s1=1-5"], ["policy.sets.s1", "1-5", "within 1..2"]),
+        (["--set", "target_langs=[de, sw]"], ["'sw'", "target_langs"]),
+        (
+            ["--set", "optim.lr=-1", "--set", "optim.batchsize=3"],
+            ["optim.lr", "optim.batchsize", "2 problems"],
+        ),
+        (["--config", "/nonexistent.yaml"], ["cannot read"]),
+        (["--set", "noequals"], ["key=value"]),
+    ],
+)
+def test_bad_input_fails_cleanly(assets, tmp_path, capsys, extra, needles):
+    code = main(_args(assets, tmp_path, *extra))
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err
+
+
+def test_unmappable_architecture(assets, tmp_path, capsys):
+    path = _unmappable_model(tmp_path / "gpt2")
+    code = main(_args(assets, tmp_path, "--set", f"model.name={path}"))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "transformer.h.0.attn.c_attn.weight" in err and "model.patterns" in err
