@@ -47,7 +47,7 @@ class BasePolicy(ABC):
     def prepare(
         self, model: torch.nn.Module, param_map: ParameterMap, generator: torch.Generator
     ) -> None:
-        """Change weights before training (default: nothing)."""  # noqa: B027
+        """Change weights before training (default: nothing)."""
 
     @abstractmethod
     def multipliers(self, state: PhaseState) -> dict[Unit, float]:
