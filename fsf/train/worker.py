@@ -231,13 +231,18 @@ def train(
     reporter: Reporter | None = None,
     *,
     progress: bool = False,
+    all_ranks_report: bool = False,
 ) -> RunSummary:
     """Fine-tune `config.model` on the source language with `config.policy`; evaluate every
     language every `config.eval.every_steps` updates and at the end; report each evaluation
-    to `reporter` (rank 0 only). Returns the summary (on every rank)."""
+    to `reporter`: on rank 0 only, or on every rank with `all_ranks_report` (for collective
+    reporters such as Ray Train's). Every rank computes the same scores. Returns the summary
+    (on every rank)."""
     _quiet_libraries()
     cuda = _use_cuda(config)
     rank, world = _process_group(cuda)
+    if rank != 0 and not all_ranks_report:
+        reporter = None
     return _train(config, reporter, progress and rank == 0, rank, world, cuda)
 
 
@@ -336,7 +341,7 @@ def _train(
             is_final=final,
         )
         summary.evaluations.append(ev)
-        if rank == 0 and reporter is not None:
+        if reporter is not None:
             reporter.report(ev)
 
     bar = None

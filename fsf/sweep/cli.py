@@ -1,0 +1,150 @@
+"""`fsf-sweep`: run, validate, resume and query sweeps.
+
+    fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR] [--address ADDR]
+              [--num-trials N] [--max-concurrent N] [--resume]
+    fsf-sweep validate --space FILE
+    fsf-sweep resume DIR
+    fsf-sweep best --sweep DIR --lang L | --per-language
+    fsf-sweep show DIR | export DIR --to FILE | report DIR | compact DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fsf._cli import run_main
+from fsf.errors import FsfError
+
+__all__ = ["main"]
+
+
+def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--space", required=required, help="search-space YAML (see sweeps/)")
+    p.add_argument("--name", help="sweep name (default: the space's `name`)")
+    p.add_argument("--storage-path", help="folder holding sweeps (default: the space's storage.path)")
+    p.add_argument("--address", help="Ray cluster to join: auto, or ray://host:10001")
+    p.add_argument("--num-trials", type=int, help="override search.num_trials")
+    p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from fsf.results import cli as results_cli
+
+    p = argparse.ArgumentParser(
+        prog="fsf-sweep",
+        description="Search FSF policies with Ray Tune + Optuna; query the results.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    _add_run_args(p, required=False)
+    sub = p.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run a sweep (the default command)")
+    _add_run_args(run, required=True)
+    val = sub.add_parser("validate", help="check a space file; exit 2 listing every problem")
+    val.add_argument("--space", required=True)
+    res = sub.add_parser("resume", help="continue the interrupted sweep in DIR")
+    res.add_argument("dir")
+    res.add_argument("--address")
+    res.add_argument("--no-progress", action="store_true")
+    res.add_argument("--num-cpus", type=int)
+    results_cli.register(sub)
+    return p
+
+
+def _run(args: argparse.Namespace) -> int:
+    from fsf.sweep.space import load_space
+    from fsf.sweep.tune import run_sweep
+
+    problems = []
+    if args.num_trials is not None and args.num_trials < 1:
+        problems.append(f"--num-trials must be >= 1, got {args.num_trials}")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        problems.append(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if problems:
+        raise _UsageError("; ".join(problems))
+    spec = load_space(args.space)
+    outcome = run_sweep(
+        spec,
+        name=args.name,
+        storage_path=args.storage_path,
+        address=args.address,
+        num_trials=args.num_trials,
+        max_concurrent=args.max_concurrent,
+        resume=args.resume,
+        progress=not args.no_progress,
+        num_cpus=args.num_cpus,
+    )
+    return _finish(outcome)
+
+
+def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
+    from fsf.results import cli as results_cli
+
+    done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
+    print(f"\nsweep finished: {outcome.num_trials} trials ({done})")
+    for trial_id, reason in sorted(outcome.errors.items()):
+        print(f"  trial {trial_id} failed: {reason}")
+    if outcome.results_dir.exists():
+        results_cli.print_best_per_language(outcome.sweep_dir)
+    print(f"results: {outcome.results_dir}")
+    print(f"query:   fsf-sweep best --sweep {outcome.sweep_dir} --per-language")
+    print(f"report:  fsf-sweep report {outcome.sweep_dir}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from fsf.sweep.space import load_space
+    from fsf.sweep.tune import run_sweep
+
+    sweep_dir = Path(args.dir)
+    space = sweep_dir / "space.yaml"
+    if not space.is_file():
+        raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
+    spec = load_space(space)
+    outcome = run_sweep(
+        spec,
+        name=sweep_dir.resolve().name,
+        storage_path=str(sweep_dir.resolve().parent),
+        address=args.address,
+        resume=True,
+        progress=not args.no_progress,
+        num_cpus=args.num_cpus,
+    )
+    return _finish(outcome)
+
+
+class _UsageError(FsfError):
+    exit_code = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        if args.command == "validate":
+            from fsf.sweep.space import load_space
+
+            spec = load_space(args.space)
+            n = len(spec.search.parameters)
+            print(f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher})")
+            return 0
+        if args.command == "resume":
+            return _resume(args)
+        if args.command in (None, "run"):
+            if not args.space:
+                parser.print_usage(sys.stderr)
+                raise _UsageError("give --space FILE (e.g. sweeps/policies.yaml)")
+            return _run(args)
+        return int(args.handler(args))
+
+    return run_main(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""A concise live view of a sweep: one progress bar with trials done/running/failed and the
+best objective so far, instead of Ray Tune's wall of logs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ray.tune import Callback
+
+__all__ = ["ProgressCallback"]
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1][:500] if lines else "unknown error"
+
+
+class ProgressCallback(Callback):
+    """Counts trials and remembers why failed trials failed (`errors[trial_id]`)."""
+
+    def __init__(self, total: int, objective: Any, enabled: bool = True):
+        self.total = total
+        self.metric = objective.metric
+        self.sign = 1.0 if objective.mode == "max" else -1.0
+        self.best = -math.inf
+        self.running: set[str] = set()
+        self.done = 0
+        self.failed = 0
+        self.errors: dict[str, str] = {}
+        self._bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, desc="trials", unit="trial", dynamic_ncols=True)
+
+    def _refresh(self) -> None:
+        if self._bar is None:
+            return
+        best = "-" if self.best == -math.inf else f"{self.sign * self.best:.4f}"
+        self._bar.set_postfix_str(
+            f"running={len(self.running)} failed={self.failed} best {self.metric}={best}"
+        )
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.running.add(trial.trial_id)
+        self._refresh()
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        value = result.get(self.metric)
+        if isinstance(value, (int, float)) and not math.isnan(value):
+            self.best = max(self.best, self.sign * value)
+        self._refresh()
+
+    def _finished(self, trial: Any) -> None:
+        self.running.discard(trial.trial_id)
+        self.done += 1
+        if self._bar is not None:
+            self._bar.update(1)
+        self._refresh()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._finished(trial)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.failed += 1
+        try:
+            self.errors[trial.trial_id] = _last_line(trial.get_error())
+        except Exception:
+            self.errors[trial.trial_id] = "trial failed"
+        self._finished(trial)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()

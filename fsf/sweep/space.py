@@ -1,0 +1,335 @@
+"""Search spaces: YAML -> a typed, validated `SweepSpec` -> an Optuna define-by-run function.
+
+A space file has a `base` run config (any `fsf-train` config) and a `search` section:
+
+    name: policies
+    base: {model: {name: synthetic}, optim: {max_steps: 300}, ...}
+    search:
+      parameters:
+        policy.name: {type: categorical, values: [df, fs, ff, fsf]}
+        policy.c1: {type: float, low: 0.001, high: 0.5, log: true,
+                    when: {policy.name: [fs, fsf]}}
+      objective: [{metric: dev_target_mean, mode: max}]
+      searcher: tpe
+      scheduler: {type: asha, grace_period: 100, reduction_factor: 2}
+      num_trials: 16
+      max_concurrent: 2
+      resources: {cpus: 1, gpus: 0, workers: 1}
+      seeds: [0]
+    storage: {path: fsf-runs}
+
+Parameters are sampled in the order they are written; a `when` condition may only name a
+parameter written before it, so the define-by-run function can decide as it goes.
+`validate_space` reports every problem of a file at once, each with its path in the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fsf.config import RunConfig, apply_overrides, validate_run_config
+from fsf.errors import ConfigError, Problem, problems_from_pydantic
+
+if TYPE_CHECKING:
+    import optuna
+
+__all__ = [
+    "Objective",
+    "Parameter",
+    "SchedulerSpec",
+    "SearchSpec",
+    "SweepSpec",
+    "define_by_run",
+    "grid_points",
+    "load_space",
+    "reported_metrics",
+    "trial_run_config",
+    "trial_workers",
+    "validate_space",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Parameter(_Strict):
+    """One searched config key. `when` maps earlier parameters to the values under which this
+    one is sampled (all must hold); otherwise the base config's value stays."""
+
+    type: Literal["categorical", "int", "float"]
+    values: list[Any] | None = Field(None, description="categorical: the choices")
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0, description="int/float: quantisation step")
+    grid: list[Any] | None = Field(None, description="the values the grid searcher tries")
+    when: dict[str, list[Any]] = Field(default_factory=dict)
+
+
+class Objective(_Strict):
+    metric: str = "dev_target_mean"
+    mode: Literal["max", "min"] = "max"
+
+
+class SchedulerSpec(_Strict):
+    """ASHA early stopping on the (single) objective; times are optimizer steps."""
+
+    type: Literal["asha", "none"] = "none"
+    grace_period: int = Field(1, ge=1, description="steps before a trial can be stopped")
+    max_t: int | None = Field(None, ge=1, description="default: max_steps x number of seeds")
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class Resources(_Strict):
+    cpus: float = Field(1.0, gt=0, description="CPUs per trial (per worker when workers > 1)")
+    gpus: float = Field(0.0, ge=0, description="GPUs per trial (per worker when workers > 1)")
+    workers: int = Field(1, ge=1, description="DeepSpeed ranks per trial (Ray Train workers)")
+
+
+class SearchSpec(_Strict):
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    objective: list[Objective] = Field(default_factory=lambda: [Objective()])
+    searcher: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
+    searcher_seed: int = 0
+    scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    num_trials: int = Field(16, ge=1, description="ignored by grid: one trial per grid point")
+    max_concurrent: int = Field(1, ge=1)
+    resources: Resources = Field(default_factory=Resources)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    max_failures: int = Field(0, ge=0, description="retries of a failed trial")
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+
+class Storage(_Strict):
+    path: str = Field("fsf-runs", description="folder (or URI) holding one folder per sweep")
+    optuna: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the sweep")
+
+
+class SweepSpec(_Strict):
+    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    base: dict[str, Any] = Field(default_factory=dict)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    storage: Storage = Field(default_factory=Storage)
+
+    def base_config(self) -> RunConfig:
+        return validate_run_config(self.base, prefix="base")
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.search.objective) > 1
+
+
+def reported_metrics(config: RunConfig) -> list[str]:
+    """The scalars every trial reports to Tune, hence the valid objective metrics."""
+    names = ["train_loss"]
+    for split in config.eval.splits:
+        names += [f"{split}_{k}" for k in ("source", "target_mean", "all_mean", "gap")]
+    return names
+
+
+def _condition_holds(when: dict[str, list[Any]], chosen: dict[str, Any]) -> bool:
+    return all(key in chosen and chosen[key] in values for key, values in when.items())
+
+
+class _DefineByRun:
+    """A picklable define-by-run function (Tune checkpoints the searcher with pickle)."""
+
+    def __init__(self, parameters: dict[str, Parameter]):
+        self.parameters = parameters
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        chosen: dict[str, Any] = {}
+        for key, p in self.parameters.items():
+            if not _condition_holds(p.when, chosen):
+                continue
+            if p.type == "categorical":
+                chosen[key] = trial.suggest_categorical(key, p.values)  # type: ignore[arg-type]
+            elif p.type == "int":
+                chosen[key] = trial.suggest_int(
+                    key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log  # type: ignore[arg-type]
+                )
+            else:
+                chosen[key] = trial.suggest_float(
+                    key, p.low, p.high, step=p.step, log=p.log  # type: ignore[arg-type]
+                )
+
+
+def define_by_run(spec: SweepSpec) -> _DefineByRun:
+    """The Optuna define-by-run function of the space: conditional parameters are only
+    suggested when their condition holds."""
+    return _DefineByRun(spec.search.parameters)
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every grid point, honouring conditions (a conditional parameter multiplies only the
+    points where its condition holds)."""
+    points: list[dict[str, Any]] = [{}]
+    for key, p in spec.search.parameters.items():
+        values = p.values if p.type == "categorical" else p.grid
+        assert values is not None
+        nxt = []
+        for point in points:
+            if _condition_holds(p.when, point):
+                nxt += [{**point, key: v} for v in values]
+            else:
+                nxt.append(point)
+        points = nxt
+    # identical points can arise when conditions drop keys; keep the first of each
+    seen, unique = set(), []
+    for point in points:
+        key = tuple(sorted((k, repr(v)) for k, v in point.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(point)
+    return unique
+
+
+RESOURCE_KEYS = ("resources.workers",)
+"""Searchable keys that are not run-config keys: how a trial is run, not what it trains."""
+
+
+def trial_workers(spec: SweepSpec, params: dict[str, Any]) -> int:
+    """DeepSpeed ranks of a trial: the searched `resources.workers`, else the space's."""
+    return int(params.get("resources.workers", spec.search.resources.workers))
+
+
+def trial_run_config(spec: SweepSpec, params: dict[str, Any], seed: int, name: str) -> RunConfig:
+    """The run config of one trial and seed: the base with the sampled values set."""
+    overrides = [(k, v) for k, v in params.items() if k not in RESOURCE_KEYS]
+    data = apply_overrides(spec.base, [*overrides, ("seed", seed), ("name", name)])
+    return validate_run_config(data, prefix="base")
+
+
+def _check_semantics(spec: SweepSpec) -> list[Problem]:
+    """Problems that need the whole spec: conditions, objectives, values vs. the run config."""
+    problems: list[Problem] = []
+    search = spec.search
+    try:
+        base = spec.base_config()
+    except ConfigError as exc:
+        return exc.problems
+    order = list(search.parameters)
+    for i, (key, p) in enumerate(search.parameters.items()):
+        path = f"search.parameters.{key}"
+        if p.type == "categorical":
+            if not p.values:
+                problems.append(Problem(f"{path}.values", "categorical needs a non-empty list", p.values, True))
+            for field in ("low", "high"):
+                if getattr(p, field) is not None:
+                    problems.append(Problem(f"{path}.{field}", "categorical takes `values`, not a range", getattr(p, field), True))
+        else:
+            if p.low is None or p.high is None:
+                problems.append(Problem(path, f"{p.type} needs `low` and `high`"))
+            elif p.low > p.high:
+                problems.append(Problem(f"{path}", f"empty range: low > high (low={p.low}, high={p.high})"))
+            elif p.log and p.low <= 0:
+                problems.append(Problem(f"{path}.low", "a log-scale range needs low > 0", p.low, True))
+            if p.type == "int" and any(
+                v is not None and float(v) != int(v) for v in (p.low, p.high, p.step)
+            ):
+                problems.append(Problem(path, "int parameters need integer low/high/step"))
+            if p.values is not None:
+                problems.append(Problem(f"{path}.values", f"{p.type} takes low/high, not values", p.values, True))
+            if search.searcher == "grid" and not p.grid:
+                problems.append(Problem(f"{path}.grid", "the grid searcher needs a `grid` list of values for int/float parameters"))
+        for cond_key, cond_values in p.when.items():
+            if cond_key not in search.parameters:
+                problems.append(Problem(f"{path}.when.{cond_key}", f"condition names an unknown parameter; known: {order}"))
+                continue
+            if order.index(cond_key) >= i:
+                problems.append(Problem(f"{path}.when.{cond_key}", "a condition may only name a parameter written before this one"))
+            cond = search.parameters[cond_key]
+            if cond.type == "categorical" and cond.values:
+                unknown = [v for v in cond_values if v not in cond.values]
+                if unknown:
+                    problems.append(Problem(f"{path}.when.{cond_key}", f"values {unknown} are not among {cond_key}'s values {cond.values}"))
+        if key in RESOURCE_KEYS:
+            values = p.values if p.type == "categorical" else [p.low, p.high]
+            bad = [v for v in values or [] if not isinstance(v, int) or v < 1]
+            if bad:
+                problems.append(Problem(path, "worker counts must be integers >= 1", bad, True))
+            continue
+        # every value the parameter can take must give a valid run config
+        samples = p.values if p.type == "categorical" else [p.low, p.high]
+        for value in samples or []:
+            if value is None:
+                continue
+            try:
+                validate_run_config(apply_overrides(spec.base, [(key, value)]), prefix="base")
+            except ConfigError as exc:
+                for prob in exc.problems:
+                    problems.append(Problem(path, f"value {value!r} gives an invalid run config: {prob}"))
+                break
+    valid_metrics = reported_metrics(base)
+    for j, obj in enumerate(search.objective):
+        if obj.metric not in valid_metrics:
+            problems.append(Problem(f"search.objective[{j}].metric", f"no trial reports this metric; choose one of {valid_metrics}", obj.metric, True))
+    multi = len(search.objective) > 1
+    if multi and search.scheduler.type == "asha":
+        problems.append(Problem("search.scheduler.type", "asha stops trials on a single objective; use `none` for multi-objective search", "asha", True))
+    if multi and search.searcher == "cmaes":
+        problems.append(Problem("search.searcher", "cmaes is single-objective; use nsga2 or tpe", "cmaes", True))
+    if not multi and search.searcher == "nsga2":
+        problems.append(Problem("search.searcher", "nsga2 is for several objectives; use tpe for one", "nsga2", True))
+    if search.scheduler.type == "asha" and search.scheduler.max_t is None and base.optim.max_steps is None:
+        problems.append(Problem("search.scheduler.max_t", "set max_t (in optimizer steps) or base.optim.max_steps"))
+    if len(set(search.seeds)) != len(search.seeds):
+        problems.append(Problem("search.seeds", "seeds must be distinct", search.seeds, True))
+    worker_counts = {search.resources.workers}
+    if "resources.workers" in search.parameters:
+        p = search.parameters["resources.workers"]
+        worker_counts = set(p.values or []) if p.type == "categorical" else {p.low, p.high}
+    for w in sorted(v for v in worker_counts if isinstance(v, (int, float)) and v >= 1):
+        if base.optim.batch_size % (int(w) * base.optim.grad_accum):
+            problems.append(Problem("search.resources.workers", f"base.optim.batch_size={base.optim.batch_size} must be a multiple of workers x grad_accum", int(w), True))
+    if search.searcher == "grid":
+        n = len(grid_points(spec)) if not problems else 0
+        if n > 10_000:
+            problems.append(Problem("search.parameters", f"the grid has {n} points; that is too many"))
+    return problems
+
+
+def validate_space(data: Any, source: str | None = None) -> SweepSpec:
+    """Build a SweepSpec from parsed YAML, raising one ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([Problem("", "a space file is a mapping with base/search/storage", data, True)], source)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from_pydantic(exc)
+        # still check the base run config, so its problems are listed too
+        base = data.get("base", {})
+        if isinstance(base, dict) and not any(p.path.startswith("base") for p in problems):
+            try:
+                validate_run_config(base, prefix="base")
+            except ConfigError as inner:
+                problems += inner.problems
+        raise ConfigError(problems, source) from None
+    problems = _check_semantics(spec)
+    if problems:
+        raise ConfigError(problems, source)
+    return spec
+
+
+def load_space(path: str | Path) -> SweepSpec:
+    """Read and validate a space file."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read file: {exc.strerror}")], source) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
+    return validate_space(data, source)

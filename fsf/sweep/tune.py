@@ -1,0 +1,448 @@
+"""Run a sweep with Ray Tune: OptunaSearch over the space, ASHA, DeepSpeed-backed trials.
+
+A trial is one sampled configuration trained with every seed of the space, one after the
+other. With `resources.workers == 1` the fsf worker runs inside the trial's own process (a
+one-rank DeepSpeed engine on a free port); with more, the trial is a driver that starts a Ray
+Train `TorchTrainer` whose workers are the DeepSpeed ranks (rank 0 reports to Tune and
+writes the rows). Each (trial, seed) writes one Parquet fragment under `<sweep>/results/`.
+
+The sweep folder `<storage>/<name>/` holds `space.yaml`, `sweep.json`, `results/`,
+`optuna.db` (the Optuna study, unless `storage.optuna` points elsewhere) and `tune/` (Ray
+Tune's experiment state, used by `--resume`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fsf.errors import FsfError
+from fsf.results import ParquetReporter, TrialInfo, atomic_write_table
+from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
+
+__all__ = ["SweepOutcome", "run_sweep", "sweep_dir_for"]
+
+log = logging.getLogger("fsf.sweep")
+TUNE_DIR = "tune"
+
+
+@dataclass
+class SweepOutcome:
+    """Where a sweep's results are, and how its trials ended."""
+
+    sweep_dir: Path
+    results_dir: Path
+    num_trials: int
+    statuses: dict[str, int]
+    errors: dict[str, str]
+
+
+def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -> Path:
+    root = storage_path or spec.storage.path
+    if "://" in root:
+        raise FsfError(
+            f"storage path {root!r}: only local or mounted shared folders (NFS, ...) are "
+            "supported for the results; mount the bucket and pass its mount point"
+        )
+    return (Path(root) / (name or spec.name)).resolve()
+
+
+# --------------------------------------------------------------------- inside a trial
+
+
+class _ObjectiveTracker:
+    """Turns evaluations into the scalars reported to Tune.
+
+    The objective metrics are averaged over the seeds run so far: the finished seeds' final
+    values plus the current seed's latest value. `progress_step` counts optimizer steps over
+    all seeds (ASHA's time attribute)."""
+
+    def __init__(self, metrics: list[str], seed_index: int, finished: list[dict[str, float]]):
+        self.metrics = metrics
+        self.seed_index = seed_index
+        self.finished = finished
+
+    def scalars(self, ev: Evaluation) -> dict[str, float]:
+        out = ev.scalars()
+        for m in self.metrics:
+            values = [f[m] for f in self.finished if m in f] + [out.get(m, math.nan)]
+            out[m] = sum(values) / len(values)
+            out[f"{m}_seed"] = ev.scalars().get(m, math.nan)
+        out["progress_step"] = self.seed_index * ev.total_steps + ev.step
+        out["seed_index"] = self.seed_index
+        out["is_final"] = ev.is_final
+        return out
+
+
+class _TuneReporter:
+    def __init__(self, tracker: _ObjectiveTracker):
+        self.tracker = tracker
+        self.last: dict[str, float] = {}
+
+    def report(self, evaluation: Evaluation) -> None:
+        from ray import tune
+
+        self.last = self.tracker.scalars(evaluation)
+        tune.report(self.last)
+
+
+class _TrainReporter:
+    """Reports from every Ray Train worker (Train V2 reports are collective)."""
+
+    def __init__(self, tracker: _ObjectiveTracker):
+        self.tracker = tracker
+
+    def report(self, evaluation: Evaluation) -> None:
+        import ray.train
+
+        ray.train.report(self.tracker.scalars(evaluation))
+
+
+def _set_threads(cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(cpus)))
+
+
+def _node() -> str:
+    try:
+        import ray
+
+        return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+    except Exception:
+        return socket.gethostname()
+
+
+def _trial_info(spec: SweepSpec, config: Any, trial_id: str, params: dict[str, Any]) -> TrialInfo:
+    from fsf.tasks import task_class
+
+    return TrialInfo(
+        config,
+        sweep=spec.name,
+        trial_id=trial_id,
+        params=params,
+        num_workers=trial_workers(spec, params),
+        node=_node(),
+        policy_iv=task_class(config.task.name).policy_iv_default,
+    )
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    """One Ray Train worker = one DeepSpeed rank of a multi-worker trial."""
+    import ray.train
+
+    from fsf.train.worker import train
+
+    spec = SweepSpec.model_validate(loop_config["spec"])
+    _set_threads(spec.search.resources.cpus)
+    config = trial_run_config(spec, loop_config["params"], loop_config["seed"], loop_config["trial_id"])
+    tracker = _ObjectiveTracker(
+        loop_config["metrics"], loop_config["seed_index"], loop_config["finished"]
+    )
+    reporters: list[Reporter] = [_TrainReporter(tracker)]
+    writer = None
+    if ray.train.get_context().get_world_rank() == 0:
+        info = _trial_info(spec, config, loop_config["trial_id"], loop_config["params"])
+        writer = ParquetReporter(loop_config["results_dir"], info)
+        reporters.insert(0, writer)
+    try:
+        train(config, CompositeReporter(*reporters), all_ranks_report=True)
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if writer is not None:
+        writer.finish("completed")
+
+
+def _run_distributed(
+    spec: SweepSpec, loop_config: dict[str, Any], sweep_dir: str
+) -> dict[str, float]:
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    res = spec.search.resources
+    per_worker = {"CPU": res.cpus}
+    if res.gpus:
+        per_worker["GPU"] = res.gpus
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=trial_workers(spec, loop_config["params"]), use_gpu=res.gpus > 0, resources_per_worker=per_worker
+        ),
+        torch_config=TorchConfig(backend="nccl" if res.gpus else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=f"{loop_config['trial_id']}-seed{loop_config['seed']}",
+            storage_path=str(Path(sweep_dir) / "train"),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    result = trainer.fit()
+    return dict(result.metrics or {})
+
+
+def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
+    """A Tune trial: one configuration, every seed of the space."""
+    from ray import tune
+
+    from fsf.train.worker import train
+
+    spec = SweepSpec.model_validate(spec_data)
+    trial_id = tune.get_context().get_trial_id()
+    results_dir = str(Path(sweep_dir) / "results")
+    metrics = [o.metric for o in spec.search.objective]
+    finished: list[dict[str, float]] = []
+    for index, seed in enumerate(spec.search.seeds):
+        if trial_workers(spec, params) > 1:
+            loop_config = {
+                "spec": spec_data,
+                "params": params,
+                "seed": seed,
+                "seed_index": index,
+                "trial_id": trial_id,
+                "metrics": metrics,
+                "finished": finished,
+                "results_dir": results_dir,
+            }
+            last = _run_distributed(spec, loop_config, sweep_dir)
+        else:
+            _set_threads(spec.search.resources.cpus)
+            config = trial_run_config(spec, params, seed, trial_id)
+            writer = ParquetReporter(results_dir, _trial_info(spec, config, trial_id, params))
+            tune_reporter = _TuneReporter(_ObjectiveTracker(metrics, index, finished))
+            try:
+                train(config, CompositeReporter(writer, tune_reporter))
+            except BaseException as exc:
+                writer.finish("failed", f"{type(exc).__name__}: {exc}")
+                raise
+            writer.finish("completed")
+            last = tune_reporter.last
+        finished.append({m: last.get(f"{m}_seed", math.nan) for m in metrics})
+
+
+# --------------------------------------------------------------------- the driver
+
+
+class _TrialResources:
+    """What a trial asks Ray for: its CPUs/GPUs when it trains in its own process; a sliver of
+    a CPU when it only drives Ray Train workers, which ask for their own resources."""
+
+    def __init__(self, spec: SweepSpec):
+        self.spec = spec
+
+    def __call__(self, params: dict[str, Any]):  # type: ignore[no-untyped-def]
+        from ray.tune import PlacementGroupFactory
+
+        res = self.spec.search.resources
+        if trial_workers(self.spec, params) > 1:
+            return PlacementGroupFactory([{"CPU": 0.01}])
+        bundle = {"CPU": res.cpus}
+        if res.gpus:
+            bundle["GPU"] = res.gpus
+        return PlacementGroupFactory([bundle])
+
+
+def _sampler(spec: SweepSpec):  # type: ignore[no-untyped-def]
+    import optuna
+
+    s = spec.search
+    seed = s.searcher_seed
+    if s.searcher == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(2, s.num_trials // 4)))
+    if s.searcher in ("random", "grid"):
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.searcher == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.NSGAIISampler(seed=seed)
+
+
+def _optuna_storage(spec: SweepSpec, sweep_dir: Path):  # type: ignore[no-untyped-def]
+    import optuna
+
+    url = spec.storage.optuna or f"sqlite:///{sweep_dir / 'optuna.db'}"
+    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {})
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
+    import optuna
+    import ray
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if address is None:  # a private local instance: no token needed
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = dict(
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        log_to_driver=False,
+        configure_logging=True,
+    )
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def _finalise_statuses(results_dir: Path, errors: dict[str, str]) -> None:
+    """Fragments still marked `running` belong to trials that were stopped (ASHA) or died
+    without cleaning up (a killed worker): mark them stopped, or failed with the reason."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in sorted(results_dir.glob("trial=*/seed-*.parquet")):
+        try:
+            table = pq.read_table(path)
+        except Exception:  # an unreadable fragment is reported by the readers
+            continue
+        if set(table.column("status").to_pylist()) != {"running"}:
+            continue
+        trial_id = table.column("trial_id")[0].as_py()
+        status, reason = ("failed", errors[trial_id]) if trial_id in errors else ("stopped", None)
+        n = table.num_rows
+        for column, value in (("status", status), ("failure_reason", reason)):
+            i = table.schema.get_field_index(column)
+            table = table.set_column(i, table.schema.field(i), pa.array([value] * n, pa.string()))
+        atomic_write_table(table, path)
+
+
+def run_sweep(
+    spec: SweepSpec,
+    *,
+    name: str | None = None,
+    storage_path: str | None = None,
+    address: str | None = None,
+    num_trials: int | None = None,
+    max_concurrent: int | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    num_cpus: int | None = None,
+) -> SweepOutcome:
+    """Run (or resume) the sweep; returns where its results are."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from fsf.sweep.progress import ProgressCallback
+
+    if name:
+        spec = spec.model_copy(update={"name": name})
+    sweep_dir = sweep_dir_for(spec, spec.name, storage_path)
+    tune_path = sweep_dir / TUNE_DIR
+    search = spec.search
+    if num_trials is not None:
+        search = search.model_copy(update={"num_trials": num_trials})
+    if max_concurrent is not None:
+        search = search.model_copy(update={"max_concurrent": max_concurrent})
+    spec = spec.model_copy(update={"search": search})
+    if resume and not tune_path.exists():
+        raise FsfError(f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)")
+    if not resume and sweep_dir.exists() and any(sweep_dir.iterdir()):
+        raise FsfError(
+            f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
+        )
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    results_dir = sweep_dir / "results"
+    spec_data = spec.model_dump(mode="json")
+    if not resume:
+        _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
+        _write_text(sweep_dir / "sweep.json", json.dumps(_sweep_meta(spec), indent=2))
+
+    _init_ray(address, num_cpus)
+    points = grid_points(spec) if search.searcher == "grid" else None
+    n = len(points) if points is not None else search.num_trials
+    metrics = [o.metric for o in search.objective]
+    modes = [o.mode for o in search.objective]
+    single = len(metrics) == 1
+    searcher = OptunaSearch(
+        space=define_by_run(spec),
+        metric=metrics[0] if single else metrics,
+        mode=modes[0] if single else modes,
+        sampler=_sampler(spec),
+        storage=_optuna_storage(spec, sweep_dir),
+        study_name=spec.name,
+        points_to_evaluate=points,
+    )
+    if search.scheduler.type == "asha":
+        base = spec.base_config()
+        max_t = search.scheduler.max_t or (base.optim.max_steps or 1) * len(search.seeds)
+        scheduler: Any = ASHAScheduler(
+            time_attr="progress_step",
+            metric=metrics[0],
+            mode=modes[0],
+            grace_period=search.scheduler.grace_period,
+            max_t=max_t,
+            reduction_factor=search.scheduler.reduction_factor,
+        )
+    else:
+        scheduler = FIFOScheduler()
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, spec_data=spec_data, sweep_dir=str(sweep_dir)),
+        _TrialResources(spec),
+    )
+    callback = ProgressCallback(total=n, objective=search.objective[0], enabled=progress)
+    run_config = tune.RunConfig(
+        name=TUNE_DIR,
+        storage_path=str(sweep_dir),
+        verbose=0,
+        failure_config=tune.FailureConfig(max_failures=search.max_failures),
+        callbacks=[callback],
+    )
+    if resume:
+        tuner = tune.Tuner.restore(
+            str(tune_path), trainable, resume_unfinished=True, resume_errored=False,
+            restart_errored=False,
+        )
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                scheduler=scheduler,
+                num_samples=n,
+                max_concurrent_trials=search.max_concurrent,
+                reuse_actors=False,
+            ),
+            run_config=run_config,
+        )
+    grid = tuner.fit()
+    callback.close()
+    if results_dir.exists():
+        _finalise_statuses(results_dir, callback.errors)
+    statuses: dict[str, int] = {}
+    for result in grid:
+        key = "failed" if result.error is not None else "finished"
+        statuses[key] = statuses.get(key, 0) + 1
+    return SweepOutcome(sweep_dir, results_dir, len(grid), statuses, dict(callback.errors))
+
+
+def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "objective": [o.model_dump() for o in spec.search.objective],
+        "searcher": spec.search.searcher,
+        "scheduler": spec.search.scheduler.type,
+        "seeds": spec.search.seeds,
+        "parameters": list(spec.search.parameters),
+        "study_name": spec.name,
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
