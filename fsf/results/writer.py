@@ -26,13 +26,14 @@ __all__ = ["ParquetReporter", "atomic_write_table", "fragment_path"]
 def atomic_write_table(table: pa.Table, path: str | Path) -> Path:
     """Write `table` to `path` so that readers never see a partial file.
 
-    The data goes to a hidden temp file in the same folder (ignored by pyarrow, pandas and
-    DuckDB dataset readers, whose default ignore prefixes include '.'), is fsynced, then
-    renamed over `path` in one step.
+    The data goes to a hidden temp file in the same folder, is fsynced, then renamed over
+    `path` in one step. The temp name starts with '.' (skipped by pyarrow and pandas dataset
+    discovery) and ends in '.part', not '.parquet' (DuckDB's `**/*.parquet` glob matches
+    hidden files, so the suffix is what keeps it out of DuckDB).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}"
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
     try:
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")

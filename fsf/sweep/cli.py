@@ -1,11 +1,11 @@
 """`fsf-sweep`: run, validate, resume and query sweeps.
 
-    fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR] [--address ADDR]
-              [--num-trials N] [--max-concurrent N] [--resume]
-    fsf-sweep validate --space FILE
-    fsf-sweep resume DIR
-    fsf-sweep best --sweep DIR --lang L | --per-language
-    fsf-sweep show DIR | export DIR --to FILE | report DIR | compact DIR
+fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR] [--address ADDR]
+          [--num-trials N] [--max-concurrent N] [--resume]
+fsf-sweep validate --space FILE
+fsf-sweep resume DIR
+fsf-sweep best --sweep DIR --lang L | --per-language
+fsf-sweep show DIR | export DIR --to FILE | report DIR | compact DIR
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ __all__ = ["main"]
 def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--space", required=required, help="search-space YAML (see sweeps/)")
     p.add_argument("--name", help="sweep name (default: the space's `name`)")
-    p.add_argument("--storage-path", help="folder holding sweeps (default: the space's storage.path)")
+    p.add_argument(
+        "--storage-path", help="folder holding sweeps (default: the space's storage.path)"
+    )
     p.add_argument("--address", help="Ray cluster to join: auto, or ray://host:10001")
     p.add_argument("--num-trials", type=int, help="override search.num_trials")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")

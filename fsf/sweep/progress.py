@@ -46,7 +46,9 @@ class ProgressCallback(Callback):
         self.running.add(trial.trial_id)
         self._refresh()
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         value = result.get(self.metric)
         if isinstance(value, (int, float)) and not math.isnan(value):
             self.best = max(self.best, self.sign * value)

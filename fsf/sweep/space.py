@@ -69,6 +69,9 @@ class Parameter(_Strict):
     step: float | None = Field(None, gt=0, description="int/float: quantisation step")
     grid: list[Any] | None = Field(None, description="the values the grid searcher tries")
     when: dict[str, list[Any]] = Field(default_factory=dict)
+    apply: bool = Field(
+        True, description="false: sampled only to steer other parameters' `when`, never set"
+    )
 
 
 class Objective(_Strict):
@@ -156,11 +159,19 @@ class _DefineByRun:
                 chosen[key] = trial.suggest_categorical(key, p.values)  # type: ignore[arg-type]
             elif p.type == "int":
                 chosen[key] = trial.suggest_int(
-                    key, int(p.low), int(p.high), step=int(p.step or 1), log=p.log  # type: ignore[arg-type]
+                    key,
+                    int(p.low),
+                    int(p.high),
+                    step=int(p.step or 1),
+                    log=p.log,  # type: ignore[arg-type]
                 )
             else:
                 chosen[key] = trial.suggest_float(
-                    key, p.low, p.high, step=p.step, log=p.log  # type: ignore[arg-type]
+                    key,
+                    p.low,
+                    p.high,
+                    step=p.step,
+                    log=p.log,  # type: ignore[arg-type]
                 )
 
 
@@ -205,9 +216,40 @@ def trial_workers(spec: SweepSpec, params: dict[str, Any]) -> int:
 
 def trial_run_config(spec: SweepSpec, params: dict[str, Any], seed: int, name: str) -> RunConfig:
     """The run config of one trial and seed: the base with the sampled values set."""
-    overrides = [(k, v) for k, v in params.items() if k not in RESOURCE_KEYS]
+    searched = spec.search.parameters
+    overrides = [
+        (k, v)
+        for k, v in params.items()
+        if k not in RESOURCE_KEYS and (k not in searched or searched[k].apply)
+    ]
     data = apply_overrides(spec.base, [*overrides, ("seed", seed), ("name", name)])
     return validate_run_config(data, prefix="base")
+
+
+def _first(p: Parameter) -> Any:
+    if p.type == "categorical":
+        return (p.values or [None])[0]
+    return p.low
+
+
+def _conditions_of(params: dict[str, Parameter], key: str) -> dict[str, Any]:
+    """Values of earlier parameters that make `key`'s condition (and theirs) hold."""
+    out: dict[str, Any] = {}
+    for cond_key, values in params[key].when.items():
+        if cond_key in params and values and cond_key != key:
+            out.update(_conditions_of(params, cond_key))
+            out[cond_key] = values[0]
+    return out
+
+
+def _walk(params: dict[str, Parameter], fixed: dict[str, Any]) -> dict[str, Any]:
+    """A complete sample: `fixed` values where given, each other parameter's first value,
+    conditional parameters only where their condition holds."""
+    point: dict[str, Any] = {}
+    for key, p in params.items():
+        if _condition_holds(p.when, point):
+            point[key] = fixed[key] if key in fixed else _first(p)
+    return point
 
 
 def _check_semantics(spec: SweepSpec) -> list[Problem]:
@@ -223,66 +265,140 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
         path = f"search.parameters.{key}"
         if p.type == "categorical":
             if not p.values:
-                problems.append(Problem(f"{path}.values", "categorical needs a non-empty list", p.values, True))
+                problems.append(
+                    Problem(f"{path}.values", "categorical needs a non-empty list", p.values, True)
+                )
             for field in ("low", "high"):
                 if getattr(p, field) is not None:
-                    problems.append(Problem(f"{path}.{field}", "categorical takes `values`, not a range", getattr(p, field), True))
+                    problems.append(
+                        Problem(
+                            f"{path}.{field}",
+                            "categorical takes `values`, not a range",
+                            getattr(p, field),
+                            True,
+                        )
+                    )
         else:
             if p.low is None or p.high is None:
                 problems.append(Problem(path, f"{p.type} needs `low` and `high`"))
             elif p.low > p.high:
-                problems.append(Problem(f"{path}", f"empty range: low > high (low={p.low}, high={p.high})"))
+                problems.append(
+                    Problem(f"{path}", f"empty range: low > high (low={p.low}, high={p.high})")
+                )
             elif p.log and p.low <= 0:
-                problems.append(Problem(f"{path}.low", "a log-scale range needs low > 0", p.low, True))
+                problems.append(
+                    Problem(f"{path}.low", "a log-scale range needs low > 0", p.low, True)
+                )
             if p.type == "int" and any(
                 v is not None and float(v) != int(v) for v in (p.low, p.high, p.step)
             ):
                 problems.append(Problem(path, "int parameters need integer low/high/step"))
             if p.values is not None:
-                problems.append(Problem(f"{path}.values", f"{p.type} takes low/high, not values", p.values, True))
+                problems.append(
+                    Problem(
+                        f"{path}.values", f"{p.type} takes low/high, not values", p.values, True
+                    )
+                )
             if search.searcher == "grid" and not p.grid:
-                problems.append(Problem(f"{path}.grid", "the grid searcher needs a `grid` list of values for int/float parameters"))
+                problems.append(
+                    Problem(
+                        f"{path}.grid",
+                        "the grid searcher needs a `grid` list of values for int/float parameters",
+                    )
+                )
         for cond_key, cond_values in p.when.items():
             if cond_key not in search.parameters:
-                problems.append(Problem(f"{path}.when.{cond_key}", f"condition names an unknown parameter; known: {order}"))
+                problems.append(
+                    Problem(
+                        f"{path}.when.{cond_key}",
+                        f"condition names an unknown parameter; known: {order}",
+                    )
+                )
                 continue
             if order.index(cond_key) >= i:
-                problems.append(Problem(f"{path}.when.{cond_key}", "a condition may only name a parameter written before this one"))
+                problems.append(
+                    Problem(
+                        f"{path}.when.{cond_key}",
+                        "a condition may only name a parameter written before this one",
+                    )
+                )
             cond = search.parameters[cond_key]
             if cond.type == "categorical" and cond.values:
                 unknown = [v for v in cond_values if v not in cond.values]
                 if unknown:
-                    problems.append(Problem(f"{path}.when.{cond_key}", f"values {unknown} are not among {cond_key}'s values {cond.values}"))
+                    problems.append(
+                        Problem(
+                            f"{path}.when.{cond_key}",
+                            f"values {unknown} are not among {cond_key}'s values {cond.values}",
+                        )
+                    )
+        if not p.apply:
+            continue
         if key in RESOURCE_KEYS:
             values = p.values if p.type == "categorical" else [p.low, p.high]
             bad = [v for v in values or [] if not isinstance(v, int) or v < 1]
             if bad:
                 problems.append(Problem(path, "worker counts must be integers >= 1", bad, True))
             continue
-        # every value the parameter can take must give a valid run config
+        # every value the parameter can take must give a valid run config, together with
+        # the values its conditions need and the first value of every other parameter
         samples = p.values if p.type == "categorical" else [p.low, p.high]
         for value in samples or []:
             if value is None:
                 continue
+            point = _walk(search.parameters, {**_conditions_of(search.parameters, key), key: value})
             try:
-                validate_run_config(apply_overrides(spec.base, [(key, value)]), prefix="base")
+                trial_run_config(spec, point, 0, "check")
             except ConfigError as exc:
                 for prob in exc.problems:
-                    problems.append(Problem(path, f"value {value!r} gives an invalid run config: {prob}"))
+                    problems.append(
+                        Problem(
+                            path,
+                            f"value {value!r} gives an invalid run config (at {point}): {prob}",
+                        )
+                    )
                 break
     valid_metrics = reported_metrics(base)
     for j, obj in enumerate(search.objective):
         if obj.metric not in valid_metrics:
-            problems.append(Problem(f"search.objective[{j}].metric", f"no trial reports this metric; choose one of {valid_metrics}", obj.metric, True))
+            problems.append(
+                Problem(
+                    f"search.objective[{j}].metric",
+                    f"no trial reports this metric; choose one of {valid_metrics}",
+                    obj.metric,
+                    True,
+                )
+            )
     multi = len(search.objective) > 1
     if multi and search.scheduler.type == "asha":
-        problems.append(Problem("search.scheduler.type", "asha stops trials on a single objective; use `none` for multi-objective search", "asha", True))
+        problems.append(
+            Problem(
+                "search.scheduler.type",
+                "asha stops trials on a single objective; use `none` for multi-objective search",
+                "asha",
+                True,
+            )
+        )
     if multi and search.searcher == "cmaes":
-        problems.append(Problem("search.searcher", "cmaes is single-objective; use nsga2 or tpe", "cmaes", True))
+        problems.append(
+            Problem("search.searcher", "cmaes is single-objective; use nsga2 or tpe", "cmaes", True)
+        )
     if not multi and search.searcher == "nsga2":
-        problems.append(Problem("search.searcher", "nsga2 is for several objectives; use tpe for one", "nsga2", True))
-    if search.scheduler.type == "asha" and search.scheduler.max_t is None and base.optim.max_steps is None:
-        problems.append(Problem("search.scheduler.max_t", "set max_t (in optimizer steps) or base.optim.max_steps"))
+        problems.append(
+            Problem(
+                "search.searcher", "nsga2 is for several objectives; use tpe for one", "nsga2", True
+            )
+        )
+    if (
+        search.scheduler.type == "asha"
+        and search.scheduler.max_t is None
+        and base.optim.max_steps is None
+    ):
+        problems.append(
+            Problem(
+                "search.scheduler.max_t", "set max_t (in optimizer steps) or base.optim.max_steps"
+            )
+        )
     if len(set(search.seeds)) != len(search.seeds):
         problems.append(Problem("search.seeds", "seeds must be distinct", search.seeds, True))
     worker_counts = {search.resources.workers}
@@ -291,18 +407,29 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
         worker_counts = set(p.values or []) if p.type == "categorical" else {p.low, p.high}
     for w in sorted(v for v in worker_counts if isinstance(v, (int, float)) and v >= 1):
         if base.optim.batch_size % (int(w) * base.optim.grad_accum):
-            problems.append(Problem("search.resources.workers", f"base.optim.batch_size={base.optim.batch_size} must be a multiple of workers x grad_accum", int(w), True))
+            problems.append(
+                Problem(
+                    "search.resources.workers",
+                    f"base.optim.batch_size={base.optim.batch_size} must be a multiple of workers x grad_accum",
+                    int(w),
+                    True,
+                )
+            )
     if search.searcher == "grid":
         n = len(grid_points(spec)) if not problems else 0
         if n > 10_000:
-            problems.append(Problem("search.parameters", f"the grid has {n} points; that is too many"))
+            problems.append(
+                Problem("search.parameters", f"the grid has {n} points; that is too many")
+            )
     return problems
 
 
 def validate_space(data: Any, source: str | None = None) -> SweepSpec:
     """Build a SweepSpec from parsed YAML, raising one ConfigError listing every problem."""
     if not isinstance(data, dict):
-        raise ConfigError([Problem("", "a space file is a mapping with base/search/storage", data, True)], source)
+        raise ConfigError(
+            [Problem("", "a space file is a mapping with base/search/storage", data, True)], source
+        )
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:

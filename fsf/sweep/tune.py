@@ -144,7 +144,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
     spec = SweepSpec.model_validate(loop_config["spec"])
     _set_threads(spec.search.resources.cpus)
-    config = trial_run_config(spec, loop_config["params"], loop_config["seed"], loop_config["trial_id"])
+    config = trial_run_config(
+        spec, loop_config["params"], loop_config["seed"], loop_config["trial_id"]
+    )
     tracker = _ObjectiveTracker(
         loop_config["metrics"], loop_config["seed_index"], loop_config["finished"]
     )
@@ -179,7 +181,9 @@ def _run_distributed(
         _worker_loop,
         train_loop_config=loop_config,
         scaling_config=ray.train.ScalingConfig(
-            num_workers=trial_workers(spec, loop_config["params"]), use_gpu=res.gpus > 0, resources_per_worker=per_worker
+            num_workers=trial_workers(spec, loop_config["params"]),
+            use_gpu=res.gpus > 0,
+            resources_per_worker=per_worker,
         ),
         torch_config=TorchConfig(backend="nccl" if res.gpus else "gloo"),
         run_config=ray.train.RunConfig(
@@ -259,7 +263,9 @@ def _sampler(spec: SweepSpec):  # type: ignore[no-untyped-def]
     s = spec.search
     seed = s.searcher_seed
     if s.searcher == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(8, max(2, s.num_trials // 4)))
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=min(8, max(2, s.num_trials // 4))
+        )
     if s.searcher in ("random", "grid"):
         return optuna.samplers.RandomSampler(seed=seed)
     if s.searcher == "cmaes":
@@ -271,7 +277,9 @@ def _optuna_storage(spec: SweepSpec, sweep_dir: Path):  # type: ignore[no-untype
     import optuna
 
     url = spec.storage.optuna or f"sqlite:///{sweep_dir / 'optuna.db'}"
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {})
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
+    )
 
 
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
@@ -284,6 +292,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # finished trials survive a crash
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = dict(
@@ -404,7 +413,10 @@ def run_sweep(
     )
     if resume:
         tuner = tune.Tuner.restore(
-            str(tune_path), trainable, resume_unfinished=True, resume_errored=False,
+            str(tune_path),
+            trainable,
+            resume_unfinished=True,
+            resume_errored=False,
             restart_errored=False,
         )
     else:

@@ -1,0 +1,360 @@
+"""The vectorised core of the queries: runs, configurations, step selection, score lookup.
+
+A *run* is one (trial_id, seed); a *configuration* is a set of runs that differ only in the
+seed. Everything per row is a pyarrow compute kernel or a numpy array operation; Python
+loops only touch runs and configurations (thousands), never rows (millions).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from fsf.results._errors import ResultsError, ResultsUsageError, choices
+from fsf.results.reader import Results
+
+__all__ = ["CONFIG_COLUMNS", "SELECTIONS", "Frame", "frame"]
+
+#: Selection rules: which evaluation step of a run is reported.
+SELECTIONS = ("source-dev", "all-dev", "target-dev")
+#: Typed columns that identify a configuration (with `params_json` minus any `seed`).
+CONFIG_COLUMNS = (
+    "task",
+    "dataset",
+    "model",
+    "source_lang",
+    "policy",
+    "c1",
+    "c2",
+    "r",
+    "window",
+    "threshold",
+    "switch_mode",
+    "switch_point",
+    "policy_iv",
+    "lr",
+    "batch_size",
+    "few_shot_m",
+    "zero_stage",
+)
+_RUN_COLUMNS = ("trial_id", "seed", "status", "failure_reason", "primary_metric", "params_json")
+
+
+def _np(arr: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
+    """`arr` as numpy, nulls replaced by `fill` (no copy pass when there are none)."""
+    if arr.null_count:
+        arr = pc.fill_null(arr, fill)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+def run_index(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(run id per row, first row of each run, rows per run if each run is contiguous).
+
+    Runs are numbered in order of appearance.
+
+    Fast path: the writer and the compactor keep each run's rows contiguous, so a run starts
+    wherever (trial_id, seed) changes; if some run turns out to be split, hash instead.
+    """
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(0, np.int32), np.zeros(0, np.int64), None
+    tid = table["trial_id"].combine_chunks()
+    seed = _np(table["seed"], -1)
+    changed = [np.zeros(1, np.int64)]
+    if n > 1:
+        ne = pc.not_equal(tid.slice(1), tid.slice(0, n - 1))
+        changed.append(pc.indices_nonzero(pc.fill_null(ne, True)).to_numpy().astype(np.int64) + 1)
+        changed.append(np.flatnonzero(seed[1:] != seed[:-1]) + 1)
+    starts = np.unique(np.concatenate(changed))
+    keys = set(zip(tid.take(pa.array(starts)).to_pylist(), seed[starts].tolist(), strict=True))
+    if len(keys) == len(starts):
+        lengths = np.diff(np.append(starts, n))
+        r = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
+        return r, starts, lengths
+    codes = pc.dictionary_encode(tid).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    _, seed_codes = np.unique(seed, return_inverse=True)
+    key = codes * (int(seed_codes.max()) + 1) + seed_codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # number runs by first appearance
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order))
+    return rank[inverse], first[order], None
+
+
+def argmax_first(groups: list[np.ndarray], value: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Positions of the best row per group: highest `value`, ties to the lowest `step`.
+
+    `groups` are non-negative integer arrays (e.g. run id, language code).
+    """
+    if len(value) == 0:
+        return np.zeros(0, np.int64)
+    g = groups[0]
+    if len(groups) == 1 and (g[1:] >= g[:-1]).all():  # already grouped: no sort needed
+        starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+        lengths = np.diff(np.append(starts, len(g)))
+        best = value == np.repeat(np.maximum.reduceat(value, starts), lengths)
+        first_step = np.minimum.reduceat(np.where(best, step, np.iinfo(step.dtype).max), starts)
+        pos = np.flatnonzero(best & (step == np.repeat(first_step, lengths)))
+        keep = np.r_[True, g[pos][1:] != g[pos][:-1]]
+        return pos[keep]
+    key = groups[0].astype(np.int64)
+    for g in groups[1:]:
+        key = key * (int(g.max()) + 1) + g
+    order = np.lexsort((step, -value, key))
+    ks = key[order]
+    first = np.empty(len(order), bool)
+    first[0] = True
+    first[1:] = ks[1:] != ks[:-1]
+    return order[first]
+
+
+def parse_params(raw: str | None) -> dict[str, Any]:
+    """The sampled parameters of `params_json` as a dict (unparsable text kept as `_raw`)."""
+    try:
+        params = json.loads(raw) if raw else {}
+    except ValueError:
+        return {"_raw": raw}
+    return params if isinstance(params, dict) else {"_value": params}
+
+
+def _params_key(raw: str | None) -> str:
+    """`params_json` without its `seed` key, canonical (the writer already sorts keys)."""
+    if raw is None or '"seed"' not in raw:
+        return raw or "{}"
+    params = parse_params(raw)
+    params.pop("seed", None)
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+@dataclass
+class Frame:
+    """Per-row arrays of one (task, metric) slice of the results, plus run/config tables."""
+
+    results: Results
+    task: str
+    metric: str
+    source_lang: str | None
+    r: np.ndarray  # run id per row
+    ok: np.ndarray  # per run: of this task and not failed
+    all_ok: bool
+    lengths: np.ndarray | None  # rows per run when each run's rows are contiguous
+    one_metric: bool  # every row has `metric` (no need to compare it)
+    step: np.ndarray
+    value: np.ndarray
+    is_source: np.ndarray
+    runs: list[dict[str, Any]]  # per run: trial_id, seed, status, failure_reason, config
+    cfg: np.ndarray  # config id per run (-1: not in this slice or failed)
+    configs: list[dict[str, Any]]  # per config: config, trial_ids, trial_id, policy
+    cfg_rank: np.ndarray  # tie-break order of each config (by representative trial_id)
+    failed_runs: int
+    failed_trials: int
+    _languages: list[str] | None = None
+    _selected: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict)
+    _rows_at: dict[tuple[str, str | None, str], np.ndarray] = field(default_factory=dict)
+    _at_step: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def language(self) -> pa.ChunkedArray:
+        return self.results.table["language"]
+
+    # -- rows ---------------------------------------------------------------------------------
+
+    def rows(self, mask: np.ndarray | None, split: str) -> np.ndarray:
+        """Positions of usable rows of `split` and this metric where `mask` (None: all).
+
+        Usable: the run is of this task and not failed, the value is finite. Only the rows
+        that `mask` leaves are checked (the string columns are compared on those only).
+        """
+        idx = np.arange(len(self.r)) if mask is None else np.flatnonzero(mask)
+        keep_np = np.isfinite(self.value[idx])
+        if not self.all_ok:
+            keep_np &= self.ok[self.r[idx]]
+        idx = idx[keep_np]
+        if not len(idx):
+            return idx
+        ix = pa.array(idx)
+        table = self.results.table
+        keep = pc.equal(table["split"].take(ix), split)
+        if not self.one_metric:
+            keep = pc.and_(keep, pc.equal(table["metric"].take(ix), self.metric))
+        return idx[_np(keep, False)]
+
+    # -- selection ----------------------------------------------------------------------------
+
+    def step_keys(self, key: str, lang: str | None = None) -> tuple[np.ndarray, ...]:
+        """(run, step, value) of the dev score that a selection rule maximises.
+
+        key: 'source' (source-language dev), 'all' (mean dev over all languages at the step),
+        'targets' (mean dev over the target languages; a step lacking one of the target
+        languages seen in any run's dev rows is dropped), 'lang' (dev of `lang`).
+        """
+        if key == "source":
+            idx = self.rows(self.is_source, "dev")
+        elif key == "lang":
+            idx = self.rows(_np(pc.equal(self.language, lang), False), "dev")
+        elif key == "targets":
+            idx = self.rows(~self.is_source, "dev")
+        else:
+            idx = self.rows(None, "dev")
+        run, step, value = self.r[idx], self.step[idx], self.value[idx]
+        if key in ("source", "lang"):
+            return run, step, value
+        t = pa.table({"run": run, "step": step, "value": value})
+        g = t.group_by(["run", "step"], use_threads=False).aggregate(
+            [("value", "mean"), ("value", "count")]
+        )
+        run, step = g["run"].to_numpy(), g["step"].to_numpy()
+        mean, count = g["value_mean"].to_numpy(), g["value_count"].to_numpy()
+        if key == "targets":
+            keep = count == len(self.target_languages(idx))
+            return run[keep], step[keep], mean[keep]
+        return run, step, mean
+
+    def selected_steps(self, key: str, lang: str | None = None) -> np.ndarray:
+        """Per run, the step chosen by maximising `step_keys(key, lang)` (-1: none); cached."""
+        if (key, lang) not in self._selected:
+            run, step, value = self.step_keys(key, lang)
+            pos = argmax_first([run], value, step)
+            sel = np.full(len(self.runs), -1, np.int64)
+            sel[run[pos]] = step[pos]
+            self._selected[key, lang] = sel
+        return self._selected[key, lang]
+
+    def rows_at(self, key: str, lang: str | None, split: str) -> np.ndarray:
+        """Row positions of usable `split` rows at each run's `selected_steps(key, lang)`."""
+        if (key, lang, split) not in self._rows_at:
+            if (key, lang) not in self._at_step:
+                sel = self.selected_steps(key, lang)
+                per_row = sel[self.r] if self.lengths is None else np.repeat(sel, self.lengths)
+                self._at_step[key, lang] = self.step == per_row
+            self._rows_at[key, lang, split] = self.rows(self._at_step[key, lang], split)
+        return self._rows_at[key, lang, split]
+
+    def target_languages(self, rows: np.ndarray) -> list[str]:
+        """The non-source languages among `rows` (row positions), sorted."""
+        idx = rows[~self.is_source[rows]]
+        langs = pc.unique(self.language.take(pa.array(idx))).to_pylist()
+        return sorted(x for x in langs if x is not None)
+
+    def languages(self) -> list[str]:
+        """Every language with a usable score, sorted."""
+        if self._languages is None:
+            rows = self.rows(None, "dev"), self.rows(None, "test")
+            langs = pc.unique(self.language.take(pa.array(np.concatenate(rows)))).to_pylist()
+            self._languages = sorted(x for x in langs if x is not None)
+        return self._languages
+
+
+def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Table]:
+    """(run id per row, one dict per run, the runs' columns as a table); cached."""
+    if "runs" not in results.cache:
+        table = results.table
+        r, starts, lengths = run_index(table)
+        cols = table.select(list(_RUN_COLUMNS + CONFIG_COLUMNS)).take(pa.array(starts))
+        results.cache["runs"] = (r, cols.to_pylist(), cols)
+        results.cache["run_lengths"] = lengths
+    return results.cache["runs"]
+
+
+def frame(results: Results, task: str | None, metric: str | None) -> Frame:
+    """The `Frame` of one task and metric (defaults: the only task; its primary metric)."""
+    key = ("frame", task, metric)
+    if key in results.cache:
+        return results.cache[key]
+    table = results.table
+    if table.num_rows == 0:
+        where = results.root or "the table"
+        raise ResultsError(f"no results in {where} yet (no readable evaluation rows)")
+    r, runs, run_table = runs_of(results)
+    runs = [dict(x) for x in runs]
+    tasks = sorted({x["task"] for x in runs if x["task"] is not None})
+    if task is None:
+        if len(tasks) > 1:
+            raise ResultsUsageError(
+                f"the results hold several tasks ({choices(tasks)}); choose one with --task"
+            )
+        task = tasks[0] if tasks else ""
+    elif task not in tasks:
+        raise ResultsUsageError(f"unknown task {task!r}; choose one of: {choices(tasks)}")
+    in_task = np.array([x["task"] == task for x in runs], bool)
+    failed = np.array([x["status"] == "failed" for x in runs], bool)
+    ok = in_task & ~failed
+    metric_col = table["metric"]
+    if metric is None:
+        prim = sorted(
+            {x["primary_metric"] for x, t in zip(runs, in_task, strict=True) if t} - {None}
+        )
+        if len(prim) != 1:
+            raise ResultsUsageError(
+                f"task {task!r} has {'no' if not prim else 'several'} primary metrics "
+                f"({choices(prim)}); choose one with --metric"
+            )
+        metric = prim[0]
+    other = pc.not_equal(metric_col, metric)
+    if pc.all(other).as_py() is not False:
+        known = [m for m in pc.unique(metric_col).to_pylist() if m is not None]
+        raise ResultsUsageError(f"unknown metric {metric!r}; choose one of: {choices(known)}")
+    one_metric = pc.any(other).as_py() is False and metric_col.null_count == 0
+    value = table["value"].to_numpy()
+    srcs = sorted({x["source_lang"] for x, t in zip(runs, ok, strict=True) if t} - {None})
+    fr = Frame(
+        results=results,
+        task=task,
+        metric=metric,
+        source_lang=srcs[0] if len(srcs) == 1 else None,
+        r=r,
+        ok=ok,
+        all_ok=bool(ok.all()),
+        lengths=results.cache["run_lengths"],
+        one_metric=one_metric,
+        step=_np(table["step"], -1),
+        value=value,
+        is_source=_np(table["is_source"], False),
+        runs=runs,
+        cfg=np.full(len(runs), -1, np.int64),
+        configs=[],
+        cfg_rank=np.zeros(0, np.int64),
+        failed_runs=int((in_task & failed).sum()),
+        failed_trials=len(
+            {x["trial_id"] for x, f in zip(runs, in_task & failed, strict=True) if f}
+        ),
+    )
+    _group_configs(fr, ok, run_table)
+    results.cache[key] = fr
+    return fr
+
+
+def _group_configs(fr: Frame, ok: np.ndarray, run_table: pa.Table) -> None:
+    """Assign each usable run a configuration (same typed config and params except seed)."""
+    ids: dict[tuple[Any, ...], int] = {}
+    columns = []
+    for c in CONFIG_COLUMNS:
+        col = run_table[c]
+        if pa.types.is_floating(col.type):  # NaN -> null, so that NaN configs group together
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+        columns.append(col.to_pylist())
+    columns.append([_params_key(p) for p in run_table["params_json"].to_pylist()])
+    for i, key in enumerate(zip(*columns, strict=True)):
+        if not ok[i]:
+            continue
+        run = fr.runs[i]
+        cid = ids.setdefault(key, len(ids))
+        if cid == len(fr.configs):
+            config = dict(zip(CONFIG_COLUMNS, key, strict=False))
+            config["params"] = parse_params(run["params_json"])
+            config["params"].pop("seed", None)
+            fr.configs.append({"config": config, "runs": []})
+        fr.configs[cid]["runs"].append(i)
+        fr.cfg[i] = cid
+    for c in fr.configs:
+        c["runs"].sort(key=lambda i: (fr.runs[i]["seed"], fr.runs[i]["trial_id"]))
+        c["trial_ids"] = sorted({fr.runs[i]["trial_id"] for i in c["runs"]})
+        c["trial_id"] = c["trial_ids"][0]
+    order = sorted(range(len(fr.configs)), key=lambda k: fr.configs[k]["trial_id"])
+    fr.cfg_rank = np.empty(len(order), np.int64)
+    fr.cfg_rank[order] = np.arange(len(order))

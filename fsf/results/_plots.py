@@ -1,0 +1,235 @@
+"""The report's matplotlib figures (Agg backend; every function writes one PNG)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from fsf.results.reader import Results
+
+__all__ = ["gap_plot", "importance_plot", "language_heatmap", "pareto_plot"]
+
+_P1_COLOR = "#f6c85f"
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(names: list[str]) -> dict[str, Any]:
+    cmap = _plt().get_cmap("tab10")
+    return {n: cmap(i % 10) for i, n in enumerate(sorted(set(names)))}
+
+
+def _p1_spans(steps: np.ndarray, p1: np.ndarray) -> list[tuple[float, float]]:
+    """Step ranges where most runs were in P1 (each evaluation owns up to the next one)."""
+    spans, start = [], None
+    edges = np.append(steps, steps[-1] + (steps[-1] - steps[-2] if len(steps) > 1 else 1))
+    for i, share in enumerate(p1):
+        if share >= 0.5 and start is None:
+            start = edges[i]
+        if share < 0.5 and start is not None:
+            spans.append((start, edges[i]))
+            start = None
+    if start is not None:
+        spans.append((start, edges[len(p1) - 1]))
+    return spans
+
+
+def gap_plot(curves: dict[str, dict[str, Any]], path: Path, *, task: str, metric: str) -> None:
+    """One panel per policy: dev and test gap (x100) over steps, P1 shaded."""
+    plt = _plt()
+    from matplotlib.patches import Patch
+
+    policies = list(curves)
+    ncols = min(3, len(policies))
+    nrows = math.ceil(len(policies) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.8), sharey=True, squeeze=False
+    )
+    for ax, policy in zip(axes.flat, policies, strict=False):
+        c = curves[policy]
+        steps, p1 = c["phase"]
+        for a, b in _p1_spans(steps, p1):
+            ax.axvspan(a, b, color=_P1_COLOR, alpha=0.35, lw=0)
+        for split, style in (("dev", "-"), ("test", "--")):
+            x, gaps = c[split]
+            if not len(x):
+                continue
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(gaps, axis=0) * 100
+                std = np.nanstd(gaps, axis=0) * 100
+            ax.plot(x, mean, style, marker="o", ms=3, lw=1.8, label=f"{split} gap")
+            if gaps.shape[0] > 1:
+                ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        ax.set_title(f"policy: {policy}", fontsize=11)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"source - target mean\n({metric} x 100)")
+    for ax in list(axes.flat)[len(policies) :]:
+        ax.set_visible(False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    handles.append(Patch(color=_P1_COLOR, alpha=0.35, label="P1 (recorded phase)"))
+    labels.append("P1 (recorded phase; unshaded: P2)")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.suptitle(f"{task}: cross-lingual gap over training (best configuration per policy)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def language_heatmap(
+    langs: list[str],
+    policies: list[str],
+    mat: np.ndarray,
+    path: Path,
+    *,
+    task: str,
+    metric: str,
+    source: str | None,
+) -> None:
+    """Languages (rows) x policies (columns), cells annotated with the score x100."""
+    plt = _plt()
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 1.1 * len(policies) + 3), max(3.0, 0.36 * len(langs) + 1.6))
+    )
+    data = mat * 100
+    im = ax.imshow(data, aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(policies)), policies, rotation=30, ha="right")
+    ax.set_yticks(range(len(langs)), [f"{x} (source)" if x == source else x for x in langs])
+    lo, hi = np.nanmin(data), np.nanmax(data)
+    for i in range(len(langs)):
+        for j in range(len(policies)):
+            v = data[i, j]
+            if np.isfinite(v):
+                dark = (v - lo) / (hi - lo + 1e-9) > 0.6
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if dark else "white",
+                )
+    fig.colorbar(im, ax=ax, label=f"test {metric} x 100")
+    ax.set_xlabel("policy (its best configuration)")
+    ax.set_ylabel("language")
+    ax.set_title(f"{task}: test score per language (source-dev selection)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both x and y (max), sorted by x."""
+    order = np.lexsort((-y, -x))
+    front, best_y = [], -np.inf
+    for i in order:
+        if y[i] > best_y:
+            front.append(i)
+            best_y = y[i]
+    return np.array(sorted(front, key=lambda i: x[i]), dtype=int)
+
+
+def pareto_plot(
+    src: np.ndarray, tgt: np.ndarray, policies: list[str], path: Path, *, task: str, metric: str
+) -> None:
+    """Source vs target-mean test score per configuration, coloured by policy, front drawn."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.8, 5.0))
+    colors = _colors(policies)
+    pol = np.array(policies, dtype=object)
+    for p in sorted(set(policies)):
+        m = pol == p
+        ax.scatter(src[m] * 100, tgt[m] * 100, s=36, alpha=0.8, color=colors[p], label=p)
+    front = pareto_front(src, tgt)
+    ax.plot(
+        src[front] * 100,
+        tgt[front] * 100,
+        "k-",
+        lw=1.2,
+        alpha=0.7,
+        label=f"Pareto front ({len(front)} configuration{'s' if len(front) != 1 else ''})",
+    )
+    ax.scatter(src[front] * 100, tgt[front] * 100, s=90, facecolors="none", edgecolors="k")
+    ax.set_xlabel(f"source-language test {metric} x 100")
+    ax.set_ylabel(f"target-mean test {metric} x 100")
+    ax.set_title(f"{task}: source vs target mean per configuration")
+    ax.grid(alpha=0.3)
+    ax.legend(title="policy", fontsize=9, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def importance_plot(res: Results, path: Path) -> str | None:
+    """Optuna parameter importances into `path`; a note (str) when it cannot be made."""
+    if res.sweep_dir is None or not (res.sweep_dir / "optuna.db").is_file():
+        return "parameter importances: no optuna.db in the sweep folder"
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{res.sweep_dir / 'optuna.db'}"
+    try:
+        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    except Exception as exc:  # a broken or foreign database
+        return f"parameter importances: cannot open optuna.db ({type(exc).__name__}: {exc})"
+    name = res.sweep.get("study_name") or res.sweep.get("name")
+    if name not in names:
+        if len(names) != 1:
+            return f"parameter importances: no study named {name!r} in optuna.db ({names})"
+        name = names[0]
+    study = optuna.load_study(study_name=name, storage=storage)
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(done) < 2:
+        return (
+            f"parameter importances: study {name!r} has {len(done)} completed trial(s); "
+            "at least 2 are needed"
+        )
+    n_obj = len(study.directions)
+    labels = study.metric_names or [f"objective {i}" for i in range(n_obj)]
+    results = []
+    try:
+        for i, direction in enumerate(study.directions):
+            # the default evaluator ranks params by how they achieve *low* target values
+            sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+            with warnings.catch_warnings():  # it warns about the orientation handled here
+                warnings.simplefilter("ignore", UserWarning)
+                imp = optuna.importance.get_param_importances(
+                    study, target=lambda t, i=i, sign=sign: sign * t.values[i]
+                )
+            results.append((labels[i], imp))
+    except (RuntimeError, ValueError) as exc:
+        return f"parameter importances: optuna could not compute them ({exc})"
+    if not any(imp for _, imp in results):
+        return "parameter importances: the study has no varying parameters"
+    plt = _plt()
+    fig, axes = plt.subplots(
+        1,
+        n_obj,
+        figsize=(5.5 * n_obj, 0.45 * max(len(imp) for _, imp in results) + 1.8),
+        squeeze=False,
+    )
+    for ax, (label, imp), direction in zip(axes[0], results, study.directions, strict=True):
+        items = sorted(imp.items(), key=lambda kv: kv[1])
+        ax.barh([k for k, _ in items], [v for _, v in items], color="#4c72b0")
+        ax.set_xlabel("importance (normalised, sums to 1)")
+        ax.set_title(f"objective: {label} ({direction.name.lower()})")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Optuna parameter importances: {name} ({len(done)} completed trials)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None

@@ -1,0 +1,354 @@
+"""Reading a results folder: every readable fragment, and a report of every one that is not.
+
+A results folder is the hive-partitioned Parquet dataset the writer makes
+(`<root>/trial=<id>/seed-<s>.parquet`), plus the files `compact` makes
+(`<root>/trial=@compacted/part-<seq>-<hex>.parquet`). `read_results` accepts the sweep folder
+(which holds `results/`) or the `results/` folder itself.
+
+Contract:
+- Hidden files and folders (name starts with '.' or '_', e.g. the writer's `.tmp-*` files)
+  and files not ending in `.parquet` are ignored, as pyarrow and pandas ignore them.
+- Each fragment is read whole and checked before its rows are used: unreadable (truncated,
+  corrupt), not an fsf file, a newer schema version, an older version without a registered
+  upgrade, or columns that do not convert to `SCHEMA`. Such a fragment is *skipped*: its rows
+  are left out of every answer and it is listed in `Results.skipped` with the reason.
+- Each (trial_id, seed) comes from one source only. A loose fragment wins over compacted rows
+  of the same run (the trial was re-run after compaction); a loose fragment that a compaction
+  recorded with the same size and mtime is a leftover of an interrupted compaction and is
+  skipped (its rows are already in the compacted file); among compacted files the later wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from fsf.results._errors import ResultsUsageError
+from fsf.results.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check_schema
+
+if TYPE_CHECKING:
+    from fsf.results._compact import CompactionReport
+
+__all__ = [
+    "COMPACTED_DIR",
+    "UPGRADES",
+    "Results",
+    "ResultsDataset",
+    "SkippedFragment",
+    "compact",
+    "list_fragments",
+    "open_dataset",
+    "read_results",
+    "resolve_root",
+]
+
+#: Folder (under the results root) of the files written by `compact`.
+COMPACTED_DIR = "trial=@compacted"
+#: Parquet key-value metadata of a compacted file: JSON list of the fragments it replaced.
+COMPACTED_FROM_KEY = b"fsf.compacted_from"
+#: Parquet key-value metadata of a compacted file: its sequence number (later wins).
+COMPACTION_SEQ_KEY = b"fsf.compaction_seq"
+
+#: Explicit upgrades: `UPGRADES[v]` turns a table of schema version v into version v + 1.
+#: A fragment older than `SCHEMA_VERSION` with no chain of upgrades is skipped, never guessed.
+UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {}
+
+PARTITIONING = ds.partitioning(pa.schema([("trial", pa.string())]), flavor="hive")
+
+
+@dataclass(frozen=True)
+class SkippedFragment:
+    """A fragment left out of the answers: its path (relative to the root) and why."""
+
+    path: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass
+class Results:
+    """The validated rows of a results folder (`table` has exactly `SCHEMA`'s columns).
+
+    `skipped`: fragments whose rows are not in `table`. `sweep`: the parsed `sweep.json` of the
+    sweep folder ({} when there is none). `sweep_dir`: the folder holding `results/`,
+    `optuna.db` and `sweep.json`, or None for a bare results folder or an in-memory table.
+    """
+
+    table: pa.Table
+    root: Path | None = None
+    sweep_dir: Path | None = None
+    skipped: list[SkippedFragment] = field(default_factory=list)
+    fragments: list[str] = field(default_factory=list)
+    sweep: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Derived per-query state (see `fsf.results.query`); do not rely on it."""
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Results:
+        """Wrap an in-memory table (columns are conformed to `SCHEMA`)."""
+        return cls(table=_conform(table, "<table>"))
+
+    @property
+    def name(self) -> str:
+        """The sweep's name: sweep.json's `name`, else the folder name."""
+        if self.sweep.get("name"):
+            return str(self.sweep["name"])
+        if self.sweep_dir is not None:
+            return self.sweep_dir.name
+        return self.root.name if self.root is not None else "results"
+
+
+@dataclass
+class ResultsDataset:
+    """A `pyarrow.dataset.Dataset` over the fragments whose footer passed the checks."""
+
+    dataset: ds.Dataset
+    root: Path
+    skipped: list[SkippedFragment]
+
+
+def resolve_root(path: str | Path) -> tuple[Path, Path | None]:
+    """(results root, sweep folder or None) of a sweep folder or a results folder."""
+    p = Path(path)
+    if not p.exists():
+        raise ResultsUsageError(
+            f"no such folder: {p}; pass a sweep folder (holding results/) or a results folder"
+        )
+    if not p.is_dir():
+        raise ResultsUsageError(f"{p} is a file; pass a sweep folder or a results folder")
+    if (p / "results").is_dir():
+        return p / "results", p
+    if any(c.name.startswith("trial=") or c.suffix == ".parquet" for c in p.iterdir()):
+        parent = p.parent
+        marked = any((parent / n).exists() for n in ("sweep.json", "optuna.db", "space.yaml"))
+        return p, parent if p.name == "results" and marked else None
+    raise ResultsUsageError(
+        f"{p} holds no results: expected a results/ folder or trial=<id>/ fragments in it"
+    )
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith((".", "_"))
+
+
+def list_fragments(root: str | Path) -> list[str]:
+    """Relative paths (sorted, '/'-separated) of the Parquet files a reader considers."""
+    root = Path(root)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
+        rel = Path(dirpath).relative_to(root)
+        out += [
+            (rel / f).as_posix() for f in filenames if f.endswith(".parquet") and not _hidden(f)
+        ]
+    return sorted(out)
+
+
+class _FragmentError(Exception):
+    pass
+
+
+def _conform(table: pa.Table, where: str) -> pa.Table:
+    """`table` with exactly SCHEMA's columns in order and types, or `_FragmentError`."""
+    if table.schema.equals(SCHEMA, check_metadata=False):
+        return table.replace_schema_metadata(SCHEMA.metadata)
+    missing = [f.name for f in SCHEMA if f.name not in table.column_names]
+    if missing:
+        raise _FragmentError(f"{where}: missing columns {', '.join(missing)}")
+    cols = []
+    for f in SCHEMA:
+        col = table[f.name]
+        if not col.type.equals(f.type):
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise _FragmentError(
+                    f"{where}: column {f.name} is {col.type}, expected {f.type} ({exc})"
+                ) from exc
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=SCHEMA)
+
+
+def _upgrade(table: pa.Table, version: int, where: str) -> pa.Table:
+    while version < SCHEMA_VERSION:
+        step = UPGRADES.get(version)
+        if step is None:
+            raise _FragmentError(
+                f"{where}: schema v{version} is older than v{SCHEMA_VERSION} and no upgrade "
+                f"v{version}->v{version + 1} is registered; re-run the trial, or rewrite the "
+                f"file with the fsf that wrote it"
+            )
+        table, version = step(table), version + 1
+    return table
+
+
+@dataclass
+class _Source:
+    rel: str
+    table: pa.Table | None = None
+    error: str | None = None
+    compacted_from: list[dict[str, Any]] | None = None
+    seq: int = 0
+    stat: tuple[int, int] = (0, 0)
+
+
+def _read_one(root: Path, rel: str) -> _Source:
+    src = _Source(rel)
+    path = root / rel
+    try:
+        st = path.stat()
+        src.stat = (st.st_size, st.st_mtime_ns)
+        pf = pq.ParquetFile(path)
+        version = check_schema(pf.schema_arrow, where=rel)
+        meta = pf.schema_arrow.metadata or {}
+        table = pf.read()
+        table = _conform(_upgrade(table, version, rel), rel)
+        if COMPACTED_FROM_KEY in meta:
+            src.compacted_from = json.loads(meta[COMPACTED_FROM_KEY])
+            src.seq = int(meta.get(COMPACTION_SEQ_KEY, b"0"))
+        src.table = table
+    except SchemaVersionError as exc:
+        src.error = str(exc)
+    except _FragmentError as exc:
+        src.error = str(exc)
+    except (OSError, pa.ArrowException, ValueError) as exc:
+        src.error = f"{rel}: unreadable ({type(exc).__name__}: {exc}); partial or corrupt file"
+    return src
+
+
+def _run_keys(table: pa.Table) -> set[tuple[str, int]]:
+    keys = table.select(["trial_id", "seed"]).group_by(["trial_id", "seed"]).aggregate([])
+    return set(zip(keys["trial_id"].to_pylist(), keys["seed"].to_pylist(), strict=True))
+
+
+def _drop_runs(table: pa.Table, runs: set[tuple[str, int]]) -> pa.Table:
+    if not runs:
+        return table
+    key = pc.binary_join_element_wise(
+        table["trial_id"], pc.cast(table["seed"], pa.string()), "\x1f"
+    )
+    gone = pa.array([f"{t}\x1f{s}" for t, s in runs])
+    return table.filter(pc.invert(pc.is_in(key, value_set=gone)))
+
+
+def _merge(sources: list[_Source], skipped: list[SkippedFragment]) -> list[pa.Table]:
+    """Tables to concatenate, one source per run (see the module's contract)."""
+    compacted = sorted((s for s in sources if s.compacted_from is not None), key=lambda s: s.seq)
+    loose = [s for s in sources if s.compacted_from is None]
+    if not compacted:
+        return [s.table for s in loose if s.table is not None]
+    recorded = {
+        (e["path"], int(e["size"]), int(e["mtime_ns"])): s.rel
+        for s in compacted
+        for e in s.compacted_from or []
+    }
+    claimed: set[tuple[str, int]] = set()
+    tables = []
+    for s in loose:
+        into = recorded.get((s.rel, *s.stat))
+        if into is not None:
+            skipped.append(
+                SkippedFragment(
+                    s.rel,
+                    f"{s.rel}: already compacted into {into} (left by an interrupted "
+                    "compaction; `compact` removes it)",
+                )
+            )
+            continue
+        claimed |= _run_keys(s.table)
+        tables.append(s.table)
+    for s in reversed(compacted):  # later compactions win over earlier ones
+        keys = _run_keys(s.table)
+        tables.append(_drop_runs(s.table, keys & claimed))
+        claimed |= keys
+    return tables
+
+
+def read_results(path: str | Path, *, threads: int | None = None) -> Results:
+    """Read and validate every fragment under a sweep folder or a results folder.
+
+    Raises `ResultsUsageError` (exit code 2) when `path` is missing or holds no results
+    folder; an empty results folder gives an empty table. Unusable fragments are skipped and
+    listed in `Results.skipped`, never mixed into the table.
+    """
+    root, sweep_dir = resolve_root(path)
+    rels = list_fragments(root)
+    workers = threads or min(8, os.cpu_count() or 1)
+    if len(rels) > 1 and workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            sources = list(pool.map(lambda r: _read_one(root, r), rels))
+    else:
+        sources = [_read_one(root, r) for r in rels]
+    skipped = [SkippedFragment(s.rel, s.error) for s in sources if s.error is not None]
+    tables = _merge([s for s in sources if s.table is not None], skipped)
+    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    used = sorted({s.rel for s in sources if s.table is not None} - {k.path for k in skipped})
+    return Results(
+        table=table,
+        root=root,
+        sweep_dir=sweep_dir,
+        skipped=sorted(skipped, key=lambda k: k.path),
+        fragments=used,
+        sweep=_sweep_json(sweep_dir),
+    )
+
+
+def _sweep_json(sweep_dir: Path | None) -> dict[str, Any]:
+    if sweep_dir is None or not (sweep_dir / "sweep.json").is_file():
+        return {}
+    path = sweep_dir / "sweep.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultsUsageError(f"{path}: not valid JSON ({exc}); fix or remove it") from exc
+    if not isinstance(data, dict):
+        raise ResultsUsageError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def open_dataset(path: str | Path) -> ResultsDataset:
+    """A lazy `pyarrow.dataset` (hive partitioning, key `trial`, typed string) of the results.
+
+    Only the footers are checked here (schema version, readable metadata): a file whose footer
+    is intact but whose data pages are corrupt fails when scanned. `read_results` reads every
+    fragment whole and is the reader the queries use. Compacted leftovers are not removed.
+    """
+    root, _ = resolve_root(path)
+    good, skipped = [], []
+    for rel in list_fragments(root):
+        try:
+            version = check_schema(pq.read_schema(root / rel), where=rel)
+            if version != SCHEMA_VERSION:
+                raise _FragmentError(f"{rel}: schema v{version}; read it with read_results")
+            good.append(str(root / rel))
+        except (SchemaVersionError, _FragmentError) as exc:
+            skipped.append(SkippedFragment(rel, str(exc)))
+        except (OSError, pa.ArrowException) as exc:
+            skipped.append(SkippedFragment(rel, f"{rel}: unreadable ({exc})"))
+    dataset = ds.dataset(
+        good,
+        schema=SCHEMA.append(pa.field("trial", pa.string())),
+        format="parquet",
+        partitioning=PARTITIONING,
+        partition_base_dir=str(root),
+    )
+    return ResultsDataset(dataset, root, skipped)
+
+
+def compact(path: str | Path, *, min_fragments: int = 2) -> CompactionReport:
+    """Fold the fragments of finished runs into one file; see `fsf.results._compact`."""
+    from fsf.results._compact import compact as _compact
+
+    return _compact(path, min_fragments=min_fragments)

@@ -1,0 +1,204 @@
+"""Real Ray Tune sweeps on CPU: DeepSpeed trials (one with 2 ranks), failures, and resume
+after the driver is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.dataset as ds
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_STEPS = [0, 4, 8]
+
+
+def _space(assets, tmp_path: Path, name: str, search: dict, **base) -> Path:
+    data = {
+        "name": name,
+        "base": {
+            "model": {"name": str(assets["xlmr"])},
+            "task": {"name": "pawsx", "dataset": str(assets["pawsx"])},
+            "target_langs": ["de", "fr"],
+            "optim": {"max_steps": 8, "batch_size": 8, "lr": 1e-3},
+            "eval": {"every_steps": 4},
+            "deepspeed": {"zero_stage": 2},
+            **base,
+        },
+        "search": {"objective": {"metric": "dev_target_mean", "mode": "max"}, **search},
+        "storage": {"path": str(tmp_path / "runs")},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _rows(sweep_dir: Path):
+    return ds.dataset(sweep_dir / "results", partitioning="hive").to_table().to_pandas()
+
+
+def _assert_complete(df, seeds=(0,)):
+    """Every (trial, seed) has each evaluation step exactly once per split and language."""
+    for (trial, seed), g in df.groupby(["trial_id", "seed"]):
+        assert seed in seeds
+        counts = g.groupby(["step", "split", "language"]).size()
+        assert (counts == 1).all(), (trial, seed)
+        assert sorted(g["step"].unique()) == EXPECTED_STEPS
+        assert len(g) == len(EXPECTED_STEPS) * 2 * 3
+
+
+def _stop_ray():
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
+    from fsf.sweep.cli import main
+
+    space = _space(
+        assets,
+        tmp_path,
+        "mixed",
+        {
+            "parameters": {
+                "resources.workers": {"type": "categorical", "values": [1, 2]},
+                "policy.name": {"type": "categorical", "values": ["df", "fsf"]},
+                "policy.c1": {
+                    "type": "float",
+                    "low": 0.001,
+                    "high": 0.1,
+                    "log": True,
+                    "grid": [0.01],
+                    "when": {"policy.name": ["fsf"]},
+                },
+            },
+            "searcher": "grid",
+            "max_concurrent": 2,
+        },
+    )
+    try:
+        code = main(["--space", str(space), "--no-progress", "--num-cpus", "4"])
+    finally:
+        _stop_ray()
+    out = capsys.readouterr().out
+    assert code == 0
+    df = _rows(tmp_path / "runs" / "mixed")
+    assert df["trial_id"].nunique() == 4
+    assert set(df["status"]) == {"completed"}
+    assert sorted(df.groupby("trial_id")["num_workers"].first()) == [1, 1, 2, 2]
+    assert set(df["policy"]) == {"df", "fsf"}
+    _assert_complete(df)
+    assert "fr" in out and "results:" in out
+    import optuna
+
+    study = optuna.load_study(
+        study_name="mixed", storage=f"sqlite:///{tmp_path / 'runs' / 'mixed' / 'optuna.db'}"
+    )
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 4
+
+
+def test_failed_trials_are_recorded_and_the_sweep_goes_on(assets, tmp_path):
+    from fsf.sweep.space import load_space
+    from fsf.sweep.tune import run_sweep
+
+    space = _space(
+        assets,
+        tmp_path,
+        "failing",
+        {
+            "parameters": {"optim.lr": {"type": "categorical", "values": [1e-3, 1e12]}},
+            "searcher": "grid",
+            "max_concurrent": 1,
+            "max_failures": 1,
+        },
+        policy={"name": "df"},
+    )
+    try:
+        outcome = run_sweep(load_space(space), progress=False, num_cpus=2)
+    finally:
+        _stop_ray()
+    assert outcome.statuses == {"finished": 1, "failed": 1}
+    df = _rows(outcome.sweep_dir)
+    failed = df[df["status"] == "failed"]
+    assert failed["trial_id"].nunique() == 1
+    assert failed["failure_reason"].str.contains("nan|inf", case=False).all()
+    assert (df[df["status"] == "completed"]["lr"] == 1e-3).all()
+    assert list(outcome.errors.values())[0]
+
+
+def test_resume_after_the_driver_is_killed(assets, tmp_path):
+    space = _space(
+        assets,
+        tmp_path,
+        "killed",
+        {
+            "parameters": {
+                "policy.name": {
+                    "type": "categorical",
+                    "values": ["df", "fs", "ff", "fsf", "noisytune", "only-s1"],
+                }
+            },
+            "searcher": "grid",
+            "max_concurrent": 1,
+        },
+    )
+    sweep_dir = tmp_path / "runs" / "killed"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "fsf.sweep.cli",
+        "--space",
+        str(space),
+        "--no-progress",
+        "--num-cpus",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            done = list((sweep_dir / "results").glob("trial=*/seed-*.parquet"))
+            if len(done) >= 3:
+                break
+            time.sleep(0.5)
+        assert len(done) >= 3, "the sweep made no progress"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray instance
+        proc.wait()
+    time.sleep(1)
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fsf.sweep.cli",
+            "resume",
+            str(sweep_dir),
+            "--no-progress",
+            "--num-cpus",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        start_new_session=True,
+    )
+    assert code.returncode == 0, code.stderr[-3000:]
+    df = _rows(sweep_dir)
+    assert df["trial_id"].nunique() == 6
+    assert sorted(df.groupby("trial_id")["policy"].first()) == sorted(
+        ["df", "fs", "ff", "fsf", "noisytune", "only-s1"]
+    )
+    assert set(df["status"]) == {"completed"}
+    _assert_complete(df)
