@@ -228,7 +228,7 @@ MALFORMED = [
 def test_malformed_spaces(tmp_path, capsys, label, edit, needle):
     data = edit(copy.deepcopy(GOOD))
     path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert main(["validate", "--space", str(path)]) == 2
     err = capsys.readouterr().err
     assert needle in err, err
@@ -246,7 +246,7 @@ def test_every_problem_is_reported_at_once(tmp_path, capsys):
     data["extra"] = 1
     data["base"]["optim"]["lr"] = -1
     path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
     assert main(["validate", "--space", str(path)]) == 2
     err = capsys.readouterr().err
     for needle in ("search.num_trials", "search.searcher", "extra", "base.optim.lr", "4 problems"):
