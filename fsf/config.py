@@ -42,7 +42,7 @@ class ModelConfig(_Strict):
 
     name: str = Field("synthetic", description="hub name, local path, or 'synthetic'")
     tokenizer: str | None = Field(None, description="defaults to the model's own")
-    max_length: int = Field(128, ge=8, description="tokens per example (pairs together)")
+    max_length: int = Field(64, ge=8, description="tokens per example (pairs together)")
     patterns: ArchitecturePatterns | None = Field(
         None, description="regexes placing parameters in layers, for unknown architectures"
     )
@@ -82,7 +82,7 @@ class TaskConfig(_Strict):
 class OptimConfig(_Strict):
     """AdamW with linear warm-up then linear decay; the policy multiplies on top of this lr."""
 
-    lr: float = Field(5e-4, gt=0)
+    lr: float = Field(2e-3, gt=0, description="peak lr (default suits the tiny encoder)")
     weight_decay: float = Field(0.01, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(1e-8, gt=0)
@@ -124,7 +124,12 @@ class RunConfig(_Strict):
     name: str = "run"
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
-    task: TaskConfig = Field(default_factory=TaskConfig)
+    task: TaskConfig = Field(
+        default_factory=lambda: TaskConfig(
+            name="classification", dataset="synthetic:topic", text_fields=["text"], num_labels=4
+        ),
+        description="default: the embedded synthetic topic benchmark",
+    )
     source_lang: str = "en"
     target_langs: list[str] = Field(default_factory=lambda: ["fk", "fr", "ja", "cy"])
     policy: PolicyConfig = Field(default_factory=PolicyConfig)

@@ -58,7 +58,7 @@ class TaskSpec:
 
 TASKS: dict[str, TaskSpec] = {
     "topic": TaskSpec("topic", False, NUM_TOPICS, 0.45, 0.15, 3000, 300, 300, 400),
-    "pawsx": TaskSpec("pawsx", True, 2, 0.5, 0.1, 5000, 300, 300, 400),
+    "pawsx": TaskSpec("pawsx", True, 2, 0.6, 0.1, 5000, 300, 300, 400),
 }
 
 
@@ -90,7 +90,9 @@ def _items(world: World, spec: TaskSpec, rng: random.Random, n: int) -> list[tup
         t1 = rng.randrange(NUM_TOPICS)
         t2 = t1 if label else rng.choice([t for t in range(NUM_TOPICS) if t != t1])
         f1 = world.sample_frame(rng, t1, spec.p_topic, spec.p_other)
-        f2 = world.sample_frame(rng, t2, spec.p_topic, spec.p_other, exclude=frozenset(f1.content()))
+        f2 = world.sample_frame(
+            rng, t2, spec.p_topic, spec.p_other, exclude=frozenset(f1.content())
+        )
         out.append((f1, f2, label))
     rng.shuffle(out)
     return out

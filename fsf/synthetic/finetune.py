@@ -126,30 +126,43 @@ def finetune(
     pad = tokenizer.pad_token_id
     langs = sorted(p.name for p in data_dir.iterdir() if p.is_dir())
     langs = [SOURCE_LANGUAGE] + [x for x in langs if x != SOURCE_LANGUAGE]
-    train = _encode(tokenizer, load_split(data_dir, SOURCE_LANGUAGE, "train"), spec.pair, cfg.max_length)
+    train = _encode(
+        tokenizer, load_split(data_dir, SOURCE_LANGUAGE, "train"), spec.pair, cfg.max_length
+    )
     evals = {
-        lang: _encode(tokenizer, load_split(data_dir, lang, cfg.eval_split), spec.pair, cfg.max_length)
+        lang: _encode(
+            tokenizer, load_split(data_dir, lang, cfg.eval_split), spec.pair, cfg.max_length
+        )
         for lang in langs
     }
-    dev = _encode(tokenizer, load_split(data_dir, SOURCE_LANGUAGE, "validation"), spec.pair, cfg.max_length)
+    dev = _encode(
+        tokenizer, load_split(data_dir, SOURCE_LANGUAGE, "validation"), spec.pair, cfg.max_length
+    )
 
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "embeddings" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "embeddings" not in n)]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}],
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ],
         lr=cfg.lr,
     )
     warmup = max(1, round(cfg.warmup_ratio * cfg.steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda s: (s + 1) / warmup if s < warmup else max(0.0, (cfg.steps - s) / (cfg.steps - warmup)),
+        lambda s: (
+            (s + 1) / warmup if s < warmup else max(0.0, (cfg.steps - s) / (cfg.steps - warmup))
+        ),
     )
     gen = torch.Generator().manual_seed(cfg.seed)
     result = FinetuneResult(cfg)
 
     def evaluate(step: int, loss: float) -> None:
         acc = {lang: _accuracy(model, e, pad) for lang, e in evals.items()}
-        result.history.append({"step": step, "loss": loss, "dev": _accuracy(model, dev, pad), "acc": acc})
+        result.history.append(
+            {"step": step, "loss": loss, "dev": _accuracy(model, dev, pad), "acc": acc}
+        )
 
     t0 = time.perf_counter()
     evaluate(0, float("nan"))

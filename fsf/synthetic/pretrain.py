@@ -42,7 +42,7 @@ class PretrainConfig:
     num_heads: int = 4
     ffn_size: int = 256
     max_length: int = 64  # tokens incl. specials; positions = max_length + 2 (XLM-R offset)
-    steps: int = 2000
+    steps: int = 4000
     batch_size: int = 128
     lr: float = 3e-3
     min_lr_ratio: float = 0.1  # linear decay ends at this share of the peak
@@ -93,9 +93,7 @@ def model_config(tokenizer: PreTrainedTokenizerFast, cfg: PretrainConfig) -> XLM
     )
 
 
-def _batches(
-    lengths: np.ndarray, batch_size: int, rng: np.random.Generator
-) -> list[np.ndarray]:
+def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """One epoch of index batches; similar lengths share a batch to save padding."""
     order = rng.permutation(len(lengths))
     chunk = batch_size * 50
@@ -108,8 +106,13 @@ def _batches(
 
 
 def _mask(
-    ids: torch.Tensor, special: torch.Tensor, vocab_size: int, n_special: int, cfg: PretrainConfig,
-    gen: torch.Generator, mask_id: int,
+    ids: torch.Tensor,
+    special: torch.Tensor,
+    vocab_size: int,
+    n_special: int,
+    cfg: PretrainConfig,
+    gen: torch.Generator,
+    mask_id: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT masking: 15% of real tokens are predicted; of those 80% <mask>, 10% random, 10% kept."""
     labels = ids.clone()
@@ -144,7 +147,9 @@ def pretrain(
     enc = tokenizer(singles, truncation=True, max_length=cfg.max_length)["input_ids"]
     if pairs:
         enc += tokenizer(
-            [a for a, _ in pairs], [b for _, b in pairs], truncation=True,
+            [a for a, _ in pairs],
+            [b for _, b in pairs],
+            truncation=True,
             max_length=cfg.max_length,
         )["input_ids"]
     lengths = np.array([len(x) for x in enc])
@@ -155,10 +160,16 @@ def pretrain(
     model = XLMRobertaForMaskedLM(model_config(tokenizer, cfg))
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "embeddings" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "embeddings" not in n)]
+    no_decay = [
+        p for n, p in model.named_parameters() if not (p.ndim > 1 and "embeddings" not in n)
+    ]
     opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(0.9, cfg.beta2),
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        betas=(0.9, cfg.beta2),
     )
 
     def lr_at(step: int) -> float:
@@ -200,8 +211,13 @@ def pretrain(
             raw, centred = probe()
             info |= {"probe": raw}
             log.append(
-                {"step": step, "loss": round(ema, 4), "seconds": round(time.perf_counter() - t0, 1),
-                 "probe_raw": raw, "probe_centred": centred}
+                {
+                    "step": step,
+                    "loss": round(ema, 4),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                    "probe_raw": raw,
+                    "probe_centred": centred,
+                }
             )
         if progress:
             progress(step, cfg.steps, info)

@@ -285,9 +285,9 @@ class World:
                 return [p.head]
             out = [p.head] + (["PLUR"] if p.plural else [])
             if p.adj:
-                out = out + [p.adj] if g.adj_after_noun else [p.adj, *out]
+                out = [*out, p.adj] if g.adj_after_noun else [p.adj, *out]
             if p.det:
-                out = out + [p.det] if g.det_after_noun else [p.det, *out]
+                out = [*out, p.det] if g.det_after_noun else [p.det, *out]
             return out
 
         def clause(c: Clause) -> list[str]:

@@ -1,0 +1,176 @@
+"""Build the benchmark's artefacts: task data, pretraining corpus, tokenizer, checkpoint.
+
+Layout of a build folder (the shipped one is ``fsf/synthetic/assets``)::
+
+    manifest.json                  seed, generator version, sha256 of every file, probes
+    data/<task>/README.md          hub-style card: one config per language
+    data/<task>/<lang>/{train,validation,test}.jsonl
+    corpus/pretrain.txt.gz         the unlabelled pretraining text (pairs as a<TAB>b)
+    model/                         save_pretrained of the tokenizer and XLMRobertaForMaskedLM
+
+Everything is a deterministic function of the seed and the code; the data part takes a few
+seconds, the checkpoint a few minutes on 2 CPU cores (bit-identical weights need the same
+torch version and thread count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from fsf.synthetic.data import SPLITS, TASKS, pretraining_corpus, write_corpus, write_task
+from fsf.synthetic.world import LANGUAGES, SOURCE_LANGUAGE, World
+
+__all__ = [
+    "DEFAULT_TASK",
+    "GENERATOR_VERSION",
+    "MAX_LENGTH",
+    "build",
+    "build_data",
+    "sha256",
+]
+
+GENERATOR_VERSION = "1"
+DEFAULT_TASK = "topic"
+MAX_LENGTH = 64
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _hashes(root: Path, paths: list[Path]) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256(p) for p in sorted(paths)}
+
+
+def build_data(out: Path, seed: int = 0) -> tuple[dict[str, str], list[tuple[str, str | None]]]:
+    """Write the task data and the corpus under ``out``; return their hashes and the corpus."""
+    world = World(seed)
+    written: list[Path] = []
+    for task in TASKS:
+        folder = out / "data" / task
+        if folder.exists():
+            shutil.rmtree(folder)
+        written += write_task(world, task, folder)
+    corpus = list(pretraining_corpus(world))
+    written.append(write_corpus(corpus, out / "corpus" / "pretrain.txt.gz"))
+    return _hashes(out, written), corpus
+
+
+def _task_manifest() -> dict:
+    return {
+        name: {
+            "path": f"data/{name}",
+            "pair": spec.pair,
+            "num_labels": spec.num_labels,
+            "fields": ["id", "sentence1", "sentence2", "label"] if spec.pair else ["text", "label"],
+            "sizes": {
+                "train": {
+                    lang: spec.train_source if lang == SOURCE_LANGUAGE else spec.train_other
+                    for lang in LANGUAGES
+                },
+                "validation": spec.validation,
+                "test": spec.test,
+            },
+        }
+        for name, spec in TASKS.items()
+    }
+
+
+def build(
+    out: Path,
+    seed: int = 0,
+    steps: int | None = None,
+    data_only: bool = False,
+    progress: Callable[[int, int, dict], None] | None = None,
+) -> dict:
+    """Regenerate everything under ``out`` and write ``out/manifest.json``; return the manifest.
+
+    ``steps`` overrides the planned pretraining steps; ``data_only`` skips the tokenizer and
+    the checkpoint: an existing ``out/model`` is left alone, and stays in the manifest when
+    it was built from the same seed and corpus. Raises :class:`~fsf.synthetic.pretrain.AlignmentError` when the pretrained
+    model fails the alignment check; nothing is written to ``out/model`` then.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    files, corpus = build_data(out, seed)
+    manifest: dict = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "languages": list(LANGUAGES),
+        "source_language": SOURCE_LANGUAGE,
+        "splits": list(SPLITS),
+        "default_task": DEFAULT_TASK,
+        "max_length": MAX_LENGTH,
+        "tasks": _task_manifest(),
+        "files": files,
+        "model": None,
+    }
+    if not data_only:
+        manifest["model"] = _build_model(out, seed, steps, corpus, progress)
+        manifest["files"] |= _hashes(out, [p for p in (out / "model").iterdir() if p.is_file()])
+    else:
+        manifest |= _kept_model(out, seed, manifest["files"])
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return manifest
+
+
+def _kept_model(out: Path, seed: int, files: dict[str, str]) -> dict:
+    """The model entry of an existing manifest, if its checkpoint is still there unchanged.
+
+    The checkpoint depends on the world and the corpus, not on the task data, so a
+    ``--data-only`` rebuild with the same seed keeps it.
+    """
+    path = out / "manifest.json"
+    if not path.is_file():
+        return {}
+    old = json.loads(path.read_text(encoding="utf-8"))
+    if old.get("model") is None or old.get("seed") != seed:
+        return {}
+    model_files = {k: v for k, v in old["files"].items() if k.startswith("model/")}
+    corpus = "corpus/pretrain.txt.gz"
+    unchanged = old["files"].get(corpus) == files[corpus] and all(
+        (out / k).is_file() and sha256(out / k) == v for k, v in model_files.items()
+    )
+    return {"model": old["model"], "files": files | model_files} if unchanged else {}
+
+
+def _build_model(
+    out: Path,
+    seed: int,
+    steps: int | None,
+    corpus: list[tuple[str, str | None]],
+    progress: Callable[[int, int, dict], None] | None,
+) -> dict:
+    # torch and transformers are imported here so that the data part stays light
+    from fsf.synthetic.pretrain import PretrainConfig, pretrain
+    from fsf.synthetic.tokenizer import build_tokenizer
+
+    world = World(seed)
+    texts = [t for pair in corpus for t in pair if t]
+    tokenizer = build_tokenizer([*texts, " ".join(world.vocabulary())], MAX_LENGTH)
+    cfg = PretrainConfig(max_length=MAX_LENGTH, seed=seed)
+    if steps is not None:
+        cfg = replace(cfg, steps=steps, warmup_steps=min(cfg.warmup_steps, max(1, steps // 10)))
+    result = pretrain(corpus, tokenizer, world, cfg, progress)
+    model_dir = out / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    result.model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    summary = result.summary()
+    (model_dir / "pretrain_log.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return {
+        "path": "model",
+        "architecture": "XLMRobertaForMaskedLM",
+        "pretrain_config": asdict(cfg),
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "final_mlm_loss": round(result.final_loss, 4),
+        "topic_probe_raw": result.probe,
+        "topic_probe_centred": result.probe_centred,
+    }

@@ -1,0 +1,109 @@
+"""Task data: determinism, PAWS-X schema, balance, parallel dev/test, hub layout."""
+
+from __future__ import annotations
+
+import collections
+import json
+from pathlib import Path
+
+import pytest
+
+from fsf.synthetic.build import sha256
+from fsf.synthetic.data import SPLITS, TASKS, generate_task, write_task
+from fsf.synthetic.world import LANGUAGES, SOURCE_LANGUAGE, World
+
+
+@pytest.fixture(scope="module")
+def pawsx(world: World) -> dict:
+    return generate_task(world, "pawsx")
+
+
+@pytest.fixture(scope="module")
+def topic(world: World) -> dict:
+    return generate_task(world, "topic")
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): sha256(p) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_same_seed_identical_files_other_seed_different(tmp_path: Path) -> None:
+    write_task(World(0), "pawsx", tmp_path / "a")
+    write_task(World(0), "pawsx", tmp_path / "b")
+    write_task(World(1), "pawsx", tmp_path / "c")
+    a, b, c = (_hashes(tmp_path / x) for x in "abc")
+    assert a == b
+    assert a.keys() == c.keys()
+    assert all(a[k] != c[k] for k in a if k.endswith(".jsonl"))
+
+
+def test_pawsx_schema_and_balance(pawsx: dict) -> None:
+    spec = TASKS["pawsx"]
+    for lang in LANGUAGES:
+        assert set(pawsx[lang]) == set(SPLITS)
+        for split, records in pawsx[lang].items():
+            for r in records:
+                assert list(r) == ["id", "sentence1", "sentence2", "label"]
+                assert isinstance(r["id"], int) and isinstance(r["label"], int)
+                assert isinstance(r["sentence1"], str) and isinstance(r["sentence2"], str)
+                assert r["label"] in (0, 1)
+            assert [r["id"] for r in records] == list(range(1, len(records) + 1))
+            share = sum(r["label"] for r in records) / len(records)
+            assert 0.45 <= share <= 0.55, (lang, split, share)
+    assert len(pawsx["en"]["train"]) == spec.train_source
+    assert len(pawsx["fr"]["train"]) == spec.train_other
+
+
+def test_topic_schema_and_balance(topic: dict) -> None:
+    for lang in LANGUAGES:
+        for records in topic[lang].values():
+            assert all(list(r) == ["text", "label"] for r in records)
+            counts = collections.Counter(r["label"] for r in records)
+            assert sorted(counts) == [0, 1, 2, 3]
+            assert max(counts.values()) - min(counts.values()) <= 1
+
+
+def _names(sentence: str) -> list[str]:
+    return sorted(w for w in sentence.split() if w[0].isupper())
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_dev_and_test_are_parallel(task: str, pawsx: dict, topic: dict) -> None:
+    data = {"pawsx": pawsx, "topic": topic}[task]
+    key = "sentence1" if task == "pawsx" else "text"
+    for split in ("validation", "test"):
+        src = data[SOURCE_LANGUAGE][split]
+        for lang in LANGUAGES:
+            other = data[lang][split]
+            assert [r["label"] for r in other] == [r["label"] for r in src]
+            # the same frame in every language: the same proper names (shared forms)
+            assert [_names(r[key]) for r in other] == [_names(r[key]) for r in src]
+    # train splits are separate samples per language
+    assert data["en"]["train"][0] != data["fr"]["train"][0]
+
+
+def test_pair_sentences_share_no_content_word(world: World, pawsx: dict) -> None:
+    for lang in ("en", "ja"):
+        content = {
+            world.lexicon[lang][c] for c, (k, _) in world.concepts.items() if k in ("N", "V", "A")
+        }
+        for r in pawsx[lang]["test"]:
+            shared = set(r["sentence1"].split()) & set(r["sentence2"].split()) & content
+            assert not shared
+
+
+def test_hub_layout_loads_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    folder = tmp_path / "pawsx"
+    write_task(World(0), "pawsx", folder)
+    ds = datasets.load_dataset(
+        str(folder), name="fr", split="validation", cache_dir=str(tmp_path / "cache")
+    )
+    assert ds.column_names == ["id", "sentence1", "sentence2", "label"]
+    assert ds.features["label"].names == ["0", "1"]
+    assert ds.features["id"].dtype == "int32"
+    first = json.loads((folder / "fr" / "validation.jsonl").open().readline())
+    assert ds[0] == first
+    assert datasets.get_dataset_config_names(str(folder)) == list(LANGUAGES)
