@@ -107,6 +107,12 @@ class _TrainReporter:
         ray.train.report(self.tracker.scalars(evaluation))
 
 
+def _stop_status(writer: ParquetReporter) -> str:
+    """A trial ended by Tune: completed if its last evaluation was the final one."""
+    evs = writer.evaluations
+    return "completed" if evs and evs[-1].is_final else "stopped"
+
+
 def _set_threads(cpus: float) -> None:
     import torch
 
@@ -158,6 +164,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         reporters.insert(0, writer)
     try:
         train(config, CompositeReporter(*reporters), all_ranks_report=True)
+    except SystemExit:
+        if writer is not None:
+            writer.finish(_stop_status(writer))
+        raise
     except BaseException as exc:
         if writer is not None:
             writer.finish("failed", f"{type(exc).__name__}: {exc}")
@@ -227,6 +237,9 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
             tune_reporter = _TuneReporter(_ObjectiveTracker(metrics, index, finished))
             try:
                 train(config, CompositeReporter(writer, tune_reporter))
+            except SystemExit:  # Tune ends the trial from inside `tune.report` (ASHA, max_t)
+                writer.finish(_stop_status(writer))
+                raise
             except BaseException as exc:
                 writer.finish("failed", f"{type(exc).__name__}: {exc}")
                 raise

@@ -203,3 +203,29 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
     )
     assert set(df["status"]) == {"completed"}
     _assert_complete(df)
+
+
+def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
+    from fsf.results import best_per_language
+    from fsf.sweep.space import load_space
+    from fsf.sweep.tune import run_sweep
+
+    space = _space(assets, tmp_path, "asha", {
+        "parameters": {"optim.lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True}},
+        "scheduler": {"type": "asha", "grace_period": 4, "reduction_factor": 2},
+        "num_trials": 4,
+        "max_concurrent": 2,
+    })
+    try:
+        outcome = run_sweep(load_space(space), progress=False, num_cpus=2)
+    finally:
+        _stop_ray()
+    assert outcome.errors == {}
+    df = _rows(outcome.sweep_dir)
+    statuses = df.groupby("trial_id")["status"].first()
+    assert set(statuses) <= {"completed", "stopped"} and "completed" in set(statuses)
+    for trial, g in df.groupby("trial_id"):
+        assert (g["step"].max() == 8) == (statuses[trial] == "completed")
+    per = best_per_language(outcome.sweep_dir)
+    assert {e["language"] for e in per.languages} == {"de", "fr"}
+    assert per.target_mean is not None
