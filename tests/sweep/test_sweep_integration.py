@@ -210,12 +210,17 @@ def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
     from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
-    space = _space(assets, tmp_path, "asha", {
-        "parameters": {"optim.lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True}},
-        "scheduler": {"type": "asha", "grace_period": 4, "reduction_factor": 2},
-        "num_trials": 4,
-        "max_concurrent": 2,
-    })
+    space = _space(
+        assets,
+        tmp_path,
+        "asha",
+        {
+            "parameters": {"optim.lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True}},
+            "scheduler": {"type": "asha", "grace_period": 4, "reduction_factor": 2},
+            "num_trials": 4,
+            "max_concurrent": 2,
+        },
+    )
     try:
         outcome = run_sweep(load_space(space), progress=False, num_cpus=2)
     finally:
