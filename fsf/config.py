@@ -28,6 +28,7 @@ __all__ = [
     "apply_overrides",
     "load_run_config",
     "parse_overrides",
+    "read_yaml",
     "validate_run_config",
 ]
 
@@ -207,20 +208,26 @@ def validate_run_config(data: Any, source: str | None = None, prefix: str = "") 
         raise ConfigError(problems_from_pydantic(exc, prefix), source) from None
 
 
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; an unreadable or malformed file is a ConfigError naming it."""
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read file: {exc.strerror}")], source) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
+
+
 def load_run_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
     """Read a run config YAML (or the defaults when `path` is None) and apply `--set` items."""
     data: Any = {}
     source = None
     if path is not None:
         source = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError([Problem("", f"cannot read file: {exc.strerror}")], source) from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
+        data = read_yaml(path) or {}
     if overrides:
         if not isinstance(data, dict):
             raise ConfigError(

@@ -28,10 +28,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fsf.config import RunConfig, apply_overrides, validate_run_config
+from fsf.config import RunConfig, apply_overrides, read_yaml, validate_run_config
 from fsf.errors import ConfigError, Problem, problems_from_pydantic
 
 if TYPE_CHECKING:
@@ -450,13 +449,4 @@ def validate_space(data: Any, source: str | None = None) -> SweepSpec:
 
 def load_space(path: str | Path) -> SweepSpec:
     """Read and validate a space file."""
-    source = str(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError([Problem("", f"cannot read file: {exc.strerror}")], source) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
-    return validate_space(data, source)
+    return validate_space(read_yaml(path), str(path))
