@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray.tune.search.optuna import OptunaSearch
 
 from fsf.errors import FsfError
 from fsf.results import ParquetReporter, TrialInfo, atomic_write_table
@@ -251,6 +252,30 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
 # --------------------------------------------------------------------- the driver
 
 
+class _ResumableOptunaSearch(OptunaSearch):
+    """OptunaSearch that tolerates trials Optuna has already finished.
+
+    After a crash, Tune's saved state can be older than the Optuna study: a trial told
+    COMPLETE in the RDB just before the crash is rerun on resume, and reporting to it again
+    would raise. The rerun rewrites the trial's fragment; Optuna keeps its first result."""
+
+    def _finished(self, trial_id: str) -> bool:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is None:
+            return False
+        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if not self._finished(trial_id):
+            super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
+        if self._finished(trial_id):
+            self._ot_trials.pop(trial_id, None)
+            return
+        super().on_trial_complete(trial_id, result, error)
+
+
 class _TrialResources:
     """What a trial asks Ray for: its CPUs/GPUs when it trains in its own process; a sliver of
     a CPU when it only drives Ray Train workers, which ask for their own resources."""
@@ -357,7 +382,6 @@ def run_sweep(
     """Run (or resume) the sweep; returns where its results are."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from fsf.sweep.progress import ProgressCallback
 
@@ -390,7 +414,7 @@ def run_sweep(
     metrics = [o.metric for o in search.objective]
     modes = [o.mode for o in search.objective]
     single = len(metrics) == 1
-    searcher = OptunaSearch(
+    searcher = _ResumableOptunaSearch(
         space=define_by_run(spec),
         metric=metrics[0] if single else metrics,
         mode=modes[0] if single else modes,
