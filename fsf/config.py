@@ -18,11 +18,14 @@ from fsf.policies.config import PolicyConfig
 from fsf.policies.weight_sets import ArchitecturePatterns
 
 __all__ = [
+    "AnalysisConfig",
+    "CkaConfig",
     "DeepSpeedConfig",
     "EvalConfig",
     "FewShotConfig",
     "ModelConfig",
     "OptimConfig",
+    "ProbeConfig",
     "RunConfig",
     "TaskConfig",
     "apply_overrides",
@@ -119,6 +122,56 @@ class DeepSpeedConfig(_Strict):
     )
 
 
+class ProbeConfig(_Strict):
+    """A layer probe (`fsf-sweep probe`, docs/analysis.md): before fine-tuning, re-initialise or
+    freeze one part of one layer. `action: none` (the default) is plain fine-tuning.
+
+    reinit: the part's Linear weights ~ N(0, initializer_range), biases 0, LayerNorms 1/0 (the
+    BERT/XLM-R initialisation). freeze: the part's weights get no gradient and no optimizer
+    state. Parts follow the weight-set units: `attention` (self-attention with its output
+    projection and LayerNorm), `ffn` (intermediate + output dense and LayerNorm), `all`.
+    """
+
+    action: Literal["none", "reinit", "freeze"] = "none"
+    layer: int | None = Field(None, ge=1, description="1-based layer (1 = nearest the embeddings)")
+    part: Literal["all", "attention", "ffn"] = "all"
+
+    @model_validator(mode="after")
+    def _needs_layer(self) -> ProbeConfig:
+        if self.action != "none" and self.layer is None:
+            raise ValueError(f"probe.action={self.action} needs probe.layer (1-based)")
+        return self
+
+
+class CkaConfig(_Strict):
+    """Forgetting by linear CKA between the pretrained and the current model's hidden states.
+
+    Every `every_steps` updates (and before the first and after the last), the first
+    `probe_size` examples of each language's `split` (a fixed probe batch) go through the
+    model; per layer (0 = embeddings), the pooled hidden states are compared with those of the
+    pretrained model, computed once before training. Stored as result rows with
+    split="cka", metric="cka_layer_{i}".
+    """
+
+    every_steps: int = Field(0, ge=0, description="measure every N optimizer steps; 0 = off")
+    probe_size: int = Field(64, ge=2, description="examples per language in the probe batch")
+    split: Literal["dev", "test"] = Field("dev", description="where the probe batch comes from")
+    languages: list[str] | None = Field(None, description="default: every run language")
+    pooling: Literal["mean", "first"] = Field(
+        "mean", description="mean over tokens (mask-aware), or the first token (<s>/[CLS])"
+    )
+    batch_size: int = Field(64, ge=1, description="probe examples per forward pass")
+
+
+class AnalysisConfig(_Strict):
+    """What a run records for analysis (docs/analysis.md), beyond its evaluations."""
+
+    loss_curve: bool = Field(
+        True, description="record every step's training loss (rows with split=train)"
+    )
+    cka: CkaConfig = Field(default_factory=CkaConfig)
+
+
 class RunConfig(_Strict):
     """Everything one training run needs."""
 
@@ -138,6 +191,8 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     few_shot: FewShotConfig = Field(default_factory=FewShotConfig)
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     output_dir: str = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -151,6 +206,15 @@ class RunConfig(_Strict):
             )
         if len(set(self.target_langs)) != len(self.target_langs):
             raise ValueError(f"target_langs has duplicates: {self.target_langs}")
+        return self
+
+    @model_validator(mode="after")
+    def _cka_languages(self) -> RunConfig:
+        unknown = sorted(set(self.analysis.cka.languages or []) - set(self.languages))
+        if unknown:
+            raise ValueError(
+                f"analysis.cka.languages {unknown} are not run languages {self.languages}"
+            )
         return self
 
     @property
