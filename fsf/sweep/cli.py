@@ -67,6 +67,15 @@ def _run(args: argparse.Namespace) -> int:
         problems.append(f"--num-trials must be >= 1, got {args.num_trials}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         problems.append(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.resume:
+        problems += [
+            f"{flag} cannot change a resumed sweep (it keeps the settings it started with)"
+            for flag, value in (
+                ("--num-trials", args.num_trials),
+                ("--max-concurrent", args.max_concurrent),
+            )
+            if value is not None
+        ]
     if problems:
         raise _UsageError("; ".join(problems))
     spec = load_space(args.space)

@@ -29,6 +29,7 @@ class ProgressCallback(Callback):
         self.failed = 0
         self.errors: dict[str, str] = {}
         self._bar = None
+        self._started = False
         if enabled:
             from tqdm.auto import tqdm
 
@@ -41,6 +42,21 @@ class ProgressCallback(Callback):
         self._bar.set_postfix_str(
             f"running={len(self.running)} failed={self.failed} best {self.metric}={best}"
         )
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        """On the first step of a resumed sweep, count the trials that already ended."""
+        if self._started:
+            return
+        self._started = True
+        for trial in trials:
+            if trial.status == "TERMINATED":
+                self.done += 1
+            elif trial.status == "ERROR":
+                self.done += 1
+                self.failed += 1
+        if self._bar is not None and self.done:
+            self._bar.update(self.done)
+        self._refresh()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)

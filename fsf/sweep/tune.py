@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 from fsf.errors import FsfError
-from fsf.results import ParquetReporter, TrialInfo, atomic_write_table
+from fsf.results import ParquetReporter, TrialInfo, atomic_write_table, fragment_path
+from fsf.results.reader import COMPACTED_DIR
 from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
@@ -253,11 +255,27 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
 
 
 class _ResumableOptunaSearch(OptunaSearch):
-    """OptunaSearch that tolerates trials Optuna has already finished.
+    """OptunaSearch whose study (in the RDB) and Tune's saved state agree after a crash.
 
-    After a crash, Tune's saved state can be older than the Optuna study: a trial told
-    COMPLETE in the RDB just before the crash is rerun on resume, and reporting to it again
-    would raise. The rerun rewrites the trial's fragment; Optuna keeps its first result."""
+    Tune saves its state (trials and this searcher) every second; the Optuna study is written
+    at once. A crash between the two leaves two kinds of disagreement, both handled here:
+
+    - a trial Optuna already finished is rerun by Tune: reports to it are ignored (Optuna
+      keeps its first result; the rerun rewrites the trial's fragment);
+    - a trial Optuna handed out after the last save (RUNNING in the study, unknown to Tune)
+      is an orphan: on restore it is marked FAIL (user attr `fsf_orphaned`) and, if it was an
+      enqueued point (a grid point), its point is enqueued again, so no point is lost.
+
+    Each Optuna trial records its Tune trial id (user attr `tune_trial_id`), which is also
+    the `trial_id` of its result rows.
+    """
+
+    def suggest(self, trial_id: str) -> dict | None:
+        params = super().suggest(trial_id)
+        ot_trial = self._ot_trials[trial_id]
+        if ot_trial.user_attrs.get("tune_trial_id") != trial_id:
+            ot_trial.set_user_attr("tune_trial_id", trial_id)
+        return params
 
     def _finished(self, trial_id: str) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
@@ -274,6 +292,98 @@ class _ResumableOptunaSearch(OptunaSearch):
             self._ot_trials.pop(trial_id, None)
             return
         super().on_trial_complete(trial_id, result, error)
+
+    def restore(self, checkpoint_path: str) -> None:
+        super().restore(checkpoint_path)
+        self.orphans = reconcile_orphans(self._ot_study, self._ot_trials.values())
+
+
+def reconcile_orphans(study: Any, known: Any) -> list[int]:
+    """Fail the study's RUNNING trials that are not among `known` (the Optuna trials Tune's
+    saved state knows) and enqueue their fixed points again; returns the orphans' numbers."""
+    from optuna.trial import TrialState
+
+    known_ids = {t._trial_id for t in known}
+    storage = study._storage
+    orphans = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial._trial_id in known_ids:
+            continue
+        storage.set_trial_user_attr(
+            trial._trial_id, "fsf_orphaned", "handed out just before the sweep was interrupted"
+        )
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        fixed = trial.system_attrs.get("fixed_params")
+        if fixed is not None:
+            study.enqueue_trial(fixed)
+        orphans.append(trial.number)
+    if orphans:
+        log.warning("Optuna trials %s were orphaned by the interruption; rerunning", orphans)
+    return orphans
+
+
+_LIVE_CALLBACKS: list[Any] = []
+
+
+class _LiveCallbacks(Callback):
+    """Forwards Tune's callback hooks to the callbacks of the running `run_sweep` call.
+
+    Tune pickles the run config (callbacks included) with the experiment and, on
+    `Tuner.restore`, uses the unpickled copies. This proxy holds no state, so a resumed
+    sweep reports to the live view and error log of the process that resumed it."""
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        for cb in _LIVE_CALLBACKS:
+            cb.on_step_begin(iteration, trials, **info)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        for cb in _LIVE_CALLBACKS:
+            cb.on_trial_start(iteration, trials, trial, **info)
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        for cb in _LIVE_CALLBACKS:
+            cb.on_trial_result(iteration, trials, trial, result, **info)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        for cb in _LIVE_CALLBACKS:
+            cb.on_trial_complete(iteration, trials, trial, **info)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        for cb in _LIVE_CALLBACKS:
+            cb.on_trial_error(iteration, trials, trial, **info)
+
+
+ORPHANED_DIR = ".orphaned"
+"""Folder (under `results/`, hidden from readers) for fragments of orphaned trials."""
+
+
+class _OrphanFragments(Callback):
+    """On resume, moves the fragments of trials Tune's saved state does not know (they ran
+    after its last save and will not be continued) to `results/.orphaned/`, before any new
+    trial starts: their configurations run again as new trials, so their rows would be
+    duplicates."""
+
+    def __init__(self, results_dir: Path):
+        self.results_dir = results_dir
+        self.done = False
+        self.moved: list[str] = []
+
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self.done:
+            return
+        self.done = True
+        known = {fragment_path(self.results_dir, t.trial_id, 0).parent.name for t in trials}
+        for folder in sorted(self.results_dir.glob("trial=*")):
+            if folder.name in known or folder.name == COMPACTED_DIR:
+                continue
+            target = self.results_dir / ORPHANED_DIR / folder.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(folder, target)
+            self.moved.append(folder.name)
+        if self.moved:
+            log.warning("moved fragments of orphaned trials to %s: %s", ORPHANED_DIR, self.moved)
 
 
 class _TrialResources:
@@ -367,6 +477,46 @@ def _finalise_statuses(results_dir: Path, errors: dict[str, str]) -> None:
         atomic_write_table(table, path)
 
 
+def _tune_config(
+    spec: SweepSpec, sweep_dir: Path, points: list[dict[str, Any]] | None, n: int
+) -> Any:
+    """The searcher (Optuna, its study in the RDB) and scheduler of a new sweep."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    search = spec.search
+    metrics = [o.metric for o in search.objective]
+    modes = [o.mode for o in search.objective]
+    single = len(metrics) == 1
+    searcher = _ResumableOptunaSearch(
+        space=define_by_run(spec),
+        metric=metrics[0] if single else metrics,
+        mode=modes[0] if single else modes,
+        sampler=_sampler(spec),
+        storage=_optuna_storage(spec, sweep_dir),
+        study_name=spec.name,
+        points_to_evaluate=points,
+    )
+    scheduler: Any = FIFOScheduler()
+    if search.scheduler.type == "asha":
+        base = spec.base_config()
+        scheduler = ASHAScheduler(
+            time_attr="progress_step",
+            metric=metrics[0],
+            mode=modes[0],
+            grace_period=search.scheduler.grace_period,
+            max_t=search.scheduler.max_t or (base.optim.max_steps or 1) * len(search.seeds),
+            reduction_factor=search.scheduler.reduction_factor,
+        )
+    return tune.TuneConfig(
+        search_alg=searcher,
+        scheduler=scheduler,
+        num_samples=n,
+        max_concurrent_trials=search.max_concurrent,
+        reuse_actors=False,
+    )
+
+
 def run_sweep(
     spec: SweepSpec,
     *,
@@ -381,7 +531,6 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run (or resume) the sweep; returns where its results are."""
     from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from fsf.sweep.progress import ProgressCallback
 
@@ -411,44 +560,15 @@ def run_sweep(
     _init_ray(address, num_cpus)
     points = grid_points(spec) if search.searcher == "grid" else None
     n = len(points) if points is not None else search.num_trials
-    metrics = [o.metric for o in search.objective]
-    modes = [o.mode for o in search.objective]
-    single = len(metrics) == 1
-    searcher = _ResumableOptunaSearch(
-        space=define_by_run(spec),
-        metric=metrics[0] if single else metrics,
-        mode=modes[0] if single else modes,
-        sampler=_sampler(spec),
-        storage=_optuna_storage(spec, sweep_dir),
-        study_name=spec.name,
-        points_to_evaluate=points,
-    )
-    if search.scheduler.type == "asha":
-        base = spec.base_config()
-        max_t = search.scheduler.max_t or (base.optim.max_steps or 1) * len(search.seeds)
-        scheduler: Any = ASHAScheduler(
-            time_attr="progress_step",
-            metric=metrics[0],
-            mode=modes[0],
-            grace_period=search.scheduler.grace_period,
-            max_t=max_t,
-            reduction_factor=search.scheduler.reduction_factor,
-        )
-    else:
-        scheduler = FIFOScheduler()
     trainable = tune.with_resources(
         tune.with_parameters(_trial, spec_data=spec_data, sweep_dir=str(sweep_dir)),
         _TrialResources(spec),
     )
     callback = ProgressCallback(total=n, objective=search.objective[0], enabled=progress)
-    run_config = tune.RunConfig(
-        name=TUNE_DIR,
-        storage_path=str(sweep_dir),
-        verbose=0,
-        failure_config=tune.FailureConfig(max_failures=search.max_failures),
-        callbacks=[callback],
-    )
+    _LIVE_CALLBACKS[:] = [_OrphanFragments(results_dir), callback] if resume else [callback]
     if resume:
+        # Tune restores its own pickled searcher, scheduler and callbacks; building new ones
+        # here would touch the study (OptunaSearch enqueues its points when constructed)
         tuner = tune.Tuner.restore(
             str(tune_path),
             trainable,
@@ -459,17 +579,20 @@ def run_sweep(
     else:
         tuner = tune.Tuner(
             trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                scheduler=scheduler,
-                num_samples=n,
-                max_concurrent_trials=search.max_concurrent,
-                reuse_actors=False,
+            tune_config=_tune_config(spec, sweep_dir, points, n),
+            run_config=tune.RunConfig(
+                name=TUNE_DIR,
+                storage_path=str(sweep_dir),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=search.max_failures),
+                callbacks=[_LiveCallbacks()],
             ),
-            run_config=run_config,
         )
-    grid = tuner.fit()
-    callback.close()
+    try:
+        grid = tuner.fit()
+    finally:
+        callback.close()
+        _LIVE_CALLBACKS.clear()
     if results_dir.exists():
         _finalise_statuses(results_dir, callback.errors)
     statuses: dict[str, int] = {}

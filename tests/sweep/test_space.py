@@ -260,3 +260,13 @@ def test_unreadable_and_non_yaml_files(tmp_path, capsys):
     assert main(["validate", "--space", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "cannot read" in err and "not valid YAML" in err
+
+
+def test_resume_refuses_settings_it_cannot_change(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    args = ["--space", "sweeps/policies.yaml", "--storage-path", str(runs), "--resume"]
+    assert main([*args, "--num-trials", "40", "--max-concurrent", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--num-trials cannot change a resumed sweep" in err
+    assert "--max-concurrent" in err
+    assert not runs.exists()
