@@ -7,6 +7,7 @@ loops only touch runs and configurations (thousands), never rows (millions).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,8 +18,9 @@ import pyarrow.compute as pc
 
 from fsf.results._errors import ResultsError, ResultsUsageError, choices
 from fsf.results.reader import Results
+from fsf.results.schema import EVAL_SPLITS
 
-__all__ = ["CONFIG_COLUMNS", "SELECTIONS", "Frame", "frame"]
+__all__ = ["CONFIG_COLUMNS", "SELECTIONS", "Frame", "eval_results", "frame"]
 
 #: Selection rules: which evaluation step of a run is reported.
 SELECTIONS = ("source-dev", "all-dev", "target-dev")
@@ -261,11 +263,28 @@ def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Tabl
     return results.cache["runs"]
 
 
+def eval_results(results: Results) -> Results:
+    """`results` restricted to evaluation rows: split dev or test, or no split (the row a run
+    that failed before its first evaluation leaves). Analysis rows (split train, cka) are
+    left out. Returns `results` itself when it has no other rows; cached."""
+    if "eval_results" not in results.cache:
+        split = results.table["split"]
+        keep = pc.or_(pc.is_null(split), pc.is_in(split, value_set=pa.array(EVAL_SPLITS)))
+        if pc.all(keep).as_py() is not False:
+            view = results
+        else:
+            view = dataclasses.replace(results, table=results.table.filter(keep), cache={})
+        results.cache["eval_results"] = view
+    return results.cache["eval_results"]
+
+
 def frame(results: Results, task: str | None, metric: str | None) -> Frame:
-    """The `Frame` of one task and metric (defaults: the only task; its primary metric)."""
+    """The `Frame` of one task and metric (defaults: the only task; its primary metric),
+    over the evaluation rows only (see `eval_results`)."""
     key = ("frame", task, metric)
     if key in results.cache:
         return results.cache[key]
+    outer, results = results, eval_results(results)
     table = results.table
     if table.num_rows == 0:
         where = results.root or "the table"
@@ -325,7 +344,7 @@ def frame(results: Results, task: str | None, metric: str | None) -> Frame:
         ),
     )
     _group_configs(fr, ok, run_table)
-    results.cache[key] = fr
+    outer.cache[key] = fr
     return fr
 
 

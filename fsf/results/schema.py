@@ -3,6 +3,12 @@
 One row per (sweep, trial, seed, evaluation step, split, language, metric). The trial's
 configuration is spread into typed columns; everything else of the run config is kept as
 JSON in `config_json`, and the sweep's sampled parameters in `params_json`.
+
+Evaluation rows have split `dev` or `test` (`EVAL_SPLITS`). Two more kinds of rows serve the
+analyses (docs/analysis.md), in the same columns: the training loss of every step
+(split `train`, metric `loss`, language = the source language) and per-layer CKA against the
+pretrained model (split `cka`, metric `cka_layer_{i}`, i = 0 for the embeddings). Queries of
+scores use evaluation rows only.
 """
 
 from __future__ import annotations
@@ -19,8 +25,12 @@ if TYPE_CHECKING:
     from fsf.train.reporter import Evaluation
 
 __all__ = [
+    "CKA_SPLIT",
+    "EVAL_SPLITS",
+    "LOSS_METRIC",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "TRAIN_SPLIT",
     "SchemaVersionError",
     "TrialInfo",
     "check_schema",
@@ -29,6 +39,13 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 
+#: Splits of evaluation rows (scores); other splits hold analysis rows.
+EVAL_SPLITS = ("dev", "test")
+#: Split and metric of the per-step training loss rows.
+TRAIN_SPLIT, LOSS_METRIC = "train", "loss"
+#: Split of the CKA rows; their metric is `cka_layer_{i}` (layer 0 = the embeddings).
+CKA_SPLIT = "cka"
+
 _FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("schema_version", pa.int16(), "version of this schema"),
     ("sweep", pa.string(), "sweep name ('' for a single fsf-train run)"),
@@ -36,15 +53,15 @@ _FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("seed", pa.int64(), "training seed"),
     ("status", pa.string(), "trial status: running | completed | failed | stopped"),
     ("failure_reason", pa.string(), "why the trial failed (null unless failed)"),
-    ("step", pa.int64(), "optimizer step of the evaluation (0 = before training)"),
+    ("step", pa.int64(), "optimizer step of the evaluation or record (0 = before training)"),
     ("epoch", pa.float64(), "epochs of source data seen"),
     ("total_steps", pa.int64(), "planned optimizer steps"),
     ("is_final", pa.bool_(), "the evaluation after the last step"),
-    ("split", pa.string(), "dev | test"),
-    ("language", pa.string(), "evaluated language"),
+    ("split", pa.string(), "dev | test (scores); train (loss) | cka (analysis rows)"),
+    ("language", pa.string(), "evaluated language (train rows: the source language)"),
     ("is_source", pa.bool_(), "language == source_lang"),
-    ("metric", pa.string(), "metric name, e.g. accuracy, f1"),
-    ("value", pa.float64(), "metric value in [0, 1]"),
+    ("metric", pa.string(), "metric name, e.g. accuracy, f1; loss; cka_layer_{i}"),
+    ("value", pa.float64(), "metric value in [0, 1] (loss rows: the step's training loss)"),
     ("primary_metric", pa.string(), "the task's main metric"),
     ("source_lang", pa.string(), "fine-tuning language"),
     ("task", pa.string(), "task name"),
@@ -165,7 +182,10 @@ def _num(x: float | None) -> float | None:
 def evaluation_rows(
     info: TrialInfo, ev: Evaluation, status: str = "running", reason: str | None = None
 ) -> list[dict[str, Any]]:
-    """The rows of one evaluation: one per split, language and metric."""
+    """The rows of one evaluation: one per split, language and metric; then one per training
+    step recorded since the previous evaluation (`ev.train_steps`) and one per CKA value
+    (`ev.cka`). Analysis rows carry their own step, phase and phi; their multiplier, is_final
+    and train_loss columns are null/false."""
     now = datetime.now(timezone.utc)
     m = ev.multipliers
     base = {
@@ -200,6 +220,62 @@ def evaluation_rows(
                         "language": lang,
                         "is_source": lang == ev.source_lang,
                         "metric": metric,
+                        "value": _num(value),
+                    }
+                )
+    if ev.train_steps or ev.cka:
+        rows += _analysis_rows(base, ev)
+    return rows
+
+
+def _analysis_rows(base: dict[str, Any], ev: Evaluation) -> list[dict[str, Any]]:
+    blank = dict.fromkeys(
+        (
+            "mult_s1",
+            "mult_s2",
+            "mult_v1",
+            "mult_v2",
+            "mult_embeddings",
+            "mult_head",
+            "train_loss",
+            "elapsed_s",
+        )
+    )
+    per_step = ev.epoch / ev.step if ev.step else 0.0
+    phases: dict[int, tuple[str | None, float | None]] = {0: ("P1", None)}
+    phases.update({r.step: (r.phase, _num(r.phi)) for r in ev.train_steps})
+    phases[ev.step] = (ev.phase, _num(ev.phi))
+    common = {**base, **blank, "is_final": False}
+    rows = [
+        {
+            **common,
+            "step": r.step,
+            "epoch": r.step * per_step,
+            "phase": r.phase,
+            "phi": _num(r.phi),
+            "split": TRAIN_SPLIT,
+            "language": ev.source_lang,
+            "is_source": True,
+            "metric": LOSS_METRIC,
+            "value": _num(r.loss),
+        }
+        for r in ev.train_steps
+    ]
+    for step, per_lang in sorted(ev.cka.items()):
+        phase, phi = phases.get(step, (None, None))
+        for lang, values in per_lang.items():
+            for layer, value in enumerate(values):
+                rows.append(
+                    {
+                        **common,
+                        "step": step,
+                        "epoch": step * per_step,
+                        "phase": phase,
+                        "phi": phi,
+                        "split": CKA_SPLIT,
+                        "language": lang,
+                        "is_source": lang == ev.source_lang,
+                        "metric": f"cka_layer_{layer}",
                         "value": _num(value),
                     }
                 )

@@ -7,7 +7,8 @@
   onto one class.
 * :func:`retrieval_at_1`: parallel sentences, mean-pooled hidden states (centred per language),
   nearest ``en`` neighbour by cosine; the share that finds its own translation.
-* :func:`linear_cka`: linear CKA between two sets of representations of the same inputs.
+* :func:`linear_cka`: linear CKA between two sets of representations of the same inputs
+  (re-exported from :mod:`fsf.analysis.cka`, the one implementation in fsf).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from fsf.analysis.cka import linear_cka, pooled_hidden_states
 from fsf.synthetic.world import NUM_TOPICS, SOURCE_LANGUAGE, World
 
 __all__ = ["encode", "hidden_states", "linear_cka", "retrieval_at_1", "topic_probe"]
@@ -59,22 +61,14 @@ def encode(tokenizer, texts: Sequence[str], max_length: int) -> dict[str, torch.
     )
 
 
-@torch.no_grad()
 def hidden_states(
     encoder: nn.Module, tokenizer, texts: Sequence[str], max_length: int = 64, batch: int = 256
 ) -> list[torch.Tensor]:
     """Mean-pooled hidden states of every layer (index 0 = embeddings) for ``texts``."""
-    layers: list[list[torch.Tensor]] = []
-    for i in range(0, len(texts), batch):
-        enc = encode(tokenizer, texts[i : i + batch], max_length)
-        out = encoder(**enc, output_hidden_states=True)
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        pooled = [(h * mask).sum(1) / mask.sum(1) for h in out.hidden_states]
-        if not layers:
-            layers = [[] for _ in pooled]
-        for acc, p in zip(layers, pooled, strict=True):
-            acc.append(p)
-    return [torch.cat(x) for x in layers]
+    batches = (
+        encode(tokenizer, texts[i : i + batch], max_length) for i in range(0, len(texts), batch)
+    )
+    return pooled_hidden_states(encoder, batches, "mean")
 
 
 def retrieval_at_1(source: torch.Tensor, target: torch.Tensor) -> float:
@@ -83,12 +77,3 @@ def retrieval_at_1(source: torch.Tensor, target: torch.Tensor) -> float:
     t = nn.functional.normalize(target - target.mean(0), dim=-1)
     pred = (t @ s.T).argmax(-1)
     return (pred == torch.arange(len(t))).float().mean().item()
-
-
-def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
-    """Linear centred kernel alignment between ``x`` and ``y`` (rows = the same inputs)."""
-    x = (x - x.mean(0)).double()
-    y = (y - y.mean(0)).double()
-    num = (y.T @ x).norm() ** 2
-    den = (x.T @ x).norm() * (y.T @ y).norm()
-    return (num / den).item()

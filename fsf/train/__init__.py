@@ -1,6 +1,13 @@
 """The training worker (one DeepSpeed rank) and the reporter interface it speaks."""
 
-from fsf.train.reporter import CompositeReporter, Evaluation, ListReporter, Reporter, RunSummary
+from fsf.train.reporter import (
+    CompositeReporter,
+    Evaluation,
+    ListReporter,
+    Reporter,
+    RunSummary,
+    StepRecord,
+)
 from fsf.train.worker import TrainingDiverged, resolve_model_path, scheduled_lr_factor, train
 
 __all__ = [
@@ -9,6 +16,7 @@ __all__ = [
     "ListReporter",
     "Reporter",
     "RunSummary",
+    "StepRecord",
     "TrainingDiverged",
     "resolve_model_path",
     "scheduled_lr_factor",

@@ -10,7 +10,24 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["CompositeReporter", "Evaluation", "ListReporter", "Reporter", "RunSummary"]
+__all__ = [
+    "CompositeReporter",
+    "Evaluation",
+    "ListReporter",
+    "Reporter",
+    "RunSummary",
+    "StepRecord",
+]
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One optimizer step: its training loss (averaged over ranks) and the phase it was in."""
+
+    step: int
+    loss: float
+    phase: str
+    phi: float | None
 
 
 @dataclass
@@ -20,6 +37,10 @@ class Evaluation:
     `scores[split][lang][metric]`; `metric` is the task's primary metric. `loss` is the mean
     training loss since the previous evaluation (None at step 0). `multipliers` gives K for
     the rows of the paper's table (S_I, S_II, V_I, V_II, embeddings, head) at this step.
+
+    For analysis (`config.analysis`): `train_steps` holds every optimizer step since the
+    previous evaluation (empty when the loss curve is not recorded), and `cka` the per-layer
+    CKA measured since then, `{step: {lang: [layer 0 (embeddings), layer 1, ...]}}`.
     """
 
     step: int
@@ -35,6 +56,8 @@ class Evaluation:
     elapsed_s: float
     total_steps: int
     is_final: bool = False
+    train_steps: list[StepRecord] = field(default_factory=list)
+    cka: dict[int, dict[str, list[float]]] = field(default_factory=dict)
 
     def score(self, split: str, lang: str) -> float:
         return self.scores.get(split, {}).get(lang, {}).get(self.metric, math.nan)

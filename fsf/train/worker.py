@@ -30,7 +30,8 @@ from fsf.policies import (
     set_multipliers,
 )
 from fsf.tasks import Task, build_task
-from fsf.train.reporter import Evaluation, Reporter, RunSummary
+from fsf.train._probe import apply_probe
+from fsf.train.reporter import Evaluation, Reporter, RunSummary, StepRecord
 
 __all__ = ["TrainingDiverged", "resolve_model_path", "scheduled_lr_factor", "train"]
 
@@ -277,6 +278,13 @@ def _train(
     param_map = map_parameters(
         (n for n, _ in model.named_parameters()), config.model.patterns, num_layers
     )
+    cka = None  # forgetting monitor: the pretrained states, taken before anything changes
+    if config.analysis.cka.every_steps:
+        from fsf.train._cka import CkaMonitor
+
+        feats = {s: {lang: es.features for lang, es in d.items()} for s, d in eval_sets.items()}
+        cka = CkaMonitor.build(config, task, tokenizer, feats, pad_id, model)
+    apply_probe(model, param_map, config.probe, torch.Generator().manual_seed(config.seed + 2))
     sets = config.policy.sets.resolve(param_map.num_layers)
     policy = build_policy(config.policy, sets, policy_iv=task.policy_iv_default)
     policy.prepare(model, param_map, torch.Generator().manual_seed(config.seed + 1))
@@ -302,6 +310,8 @@ def _train(
     mults = policy.multipliers(state)
     summary = RunSummary()
     micro = opt.batch_size // world // opt.grad_accum
+    step_log: list[StepRecord] = []  # analysis records since the previous evaluation
+    cka_log: dict[int, dict[str, list[float]]] = {}
 
     def evaluate(step: int, loss: float | None, final: bool) -> None:
         engine.module.eval()
@@ -339,7 +349,11 @@ def _train(
             elapsed_s=time.perf_counter() - t0,
             total_steps=total,
             is_final=final,
+            train_steps=list(step_log),
+            cka=dict(cka_log),
         )
+        step_log.clear()
+        cka_log.clear()
         summary.evaluations.append(ev)
         if reporter is not None:
             reporter.report(ev)
@@ -350,6 +364,8 @@ def _train(
 
         bar = tqdm(total=total, desc=f"{config.name} [{config.policy.name}]", unit="step")
     engine.module.train()
+    if cka is not None:
+        cka_log[0] = cka.measure(engine.module, device)
     if config.eval.at_start:
         evaluate(0, None, final=False)
     stream = _batches(len(train_features), opt.batch_size, config.seed)
@@ -372,6 +388,8 @@ def _train(
         if not math.isfinite(value):
             raise TrainingDiverged(f"the training loss is {value} at step {step}")
         state = tracker.update(value)
+        if config.analysis.loss_curve:
+            step_log.append(StepRecord(step, value, state.phase, state.phi))
         mults = policy.multipliers(state)
         base = opt.lr * scheduled_lr_factor(step, warmup, total)
         for pg, unit in zip(param_groups, group_units, strict=True):
@@ -382,6 +400,8 @@ def _train(
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{value:.3f}", phase=state.phase, refresh=False)
+        if cka is not None and (step % config.analysis.cka.every_steps == 0 or step == total):
+            cka_log[step] = cka.measure(engine.module, device)
         if step % config.eval.every_steps == 0 or step == total:
             evaluate(step, loss_sum / loss_n, final=step == total)
             loss_sum, loss_n = 0.0, 0

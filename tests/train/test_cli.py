@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
@@ -37,8 +38,11 @@ def test_run_writes_rows_and_prints_a_table(assets, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "target mean" in out and "gap" in out and "fr" in out
     table = ds.dataset(tmp_path / "demo" / "results", partitioning="hive").to_table()
-    # 3 evaluations x 2 splits x 3 languages x 1 metric
-    assert table.num_rows == 18
+    # 3 evaluations x 2 splits x 3 languages x 1 metric, and the loss of each of the 4 steps
+    assert table.num_rows == 18 + 4
+    train = table.filter(pc.equal(table["split"], "train"))
+    assert train["step"].to_pylist() == [1, 2, 3, 4]
+    assert set(train["metric"].to_pylist()) == {"loss"}
     assert set(table.column("status").to_pylist()) == {"completed"}
 
 

@@ -1,0 +1,77 @@
+"""The worker's CKA monitor: forgetting measured against the pretrained model while training.
+
+Built once, right after the pretrained weights are loaded (before NoisyTune noise, a layer
+probe, or any update): it keeps the probe batches (the first `probe_size` examples of each
+language's split) and the pretrained model's pooled hidden states on them, never a second
+model. `measure(model)` compares the current model's states with them, layer by layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fsf.analysis.cka import linear_cka, pooled_hidden_states
+from fsf.config import RunConfig
+from fsf.errors import FsfError
+from fsf.tasks import Task
+
+__all__ = ["CkaMonitor"]
+
+
+class CkaMonitor:
+    """Per-layer linear CKA between the pretrained and the current model, per language."""
+
+    def __init__(
+        self,
+        batches: dict[str, list[dict[str, torch.Tensor]]],
+        reference: dict[str, list[torch.Tensor]],
+        pooling: str,
+    ):
+        self.batches = batches
+        self.reference = reference
+        self.pooling = pooling
+
+    @classmethod
+    def build(
+        cls,
+        config: RunConfig,
+        task: Task,
+        tokenizer: Any,
+        features: dict[str, dict[str, list[dict[str, Any]]]],
+        pad_id: int,
+        model: torch.nn.Module,
+    ) -> CkaMonitor:
+        """`features[split][lang]`: encoded eval examples when already loaded (else loaded
+        here); `model`: the pretrained model, unchanged."""
+        cfg = config.analysis.cka
+        batches: dict[str, list[dict[str, torch.Tensor]]] = {}
+        for lang in cfg.languages or config.languages:
+            feats = features.get(cfg.split, {}).get(lang)
+            if feats is None:
+                feats = task.encode(task.load(lang, cfg.split)[: cfg.probe_size], tokenizer)
+            feats = feats[: cfg.probe_size]
+            if len(feats) < 2:
+                raise FsfError(
+                    f"analysis.cka: the {lang} {cfg.split} split has {len(feats)} example(s); "
+                    "CKA needs at least 2 (choose another analysis.cka.split)"
+                )
+            batches[lang] = [
+                task.collate(feats[i : i + cfg.batch_size], pad_id)
+                for i in range(0, len(feats), cfg.batch_size)
+            ]
+        reference = {
+            lang: pooled_hidden_states(model, b, cfg.pooling) for lang, b in batches.items()
+        }
+        return cls(batches, reference, cfg.pooling)
+
+    def measure(self, model: torch.nn.Module, device: torch.device) -> dict[str, list[float]]:
+        """Per language, CKA of every layer (0 = embeddings) with the pretrained states."""
+        out = {}
+        for lang, batches in self.batches.items():
+            states = pooled_hidden_states(model, batches, self.pooling, device)  # type: ignore[arg-type]
+            out[lang] = [
+                linear_cka(ref, cur) for ref, cur in zip(self.reference[lang], states, strict=True)
+            ]
+        return out
