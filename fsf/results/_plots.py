@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["gap_plot", "importance_plot", "language_heatmap", "pareto_plot"]
 
 _P1_COLOR = "#f6c85f"
+_BOUNDARY_COLOR = "#c44e52"
 
 
 def _plt() -> Any:
@@ -46,8 +47,16 @@ def _p1_spans(steps: np.ndarray, p1: np.ndarray) -> list[tuple[float, float]]:
     return spans
 
 
-def gap_plot(curves: dict[str, dict[str, Any]], path: Path, *, task: str, metric: str) -> None:
-    """One panel per policy: dev and test gap (x100) over steps, P1 shaded."""
+def gap_plot(
+    curves: dict[str, dict[str, Any]],
+    path: Path,
+    *,
+    task: str,
+    metric: str,
+    boundaries: dict[str, float] | None = None,
+) -> None:
+    """One panel per policy: dev and test gap (x100) over steps, P1 shaded; `boundaries`
+    (policy -> step): the P1/P2 boundary detected from the loss, drawn as a dotted line."""
     plt = _plt()
     from matplotlib.patches import Patch
 
@@ -72,6 +81,8 @@ def gap_plot(curves: dict[str, dict[str, Any]], path: Path, *, task: str, metric
             ax.plot(x, mean, style, marker="o", ms=3, lw=1.8, label=f"{split} gap")
             if gaps.shape[0] > 1:
                 ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        if (boundaries or {}).get(policy) is not None:
+            ax.axvline(boundaries[policy], color=_BOUNDARY_COLOR, ls=":", lw=1.8)  # type: ignore[index]
         ax.set_title(f"policy: {policy}", fontsize=11)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
@@ -82,6 +93,11 @@ def gap_plot(curves: dict[str, dict[str, Any]], path: Path, *, task: str, metric
     handles, labels = axes.flat[0].get_legend_handles_labels()
     handles.append(Patch(color=_P1_COLOR, alpha=0.35, label="P1 (recorded phase)"))
     labels.append("P1 (recorded phase; unshaded: P2)")
+    if boundaries:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color=_BOUNDARY_COLOR, ls=":", lw=1.8))
+        labels.append("P1/P2 detected from the loss")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     fig.suptitle(f"{task}: cross-lingual gap over training (best configuration per policy)")
     fig.tight_layout(rect=(0, 0.07, 1, 1))

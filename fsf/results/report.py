@@ -272,6 +272,8 @@ def write_report(
     """Write report.md, report.html and the PNGs into `out` (default `<sweep>/report`)."""
     import matplotlib
 
+    from fsf.analysis._report import analysis_sections
+
     matplotlib.use("Agg")
     res = load(results)
     if out is None:
@@ -283,6 +285,7 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
     images: list[tuple[Path, str, str]] = []
+    analysis_blocks: list[tuple] = []  # gap boundaries, CKA, probes (fsf.analysis)
     s = summary(res, task=task)
     per = []
     for t in [task] if task else s["tasks"]:
@@ -291,17 +294,22 @@ def write_report(
         vals = config_values(fr)
         best_cfg = {p: k for p, k in policy_best(fr, vals).items() if k is not None}
         suffix = "" if len(s["tasks"]) == 1 else f"-{t}"
+        extra = analysis_sections(res, fr, best_cfg, out, suffix)
+        analysis_blocks += extra.blocks
+        notes += extra.notes
         curves = {p: _curves(fr, k) for p, k in best_cfg.items()}
         if curves:
             path = out / f"gap{suffix}.png"
-            gap_plot(curves, path, task=t, metric=fr.metric)
+            gap_plot(curves, path, task=t, metric=fr.metric, boundaries=extra.boundaries)
             images.append(
                 (
                     path,
                     "Gap over training",
                     "Source - target-mean gap over training "
                     "steps, best configuration of each policy (mean over seeds; band: "
-                    "+-1 std). Shaded: phase P1 as recorded by the runs.",
+                    "+-1 std). Shaded: phase P1 as recorded by the runs; dotted line: the "
+                    "P1/P2 boundary detected from the recorded training loss by the paper's "
+                    "loss-trend rule (median over the runs).",
                 )
             )
         langs, mat, pols = _language_matrix(fr, best_cfg)
@@ -332,6 +340,7 @@ def write_report(
                     "(mean over seeds, test split); the line is the Pareto front.",
                 )
             )
+        images += extra.images
     note = importance_plot(res, out / "importance.png")
     if note is None:
         images.append(
@@ -364,6 +373,7 @@ def write_report(
         )
         blocks.append(("table", ["fragment", "reason"], [[k.path, k.reason] for k in res.skipped]))
     blocks += _blocks_summary(s, per)
+    blocks += analysis_blocks
     blocks.append(("h", 2, "Plots"))
     for path, title, caption in images:
         blocks.append(("h", 3, title))

@@ -6,6 +6,8 @@ fsf-sweep validate --space FILE
 fsf-sweep resume DIR
 fsf-sweep best --sweep DIR --lang L | --per-language
 fsf-sweep show DIR | export DIR --to FILE | report DIR | compact DIR
+fsf-sweep probe --space FILE | --sweep DIR      (layer probes -> suggested weight sets)
+fsf-sweep gap DIR | cka DIR                     (gap curves with P1/P2; forgetting by CKA)
 """
 
 from __future__ import annotations
@@ -32,9 +34,15 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument(
+        "--base",
+        metavar="FILE",
+        help="run-config YAML merged into the space's base (e.g. a probe's policy-sets.yaml)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
+    from fsf.analysis import cli as analysis_cli
     from fsf.results import cli as results_cli
 
     p = argparse.ArgumentParser(
@@ -55,11 +63,24 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
     results_cli.register(sub)
+    analysis_cli.register(sub)
+    pr = sub.add_parser(
+        "probe", help="layer probes: re-init/freeze each layer part; suggest weight sets"
+    )
+    what = pr.add_mutually_exclusive_group(required=True)
+    what.add_argument("--space", help="space YAML (base, search seeds/resources, probe section)")
+    what.add_argument("--sweep", metavar="DIR", help="analyse an existing probe sweep again")
+    pr.add_argument("--name", help="sweep name (default: the space's `name`)")
+    pr.add_argument("--storage-path", help="folder holding sweeps")
+    pr.add_argument("--address", help="Ray cluster to join")
+    pr.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
+    pr.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance")
+    pr.add_argument("--no-progress", action="store_true")
+    pr.add_argument("--out", metavar="DIR", help="with --sweep: output folder (DIR/probe)")
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
     problems = []
@@ -78,7 +99,11 @@ def _run(args: argparse.Namespace) -> int:
         ]
     if problems:
         raise _UsageError("; ".join(problems))
-    spec = load_space(args.space)
+    spec = _load_space(args.space, args.base)
+    if spec.probe is not None:
+        if args.num_trials is not None or args.resume:
+            raise _UsageError("a probe space runs its whole grid: drop --num-trials / --resume")
+        return _run_probe(spec, args)
     outcome = run_sweep(
         spec,
         name=args.name,
@@ -126,7 +151,104 @@ def _resume(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         num_cpus=args.num_cpus,
     )
-    return _finish(outcome)
+    code = _finish(outcome)
+    if spec.probe is not None:
+        _analyse_probe(outcome.sweep_dir, spec, outcome.sweep_dir / "probe")
+    return code
+
+
+def _load_space(path: str, base: str | None):  # type: ignore[no-untyped-def]
+    """The space at `path`, with the run config in `base` (a YAML file) merged into its base."""
+    from fsf.config import apply_overrides, read_yaml
+    from fsf.errors import ConfigError, Problem
+    from fsf.sweep.space import load_space, validate_space
+
+    if base is None:
+        return load_space(path)
+    data, extra = read_yaml(path), read_yaml(base)
+    if not isinstance(extra, dict):
+        raise ConfigError([Problem("", "expected a mapping of run settings", extra, True)], base)
+    if not isinstance(data, dict):
+        return validate_space(data, path)
+
+    def leaves(d: dict, prefix: str = "") -> list:  # type: ignore[type-arg]
+        out = []
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            out += leaves(v, f"{key}.") if isinstance(v, dict) and v else [(key, v)]
+        return out
+
+    data["base"] = apply_overrides(data.get("base") or {}, leaves(extra))
+    return validate_space(data, f"{path} + {base}")
+
+
+def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from fsf.sweep.probe import run_probe
+
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise _UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    outcome = run_probe(
+        spec,
+        name=args.name,
+        storage_path=args.storage_path,
+        address=args.address,
+        max_concurrent=args.max_concurrent,
+        progress=not args.no_progress,
+        num_cpus=args.num_cpus,
+    )
+    done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
+    print(f"\nprobe sweep finished ({done})")
+    for trial_id, reason in sorted(outcome.errors.items()):
+        print(f"  trial {trial_id} failed: {reason}")
+    _print_probe(outcome.outputs, outcome.reasons)
+    return 0
+
+
+def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[type-arg]
+    print("suggested weight sets:")
+    for r in reasons:
+        print(f"  {r}")
+    for what, path in outputs.items():
+        print(f"{what + ':':8} {path}")
+
+
+def _analyse_probe(sweep_dir: Path, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
+    from fsf.results.cli import _read
+    from fsf.sweep.probe import write_probe_outputs
+
+    assert spec.probe is not None
+    outputs, reasons = write_probe_outputs(
+        _read(str(sweep_dir)),
+        spec.probe,
+        out,
+        num_layers=spec.probe.num_layers,
+        source=str(sweep_dir),
+    )
+    _print_probe(outputs, reasons)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    if args.space:
+        from fsf.sweep.probe import ProbeSpec
+
+        spec = _load_space(args.space, None)
+        if spec.probe is None:
+            spec = spec.model_copy(update={"probe": ProbeSpec()})
+        return _run_probe(spec, args)
+    from fsf.sweep.space import load_space
+
+    sweep_dir = Path(args.sweep)
+    space = sweep_dir / "space.yaml"
+    if not space.is_file():
+        raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
+    spec = load_space(space)
+    if spec.probe is None:
+        raise _UsageError(
+            f"{sweep_dir} is not a probe sweep (its space has no probe section); run "
+            "`fsf-sweep probe --space FILE` first"
+        )
+    _analyse_probe(sweep_dir, spec, Path(args.out) if args.out else sweep_dir / "probe")
+    return 0
 
 
 class _UsageError(FsfError):
@@ -147,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "resume":
             return _resume(args)
+        if args.command == "probe":
+            return _probe(args)
         if args.command in (None, "run"):
             if not args.space:
                 parser.print_usage(sys.stderr)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from fsf.analysis._spec import ProbeSpec
 from fsf.config import RunConfig, apply_overrides, read_yaml, validate_run_config
 from fsf.errors import ConfigError, Problem, problems_from_pydantic
 
@@ -122,6 +123,9 @@ class SweepSpec(_Strict):
     base: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec = Field(default_factory=SearchSpec)
     storage: Storage = Field(default_factory=Storage)
+    probe: ProbeSpec | None = Field(
+        None, description="a layer-probe sweep; `fsf-sweep probe` generates its grid"
+    )
 
     def base_config(self) -> RunConfig:
         return validate_run_config(self.base, prefix="base")
@@ -259,6 +263,16 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
         base = spec.base_config()
     except ConfigError as exc:
         return exc.problems
+    if spec.probe is not None:
+        own = [k for k in search.parameters if not k.startswith("probe.")]
+        if own:
+            problems.append(
+                Problem(
+                    "search.parameters",
+                    "a space with a `probe` section gets its parameters from it (probe.action, "
+                    f"probe.layer, probe.part); remove {own}",
+                )
+            )
     order = list(search.parameters)
     for i, (key, p) in enumerate(search.parameters.items()):
         path = f"search.parameters.{key}"
