@@ -1,31 +1,39 @@
 """Policy overhead: training step time with FSF vs DF in the same DeepSpeed engine.
 
 Same model, data, batch and seed; the only difference is the policy (FSF tracks the loss
-trend and rewrites every param group's lr at each step). Step time is isolated from setup
-and evaluation by differencing: t(2N steps) - t(N steps) = the time of N steps. Policies
-alternate within each repeat so machine noise hits both alike.
+trend and rewrites every param group's lr at each step). Each run evaluates a handful of
+dev examples every `--block` steps, so the worker's own clock (`elapsed_s` of successive
+evaluations) splits the run into blocks of `--block` steps; the first block (warm-up) is
+dropped. Runs alternate DF, FSF, FSF, DF, ... in one process (warm caches, same threads), so
+slow drift of the machine hits both alike. Three estimates of FSF / DF step time:
 
-    python bench/bench_policy_overhead.py [--steps 150] [--repeat 3] [--zero 0] [--smoke]
+* paired: for each pair of neighbouring runs, median block time of FSF / of DF; the median
+  (and spread) of these ratios;
+* median: median block time over all blocks of all runs, per policy;
+* min-of-k: for every block position, the fastest of the `--repeat` runs, summed.
+
+    python bench/bench_policy_overhead.py [--steps 300] [--block 25] [--repeat 6] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 from fsf.config import validate_run_config
-from fsf.train import train
+from fsf.train import ListReporter, train
 
 
-def _config(policy: str, steps: int, zero: int, smoke_dir: Path | None) -> object:
-    data = {
+def _config(policy: str, steps: int, block: int, zero: int, smoke_dir: Path | None) -> Any:
+    data: dict[str, Any] = {
         "policy": {"name": policy, "window": 20},
         "optim": {"max_steps": steps, "batch_size": 32},
-        "eval": {"every_steps": 10**9, "at_start": False},
+        "eval": {"every_steps": block, "at_start": False, "splits": ["dev"]},
         "task": {
             "max_eval_examples": 8,
             "name": "classification",
@@ -34,6 +42,7 @@ def _config(policy: str, steps: int, zero: int, smoke_dir: Path | None) -> objec
             "num_labels": 4,
         },
         "deepspeed": {"zero_stage": zero},
+        "device": "cpu",
     }
     if smoke_dir is not None:
         data["model"] = {"name": str(smoke_dir / "model")}
@@ -43,19 +52,26 @@ def _config(policy: str, steps: int, zero: int, smoke_dir: Path | None) -> objec
     return validate_run_config(data)
 
 
-def _seconds(policy: str, steps: int, zero: int, smoke_dir: Path | None) -> float:
-    start = time.perf_counter()
-    train(_config(policy, steps, zero, smoke_dir))
-    return time.perf_counter() - start
+def _blocks(policy: str, args: argparse.Namespace, smoke_dir: Path | None) -> list[float]:
+    """Seconds per step of each block after the first."""
+    rep = ListReporter()
+    train(_config(policy, args.steps, args.block, args.zero, smoke_dir), rep)
+    t = [e.elapsed_s for e in rep.evaluations]
+    return [(b - a) / args.block for a, b in itertools.pairwise(t)]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=150, help="N: steps measured per run")
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--steps", type=int, default=300, help="steps per run")
+    p.add_argument("--block", type=int, default=25, help="steps per timed block")
+    p.add_argument("--repeat", type=int, default=6, help="runs per policy")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (a sweep trial: 1)")
     p.add_argument("--zero", type=int, default=0, choices=(0, 1, 2))
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
     args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     smoke_dir = None
     if args.smoke:
         from fsf.testing import pair_dataset, tiny_model
@@ -63,22 +79,40 @@ def main(argv: list[str] | None = None) -> int:
         smoke_dir = Path(tempfile.mkdtemp())
         tiny_model(smoke_dir / "model")
         pair_dataset(smoke_dir / "data")
-        args.steps, args.repeat = 4, 1
-    n = args.steps
-    _seconds("df", 2, args.zero, smoke_dir)  # warm-up: imports, op builds, caches
-    per_step: dict[str, list[float]] = {"df": [], "fsf": []}
-    for r in range(args.repeat):
-        for policy in ("df", "fsf") if r % 2 == 0 else ("fsf", "df"):
-            short = _seconds(policy, n, args.zero, smoke_dir)
-            long = _seconds(policy, 2 * n, args.zero, smoke_dir)
-            per_step[policy].append((long - short) / n)
-    print(f"policy overhead, ZeRO-{args.zero}, {n} steps x {args.repeat} repeats")
-    print(f"{'policy':8s} {'min ms/step':>12s} {'median':>8s} {'min ratio':>10s}")
-    best = {k: min(v) for k, v in per_step.items()}
-    for k in ("df", "fsf"):
-        med = statistics.median(per_step[k])
-        print(f"{k:8s} {best[k] * 1e3:12.2f} {med * 1e3:8.2f} {best[k] / best['df']:10.3f}")
-    print(f"FSF / DF step time (min over repeats): {best['fsf'] / best['df']:.3f} (goal <= 1.02)")
+        args.steps, args.block, args.repeat = 6, 2, 2
+    _blocks("df", argparse.Namespace(**{**vars(args), "steps": 2 * args.block}), smoke_dir)
+    runs: dict[str, list[list[float]]] = {"df": [], "fsf": []}
+    from tqdm.auto import tqdm
+
+    order = [("df", "fsf") if r % 2 == 0 else ("fsf", "df") for r in range(args.repeat)]
+    with tqdm(total=2 * args.repeat, desc="runs", unit="run", file=sys.stderr) as bar:
+        for pair in order:
+            for policy in pair:
+                runs[policy].append(_blocks(policy, args, smoke_dir))
+                bar.update(1)
+    paired = [
+        statistics.median(f) / statistics.median(d)
+        for f, d in zip(runs["fsf"], runs["df"], strict=True)
+    ]
+    med = {k: statistics.median(x for run in v for x in run) for k, v in runs.items()}
+    mink = {k: sum(min(col) for col in zip(*v, strict=True)) for k, v in runs.items()}
+    n_blocks = len(runs["df"][0])
+    print(
+        f"policy overhead, ZeRO-{args.zero}, {args.steps} steps per run in blocks of "
+        f"{args.block} ({n_blocks} timed), {args.repeat} runs per policy alternating, "
+        f"torch threads {args.threads}"
+    )
+    print(f"{'estimate':10s} {'df ms/step':>11s} {'fsf ms/step':>12s} {'fsf / df':>9s}")
+    for name, est in (("median", med), ("min-of-k", mink)):
+        scale = 1 if name == "median" else 1 / n_blocks
+        d, f = est["df"] * scale * 1e3, est["fsf"] * scale * 1e3
+        print(f"{name:10s} {d:11.2f} {f:12.2f} {f / d:9.3f}")
+    q = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
+    print(
+        f"{'paired':10s} {'':11s} {'':12s} {statistics.median(paired):9.3f}"
+        f"   (quartiles {q[0]:.3f}-{q[2]:.3f}, range {min(paired):.3f}-{max(paired):.3f})"
+    )
+    print(f"FSF / DF step time (paired median): {statistics.median(paired):.3f} (goal <= 1.02)")
     return 0
 
 

@@ -1,0 +1,131 @@
+"""Shared by the benchmark scripts: many fsf training runs on a pool of processes.
+
+`run_many(configs)` trains each `RunConfig` with the real fsf worker (`fsf.train.train`), on
+`workers` processes of `threads` torch threads each (on a 2-core machine, 2 x 1 is about
+twice the throughput of 1 x 2 for the tiny encoder), and returns every run's evaluations as
+plain numbers. Results do not depend on the scheduling: each run is seeded by its config.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from typing import Any
+
+__all__ = ["Curve", "md_table", "mean_std", "run_many", "smoke_assets"]
+
+
+@dataclass
+class Curve:
+    """One run: its evaluations (step -> scalars) and per-language test scores at the end."""
+
+    label: str
+    seed: int
+    points: dict[int, dict[str, float]] = field(default_factory=dict)
+    final_langs: dict[str, float] = field(default_factory=dict)
+    best_dev_step: int = 0
+    seconds: float = 0.0
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.points[max(self.points)]
+
+    @property
+    def best_dev(self) -> dict[str, float]:
+        """The evaluation selected by the source-language dev score (zero-shot honest)."""
+        return self.points[self.best_dev_step]
+
+
+def _init(threads: int) -> None:
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _train_one(label: str, data: dict[str, Any]) -> Curve:
+    import time
+
+    from fsf.config import validate_run_config
+    from fsf.train import train
+
+    config = validate_run_config(data)
+    t0 = time.perf_counter()
+    summary = train(config)
+    curve = Curve(label, config.seed, seconds=time.perf_counter() - t0)
+    for ev in summary.evaluations:
+        curve.points[ev.step] = ev.scalars()
+    final = summary.final
+    if final is not None and "test" in final.scores:
+        curve.final_langs = {lang: final.score("test", lang) for lang in final.scores["test"]}
+    best = summary.best_by_source_dev
+    curve.best_dev_step = best.step if best is not None else max(curve.points)
+    return curve
+
+
+def run_many(
+    jobs: Sequence[tuple[str, Any]],
+    workers: int = 2,
+    threads: int = 1,
+    desc: str = "runs",
+) -> list[Curve]:
+    """Train every `(label, RunConfig)`; returns the curves in the order of `jobs`."""
+    from tqdm.auto import tqdm
+
+    out: list[Curve | None] = [None] * len(jobs)
+    ctx = get_context("spawn")
+    with (
+        ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init, initargs=(threads,)) as ex,
+        tqdm(total=len(jobs), desc=desc, unit="run", file=sys.stderr) as bar,
+    ):
+        futures = {
+            ex.submit(_train_one, label, cfg.model_dump(mode="json")): i
+            for i, (label, cfg) in enumerate(jobs)
+        }
+        for fut in as_completed(futures):
+            out[futures[fut]] = fut.result()
+            bar.update(1)
+    return [c for c in out if c is not None]
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    values = list(values)
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def smoke_assets(root: Any) -> dict[str, Any]:
+    """Run-config overrides for smoke runs: a tiny random XLM-R and a pair dataset under
+    `root`, 2 languages, batch 8."""
+    from pathlib import Path
+
+    from fsf.testing import pair_dataset, tiny_model
+
+    root = Path(root)
+    model = tiny_model(root / "model")
+    data = pair_dataset(root / "data")
+    return {
+        "model": {"name": str(model), "max_length": 64},
+        "task": {"name": "pawsx", "dataset": str(data)},
+        "source_lang": "en",
+        "target_langs": ["de", "fr"],
+    }
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
+    """A markdown table (pasted as is into docs/benchmarks.md)."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return "-" if v is None else str(v)
+
+    lines = [title, ""] if title else []
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("|" + "---|" * len(headers))
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
