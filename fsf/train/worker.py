@@ -304,6 +304,11 @@ def _train(
     param_groups = engine.optimizer.param_groups
     if len(param_groups) != len(group_units):  # pragma: no cover - a DeepSpeed change
         raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
+    if world == 1 and config.deepspeed.zero_stage == 0:
+        # A one-rank all-reduce is the identity, yet DeepSpeed would still flatten, reduce and
+        # copy back every gradient at each step (~8% of a step of the tiny encoder on CPU;
+        # bench/bench_trainer.py). ZeRO >= 1 keeps its own reduction path, which it needs.
+        engine.enable_backward_allreduce = False
 
     tracker = make_tracker(config.policy, total)
     state = PhaseState(0, "P1", None)
