@@ -246,3 +246,13 @@ def test_no_probe_runs_is_a_usage_error():
             )
         )
     assert ProbeSpec().layer_list(3) == [1, 2, 3]
+
+
+def test_shipped_probe_space_covers_the_embedded_encoder():
+    from pathlib import Path
+
+    from fsf.sweep.space import load_space
+
+    grid = probe_space(load_space(Path(__file__).parents[2] / "sweeps" / "probe.yaml"))
+    assert grid.probe.num_layers == 6  # read from the shipped model's config
+    assert len(grid_points(grid)) == 1 + 2 * 3 * 6
