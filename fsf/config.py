@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from fsf.errors import ConfigError, Problem, problems_from_pydantic
 from fsf.policies.config import PolicyConfig
@@ -26,6 +34,7 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "ProbeConfig",
+    "QAConfig",
     "RunConfig",
     "TaskConfig",
     "apply_overrides",
@@ -52,6 +61,22 @@ class ModelConfig(_Strict):
     )
 
 
+class QAConfig(_Strict):
+    """Extractive QA: windows over long contexts, and how an answer is read off the logits."""
+
+    doc_stride: int | None = Field(
+        None, ge=1, description="tokens shared by consecutive windows; default max_length // 3"
+    )
+    max_query_length: int | None = Field(
+        None, ge=1, description="question tokens kept; default min(64, max_length // 4)"
+    )
+    max_answer_length: int = Field(30, ge=1, description="longest answer, in tokens")
+    n_best: int = Field(20, ge=1, description="start and end candidates per window")
+    normalization: Literal["mlqa", "squad"] | None = Field(
+        None, description="answer normalisation of F1/EM; default: the task's (mlqa, squad)"
+    )
+
+
 class TaskConfig(_Strict):
     """Which task, and where its data comes from.
 
@@ -60,18 +85,56 @@ class TaskConfig(_Strict):
     (`data/{lang}/{split}.jsonl`; json, jsonl, parquet, csv and tsv), or
     `synthetic:<task>` for the data shipped with fsf. Split names map fsf's train/dev/test to
     the dataset's own.
+
+    On the hub (and in a local copy of its layout) each language is a config; `config_name`
+    is the template naming it (`PAN-X.{lang}`, `mlqa.{lang}.{lang}`; default: the task's own,
+    `{lang}` for most). `train_dataset` is where the source-language train split comes from
+    when that is another dataset (SQuAD for MLQA / XQuAD); `train_config_name` names its
+    config (a template or a fixed name; none by default). docs/tasks.md has every task.
     """
 
     name: str = Field("pawsx", description="task type; see fsf.tasks.task_names()")
     dataset: str | None = Field(None, description="defaults to the task's hub dataset")
+    config_name: str | None = Field(
+        None, description="hub config of a language, a template with {lang}; task default"
+    )
+    train_dataset: str | None = Field(
+        None, description="source train split from this dataset instead (task default)"
+    )
+    train_config_name: str | None = Field(
+        None, description="config of train_dataset ({lang} allowed); default: none"
+    )
     splits: dict[Literal["train", "dev", "test"], str] = Field(
         default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"}
     )
     text_fields: list[str] | None = Field(None, description="input columns (1 or 2)")
-    label_field: str = "label"
+    label_field: str | None = Field(
+        None, description="label column; default: the task's ('label', 'ner_tags')"
+    )
     num_labels: int | None = Field(None, ge=2)
+    label_names: list[str] | None = Field(
+        None, description="tagging: the tag set (B-X/I-X/O); default: the dataset's, else WikiAnn's"
+    )
+    qa: QAConfig = Field(default_factory=lambda: QAConfig(), description="extractive QA only")
     max_train_examples: int | None = Field(None, ge=1)
     max_eval_examples: int | None = Field(None, ge=1, description="per language and split")
+
+    @field_validator("config_name", "train_config_name")
+    @classmethod
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        import string
+
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as exc:
+            raise ValueError(f"not a valid template ({exc})") from None
+        if fields - {"lang"}:
+            raise ValueError(f"the only placeholder allowed is {{lang}}, found {sorted(fields)}")
+        if info.field_name == "config_name" and "lang" not in fields:
+            raise ValueError("must contain {lang}, e.g. 'PAN-X.{lang}' or 'mlqa.{lang}.{lang}'")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -31,13 +31,23 @@ class Task(ABC):
        then `score(predictions, features)` once per (language, split): a dict of metrics
        that contains `metric`, in [0, 1].
 
-    `policy_iv_default` is the task's default for Policy IV (the paper turns it off for NER).
+    `score` may return more metrics than `metric` (precision, recall; exact match): every
+    one of them becomes a results row. A feature may be one of several of an example (QA's
+    windows over a long context): `score` then aggregates them back to examples.
+
+    Defaults a task declares: `policy_iv_default` (Policy IV; the paper turns it off for
+    NER), `hub_dataset` and `hub_config` (the template naming a language's config there),
+    `hub_train_dataset` / `hub_train_config` (where the source train split comes from when
+    it is another dataset, as SQuAD is for MLQA). The run config's `task.*` overrides them.
     """
 
     name: ClassVar[str]
     metric: ClassVar[str]
     policy_iv_default: ClassVar[bool] = True
     hub_dataset: ClassVar[str | None] = None
+    hub_config: ClassVar[str] = "{lang}"
+    hub_train_dataset: ClassVar[str | None] = None
+    hub_train_config: ClassVar[str | None] = None
 
     def __init__(self, config: TaskConfig, model: ModelConfig):
         self.config = config
@@ -47,10 +57,24 @@ class Task(ABC):
             from fsf.errors import ConfigError, Problem
 
             raise ConfigError([Problem("task.dataset", f"task {self.name!r} needs a dataset")])
+        self.config_name = config.config_name or self.hub_config
+        self.train_dataset = config.train_dataset or self.hub_train_dataset
+        self.train_config_name = (
+            config.train_config_name
+            if config.train_dataset or config.train_config_name
+            else self.hub_train_config
+        )
+
+    def source(self, split: str) -> tuple[str, str | None]:
+        """(dataset, config template) that `split` is read from."""
+        if split == "train" and self.train_dataset is not None:
+            return self.train_dataset, self.train_config_name
+        return self.dataset, self.config_name  # type: ignore[return-value]
 
     def load(self, lang: str, split: str) -> list[dict[str, Any]]:
         """Raw examples of one language and split (`train`, `dev` or `test`)."""
-        examples = load_split(self.dataset, lang, self.config.splits.get(split, split))
+        dataset, config_name = self.source(split)
+        examples = load_split(dataset, lang, self.config.splits.get(split, split), config_name)
         limit = (
             self.config.max_train_examples if split == "train" else self.config.max_eval_examples
         )

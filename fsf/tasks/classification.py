@@ -27,6 +27,7 @@ class ClassificationTask(Task):
         super().__init__(config, model)
         self.fields = tuple(config.text_fields or self.text_fields or ())
         self.labels = config.num_labels or self.num_labels
+        self.label_field = config.label_field or "label"
         problems = []
         if len(self.fields) not in (1, 2):
             problems.append(
@@ -38,9 +39,7 @@ class ClassificationTask(Task):
             raise ConfigError(problems)
 
     def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
-        missing = [
-            f for f in (*self.fields, self.config.label_field) if examples and f not in examples[0]
-        ]
+        missing = [f for f in (*self.fields, self.label_field) if examples and f not in examples[0]]
         if missing:
             raise ConfigError(
                 [
@@ -54,7 +53,7 @@ class ClassificationTask(Task):
         enc = tokenizer(
             *texts, truncation=True, max_length=self.model_config.max_length, padding=False
         )
-        label = self.config.label_field
+        label = self.label_field
         out = []
         for i, ex in enumerate(examples):
             y = int(ex[label])

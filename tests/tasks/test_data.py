@@ -64,3 +64,19 @@ def test_wrong_text_fields_name_the_columns(assets, tmp_path):
 
     with pytest.raises(ConfigError, match="sentence1"):
         task.encode(task.load("en", "dev"), tok)
+
+
+def test_same_folder_name_different_data_is_not_served_from_a_stale_cache(tmp_path):
+    # datasets keys the cache of a README-configured folder by its name: fsf must not
+    a = pair_dataset(tmp_path / "a" / "pawsx", sizes=(5, 2, 2))
+    b = pair_dataset(tmp_path / "b" / "pawsx", sizes=(7, 2, 2), seed=3)
+    assert len(load_split(str(a), "en", "train")) == 5
+    assert len(load_split(str(b), "en", "train")) == 7
+    import shutil
+
+    shutil.rmtree(a)
+    a = pair_dataset(tmp_path / "a" / "pawsx", sizes=(9, 2, 2))
+    from fsf.tasks.data import _load
+
+    _load.cache_clear()  # a new process would not have the in-memory cache
+    assert len(load_split(str(a), "en", "train")) == 9
