@@ -1,4 +1,9 @@
-"""Tasks: what a cross-lingual benchmark looks like to the training worker."""
+"""Tasks: what a cross-lingual benchmark looks like to the training worker.
+
+Sentence(-pair) classification (XNLI, PAWS-X), token classification (PAN-X, WikiAnn) and
+extractive QA (MLQA, XQuAD), each with a generic variant for any dataset in the same schema
+(`classification`, `tagging`, `qa`). docs/tasks.md describes them.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +12,45 @@ from typing import TYPE_CHECKING
 from fsf.errors import FsfError
 from fsf.tasks._base import Task
 from fsf.tasks.classification import ClassificationTask, PawsXTask, XnliTask
-from fsf.tasks.data import DataError, load_split
+from fsf.tasks.data import DataError, label_names, load_split
+from fsf.tasks.qa import MlqaTask, QATask, XquadTask
+from fsf.tasks.tagging import PanXTask, TaggingTask, WikiannTask
 
 if TYPE_CHECKING:
     from fsf.config import ModelConfig, TaskConfig
 
-__all__ = ["DataError", "Task", "build_task", "load_split", "task_class", "task_names"]
+__all__ = [
+    "ClassificationTask",
+    "DataError",
+    "MlqaTask",
+    "PanXTask",
+    "PawsXTask",
+    "QATask",
+    "TaggingTask",
+    "Task",
+    "WikiannTask",
+    "XnliTask",
+    "XquadTask",
+    "build_task",
+    "label_names",
+    "load_split",
+    "task_class",
+    "task_names",
+]
 
 _REGISTRY: dict[str, type[Task]] = {
-    cls.name: cls for cls in (XnliTask, PawsXTask, ClassificationTask)
+    cls.name: cls
+    for cls in (
+        XnliTask,
+        PawsXTask,
+        ClassificationTask,
+        PanXTask,
+        WikiannTask,
+        TaggingTask,
+        MlqaTask,
+        XquadTask,
+        QATask,
+    )
 }
 
 
