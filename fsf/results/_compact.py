@@ -13,13 +13,18 @@ atomically *before* those fragments are removed. So:
   wins over the compacted rows of that run (see `fsf.results.reader`).
 
 Two compactions of one folder never run at once (an exclusive lock on `<root>/.fsf-compact.lock`).
+On a URI (`s3://...`: object stores have no locks) that is the caller's job: run `compact`
+from one place, best after the sweep (object stores keep mtimes in whole seconds, so a
+fragment rewritten in the second it was read, with the same size, would not be told apart).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +40,10 @@ from fsf.results.reader import (
     SkippedFragment,
     _read_one,
     list_fragments,
+    parquet_source,
     resolve_root,
 )
+from fsf.results.storage import Location, StoragePath
 from fsf.results.writer import atomic_write_table
 
 __all__ = ["FINISHED", "CompactionReport", "compact"]
@@ -49,7 +56,7 @@ FINISHED = ("completed", "failed", "stopped")
 class CompactionReport:
     """What `compact` did; paths are relative to the results root."""
 
-    root: Path
+    root: Location
     written: str | None = None
     compacted: list[str] = field(default_factory=list)
     running: list[str] = field(default_factory=list)
@@ -63,7 +70,7 @@ def _finished(table: pa.Table) -> bool:
     return table.num_rows > 0 and pc.all(pc.is_in(status, pa.array(FINISHED))).as_py() is True
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def _stat(path: Location) -> tuple[int, int] | None:
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -71,7 +78,7 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def compact(path: str | Path, *, min_fragments: int = 2) -> CompactionReport:
+def compact(path: str | Path | StoragePath, *, min_fragments: int = 2) -> CompactionReport:
     """Fold the fragments of finished runs under `path` into one atomically written file.
 
     Does nothing (writes no file) when fewer than `min_fragments` fragments are eligible.
@@ -80,22 +87,31 @@ def compact(path: str | Path, *, min_fragments: int = 2) -> CompactionReport:
     """
     root, _ = resolve_root(path)
     report = CompactionReport(root)
+    with _lock(root):
+        _compact_locked(root, report, min_fragments)
+    return report
+
+
+@contextlib.contextmanager
+def _lock(root: Location) -> Iterator[None]:
+    if isinstance(root, StoragePath):  # no locks on object stores (see the module doc)
+        yield
+        return
     with open(root / ".fsf-compact.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise ResultsError(f"{root}: another compaction is running; try again later") from exc
-        _compact_locked(root, report, min_fragments)
-    return report
+        yield
 
 
-def _compact_locked(root: Path, report: CompactionReport, min_fragments: int) -> None:
+def _compact_locked(root: Location, report: CompactionReport, min_fragments: int) -> None:
     rels = list_fragments(root)
     recorded: set[tuple[str, int, int]] = set()
     seq = 0
     for rel in rels:
         if rel.startswith(COMPACTED_DIR + "/"):
-            meta = pq.read_schema(root / rel).metadata or {}
+            meta = pq.read_schema(*parquet_source(root / rel)).metadata or {}
             seq = max(seq, int(meta.get(COMPACTION_SEQ_KEY, b"0")))
             for e in json.loads(meta.get(COMPACTED_FROM_KEY, b"[]")):
                 recorded.add((e["path"], int(e["size"]), int(e["mtime_ns"])))

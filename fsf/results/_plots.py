@@ -192,16 +192,23 @@ def pareto_plot(
 
 def importance_plot(res: Results, path: Path) -> str | None:
     """Optuna parameter importances into `path`; a note (str) when it cannot be made."""
-    if res.sweep_dir is None or not (res.sweep_dir / "optuna.db").is_file():
-        return "parameter importances: no optuna.db in the sweep folder"
+    from fsf.sweep.study import display_url, open_study_storage, readable_study_url
+
+    url = readable_study_url(res.sweep_dir, res.sweep)
+    if url is None:
+        return (
+            "parameter importances: no optuna.db in the sweep folder (for a study in a "
+            "database, set FSF_OPTUNA_STORAGE to its URL)"
+        )
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = f"sqlite:///{res.sweep_dir / 'optuna.db'}"
     try:
+        storage = open_study_storage(url)
         names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
     except Exception as exc:  # a broken or foreign database
-        return f"parameter importances: cannot open optuna.db ({type(exc).__name__}: {exc})"
+        where = "optuna.db" if url.endswith("/optuna.db") else display_url(url)
+        return f"parameter importances: cannot open {where} ({type(exc).__name__}: {exc})"
     name = res.sweep.get("study_name") or res.sweep.get("name")
     if name not in names:
         if len(names) != 1:

@@ -265,7 +265,9 @@ def register(subparsers: Any) -> None:
     e.set_defaults(func=_export, handler=_export)
     r = subparsers.add_parser("report", help="report.md, report.html and PNG plots")
     r.add_argument("dir", metavar="DIR")
-    r.add_argument("--out", metavar="DIR", help="output folder (default: DIR/report)")
+    r.add_argument(
+        "--out", metavar="DIR", help="local output folder (default: DIR/report, or ./report-NAME)"
+    )
     r.add_argument("--task")
     r.set_defaults(func=_report, handler=_report)
     c = subparsers.add_parser("compact", help="fold finished runs' fragments into one file")

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from fsf.results._errors import ResultsError, ResultsUsageError, choices
 from fsf.results._frame import SELECTIONS, Frame, argmax_first, frame, runs_of
 from fsf.results.reader import Results, SkippedFragment, read_results
+from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
 from fsf.results.writer import atomic_write_table
 
 __all__ = [
@@ -68,7 +69,7 @@ def load(results: Results | str | os.PathLike[str] | pa.Table) -> Results:
         return results
     if isinstance(results, pa.Table):
         return Results.from_table(results)
-    if isinstance(results, (str, os.PathLike)):
+    if isinstance(results, (str, os.PathLike, StoragePath)):
         return read_results(results)
     raise TypeError(f"expected Results, a folder path or a pyarrow.Table, got {type(results)}")
 
@@ -555,9 +556,12 @@ def summary(
     return out
 
 
-def export(results: Results | str | os.PathLike[str] | pa.Table, path: str | Path) -> Path:
-    """Write every validated row to `path` (.parquet or .csv), atomically; return the path."""
-    path = Path(path)
+def export(
+    results: Results | str | os.PathLike[str] | pa.Table, path: str | Path | StoragePath
+) -> Location:
+    """Write every validated row to `path` (.parquet or .csv; a local path or a URI),
+    atomically; return the path."""
+    path = location(path)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ResultsUsageError(
@@ -568,6 +572,11 @@ def export(results: Results | str | os.PathLike[str] | pa.Table, path: str | Pat
         return atomic_write_table(table, path)
     import pyarrow.csv as pacsv
 
+    if isinstance(path, StoragePath):
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed"))
+        write_bytes_atomic(path, sink.getvalue().to_pybytes())
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
     try:

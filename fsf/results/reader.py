@@ -3,7 +3,8 @@
 A results folder is the hive-partitioned Parquet dataset the writer makes
 (`<root>/trial=<id>/seed-<s>.parquet`), plus the files `compact` makes
 (`<root>/trial=@compacted/part-<seq>-<hex>.parquet`). `read_results` accepts the sweep folder
-(which holds `results/`) or the `results/` folder itself.
+(which holds `results/`) or the `results/` folder itself, as a local path or a URI on a
+pyarrow filesystem (`s3://bucket/sweeps/NAME`, `file:///...`; see `fsf.results.storage`).
 
 Contract:
 - Hidden files and folders (name starts with '.' or '_', e.g. the writer's `.tmp-*` files)
@@ -35,6 +36,7 @@ import pyarrow.parquet as pq
 
 from fsf.results._errors import ResultsUsageError
 from fsf.results.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check_schema
+from fsf.results.storage import Location, StoragePath, location
 
 if TYPE_CHECKING:
     from fsf.results._compact import CompactionReport
@@ -87,8 +89,8 @@ class Results:
     """
 
     table: pa.Table
-    root: Path | None = None
-    sweep_dir: Path | None = None
+    root: Location | None = None
+    sweep_dir: Location | None = None
     skipped: list[SkippedFragment] = field(default_factory=list)
     fragments: list[str] = field(default_factory=list)
     sweep: dict[str, Any] = field(default_factory=dict)
@@ -115,13 +117,16 @@ class ResultsDataset:
     """A `pyarrow.dataset.Dataset` over the fragments whose footer passed the checks."""
 
     dataset: ds.Dataset
-    root: Path
+    root: Location
     skipped: list[SkippedFragment]
 
 
-def resolve_root(path: str | Path) -> tuple[Path, Path | None]:
+def resolve_root(path: str | Path | StoragePath) -> tuple[Location, Location | None]:
     """(results root, sweep folder or None) of a sweep folder or a results folder."""
-    p = Path(path)
+    try:
+        p = location(path)
+    except ValueError as exc:
+        raise ResultsUsageError(str(exc)) from None
     if not p.exists():
         raise ResultsUsageError(
             f"no such folder: {p}; pass a sweep folder (holding results/) or a results folder"
@@ -143,9 +148,15 @@ def _hidden(name: str) -> bool:
     return name.startswith((".", "_"))
 
 
-def list_fragments(root: str | Path) -> list[str]:
+def list_fragments(root: str | Path | StoragePath) -> list[str]:
     """Relative paths (sorted, '/'-separated) of the Parquet files a reader considers."""
-    root = Path(root)
+    root = location(root)
+    if isinstance(root, StoragePath):
+        return sorted(
+            rel
+            for rel, _ in root.files()
+            if rel.endswith(".parquet") and not any(_hidden(part) for part in rel.split("/"))
+        )
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
@@ -204,13 +215,21 @@ class _Source:
     stat: tuple[int, int] = (0, 0)
 
 
-def _read_one(root: Path, rel: str) -> _Source:
+def parquet_source(path: Location) -> tuple[str, Any]:
+    """(path, filesystem) arguments of pyarrow's readers for a local or URI path."""
+    if isinstance(path, StoragePath):
+        return path.path, path.fs
+    return str(path), None
+
+
+def _read_one(root: Location, rel: str) -> _Source:
     src = _Source(rel)
     path = root / rel
     try:
         st = path.stat()
         src.stat = (st.st_size, st.st_mtime_ns)
-        pf = pq.ParquetFile(path)
+        where, fs = parquet_source(path)
+        pf = pq.ParquetFile(where, filesystem=fs)
         version = check_schema(pf.schema_arrow, where=rel)
         meta = pf.schema_arrow.metadata or {}
         table = pf.read()
@@ -276,7 +295,7 @@ def _merge(sources: list[_Source], skipped: list[SkippedFragment]) -> list[pa.Ta
     return tables
 
 
-def read_results(path: str | Path, *, threads: int | None = None) -> Results:
+def read_results(path: str | Path | StoragePath, *, threads: int | None = None) -> Results:
     """Read and validate every fragment under a sweep folder or a results folder.
 
     Raises `ResultsUsageError` (exit code 2) when `path` is missing or holds no results
@@ -305,7 +324,7 @@ def read_results(path: str | Path, *, threads: int | None = None) -> Results:
     )
 
 
-def _sweep_json(sweep_dir: Path | None) -> dict[str, Any]:
+def _sweep_json(sweep_dir: Location | None) -> dict[str, Any]:
     if sweep_dir is None or not (sweep_dir / "sweep.json").is_file():
         return {}
     path = sweep_dir / "sweep.json"
@@ -318,7 +337,7 @@ def _sweep_json(sweep_dir: Path | None) -> dict[str, Any]:
     return data
 
 
-def open_dataset(path: str | Path) -> ResultsDataset:
+def open_dataset(path: str | Path | StoragePath) -> ResultsDataset:
     """A lazy `pyarrow.dataset` (hive partitioning, key `trial`, typed string) of the results.
 
     Only the footers are checked here (schema version, readable metadata): a file whose footer
@@ -326,13 +345,14 @@ def open_dataset(path: str | Path) -> ResultsDataset:
     fragment whole and is the reader the queries use. Compacted leftovers are not removed.
     """
     root, _ = resolve_root(path)
+    base, fs = parquet_source(root)
     good, skipped = [], []
     for rel in list_fragments(root):
         try:
-            version = check_schema(pq.read_schema(root / rel), where=rel)
+            version = check_schema(pq.read_schema(*parquet_source(root / rel)), where=rel)
             if version != SCHEMA_VERSION:
                 raise _FragmentError(f"{rel}: schema v{version}; read it with read_results")
-            good.append(str(root / rel))
+            good.append(parquet_source(root / rel)[0])
         except (SchemaVersionError, _FragmentError) as exc:
             skipped.append(SkippedFragment(rel, str(exc)))
         except (OSError, pa.ArrowException) as exc:
@@ -342,12 +362,13 @@ def open_dataset(path: str | Path) -> ResultsDataset:
         schema=SCHEMA.append(pa.field("trial", pa.string())),
         format="parquet",
         partitioning=PARTITIONING,
-        partition_base_dir=str(root),
+        partition_base_dir=base,
+        filesystem=fs,
     )
     return ResultsDataset(dataset, root, skipped)
 
 
-def compact(path: str | Path, *, min_fragments: int = 2) -> CompactionReport:
+def compact(path: str | Path | StoragePath, *, min_fragments: int = 2) -> CompactionReport:
     """Fold the fragments of finished runs into one file; see `fsf.results._compact`."""
     from fsf.results._compact import compact as _compact
 

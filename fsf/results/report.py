@@ -1,6 +1,7 @@
 """Sweep reports: report.md and a self-contained report.html with PNG plots.
 
-`write_report(sweep_dir, out)` writes into `out` (default `<sweep_dir>/report/`):
+`write_report(sweep_dir, out)` writes into `out` (default `<sweep_dir>/report/`; for a sweep
+on an object store, `./report-<sweep name>/`):
 - `gap.png`: source - target-mean gap over training steps, one panel per policy (its best
   configuration, mean over seeds, dev and test), P1 shaded from the recorded `phase` column;
 - `languages.png`: test score per language x policy (best configuration per policy);
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fsf.results._errors import ResultsUsageError
 from fsf.results._frame import Frame, frame
 from fsf.results._plots import gap_plot, importance_plot, language_heatmap, pareto_plot
 from fsf.results.query import (
@@ -34,6 +36,7 @@ from fsf.results.query import (
     summary,
 )
 from fsf.results.reader import Results
+from fsf.results.storage import StoragePath, is_uri
 
 __all__ = ["Report", "write_report"]
 
@@ -280,7 +283,13 @@ def write_report(
         base = res.sweep_dir or res.root
         if base is None:
             raise ValueError("pass `out` for results that do not come from a folder")
-        out = base / "report"
+        if isinstance(base, StoragePath):  # a sweep on s3://...: the report is made here
+            local = base.fs.type_name == "local"
+            out = Path(base.path) / "report" if local else Path(f"report-{res.name}")
+        else:
+            out = base / "report"
+    if is_uri(os.fspath(out)):
+        raise ResultsUsageError(f"--out {out}: write the report to a local folder")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []

@@ -1,8 +1,9 @@
 """Writing results: atomic Parquet fragments in a hive-partitioned dataset.
 
 Layout: `<root>/trial=<trial_id>/seed-<seed>.parquet`, one fragment per (trial, seed). The
-fragment is rewritten whole (temp file + rename) after each evaluation, so a reader sees
-either the previous complete fragment or the new one, never a partial file; a trial that
+fragment is rewritten whole (temp file + rename; one object on S3/GCS, see
+`fsf.results.storage`) after each evaluation, so a reader sees either the previous complete
+fragment or the new one, never a partial file; a trial that
 restarts rewrites its fragment from scratch, so its rows are never duplicated.
 """
 
@@ -18,20 +19,27 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fsf.results.schema import SCHEMA, TrialInfo, evaluation_rows
+from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
 from fsf.train.reporter import Evaluation
 
 __all__ = ["ParquetReporter", "atomic_write_table", "fragment_path"]
 
 
-def atomic_write_table(table: pa.Table, path: str | Path) -> Path:
+def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Location:
     """Write `table` to `path` so that readers never see a partial file.
 
     The data goes to a hidden temp file in the same folder, is fsynced, then renamed over
     `path` in one step. The temp name starts with '.' (skipped by pyarrow and pandas dataset
     discovery) and ends in '.part', not '.parquet' (DuckDB's `**/*.parquet` glob matches
-    hidden files, so the suffix is what keeps it out of DuckDB).
+    hidden files, so the suffix is what keeps it out of DuckDB). On a URI (`s3://...`) the
+    file is serialised in memory and written as one object (see `fsf.results.storage`).
     """
-    path = Path(path)
+    path = location(path)
+    if isinstance(path, StoragePath):
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        write_bytes_atomic(path, sink.getvalue().to_pybytes())
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
     try:
@@ -50,14 +58,14 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
 
 
-def fragment_path(root: str | Path, trial_id: str, seed: int) -> Path:
-    return Path(root) / f"trial={_safe(trial_id)}" / f"seed-{seed}.parquet"
+def fragment_path(root: str | Path | StoragePath, trial_id: str, seed: int) -> Location:
+    return location(root) / f"trial={_safe(trial_id)}" / f"seed-{seed}.parquet"
 
 
 class ParquetReporter:
     """A `Reporter` that keeps a trial's rows in one atomically rewritten fragment."""
 
-    def __init__(self, root: str | Path, info: TrialInfo):
+    def __init__(self, root: str | Path | StoragePath, info: TrialInfo):
         self.info = info
         self.path = fragment_path(root, info.columns["trial_id"], info.columns["seed"])
         self.evaluations: list[Evaluation] = []
@@ -66,11 +74,11 @@ class ParquetReporter:
         self.evaluations.append(evaluation)
         self._write("running", None)
 
-    def finish(self, status: str = "completed", reason: str | None = None) -> Path:
+    def finish(self, status: str = "completed", reason: str | None = None) -> Location:
         """Mark the trial's rows with its final status (completed, failed or stopped)."""
         return self._write(status, reason)
 
-    def _write(self, status: str, reason: str | None) -> Path:
+    def _write(self, status: str, reason: str | None) -> Location:
         rows: list[dict[str, Any]] = []
         for ev in self.evaluations:
             rows += evaluation_rows(self.info, ev, status, reason)
