@@ -1,6 +1,6 @@
 """`fsf-sweep`: run, validate, resume and query sweeps.
 
-fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR] [--address ADDR]
+fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR|URI] [--address ADDR]
           [--num-trials N] [--max-concurrent N] [--resume]
 fsf-sweep validate --space FILE
 fsf-sweep resume DIR
@@ -26,9 +26,15 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--space", required=required, help="search-space YAML (see sweeps/)")
     p.add_argument("--name", help="sweep name (default: the space's `name`)")
     p.add_argument(
-        "--storage-path", help="folder holding sweeps (default: the space's storage.path)"
+        "--storage-path",
+        help="folder or URI (s3://, gs://, file://) holding sweeps; on a cluster, storage "
+        "every node reaches (default: the space's storage.path)",
     )
-    p.add_argument("--address", help="Ray cluster to join: auto, or ray://host:10001")
+    p.add_argument(
+        "--address",
+        help="Ray cluster to join, from one of its nodes: auto, or HEAD_IP:6379 "
+        "(from outside, use ray job submit; see cluster/README.md)",
+    )
     p.add_argument("--num-trials", type=int, help="override search.num_trials")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
@@ -134,14 +140,15 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
 
 
 def _resume(args: argparse.Namespace) -> int:
+    from fsf.results.storage import location
     from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
-    sweep_dir = Path(args.dir)
+    sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
     space = sweep_dir / "space.yaml"
     if not space.is_file():
         raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
-    spec = load_space(space)
+    spec = load_space(str(space))
     outcome = run_sweep(
         spec,
         name=sweep_dir.resolve().name,

@@ -88,10 +88,43 @@ class SchedulerSpec(_Strict):
     reduction_factor: float = Field(2.0, gt=1)
 
 
+_RAY_BUILTIN = ("CPU", "GPU", "memory", "object_store_memory")
+
+
 class Resources(_Strict):
+    """What a trial asks Ray for. A trial with one worker trains in its own process, which
+    asks for `cpus`, `gpus` and `custom`; a trial with more is a driver process, asking for
+    `driver_resources`, that starts `workers` Ray Train workers, each asking for `cpus`,
+    `gpus` and `custom`."""
+
     cpus: float = Field(1.0, gt=0, description="CPUs per trial (per worker when workers > 1)")
     gpus: float = Field(0.0, ge=0, description="GPUs per trial (per worker when workers > 1)")
     workers: int = Field(1, ge=1, description="DeepSpeed ranks per trial (Ray Train workers)")
+    custom: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources per trial (per worker when workers > 1), "
+        "e.g. {'accelerator_type:A100': 0.001}",
+    )
+    driver_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="what the driver of a multi-worker trial asks Ray for, instead of "
+        "{CPU: 0.01}; e.g. {fsf_driver: 1} keeps drivers on the non-preemptible nodes that "
+        "cluster/ray-cluster.yaml marks with the custom resource fsf_driver",
+    )
+
+    @field_validator("custom", "driver_resources")
+    @classmethod
+    def _resource_names(cls, value: dict[str, float], info: Any) -> dict[str, float]:
+        for name, amount in value.items():
+            if not name.strip():
+                raise ValueError("a resource name must not be empty")
+            if info.field_name == "custom" and name in _RAY_BUILTIN:
+                raise ValueError(f"{name!r}: set `cpus`/`gpus` instead of a custom {name}")
+            if info.field_name == "driver_resources" and name == "GPU":
+                raise ValueError("a trial driver does not train: give it no GPU")
+            if not amount > 0:
+                raise ValueError(f"{name!r}: the amount must be > 0, got {amount}")
+        return value
 
 
 class SearchSpec(_Strict):
@@ -112,9 +145,41 @@ class SearchSpec(_Strict):
         return [value] if isinstance(value, dict) else value
 
 
+_URI_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "file", "abfs", "abfss")
+
+
 class Storage(_Strict):
+    """Where sweeps are kept: `path` is a folder or a URI read through pyarrow.fs (s3://,
+    gs://, hdfs://, file://; on a cluster every node must reach it). `optuna` is the Optuna
+    study storage (see fsf.sweep.study): a SQLAlchemy URL or journal:PATH; by default
+    SQLite in the sweep folder, which must then be on a local or mounted disk."""
+
     path: str = Field("fsf-runs", description="folder (or URI) holding one folder per sweep")
-    optuna: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in the sweep")
+    optuna: str | None = Field(
+        None, description="SQLAlchemy URL or journal:PATH; default: SQLite in the sweep folder"
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if "://" in value:
+            scheme = value.split("://", 1)[0].lower()
+            if scheme not in _URI_SCHEMES:
+                raise ValueError(
+                    f"unknown storage URI scheme {scheme!r}; use a folder or one of "
+                    f"{', '.join(s + '://' for s in _URI_SCHEMES)}"
+                )
+        return value
+
+    @field_validator("optuna")
+    @classmethod
+    def _study_url(cls, value: str | None) -> str | None:
+        from fsf.sweep.study import check_study_url
+
+        problem = check_study_url(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class SweepSpec(_Strict):
@@ -462,5 +527,20 @@ def validate_space(data: Any, source: str | None = None) -> SweepSpec:
 
 
 def load_space(path: str | Path) -> SweepSpec:
-    """Read and validate a space file."""
+    """Read and validate a space file (a local path, or a URI such as a sweep's
+    s3://.../space.yaml)."""
+    if isinstance(path, str) and "://" in path:
+        import yaml
+
+        from fsf.results.storage import location
+
+        try:
+            text = location(path).read_text()
+        except (OSError, ValueError) as exc:
+            raise ConfigError([Problem("", f"cannot read file: {exc}")], path) from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError([Problem("", f"not valid YAML: {exc}")], path) from None
+        return validate_space(data, path)
     return validate_space(read_yaml(path), str(path))

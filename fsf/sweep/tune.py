@@ -8,7 +8,9 @@ writes the rows). Each (trial, seed) writes one Parquet fragment under `<sweep>/
 
 The sweep folder `<storage>/<name>/` holds `space.yaml`, `sweep.json`, `results/`,
 `optuna.db` (the Optuna study, unless `storage.optuna` points elsewhere) and `tune/` (Ray
-Tune's experiment state, used by `--resume`).
+Tune's experiment state, used by `--resume`). `<storage>` is a folder or a URI (`s3://`,
+`gs://`, `file://`, ...; see `fsf.results.storage`): on a multi-node cluster it must be storage
+every node reaches, since trials write their fragments from whichever node runs them.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from ray.tune.search.optuna import OptunaSearch
 
 from fsf.errors import FsfError
 from fsf.results import ParquetReporter, TrialInfo, atomic_write_table, fragment_path
-from fsf.results.reader import COMPACTED_DIR
+from fsf.results.reader import COMPACTED_DIR, parquet_source
+from fsf.results.storage import Location, location, write_bytes_atomic
 from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.study import display_url, open_study_storage, resolve_study_url
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
 __all__ = ["SweepOutcome", "run_sweep", "sweep_dir_for"]
@@ -42,21 +46,23 @@ TUNE_DIR = "tune"
 class SweepOutcome:
     """Where a sweep's results are, and how its trials ended."""
 
-    sweep_dir: Path
-    results_dir: Path
+    sweep_dir: Location
+    results_dir: Location
     num_trials: int
     statuses: dict[str, int]
     errors: dict[str, str]
 
 
-def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -> Path:
+def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -> Location:
+    """The sweep's folder: `<storage path>/<name>`, a local path or a URI."""
     root = storage_path or spec.storage.path
-    if "://" in root:
-        raise FsfError(
-            f"storage path {root!r}: only local or mounted shared folders (NFS, ...) are "
-            "supported for the results; mount the bucket and pass its mount point"
-        )
-    return (Path(root) / (name or spec.name)).resolve()
+    try:
+        base = location(root)
+    except ValueError as exc:
+        raise FsfError(f"--storage-path: {exc}") from None
+    if isinstance(base, Path):
+        return (base / (name or spec.name)).resolve()
+    return base / (name or spec.name)
 
 
 # --------------------------------------------------------------------- inside a trial
@@ -126,7 +132,7 @@ def _node() -> str:
     try:
         import ray
 
-        return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
+        return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()}"
     except Exception:
         return socket.gethostname()
 
@@ -187,7 +193,7 @@ def _run_distributed(
     from ray.tune.integration.ray_train import TuneReportCallback
 
     res = spec.search.resources
-    per_worker = {"CPU": res.cpus}
+    per_worker = {"CPU": res.cpus, **res.custom}
     if res.gpus:
         per_worker["GPU"] = res.gpus
     trainer = TorchTrainer(
@@ -201,7 +207,7 @@ def _run_distributed(
         torch_config=TorchConfig(backend="nccl" if res.gpus else "gloo"),
         run_config=ray.train.RunConfig(
             name=f"{loop_config['trial_id']}-seed{loop_config['seed']}",
-            storage_path=str(Path(sweep_dir) / "train"),
+            storage_path=str(location(sweep_dir) / "train"),
             callbacks=[TuneReportCallback()],
         ),
     )
@@ -217,7 +223,7 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
 
     spec = SweepSpec.model_validate(spec_data)
     trial_id = tune.get_context().get_trial_id()
-    results_dir = str(Path(sweep_dir) / "results")
+    results_dir = str(location(sweep_dir) / "results")
     metrics = [o.metric for o in spec.search.objective]
     finished: list[dict[str, float]] = []
     for index, seed in enumerate(spec.search.seeds):
@@ -380,7 +386,7 @@ class _OrphanFragments(Callback):
                 continue
             target = self.results_dir / ORPHANED_DIR / folder.name
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(folder, target)
+            folder.replace(target)
             self.moved.append(folder.name)
         if self.moved:
             log.warning("moved fragments of orphaned trials to %s: %s", ORPHANED_DIR, self.moved)
@@ -398,8 +404,8 @@ class _TrialResources:
 
         res = self.spec.search.resources
         if trial_workers(self.spec, params) > 1:
-            return PlacementGroupFactory([{"CPU": 0.01}])
-        bundle = {"CPU": res.cpus}
+            return PlacementGroupFactory([dict(res.driver_resources) or {"CPU": 0.01}])
+        bundle = {"CPU": res.cpus, **res.custom}
         if res.gpus:
             bundle["GPU"] = res.gpus
         return PlacementGroupFactory([bundle])
@@ -421,13 +427,8 @@ def _sampler(spec: SweepSpec):  # type: ignore[no-untyped-def]
     return optuna.samplers.NSGAIISampler(seed=seed)
 
 
-def _optuna_storage(spec: SweepSpec, sweep_dir: Path):  # type: ignore[no-untyped-def]
-    import optuna
-
-    url = spec.storage.optuna or f"sqlite:///{sweep_dir / 'optuna.db'}"
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {}
-    )
+def _optuna_storage(spec: SweepSpec, sweep_dir: Location):  # type: ignore[no-untyped-def]
+    return open_study_storage(resolve_study_url(spec.storage.optuna, sweep_dir))
 
 
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
@@ -435,6 +436,13 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if address and address.startswith("ray://"):
+        raise FsfError(
+            f"--address {address}: Ray Client is not supported for sweeps (Tune's driver and "
+            "fsf's callbacks must run in this process, on the cluster); run fsf-sweep on a "
+            "cluster node with --address auto (or HEAD:6379), or submit it as a job: "
+            "ray job submit --address http://HEAD:8265 -- fsf-sweep ... (cluster/README.md)"
+        )
     if address is None:  # a private local instance: no token needed
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
@@ -455,7 +463,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         ray.init(num_cpus=num_cpus, **kwargs)
 
 
-def _finalise_statuses(results_dir: Path, errors: dict[str, str]) -> None:
+def _finalise_statuses(results_dir: Location, errors: dict[str, str]) -> None:
     """Fragments still marked `running` belong to trials that were stopped (ASHA) or died
     without cleaning up (a killed worker): mark them stopped, or failed with the reason."""
     import pyarrow as pa
@@ -463,7 +471,8 @@ def _finalise_statuses(results_dir: Path, errors: dict[str, str]) -> None:
 
     for path in sorted(results_dir.glob("trial=*/seed-*.parquet")):
         try:
-            table = pq.read_table(path)
+            where, fs = parquet_source(path)
+            table = pq.read_table(where, filesystem=fs)
         except Exception:  # an unreadable fragment is reported by the readers
             continue
         if set(table.column("status").to_pylist()) != {"running"}:
@@ -478,7 +487,7 @@ def _finalise_statuses(results_dir: Path, errors: dict[str, str]) -> None:
 
 
 def _tune_config(
-    spec: SweepSpec, sweep_dir: Path, points: list[dict[str, Any]] | None, n: int
+    spec: SweepSpec, sweep_dir: Location, points: list[dict[str, Any]] | None, n: int
 ) -> Any:
     """The searcher (Optuna, its study in the RDB) and scheduler of a new sweep."""
     from ray import tune
@@ -550,12 +559,14 @@ def run_sweep(
         raise FsfError(
             f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
         )
+    study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results_dir = sweep_dir / "results"
     spec_data = spec.model_dump(mode="json")
     if not resume:
+        meta = {**_sweep_meta(spec), "optuna_storage": display_url(study_url)}
         _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
-        _write_text(sweep_dir / "sweep.json", json.dumps(_sweep_meta(spec), indent=2))
+        _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
 
     _init_ray(address, num_cpus)
     points = grid_points(spec) if search.searcher == "grid" else None
@@ -614,7 +625,5 @@ def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
     }
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _write_text(path: Location, text: str) -> None:
+    write_bytes_atomic(path, text.encode())
