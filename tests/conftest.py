@@ -46,3 +46,13 @@ def run_config(assets: dict[str, Path], tmp_path: Path):
         return validate_run_config(apply_overrides(base, list(overrides.items())))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """A local S3 endpoint (moto, offline) for the session; the AWS_* variables point at it.
+    Make a bucket per test with `s3.create_bucket(name)`."""
+    from tests.s3 import s3_server
+
+    with s3_server() as server:
+        yield server

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from fsf.results._errors import ResultsError
 from fsf.results.reader import (
@@ -39,8 +38,8 @@ from fsf.results.reader import (
     COMPACTION_SEQ_KEY,
     SkippedFragment,
     _read_one,
+    _read_schema,
     list_fragments,
-    parquet_source,
     resolve_root,
 )
 from fsf.results.storage import Location, StoragePath
@@ -111,7 +110,7 @@ def _compact_locked(root: Location, report: CompactionReport, min_fragments: int
     seq = 0
     for rel in rels:
         if rel.startswith(COMPACTED_DIR + "/"):
-            meta = pq.read_schema(*parquet_source(root / rel)).metadata or {}
+            meta = _read_schema(root / rel).metadata or {}
             seq = max(seq, int(meta.get(COMPACTION_SEQ_KEY, b"0")))
             for e in json.loads(meta.get(COMPACTED_FROM_KEY, b"[]")):
                 recorded.add((e["path"], int(e["size"]), int(e["mtime_ns"])))

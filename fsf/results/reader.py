@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -222,14 +223,36 @@ def parquet_source(path: Location) -> tuple[str, Any]:
     return str(path), None
 
 
+def _read_schema(path: Location) -> pa.Schema:
+    where, fs = parquet_source(path)
+    return pq.read_schema(where, filesystem=fs)
+
+
+def _parquet_file(path: Location, attempts: int = 4) -> pq.ParquetFile:
+    """The Parquet file at `path`. On an object store the whole object is fetched, then
+    parsed: a read is several requests (size, then ranges), and one that straddles a rewrite
+    of the object mixes two versions and fails to parse, so it is retried; a parse that
+    succeeds saw one complete version (a mix cannot end in the footer's magic bytes)."""
+    if not isinstance(path, StoragePath):
+        return pq.ParquetFile(path)
+    for attempt in range(attempts):
+        data = path.read_bytes()
+        try:
+            return pq.ParquetFile(pa.BufferReader(data))
+        except pa.ArrowInvalid:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def _read_one(root: Location, rel: str) -> _Source:
     src = _Source(rel)
     path = root / rel
     try:
         st = path.stat()
         src.stat = (st.st_size, st.st_mtime_ns)
-        where, fs = parquet_source(path)
-        pf = pq.ParquetFile(where, filesystem=fs)
+        pf = _parquet_file(path)
         version = check_schema(pf.schema_arrow, where=rel)
         meta = pf.schema_arrow.metadata or {}
         table = pf.read()
@@ -349,7 +372,7 @@ def open_dataset(path: str | Path | StoragePath) -> ResultsDataset:
     good, skipped = [], []
     for rel in list_fragments(root):
         try:
-            version = check_schema(pq.read_schema(*parquet_source(root / rel)), where=rel)
+            version = check_schema(_read_schema(root / rel), where=rel)
             if version != SCHEMA_VERSION:
                 raise _FragmentError(f"{rel}: schema v{version}; read it with read_results")
             good.append(parquet_source(root / rel)[0])
