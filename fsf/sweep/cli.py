@@ -160,7 +160,9 @@ def _resume(args: argparse.Namespace) -> int:
     )
     code = _finish(outcome)
     if spec.probe is not None:
-        _analyse_probe(outcome.sweep_dir, spec, outcome.sweep_dir / "probe")
+        from fsf.sweep.probe import output_dir
+
+        _analyse_probe(outcome.sweep_dir, spec, output_dir(outcome.sweep_dir, spec.name))
     return code
 
 
@@ -219,7 +221,7 @@ def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[typ
         print(f"{what + ':':8} {path}")
 
 
-def _analyse_probe(sweep_dir: Path, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
+def _analyse_probe(sweep_dir, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
     from fsf.results.cli import _read
     from fsf.sweep.probe import write_probe_outputs
 

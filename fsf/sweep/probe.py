@@ -20,7 +20,14 @@ from fsf.analysis._spec import ProbeSpec
 from fsf.errors import ConfigError, Problem
 from fsf.sweep.space import Parameter, SchedulerSpec, SweepSpec, grid_points, validate_space
 
-__all__ = ["ProbeOutcome", "model_depth", "probe_space", "run_probe", "write_probe_outputs"]
+__all__ = [
+    "ProbeOutcome",
+    "model_depth",
+    "output_dir",
+    "probe_space",
+    "run_probe",
+    "write_probe_outputs",
+]
 
 
 def model_depth(spec: SweepSpec) -> int:
@@ -101,11 +108,22 @@ def expected_trials(spec: SweepSpec) -> int:
     return len(grid_points(spec))
 
 
+def output_dir(sweep_dir: Any, name: str) -> Path:
+    """Where a probe sweep's analysis goes: `<sweep>/probe/` for a local sweep folder, else
+    (a sweep on an object store) `./probe-<name>/`, as reports do."""
+    from fsf.results.storage import StoragePath
+
+    if isinstance(sweep_dir, StoragePath):
+        local = sweep_dir.fs.type_name == "local"
+        return Path(sweep_dir.path) / "probe" if local else Path(f"probe-{name}")
+    return Path(sweep_dir) / "probe"
+
+
 @dataclass
 class ProbeOutcome:
     """Where a probe sweep's results and analysis are."""
 
-    sweep_dir: Path
+    sweep_dir: Any
     outputs: dict[str, Path]
     reasons: list[str]
     statuses: dict[str, int]
@@ -173,7 +191,7 @@ def run_probe(
     paths, reasons = write_probe_outputs(
         res,
         grid.probe,
-        outcome.sweep_dir / "probe",
+        output_dir(outcome.sweep_dir, grid.name),
         num_layers=grid.probe.num_layers,
         source=str(outcome.sweep_dir),
     )
