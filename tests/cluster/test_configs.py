@@ -1,0 +1,216 @@
+"""The shipped cluster configs (cluster/): parsed and checked for what fsf relies on."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import tomllib
+import yaml
+
+from fsf.sweep.space import load_space, validate_space
+from fsf.sweep.study import check_study_url
+
+ROOT = Path(__file__).parents[2]
+CLUSTER = ROOT / "cluster"
+KUBERAY = CLUSTER / "kuberay"
+DRIVER_RESOURCE = "fsf_driver"
+IMAGE_REPO = "/home/ray/fsf"  # where the Dockerfile and the cluster launcher put the checkout
+
+
+def _pins() -> dict[str, str]:
+    """torch as pinned in pyproject.toml; Ray as installed (the cluster must run the same)."""
+    from importlib.metadata import version
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    torch = next(d for d in deps if d.startswith("torch=="))
+    return {"torch": torch.split("==")[1], "ray": version("ray")}
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), path
+    return data
+
+
+def _fsf_sweep_args(entrypoint: str):  # type: ignore[no-untyped-def]
+    """Parse an entrypoint with fsf-sweep's own parser; its space must be a shipped, valid one."""
+    from fsf.sweep.cli import _parser
+
+    argv = shlex.split(entrypoint)
+    assert argv[0] == "fsf-sweep", entrypoint
+    args = _parser().parse_args(argv[1:])
+    assert args.command in (None, "run") and args.space, entrypoint
+    assert args.space.startswith(IMAGE_REPO + "/"), args.space
+    local = ROOT / os.path.relpath(args.space, IMAGE_REPO)
+    return args, load_space(local)
+
+
+# ---------------------------------------------------------------------- cluster launcher
+
+
+def test_ray_cluster_yaml_follows_rays_schema():
+    import jsonschema
+    import ray.autoscaler
+
+    schema_path = Path(ray.autoscaler.__file__).parent / "ray-schema.json"
+    jsonschema.validate(_load(CLUSTER / "ray-cluster.yaml"), json.loads(schema_path.read_text()))
+
+
+def test_ray_cluster_yaml_has_driver_and_gpu_nodes_and_installs_fsf():
+    cfg = _load(CLUSTER / "ray-cluster.yaml")
+    types = cfg["available_node_types"]
+    head = types[cfg["head_node_type"]]
+    assert head["resources"].get("CPU") == 0, "no trial should train on the head"
+    drivers = [n for n, t in types.items() if t["resources"].get(DRIVER_RESOURCE, 0) > 0]
+    assert cfg["head_node_type"] in drivers and len(drivers) >= 2
+    for name in drivers:  # the nodes trial drivers land on are never spot instances
+        assert "InstanceMarketOptions" not in types[name]["node_config"], name
+    gpu = [
+        n
+        for n, t in types.items()
+        if re.match(r"(g5|g6|p4|p5)\.", t["node_config"]["InstanceType"])
+    ]
+    assert gpu and all(DRIVER_RESOURCE not in types[n]["resources"] for n in gpu)
+    assert any(types[n]["node_config"].get("InstanceMarketOptions") for n in gpu)
+    # fsf comes from the synced checkout, with the CUDA build of the pinned torch first
+    pins = _pins()
+    mount = next(k for k, v in cfg["file_mounts"].items() if v == ".")
+    setup = cfg["setup_commands"]
+    torch_i = next(i for i, c in enumerate(setup) if f'"torch=={pins["torch"]}" --index-url' in c)
+    assert re.search(r"/whl/cu\d+", setup[torch_i])
+    fsf_i = next(i for i, c in enumerate(setup) if "pip install" in c and mount in c)
+    assert torch_i < fsf_i and f'"torch=={pins["torch"]}"' in setup[fsf_i]
+    assert cfg["docker"]["image"].startswith(f"rayproject/ray:{pins['ray']}-py311")
+
+
+def test_the_cluster_space_asks_for_the_driver_resource():
+    spec = load_space(ROOT / "sweeps" / "xnli-cluster.yaml")
+    res = spec.search.resources
+    assert res.driver_resources == {DRIVER_RESOURCE: 1.0}
+    assert res.workers > 1 and res.gpus >= 1
+
+
+def test_trial_drivers_request_the_driver_resource():
+    """What Ray is asked for: drivers of multi-worker trials get `driver_resources` (and no
+    CPU, so they fit the head's 0 CPUs); single-worker trials and workers get `custom`."""
+    from fsf.sweep.tune import _TrialResources
+
+    spec = validate_space(
+        {
+            "search": {
+                "parameters": {"resources.workers": {"type": "categorical", "values": [1, 2]}},
+                "resources": {
+                    "cpus": 2,
+                    "gpus": 1,
+                    "custom": {"accelerator_type:A10G": 0.001},
+                    "driver_resources": {DRIVER_RESOURCE: 1},
+                },
+            }
+        }
+    )
+    resources = _TrialResources(spec)
+    assert resources({"resources.workers": 2}).bundles == [{DRIVER_RESOURCE: 1.0}]
+    assert resources({"resources.workers": 1}).bundles == [
+        {"CPU": 2.0, "GPU": 1.0, "accelerator_type:A10G": 0.001}
+    ]
+    plain = validate_space({"search": {"resources": {"workers": 2}}})
+    assert _TrialResources(plain)({}).bundles == [{"CPU": 0.01}]
+
+
+@pytest.mark.parametrize(
+    ("resources", "message"),
+    [
+        ({"custom": {"CPU": 2}}, "set `cpus`/`gpus`"),
+        ({"custom": {"node_a": 0}}, "must be > 0"),
+        ({"driver_resources": {"GPU": 1}}, "does not train"),
+        ({"driver_resources": {" ": 1}}, "must not be empty"),
+    ],
+)
+def test_bad_resources_are_reported(resources, message):
+    from fsf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as err:
+        validate_space({"search": {"resources": resources}})
+    assert err.value.problems[0].path.startswith("search.resources.")
+
+
+# ---------------------------------------------------------------------- KubeRay
+
+
+def _ray_start_resources(params: dict) -> dict:
+    raw = params.get("resources", '"{}"')
+    return json.loads(raw.strip('"').replace('\\"', '"'))
+
+
+def _pods(cluster: dict) -> list[tuple[str, dict, dict]]:
+    spec = cluster["spec"]
+    groups = [("head", spec["headGroupSpec"])]
+    groups += [(g["groupName"], g) for g in spec["workerGroupSpecs"]]
+    return [(name, g["rayStartParams"], g["template"]["spec"]) for name, g in groups]
+
+
+def test_raycluster_manifest():
+    cluster = _load(KUBERAY / "raycluster.yaml")
+    pvc = _load(KUBERAY / "storage.yaml")
+    assert cluster["kind"] == "RayCluster" and cluster["apiVersion"] == "ray.io/v1"
+    assert cluster["spec"]["rayVersion"] == _pins()["ray"]
+    assert pvc["kind"] == "PersistentVolumeClaim" and "ReadWriteMany" in pvc["spec"]["accessModes"]
+    pods = _pods(cluster)
+    head = pods[0]
+    assert head[1]["num-cpus"] == "0"
+    drivers = [n for n, params, _ in pods if _ray_start_resources(params).get(DRIVER_RESOURCE)]
+    assert "head" in drivers and len(drivers) >= 2
+    gpu_groups = []
+    for name, params, pod in pods:
+        (container,) = pod["containers"]
+        limits = container["resources"]["limits"]
+        if "nvidia.com/gpu" in limits:
+            assert int(limits["nvidia.com/gpu"]) >= 1
+            assert DRIVER_RESOURCE not in _ray_start_resources(params)
+            gpu_groups.append(name)
+        # every pod mounts the shared sweep folder, from the claim storage.yaml creates
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in pod["volumes"]
+            if "persistentVolumeClaim" in v
+        }
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert any(
+            claims.get(v) == pvc["metadata"]["name"] and mounts[v] == "/mnt/sweeps" for v in mounts
+        ), name
+        assert container["image"] == head[2]["containers"][0]["image"]
+    assert gpu_groups
+
+
+@pytest.mark.parametrize("manifest", ["rayjob.yaml", "rayjob-s3.yaml"])
+def test_rayjob_entrypoint_is_a_valid_fsf_sweep_run(manifest):
+    job = _load(KUBERAY / manifest)
+    cluster = _load(KUBERAY / "raycluster.yaml")
+    assert job["kind"] == "RayJob" and job["apiVersion"] == "ray.io/v1"
+    assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
+    assert json.loads(job["spec"]["entrypointResources"]) == {DRIVER_RESOURCE: 1}
+    args, spec = _fsf_sweep_args(job["spec"]["entrypoint"])
+    env = yaml.safe_load(job["spec"].get("runtimeEnvYAML") or "{}").get("env_vars", {})
+    if args.storage_path.startswith("s3://"):
+        # the study cannot live in S3: it comes from the secret the pods load
+        assert "FSF_OPTUNA_STORAGE" in (KUBERAY / manifest).read_text()
+        pod = _pods(cluster)[0][2]["containers"][0]
+        assert any("secretRef" in e for e in pod["envFrom"])
+    else:
+        assert args.storage_path.startswith("/mnt/sweeps")
+        study = env["FSF_OPTUNA_STORAGE"]
+        assert check_study_url(study) is None and study.startswith("journal:/mnt/sweeps/")
+    if spec.search.resources.workers > 1:
+        assert DRIVER_RESOURCE in spec.search.resources.driver_resources
+
+
+def test_dockerfile_installs_the_pinned_stack():
+    text = (KUBERAY / "Dockerfile").read_text()
+    pins = _pins()
+    assert f"FROM rayproject/ray:{pins['ray']}-py311-gpu" in text
+    assert f'"torch=={pins["torch"]}"' in text and f"-e {IMAGE_REPO}" in text
