@@ -431,11 +431,7 @@ def _optuna_storage(spec: SweepSpec, sweep_dir: Location):  # type: ignore[no-un
     return open_study_storage(resolve_study_url(spec.storage.optuna, sweep_dir))
 
 
-def _init_ray(address: str | None, num_cpus: int | None) -> None:
-    import optuna
-    import ray
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+def _check_address(address: str | None) -> None:
     if address and address.startswith("ray://"):
         raise FsfError(
             f"--address {address}: Ray Client is not supported for sweeps (Tune's driver and "
@@ -443,6 +439,14 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
             "cluster node with --address auto (or HEAD:6379), or submit it as a job: "
             "ray job submit --address http://HEAD:8265 -- fsf-sweep ... (cluster/README.md)"
         )
+
+
+def _init_ray(address: str | None, num_cpus: int | None) -> None:
+    import optuna
+    import ray
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _check_address(address)
     if address is None:  # a private local instance: no token needed
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
@@ -543,6 +547,7 @@ def run_sweep(
 
     from fsf.sweep.progress import ProgressCallback
 
+    _check_address(address)
     if name:
         spec = spec.model_copy(update={"name": name})
     sweep_dir = sweep_dir_for(spec, spec.name, storage_path)
