@@ -128,6 +128,6 @@ def cka_curves(
                 if lg == lang and v is not None:
                     mat[np.searchsorted(layers, layer), np.searchsorted(steps, step)] = v
             values[lang] = mat
-        curves.runs.append(RunCka(trial, int(seed), policy, steps, layers, values))
+        curves.runs.append(RunCka(trial, int(seed), run["policy"], steps, layers, values))
     curves.runs.sort(key=lambda r: (r.trial_id, r.seed))
     return curves
