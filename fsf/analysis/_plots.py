@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     from fsf.analysis.probe import ProbeEffects
 
-__all__ = ["cka_heatmaps", "probe_plot"]
+__all__ = ["cka_heatmaps", "probe_plot", "score_curves"]
 
 _PART_COLORS = {"all": "#4c72b0", "attention": "#dd8452", "ffn": "#55a868"}
 
@@ -150,4 +150,54 @@ def cka_heatmaps(
         fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.85, label="linear CKA vs pretrained")
     fig.suptitle(title or "Forgetting: per-layer CKA with the pretrained model", fontsize=11)
     fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def score_curves(panels: dict[str, dict[str, Any]], path: Path, *, task: str, metric: str) -> None:
+    """One panel per policy: source score, target mean (left axis) and their gap (right
+    axis) over steps, mean over runs; `panels[p]` has `steps`, `source`, `target`,
+    `boundary` (detected P1/P2 step or None)."""
+    plt = _plt()
+    names = list(panels)
+    ncols = min(4, len(names))
+    nrows = math.ceil(len(names) / ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(3.9 * ncols, 3.1 * nrows + 0.7), squeeze=False, sharey=True
+    )
+    for ax, name in zip(axes.flat, names, strict=False):
+        p = panels[name]
+        x = p["steps"]
+        ax.plot(x, p["source"] * 100, "-", color="#4c72b0", lw=1.8, label="source (dev)")
+        ax.plot(x, p["target"] * 100, "-", color="#55a868", lw=1.8, label="target mean (dev)")
+        gap_ax = ax.twinx()
+        gap_ax.plot(x, (p["source"] - p["target"]) * 100, ":", color="#8172b2", lw=1.5)
+        gap_ax.set_ylim(-5, 25)
+        gap_ax.tick_params(labelsize=7, colors="#8172b2")
+        if p.get("boundary") is not None:
+            ax.axvline(p["boundary"], color="#c44e52", ls="--", lw=1.2)
+        ax.set_title(f"policy: {name}", fontsize=10)
+        ax.set_xlabel("optimizer step", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"{metric} x 100", fontsize=9)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color="#4c72b0", lw=1.8),
+        Line2D([], [], color="#55a868", lw=1.8),
+        Line2D([], [], color="#8172b2", ls=":", lw=1.5),
+        Line2D([], [], color="#c44e52", ls="--", lw=1.2),
+    ]
+    labels = [
+        "source (dev)",
+        "target mean (dev)",
+        "gap (right axis, points)",
+        "P1/P2 detected from the loss",
+    ]
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, fontsize=9)
+    fig.suptitle(f"{task}: source, target mean and gap over training (mean over seeds)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -38,9 +38,12 @@ class Sections:
     notes: list[str] = field(default_factory=list)
 
 
-def _median(values: list[Any]) -> float | None:
+def _median(values: list[Any]) -> float | int | None:
     vals = [v for v in values if v is not None]
-    return float(statistics.median(vals)) if vals else None
+    if not vals:
+        return None
+    m = statistics.median(vals)
+    return int(m) if float(m).is_integer() else float(m)
 
 
 def _mean(values: list[Any]) -> float | None:
@@ -48,12 +51,28 @@ def _mean(values: list[Any]) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def _gap_section(res: Results, fr: Frame, best_cfg: dict[str, int], sec: Sections) -> None:
+def _mean_curves(curves: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(steps, source, target mean) on the dev split, mean over runs on their common steps."""
+    steps = sorted(set.intersection(*(set(c.steps.tolist()) for c in curves)))
+    src, tgt = [], []
+    for c in curves:
+        idx = np.searchsorted(c.steps, steps)
+        src.append(c.source.get("dev", np.full(len(c.steps), np.nan))[idx])
+        tgt.append(c.target_mean.get("dev", np.full(len(c.steps), np.nan))[idx])
+    with np.errstate(all="ignore"):
+        return np.array(steps), np.nanmean(src, axis=0), np.nanmean(tgt, axis=0)
+
+
+def _gap_section(
+    res: Results, fr: Frame, best_cfg: dict[str, int], out: Path, suffix: str, sec: Sections
+) -> None:
+    from fsf.analysis._plots import score_curves
     from fsf.analysis.gap import gap_curves
 
     gc = gap_curves(res, task=fr.task, metric=fr.metric)
     by_run = {(c.trial_id, c.seed): c for c in gc.runs}
     rows = []
+    panels: dict[str, dict[str, Any]] = {}
     for policy, k in best_cfg.items():
         runs = [fr.runs[i] for i in fr.configs[k]["runs"]]
         curves = [
@@ -65,6 +84,10 @@ def _gap_section(res: Results, fr: Frame, best_cfg: dict[str, int], sec: Section
         recorded = _median([c.recorded_switch for c in curves])
         if detected is not None:
             sec.boundaries[policy] = detected
+        steps, source, target = _mean_curves(curves)
+        if len(steps) and np.isfinite(source).any():
+            panels[policy] = {"steps": steps, "source": source, "target": target}
+            panels[policy]["boundary"] = detected
         growth = [c.growth("dev") for c in curves]
         rows.append(
             [
@@ -82,6 +105,18 @@ def _gap_section(res: Results, fr: Frame, best_cfg: dict[str, int], sec: Section
         )
     if not rows:
         return
+    if panels:
+        path = out / f"curves{suffix}.png"
+        score_curves(panels, path, task=fr.task, metric=fr.metric)
+        sec.images.append(
+            (
+                path,
+                "Source and target mean over training",
+                "Dev score of the source language and mean over the target languages (left "
+                "axis), and their gap (right axis), best configuration of each policy, mean over "
+                "its seeds; dashed: the P1/P2 boundary detected from the recorded loss.",
+            )
+        )
     sec.blocks.append(("h", 2, f"Gap curves and the P1/P2 boundary ({fr.task})"))
     sec.blocks.append(
         (
@@ -241,7 +276,7 @@ def analysis_sections(
 ) -> Sections:
     """Compute and plot the analyses of one task for the report (see the module docstring)."""
     sec = Sections()
-    _gap_section(res, fr, best_cfg, sec)
+    _gap_section(res, fr, best_cfg, out, suffix, sec)
     _cka_section(res, fr, best_cfg, out, suffix, sec)
     _probe_section(res, fr, out, suffix, sec)
     return sec
