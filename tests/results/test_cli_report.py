@@ -211,13 +211,15 @@ def test_report(sweep, tmp_path, capsys):
     out_dir = tmp_path / "rep"
     code, out, _ = _run(["report", str(sweep), "--out", str(out_dir)], capsys)
     assert code == 0, out
-    for name in ("gap.png", "languages.png", "pareto.png", "importance.png"):
+    for name in ("gap.png", "languages.png", "pareto.png", "importance.png", "curves.png"):
         data = (out_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
     md = (out_dir / "report.md").read_text()
     assert "![Gap over training](gap.png)" in md and "Policies compared" in md
+    assert "Gap curves and the P1/P2 boundary" in md  # no loss curve: recorded phase only
+    assert "no per-step training loss" in md
     html = (out_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5
 
 
 def test_report_without_study_says_why(sweep, tmp_path, capsys):
