@@ -256,3 +256,24 @@ def test_shipped_probe_space_covers_the_embedded_encoder():
     grid = probe_space(load_space(Path(__file__).parents[2] / "sweeps" / "probe.yaml"))
     assert grid.probe.num_layers == 6  # read from the shipped model's config
     assert len(grid_points(grid)) == 1 + 2 * 3 * 6
+
+
+def test_rule_recovers_the_papers_sets_from_paper_shaped_effects():
+    """12 layers: re-init hurts layers 1-10 (most 1-4, through their FFN), not 11-12."""
+
+    def paper(action, part, layer):
+        if action != "reinit" or layer > 10:
+            return 0.0
+        return {
+            "all": -0.04 if layer <= 4 else -0.02,
+            "ffn": -0.03 if layer <= 4 else -0.005,
+            "attention": -0.01 if layer <= 4 else -0.005,
+        }[part]
+
+    sets, _ = derive_weight_sets(probe_effects(_probe_results(paper, range(1, 13))))
+    assert sets.resolve(12).describe() == {
+        "S_I": "all weights of layers 1-10",
+        "S_II": "ffn of layers 1-4",
+        "V_I": "all weights of layers 11-12",
+        "V_II": "attention of layers 11-12",
+    }
