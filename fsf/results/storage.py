@@ -93,6 +93,9 @@ class StoragePath:
     def __hash__(self) -> int:
         return hash(self._uri)
 
+    def __lt__(self, other: StoragePath) -> bool:
+        return self.path < other.path
+
     def _with_path(self, path: str) -> StoragePath:
         parts = urlsplit(self._uri)
         # the URI's path is the filesystem path, except that S3/GCS put the bucket in netloc

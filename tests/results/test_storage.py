@@ -68,6 +68,7 @@ def test_location_keeps_local_paths_and_parses_uris(tmp_path):
     assert str(child) == f"file://{tmp_path}/a/results/trial=x"
     assert child.name == "trial=x" and child.parent.parent == p
     assert location(str(child)) == child
+    assert sorted([p / "b", p / "a"]) == [p / "a", p / "b"]
 
 
 def test_s3_uris_keep_bucket_and_query(s3):
