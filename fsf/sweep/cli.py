@@ -100,6 +100,7 @@ def _run(args: argparse.Namespace) -> int:
             for flag, value in (
                 ("--num-trials", args.num_trials),
                 ("--max-concurrent", args.max_concurrent),
+                ("--base", args.base),
             )
             if value is not None
         ]

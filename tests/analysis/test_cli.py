@@ -119,3 +119,11 @@ def test_run_base_merges_a_policy_config_into_the_space(tmp_path, monkeypatch):
 
     with pytest.raises(ConfigError, match=r"base\.policy\.sets\.s1"):
         cli._load_space(str(space), str(bad))
+
+
+def test_run_base_cannot_change_a_resumed_sweep(tmp_path, capsys):
+    (tmp_path / "s.yaml").write_text("name: s\n")
+    (tmp_path / "b.yaml").write_text("policy: {name: fs}\n")
+    argv = ["run", "--space", str(tmp_path / "s.yaml"), "--base", str(tmp_path / "b.yaml")]
+    assert main([*argv, "--resume"]) == 2
+    assert "--base cannot change a resumed sweep" in capsys.readouterr().err
