@@ -39,6 +39,7 @@ def probe_plot(effects: ProbeEffects, path: Path, *, s1_drop: float | None = Non
         figsize=(max(7.5, 1.1 * len(layers) * 2 + 3), 3.0 * len(actions) + 0.9),
         squeeze=False,
         sharex=True,
+        sharey="row",
     )
     width = 0.8 / len(parts)
     x = np.arange(len(layers))
