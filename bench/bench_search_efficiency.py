@@ -15,10 +15,13 @@ step, so ASHA stops it where it would stop the real trial. Trials run one at a t
 replay is deterministic for a searcher seed. The searcher has "reached" the grid's best when
 a trial that ran to max_t has a final objective within `--tolerance` of the best grid
 configuration's; its cost is the trial-steps of every trial so far (a trial stopped by
-ASHA at step 100 costs 100), compared with the full grid's (configurations x max_t).
-Random search + ASHA is replayed the same way as a reference.
+ASHA at step 100 costs 100), compared with the full grid's (configurations x max_t). A search
+that spends the grid's compute without reaching it is a miss. Random search + ASHA is
+replayed the same way as a reference, and both again with repeats free: in a discrete space
+the searchers sample the same configuration again, and this variant charges only the steps
+a configuration had not run before (what a results cache would save).
 
-    python bench/bench_search_efficiency.py [--seeds 10] [--trials 36] [--rebuild] [--smoke]
+    python bench/bench_search_efficiency.py [--seeds 10] [--rebuild] [--smoke]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import statistics
@@ -174,8 +178,12 @@ def replay(
     trials: int,
     target: float,
     storage: Path,
+    budget: int,
+    cache: bool = False,
 ) -> dict[str, Any]:
-    """One search over the table; returns its cost to reach `target` and its total cost."""
+    """One search over the table, until a trial reaches `target` or `budget` trial-steps
+    are spent. With `cache`, steps a configuration already ran are free the next time it
+    is sampled (a results cache that resumes the furthest run of a configuration)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -189,31 +197,37 @@ def replay(
     s = spec.model_copy(update={"search": search})
     max_t = max(next(iter(curves.values())))
     sched = s.search.scheduler
-    steps: dict[str, int] = {}
-    order: list[str] = []
-    state: dict[str, Any] = {"reached_at": None, "trials_to_reach": None, "found": None}
+    last: dict[str, int] = {}  # trial -> steps it ran
+    done: dict[str, int] = {}  # configuration -> furthest step any trial of it ran
+    history: list[tuple[str, int]] = []
+    state: dict[str, Any] = {"cost": 0, "reached_at": None, "trials_to_reach": None}
 
     class _Count(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):  # type: ignore[no-untyped-def]
-            steps[trial.trial_id] = int(result["progress_step"])
+            step, cfg = int(result["progress_step"]), key(trial.config)
+            if cache:
+                state["cost"] += max(0, step - done.get(cfg, 0))
+                done[cfg] = max(done.get(cfg, 0), step)
+            else:
+                state["cost"] += step - last.get(trial.trial_id, 0)
+            last[trial.trial_id] = step
 
         def on_trial_complete(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
-            order.append(trial.trial_id)
-            done = steps.get(trial.trial_id, 0) == max_t
-            value = curves[key(trial.config)][max_t]
-            if done and state["reached_at"] is None and value >= target:
-                state["reached_at"] = sum(steps.values())
-                state["trials_to_reach"] = len(order)
-                state["found"] = key(trial.config)
+            cfg = key(trial.config)
+            history.append((cfg, last.get(trial.trial_id, 0)))
+            full = last.get(trial.trial_id, 0) == max_t
+            if full and state["reached_at"] is None and curves[cfg][max_t] >= target:
+                state["reached_at"] = state["cost"]
+                state["trials_to_reach"] = len(history)
 
-    class _StopWhenReached(tune.Stopper):
-        """Trials after the one that reached the target do not change the measure."""
+    class _StopWhenDone(tune.Stopper):
+        """Reached, or the grid's compute spent: later trials do not change the measure."""
 
         def __call__(self, trial_id: str, result: dict) -> bool:
             return False
 
         def stop_all(self) -> bool:
-            return state["reached_at"] is not None
+            return state["reached_at"] is not None or state["cost"] >= budget
 
     tuner = tune.Tuner(
         tune.with_parameters(_replay_trial, curves=curves),
@@ -238,27 +252,40 @@ def replay(
             storage_path=str(storage),
             verbose=0,
             callbacks=[_Count()],
-            stop=_StopWhenReached(),
+            stop=_StopWhenDone(),
         ),
     )
     tuner.fit()
     return {
-        "searcher": searcher,
+        "searcher": searcher + (" (cache)" if cache else ""),
         "seed": seed,
         "reached_at": state["reached_at"],
         "trials_to_reach": state["trials_to_reach"],
-        "found": state["found"],
-        "total_steps": sum(steps.values()),
-        "trials": len(order),
+        "found": history[state["trials_to_reach"] - 1][0] if state["trials_to_reach"] else None,
+        "total_steps": state["cost"],
+        "trials": len(history),
+        "history": history,
     }
+
+
+def _median_share(rs: list[dict[str, Any]], grid_steps: int) -> float:
+    """Median cost / grid over searcher seeds; a miss counts as more than the grid."""
+    return statistics.median(
+        r["reached_at"] / grid_steps if r["reached_at"] is not None else math.inf for r in rs
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=10, help="searcher seeds per searcher")
-    p.add_argument("--trials", type=int, default=None, help="trials per search (default: grid)")
+    p.add_argument(
+        "--trials", type=int, default=None, help="trial cap per search (default: 4 x grid)"
+    )
     p.add_argument("--tolerance", type=float, default=0.005, help="0.005 = 0.5 points")
-    p.add_argument("--searchers", nargs="+", default=["tpe", "random"])
+    p.add_argument("--searchers", nargs="+", default=["tpe", "random"], choices=["tpe", "random"])
+    p.add_argument(
+        "--no-cache-variant", action="store_true", help="skip the 'repeats are free' replays"
+    )
     p.add_argument("--rebuild", action="store_true", help="run the grid for real first")
     p.add_argument("--build-only", action="store_true", help="with --rebuild: no replay")
     p.add_argument("--grid-seeds", nargs="+", type=int, default=[0, 1])
@@ -272,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         smoke_root = Path(tmp.name)
         args.table, meta = smoke_root / "grid.csv", smoke_root / "grid.meta.json"
-        args.rebuild, args.grid_seeds, args.seeds = True, [0], 2
+        args.rebuild, args.grid_seeds, args.seeds, args.no_cache_variant = True, [0], 1, True
     spec = grid_spec(smoke_root)
     if args.rebuild:
         rebuild(spec, args.grid_seeds, args.table, meta, args.workers)
@@ -288,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     target = best - args.tolerance
     near = [k for v, k in finals if v >= target]
     grid_steps = n * max_t
-    trials = args.trials or n
+    trials = args.trials or 4 * n
 
     import ray
 
@@ -296,15 +323,19 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     _init_ray(None, 2)
-    results = []
     from tqdm.auto import tqdm
 
-    jobs = [(s, seed) for s in args.searchers for seed in range(args.seeds)]
+    variants = [(s, False) for s in args.searchers]
+    if not args.no_cache_variant:
+        variants += [(s, True) for s in args.searchers]
+    jobs = [(s, c, seed) for s, c in variants for seed in range(args.seeds)]
+    results = []
     try:
-        for searcher, seed in tqdm(jobs, desc="searches", unit="search", file=sys.stderr):
+        for searcher, cache, seed in tqdm(jobs, desc="searches", unit="search", file=sys.stderr):
             results.append(
-                replay(spec, curves, searcher, seed, trials, target, Path(tmp.name) / "tune")
-            )
+                replay(spec, curves, searcher, seed, trials, target, Path(tmp.name) / "tune",
+                       budget=grid_steps, cache=cache)
+            )  # fmt: skip
     finally:
         ray.shutdown()
 
@@ -325,54 +356,49 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print()
     rows = []
-    for searcher in args.searchers:
-        rs = [r for r in results if r["searcher"] == searcher]
-        costs = [r["reached_at"] for r in rs if r["reached_at"] is not None]
-        share = [c / grid_steps for c in costs]
+    labels = {False: " + ASHA", True: " + ASHA, repeats free"}
+    for searcher, cache in variants:
+        name = searcher + (" (cache)" if cache else "")
+        rs = [r for r in results if r["searcher"] == name]
+        costs = [r["reached_at"] / grid_steps for r in rs if r["reached_at"] is not None]
+        med = _median_share(rs, grid_steps)
+        repeats = [
+            1 - len({k for k, _ in r["history"]}) / len(r["history"]) for r in rs if r["history"]
+        ]
         rows.append(
             [
-                f"{searcher} + ASHA",
+                searcher + labels[cache],
                 f"{len(costs)} of {len(rs)}",
-                f"{statistics.median(costs):.0f}" if costs else "-",
-                f"{statistics.median(share) * 100:.1f}%" if costs else "-",
-                f"{min(share) * 100:.1f}-{max(share) * 100:.1f}%" if costs else "-",
-                f"{statistics.median(r['trials_to_reach'] for r in rs if r['trials_to_reach']):.0f}"
-                if costs
-                else "-",
+                "> 100% (miss)" if math.isinf(med) else f"{med * 100:.1f}%",
+                f"{min(costs) * 100:.1f}-{max(costs) * 100:.1f}%" if costs else "-",
+                f"{statistics.median(repeats) * 100:.0f}%" if repeats else "-",
             ]
         )
     print(
         md_table(
-            [
-                "searcher",
-                "reached",
-                "median trial-steps",
-                "median / grid",
-                "range / grid",
-                "median trials",
-            ],
+            ["searcher", "reached", "median / grid", "range when reached", "repeated configs"],
             rows,
             title=(
-                f"trial-steps until a trial run to max_t={max_t} is within {args.tolerance * 100:g}"
-                f" points of the grid's best (at most {trials} trials, one at a time); "
-                f"{args.seeds} searcher seeds; goal: TPE + ASHA <= 25% of the grid"
+                f"trial-steps until a trial run to max_t={max_t} is within "
+                f"{args.tolerance * 100:g} points of the grid's best, as a share of the grid's "
+                f"{grid_steps}; a search that spends the grid's compute first is a miss; "
+                f"{args.seeds} searcher seeds, trials one at a time; goal: TPE + ASHA <= 25%"
             ),
         )
     )
-    for searcher in args.searchers:
+    for searcher, cache in variants:
+        name = searcher + (" (cache)" if cache else "")
         per_seed = [
-            "miss" if r["reached_at"] is None else f"{r['reached_at']} ({r['found']})"
+            "miss"
+            if r["reached_at"] is None
+            else f"{r['reached_at']} ({r['trials_to_reach']} trials)"
             for r in results
-            if r["searcher"] == searcher
+            if r["searcher"] == name
         ]
-        print(f"{searcher} per searcher seed: " + "; ".join(per_seed))
-    tpe = [
-        r["reached_at"] / grid_steps for r in results if r["searcher"] == "tpe" and r["reached_at"]
-    ]
-    missed = sum(1 for r in results if r["searcher"] == "tpe" and r["reached_at"] is None)
+        print(f"{name} per searcher seed: " + "; ".join(per_seed))
     if "tpe" in args.searchers:
-        med = statistics.median(tpe + [float("inf")] * missed) if tpe or missed else float("nan")
-        print(f"TPE + ASHA / grid compute (median over seeds, misses count as inf): {med:.3f}")
+        med = _median_share([r for r in results if r["searcher"] == "tpe"], grid_steps)
+        print(f"TPE + ASHA / grid compute (median over searcher seeds, miss = inf): {med:.3f}")
     tmp.cleanup()
     return 0
 
