@@ -104,7 +104,10 @@ class RunCurve:
         return [by_step.get(int(s)) for s in self.steps]
 
     def growth(self, split: str = "dev") -> dict[str, float | None]:
-        """Gap (x100) at start, switch and end; growth per 100 steps in P1 and in P2."""
+        """Gap (x100) at start, switch and end; growth per 100 steps in P1 and in P2.
+
+        The switch is the detected one, else the recorded one; the gap at the switch is the
+        last evaluation at or before it. Without any switch all growth is P1's."""
         gap, steps = self.gap(split) * 100, self.steps
         ok = np.isfinite(gap)
         gap, steps = gap[ok], steps[ok]
