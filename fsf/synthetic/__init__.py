@@ -2,7 +2,8 @@
 
 Shipped artefacts (built by ``fsf-synth build --out fsf/synthetic/assets``):
 
-* :func:`data_dir` ``("pawsx")`` / ``("topic")``: task folders in the Hugging Face hub layout,
+* :func:`data_dir` ``("pawsx")`` / ``("topic")`` / ``("ner")`` / ``("qa")``: task folders in
+  the Hugging Face hub layout (``ner``: PAN-X's schema, ``qa``: SQuAD's),
   so ``datasets.load_dataset(str(data_dir("pawsx")), name="fr", split="test")`` works offline
   exactly like ``load_dataset("google-research-datasets/paws-x", name="fr", split="test")``.
 * :func:`model_dir`: a 6-layer, hidden-64 XLM-R checkpoint and its tokenizer; load it with

@@ -3,7 +3,7 @@
 Layout of a build folder (the shipped one is ``fsf/synthetic/assets``)::
 
     manifest.json                  seed, generator version, sha256 of every file, probes
-    data/<task>/README.md          hub-style card: one config per language
+    data/<task>/README.md          hub-style card: one config per language (topic, pawsx, ner, qa)
     data/<task>/<lang>/{train,validation,test}.jsonl
     corpus/pretrain.txt.gz         the unlabelled pretraining text (pairs as a<TAB>b)
     model/                         save_pretrained of the tokenizer and XLMRobertaForMaskedLM
@@ -22,7 +22,15 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from fsf.synthetic.data import SPLITS, TASKS, pretraining_corpus, write_corpus, write_task
+from fsf.synthetic.data import (
+    NER_TAGS,
+    SPLITS,
+    TASKS,
+    TaskSpec,
+    pretraining_corpus,
+    write_corpus,
+    write_task,
+)
 from fsf.synthetic.world import LANGUAGES, SOURCE_LANGUAGE, World
 
 __all__ = [
@@ -34,7 +42,7 @@ __all__ = [
     "sha256",
 ]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: adds the ner and qa tasks (topic and pawsx bytes unchanged)
 DEFAULT_TASK = "topic"
 MAX_LENGTH = 64
 
@@ -62,13 +70,23 @@ def build_data(out: Path, seed: int = 0) -> tuple[dict[str, str], list[tuple[str
     return _hashes(out, written), corpus
 
 
+def _fields(spec: TaskSpec) -> list[str]:
+    if spec.kind == "tagging":
+        return ["tokens", "ner_tags"]
+    if spec.kind == "qa":
+        return ["id", "title", "context", "question", "answers"]
+    return ["id", "sentence1", "sentence2", "label"] if spec.pair else ["text", "label"]
+
+
 def _task_manifest() -> dict:
     return {
         name: {
             "path": f"data/{name}",
+            "kind": spec.kind,
             "pair": spec.pair,
             "num_labels": spec.num_labels,
-            "fields": ["id", "sentence1", "sentence2", "label"] if spec.pair else ["text", "label"],
+            **({"tags": list(NER_TAGS)} if spec.kind == "tagging" else {}),
+            "fields": _fields(spec),
             "sizes": {
                 "train": {
                     lang: spec.train_source if lang == SOURCE_LANGUAGE else spec.train_other

@@ -105,7 +105,11 @@ def _info(args: argparse.Namespace) -> int:
     print(f"model:    {model_dir()}")
     for task, spec in manifest["tasks"].items():
         default = "  (default)" if task == manifest["default_task"] else ""
-        print(f"{task + ':':9} {data_dir(task)}  labels={spec['num_labels']}{default}")
+        kind = spec.get("kind", "classification")
+        what = {"tagging": f"tags={spec['num_labels']}", "qa": "extractive QA"}.get(
+            kind, f"labels={spec['num_labels']}"
+        )
+        print(f"{task + ':':9} {data_dir(task)}  {what}{default}")
     print(
         f"seed {manifest['seed']}, generator version {manifest['generator_version']}, "
         f"languages {' '.join(manifest['languages'])} (source {manifest['source_language']}), "

@@ -113,6 +113,11 @@ def finetune(
     every language found in ``data_dir`` plus ``en`` validation accuracy (key ``dev``).
     """
     spec = TASKS[cfg.task]
+    if spec.kind != "classification":
+        raise ValueError(
+            f"finetune() runs the classification tasks only, not {cfg.task!r} ({spec.kind}); "
+            "train the others with fsf-train (task.name: tagging / qa)"
+        )
     torch.manual_seed(cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if cfg.from_scratch:

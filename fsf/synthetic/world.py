@@ -278,38 +278,48 @@ class World:
     # ------------------------------------------------------------------ realisation
     def linearize(self, frame: Frame, lang: str) -> list[str]:
         """The concept ids of ``frame`` in ``lang``'s word order."""
-        g = GRAMMARS[lang]
+        return [c for c, _ in self.linearize_roles(frame, lang)]
 
-        def np(p: NounPhrase) -> list[str]:
+    def linearize_roles(self, frame: Frame, lang: str) -> list[tuple[str, str | None]]:
+        """:meth:`linearize` with the role of each word: ``"<clause>.<role>"`` with role
+        ``subj``, ``obj`` or ``pp`` (a noun phrase's words, the adposition included in
+        ``pp``) or ``verb`` (the verb and its tense and negation markers); None for the
+        conjunction and the final punctuation. A noun phrase's words are contiguous."""
+        g = GRAMMARS[lang]
+        Words = list[tuple[str, str | None]]
+
+        def np(p: NounPhrase, role: str) -> Words:
             if p.head.startswith("name"):
-                return [p.head]
+                return [(p.head, role)]
             out = [p.head] + (["PLUR"] if p.plural else [])
             if p.adj:
                 out = [*out, p.adj] if g.adj_after_noun else [p.adj, *out]
             if p.det:
                 out = [*out, p.det] if g.det_after_noun else [p.det, *out]
-            return out
+            return [(c, role) for c in out]
 
-        def clause(c: Clause) -> list[str]:
+        def clause(c: Clause, i: int) -> Words:
             vg = [c.verb]
             if c.past:
                 vg = ["PAST", *vg] if g.tense_before_verb else [*vg, "PAST"]
             if c.neg:
                 vg = [*vg, "NEG"] if g.neg_after_verb else ["NEG", *vg]
-            s, o = np(c.subj), np(c.obj)
-            core = {"SVO": s + vg + o, "SOV": s + o + vg, "VSO": vg + s + o}[g.order]
+            v = [(x, f"{i}.verb") for x in vg]
+            s, o = np(c.subj, f"{i}.subj"), np(c.obj, f"{i}.obj")
+            core = {"SVO": s + v + o, "SOV": s + o + v, "VSO": v + s + o}[g.order]
             if c.pp is None:
                 return core
             p, obj = c.pp
-            pp = [*np(obj), p] if g.postpositions else [p, *np(obj)]
+            adp = (p, f"{i}.pp")
+            pp = [*np(obj, f"{i}.pp"), adp] if g.postpositions else [adp, *np(obj, f"{i}.pp")]
             return pp + core if g.pp_first else core + pp
 
-        out: list[str] = []
+        out: Words = []
         for i, c in enumerate(frame.clauses):
             if i:
-                out.append("CONJ")
-            out += clause(c)
-        return [*out, "PUNCT"]
+                out.append(("CONJ", None))
+            out += clause(c, i)
+        return [*out, ("PUNCT", None)]
 
     def realize(self, frame: Frame, lang: str) -> str:
         """The sentence ``frame`` as text in ``lang`` (space-separated words)."""

@@ -19,6 +19,8 @@ def test_build_data_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 0 and manifest["model"] is None
     assert (out / "data" / "pawsx" / "fr" / "validation.jsonl").is_file()
+    assert (out / "data" / "ner" / "fr" / "validation.jsonl.gz").is_file()
+    assert manifest["tasks"]["qa"]["kind"] == "qa"
     assert (out / "corpus" / "pretrain.txt.gz").is_file()
     assert "wrote data" in capsys.readouterr().out
 
@@ -61,6 +63,7 @@ def test_info(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info"]) == 0
     out = capsys.readouterr().out
     assert str(synth.model_dir()) in out and str(synth.data_dir("pawsx")) in out
+    assert f"{synth.data_dir('ner')}  tags=13" in out and "extractive QA" in out
 
 
 def test_path_api() -> None:

@@ -67,7 +67,7 @@ def _names(sentence: str) -> list[str]:
     return sorted(w for w in sentence.split() if w[0].isupper())
 
 
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", ["topic", "pawsx"])  # ner, qa: tests of their own below
 def test_dev_and_test_are_parallel(task: str, pawsx: dict, topic: dict) -> None:
     data = {"pawsx": pawsx, "topic": topic}[task]
     key = "sentence1" if task == "pawsx" else "text"
@@ -107,3 +107,116 @@ def test_hub_layout_loads_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     first = json.loads((folder / "fr" / "validation.jsonl").open().readline())
     assert ds[0] == first
     assert datasets.get_dataset_config_names(str(folder)) == list(LANGUAGES)
+
+
+# ---------------------------------------------------------------------------- ner and qa
+
+
+@pytest.fixture(scope="module")
+def ner(world: World) -> dict:
+    return generate_task(world, "ner")
+
+
+@pytest.fixture(scope="module")
+def qa(world: World) -> dict:
+    return generate_task(world, "qa")
+
+
+def _concepts(world: World, lang: str) -> dict[str, str]:
+    """Surface form -> concept id of one language (forms are unique within a language)."""
+    return {form: c for c, form in world.lexicon[lang].items()}
+
+
+def test_ner_tags_every_noun_phrase_with_its_noun_type(world: World, ner: dict) -> None:
+    from fsf.synthetic.data import NER_TAGS
+    from fsf.tasks.metrics import entities
+
+    for lang in LANGUAGES:
+        concept = _concepts(world, lang)
+        for split in SPLITS:
+            for r in ner[lang][split]:
+                assert list(r) == ["tokens", "ner_tags"]
+                assert len(r["tokens"]) == len(r["ner_tags"])
+                tags = [NER_TAGS[t] for t in r["ner_tags"]]
+                for typ, first, last in entities(tags):
+                    assert tags[first].startswith("B-")  # IOB2: every entity opens with B-
+                    nouns = [
+                        concept[w]
+                        for w in r["tokens"][first : last + 1]
+                        if world.concepts[concept[w]][0] in ("N", "NAME")
+                    ]
+                    assert len(nouns) == 1, (lang, r)  # one noun phrase, one noun
+                    noun = nouns[0]
+                    topic = world.topic_of(noun)
+                    expected = (
+                        "PER" if noun.startswith("name") else "GEN" if topic < 0 else f"T{topic}"
+                    )
+                    assert typ == expected
+                # every noun is inside an entity
+                for w, t in zip(r["tokens"], tags, strict=True):
+                    if world.concepts[concept[w]][0] in ("N", "NAME"):
+                        assert t != "O"
+
+
+def test_ner_dev_and_test_are_parallel(ner: dict) -> None:
+    from collections import Counter
+
+    from fsf.synthetic.data import NER_TAGS
+    from fsf.tasks.metrics import entities
+
+    def shape(r: dict) -> Counter:  # entity types and lengths; positions differ by language
+        spans = entities([NER_TAGS[t] for t in r["ner_tags"]])
+        return Counter((typ, last - first) for typ, first, last in spans)
+
+    for split in ("validation", "test"):
+        src = [shape(r) for r in ner[SOURCE_LANGUAGE][split]]
+        for lang in LANGUAGES:
+            assert [shape(r) for r in ner[lang][split]] == src
+    pairs = zip(ner["en"]["train"], ner["fr"]["train"], strict=False)
+    assert any(shape(a) != shape(b) for a, b in pairs)  # train: separate samples
+
+
+def test_qa_answers_are_the_object_of_the_one_matching_sentence(world: World, qa: dict) -> None:
+    for lang in LANGUAGES:
+        concept = _concepts(world, lang)
+        for split in SPLITS:
+            for r in qa[lang][split]:
+                assert list(r) == ["id", "title", "context", "question", "answers"]
+                (text,), (start,) = r["answers"]["text"], r["answers"]["answer_start"]
+                assert r["context"][start : start + len(text)] == text
+                sentences = [s.split() for s in r["context"].split(" . ")]
+                asked = set(r["question"].split()) - {"."}
+                matching = [s for s in sentences if asked <= set(s)]
+                assert len(matching) == 1, (lang, r)
+                assert set(text.split()) <= set(matching[0])
+                verbs = [concept[w] for w in asked if world.concepts[concept[w]][0] == "V"]
+                assert len(verbs) == 1  # the question keeps the verb, drops the object
+    for split in ("validation", "test"):  # parallel: same items, same answer lengths
+        src = qa[SOURCE_LANGUAGE][split]
+        for lang in LANGUAGES:
+            other = qa[lang][split]
+            assert [r["id"] for r in other] == [r["id"] for r in src]
+            assert [len(r["answers"]["text"][0].split()) for r in other] == [
+                len(r["answers"]["text"][0].split()) for r in src
+            ]
+
+
+@pytest.mark.parametrize("task", ["ner", "qa"])
+def test_tagging_and_qa_load_offline_in_the_hub_layout(
+    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    datasets = pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    folder = tmp_path / task
+    write_task(World(0), task, folder)
+    ds = datasets.load_dataset(
+        str(folder), name="cy", split="test", cache_dir=str(tmp_path / "cache")
+    )
+    assert ds.num_rows == TASKS[task].test
+    if task == "ner":
+        from fsf.synthetic.data import NER_TAGS
+
+        assert ds.features["ner_tags"].feature.names == list(NER_TAGS)
+    else:
+        assert set(ds.features["answers"]) == {"text", "answer_start"}
