@@ -9,6 +9,8 @@ which brackets the timed span; `Trainer` runs with `eval_strategy="no"`.
 
 Each run is its own Python process (so peak memory, the RSS high-water mark, is not shared
 with the other side or with this driver), and the two sides alternate `--repeat` times.
+Both sides use `--threads` torch threads (default 1, as in a sweep trial; with 2 threads on a
+2-core machine the spread between runs is larger than the difference measured).
 Reported per side: steady-state samples/s (steps after the warm-up), end-to-end seconds
 (from entering the training call to its return: data, model, engine and all steps), RSS after
 the imports and peak RSS.
@@ -78,6 +80,9 @@ def _run_config(args: argparse.Namespace) -> Any:
 
 def side_fsf(args: argparse.Namespace) -> dict[str, float]:
     """One fsf worker run; times come from the evaluations' clocks."""
+    import torch
+
+    torch.set_num_threads(args.threads)
     import deepspeed  # noqa: F401  (imported up front, like transformers on the other side)
     import transformers  # noqa: F401
 
@@ -115,6 +120,7 @@ def side_hf(args: argparse.Namespace) -> dict[str, float]:
     from fsf.tasks import build_task
     from fsf.train import resolve_model_path
 
+    torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     config = _run_config(args)
@@ -182,7 +188,8 @@ def _child(args: argparse.Namespace, side: str) -> dict[str, float]:
 def _forward(args: argparse.Namespace) -> list[str]:
     return [
         "--steps", str(args.steps), "--warmup-steps", str(args.warmup_steps),
-        "--batch", str(args.batch), "--model", args.model, "--dataset", args.dataset,
+        "--batch", str(args.batch), "--threads", str(args.threads),
+        "--model", args.model, "--dataset", args.dataset,
         "--num-labels", str(args.num_labels), "--workdir", args.workdir,
         "--text-fields", *args.text_fields, "--targets", *args.targets,
     ]  # fmt: skip
@@ -198,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-steps", type=int, default=50, help="steps before the timed span")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--repeat", type=int, default=5, help="runs per side, alternating")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (a sweep trial: 1)")
     p.add_argument("--model", default="synthetic", help="fsf model name or local folder")
     p.add_argument("--dataset", default="synthetic:topic")
     p.add_argument("--text-fields", nargs="+", default=["text"])
@@ -254,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     title = (
         f"fsf worker (DF, DeepSpeed ZeRO-0, CPU) vs transformers.Trainer: {args.steps} steps "
         f"x batch {args.batch}, timed after step {args.warmup_steps}; median and min-max of "
-        f"{args.repeat} runs per side, torch threads {_threads()}"
+        f"{args.repeat} runs per side, torch threads {args.threads}"
     )
     print_table(
         ["measure", "fsf", "fsf range", "Trainer", "Trainer range", "fsf / Trainer"],
@@ -264,12 +272,6 @@ def main(argv: list[str] | None = None) -> int:
     ratio = med("fsf", "samples_per_s") / med("hf", "samples_per_s")
     print(f"fsf / Trainer throughput (median): {ratio:.3f} (goal >= 1.0)")
     return 0
-
-
-def _threads() -> int:
-    import torch
-
-    return torch.get_num_threads()
 
 
 if __name__ == "__main__":

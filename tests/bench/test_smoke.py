@@ -9,13 +9,64 @@ import pytest
 BENCH = Path(__file__).parents[2] / "bench"
 
 
-@pytest.mark.slow
-def test_policy_overhead_smoke():
+def _smoke(script: str, *extra: str) -> str:
     out = subprocess.run(
-        [sys.executable, str(BENCH / "bench_policy_overhead.py"), "--smoke"],
+        [sys.executable, str(BENCH / script), "--smoke", *extra],
         capture_output=True,
         text=True,
         timeout=600,
     )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "FSF / DF step time" in out.stdout
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout
+
+
+@pytest.mark.slow
+def test_policy_overhead_smoke():
+    assert "FSF / DF step time" in _smoke("bench_policy_overhead.py")
+
+
+def test_query_smoke():
+    out = _smoke("bench_query.py")
+    assert "best_per_language" in out and "yes" in out
+
+
+@pytest.mark.slow
+def test_trainer_smoke():
+    out = _smoke("bench_trainer.py")
+    assert "samples/s (steady)" in out and "peak RSS MB" in out
+    assert "fsf / Trainer throughput" in out
+
+
+@pytest.mark.slow
+def test_sweep_overhead_smoke():
+    out = _smoke("bench_sweep_overhead.py")
+    assert "Ray start-up" in out and "minimal Tune loop" in out
+    assert "fsf sweep / ideal" in out
+
+
+@pytest.mark.slow
+def test_search_efficiency_smoke():
+    out = _smoke("bench_search_efficiency.py")
+    assert "tpe + ASHA" in out and "grid compute (trial-steps)" in out
+
+
+def test_search_efficiency_table_shipped():
+    """The shipped table replays: every configuration of the grid has a full curve."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_search_efficiency as bse
+    finally:
+        sys.path.remove(str(BENCH))
+    curves = bse.load_table(bse.TABLE)
+    points = bse.grid_points(bse.grid_spec())
+    assert {bse.key(p) for p in points} == set(curves)
+    steps = {tuple(c) for c in curves.values()}
+    assert (
+        len(steps) == 1 and max(next(iter(steps))) == bse.grid_spec().base_config().optim.max_steps
+    )
+
+
+@pytest.mark.slow
+def test_science_smoke():
+    out = _smoke("bench_science.py")
+    assert "| fsf |" in out and "FSF sensitivity" in out and "figure:" in out
