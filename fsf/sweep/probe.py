@@ -18,7 +18,7 @@ from typing import Any
 
 from fsf.analysis._spec import ProbeSpec
 from fsf.errors import ConfigError, Problem
-from fsf.sweep.space import Parameter, SchedulerSpec, SweepSpec, grid_points, validate_space
+from fsf.sweep.space import Parameter, SchedulerSpec, SweepSpec, validate_space
 
 __all__ = [
     "ProbeOutcome",
@@ -101,11 +101,6 @@ def probe_space(spec: SweepSpec, num_layers: int | None = None) -> SweepSpec:
     data = spec.model_copy(update={"search": search}).model_dump(mode="json")
     data["probe"]["num_layers"] = depth
     return validate_space(data)
-
-
-def expected_trials(spec: SweepSpec) -> int:
-    """1 baseline + actions x parts x layers grid points of a probe space."""
-    return len(grid_points(spec))
 
 
 def output_dir(sweep_dir: Any, name: str) -> Path:
