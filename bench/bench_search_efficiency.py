@@ -90,6 +90,7 @@ def grid_spec(smoke_root: Path | None = None) -> SweepSpec:
         grid["policy.name"]["values"] = ["df", "fsf"]
         for k in ("policy.c1", "policy.c2", "policy.r"):
             grid[k]["when"] = {"policy.name": ["fsf"]}
+        grid["policy.c1"]["values"] = [0.5]
         grid["policy.c2"]["values"] = [10.0]
         grid["policy.r"]["values"] = [3.0]
         data["search"]["scheduler"]["grace_period"] = 2
@@ -300,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         smoke_root = Path(tmp.name)
         args.table, meta = smoke_root / "grid.csv", smoke_root / "grid.meta.json"
         args.rebuild, args.grid_seeds, args.seeds, args.no_cache_variant = True, [0], 1, True
+        args.workers = 1
     spec = grid_spec(smoke_root)
     if args.rebuild:
         rebuild(spec, args.grid_seeds, args.table, meta, args.workers)
