@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,7 +121,8 @@ def cka_heatmaps(
         for c, lang in enumerate(cols):
             ax = axes[r, c]
             if lang == "mean":
-                with np.errstate(all="ignore"):
+                with warnings.catch_warnings():  # all-NaN cells stay NaN
+                    warnings.simplefilter("ignore", RuntimeWarning)
                     mat = np.nanmean(np.stack(list(data.values())), axis=0)
             else:
                 mat = data.get(lang)

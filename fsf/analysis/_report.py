@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,8 @@ def _mean_curves(curves: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         idx = np.searchsorted(c.steps, steps)
         src.append(c.source.get("dev", np.full(len(c.steps), np.nan))[idx])
         tgt.append(c.target_mean.get("dev", np.full(len(c.steps), np.nan))[idx])
-    with np.errstate(all="ignore"):
+    with warnings.catch_warnings():  # all-NaN cells stay NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.array(steps), np.nanmean(src, axis=0), np.nanmean(tgt, axis=0)
 
 
@@ -184,7 +186,8 @@ def _cka_section(
     layers = sorted({int(v) for _, lay, _ in panels.values() for v in lay})
     rows = []
     for policy, (steps, lay, data) in panels.items():
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # all-NaN cells stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(np.stack(list(data.values())), axis=0)[:, -1]
         per_layer = dict(zip(lay.tolist(), mean.tolist(), strict=True))
         rows.append([policy, int(steps[-1]), *(per_layer.get(x) for x in layers)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,8 @@ class CkaCurves:
                 si = np.searchsorted(r.steps, steps)
                 li = np.searchsorted(r.layers, layers)
                 stack.append(r.values[lang][np.ix_(li, si)])
-            with np.errstate(all="ignore"):
+            with warnings.catch_warnings():  # all-NaN cells stay NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
                 out[lang] = np.nanmean(np.stack(stack), axis=0)
         return np.array(steps, np.int64), np.array(layers, np.int64), out
 
