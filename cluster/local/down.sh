@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
-exec "$PY" -m fsf.cluster.local down "$@"
+exec "$PY" -m fsf.cluster down "$@"

@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
-exec "$PY" -m fsf.cluster.local up "$@"
+exec "$PY" -m fsf.cluster up "$@"

@@ -19,7 +19,7 @@ address, but leaves other loopback addresses alone. The head's GCS declares a no
 about 3 s without a heartbeat (instead of Ray's default of about 15 s), so tests that kill a
 node see its trials fail quickly.
 
-`python -m fsf.cluster.local up|down|status` does the same from a shell (cluster/local/).
+`python -m fsf.cluster up|down|status` does the same from a shell (cluster/local/).
 """
 
 from __future__ import annotations
@@ -373,7 +373,7 @@ def _parse_node(text: str) -> NodeSpec:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m fsf.cluster.local",
+        prog="python -m fsf.cluster",
         description="A Ray cluster of several nodes on this machine (see cluster/README.md).",
     )
     sub = p.add_subparsers(dest="command", required=True)
@@ -426,7 +426,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"stopped the cluster in {cluster.root}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
