@@ -138,6 +138,11 @@ class SearchSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     max_failures: int = Field(0, ge=0, description="retries of a failed trial")
+    skip_repeats: bool = Field(
+        True,
+        description="a configuration sampled again is answered from the study (same "
+        "configuration, same seeds: same result) instead of trained again",
+    )
 
     @field_validator("objective", mode="before")
     @classmethod

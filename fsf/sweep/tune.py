@@ -268,20 +268,52 @@ class _ResumableOptunaSearch(OptunaSearch):
 
     - a trial Optuna already finished is rerun by Tune: reports to it are ignored (Optuna
       keeps its first result; the rerun rewrites the trial's fragment);
-    - a trial Optuna handed out after the last save (RUNNING in the study, unknown to Tune)
-      is an orphan: on restore it is marked FAIL (user attr `fsf_orphaned`) and, if it was an
-      enqueued point (a grid point), its point is enqueued again, so no point is lost.
+    - a trial Optuna handed out after the last save (unknown to Tune, whose fragments leave
+      the results on resume) is an orphan: on restore, if it was an enqueued point (a grid
+      point), its point is enqueued again, so no point is lost; if still RUNNING it is
+      marked FAIL (user attr `fsf_orphaned`). One that already finished keeps its state
+      (Optuna cannot change a finished trial): the study's user attr `fsf_orphans` lists
+      every orphan's number.
 
     Each Optuna trial records its Tune trial id (user attr `tune_trial_id`), which is also
     the `trial_id` of its result rows.
     """
 
+    #: with `skip_repeats`, how many repeats in a row are answered before one is run anyway
+    #: (a small discrete space the sampler has exhausted)
+    MAX_REDRAWS = 32
+    skip_repeats = False  # (a searcher pickled before the option existed)
+
+    def __init__(self, *args: Any, skip_repeats: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.skip_repeats = skip_repeats
+
     def suggest(self, trial_id: str) -> dict | None:
-        params = super().suggest(trial_id)
+        for redraws_left in range(self.MAX_REDRAWS, -1, -1):
+            params = super().suggest(trial_id)
+            if not (redraws_left and self.skip_repeats and self._answer_repeat(trial_id)):
+                break
         ot_trial = self._ot_trials[trial_id]
         if ot_trial.user_attrs.get("tune_trial_id") != trial_id:
             ot_trial.set_user_attr("tune_trial_id", trial_id)
         return params
+
+    def _answer_repeat(self, trial_id: str) -> bool:
+        """If the trial just sampled repeats a finished one, tell it that one's result (user
+        attr `fsf_repeat_of`) and forget it, so that a new one is asked for. Enqueued points
+        are never answered this way."""
+        from optuna.trial import TrialState
+
+        ot_trial = self._ot_trials[trial_id]
+        if "fixed_params" in self._ot_study._storage.get_trial_system_attrs(ot_trial._trial_id):
+            return False  # an enqueued point (grid, points_to_evaluate) is always run
+        for done in self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if done.params == ot_trial.params and done.number != ot_trial.number:
+                ot_trial.set_user_attr("fsf_repeat_of", done.number)
+                self._ot_study.tell(ot_trial, done.values)
+                del self._ot_trials[trial_id]
+                return True
+        return False
 
     def _finished(self, trial_id: str) -> bool:
         ot_trial = self._ot_trials.get(trial_id)
@@ -295,7 +327,7 @@ class _ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
         if self._finished(trial_id):
-            self._ot_trials.pop(trial_id, None)
+            self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
 
@@ -305,27 +337,40 @@ class _ResumableOptunaSearch(OptunaSearch):
 
 
 def reconcile_orphans(study: Any, known: Any) -> list[int]:
-    """Fail the study's RUNNING trials that are not among `known` (the Optuna trials Tune's
-    saved state knows) and enqueue their fixed points again; returns the orphans' numbers."""
+    """Deal with the study's trials that Tune's saved state does not know (`known`: the
+    Optuna trials of the restored searcher): handed out to Tune (or still RUNNING) after its
+    last save. Their fixed points (grid points) are enqueued again, RUNNING ones are marked
+    FAIL; each is handled once over any number of resumes (study user attr `fsf_orphans`).
+    Returns the numbers of the new orphans."""
     from optuna.trial import TrialState
 
     known_ids = {t._trial_id for t in known}
     storage = study._storage
+    handled = set(study.user_attrs.get(ORPHANS_ATTR, []))
     orphans = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial._trial_id in known_ids:
+    for trial in study.get_trials(deepcopy=False):
+        if trial._trial_id in known_ids or trial.number in handled:
             continue
-        storage.set_trial_user_attr(
-            trial._trial_id, "fsf_orphaned", "handed out just before the sweep was interrupted"
-        )
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if trial.state == TrialState.RUNNING:
+            storage.set_trial_user_attr(
+                trial._trial_id, "fsf_orphaned", "handed out just before the sweep was interrupted"
+            )
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        elif "tune_trial_id" not in trial.user_attrs or "fsf_orphaned" in trial.user_attrs:
+            continue  # WAITING, a repeat answered from the study, or handled before
         fixed = trial.system_attrs.get("fixed_params")
         if fixed is not None:
             study.enqueue_trial(fixed)
         orphans.append(trial.number)
     if orphans:
+        study.set_user_attr(ORPHANS_ATTR, sorted(handled | set(orphans)))
         log.warning("Optuna trials %s were orphaned by the interruption; rerunning", orphans)
     return orphans
+
+
+ORPHANS_ATTR = "fsf_orphans"
+"""Study user attr: numbers of the trials orphaned by interruptions (their rows were moved
+to `results/.orphaned/`, their points run again)."""
 
 
 _LIVE_CALLBACKS: list[Any] = []
@@ -509,6 +554,7 @@ def _tune_config(
         storage=_optuna_storage(spec, sweep_dir),
         study_name=spec.name,
         points_to_evaluate=points,
+        skip_repeats=search.skip_repeats,
     )
     scheduler: Any = FIFOScheduler()
     if search.scheduler.type == "asha":
@@ -526,7 +572,7 @@ def _tune_config(
         scheduler=scheduler,
         num_samples=n,
         max_concurrent_trials=search.max_concurrent,
-        reuse_actors=False,
+        reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing the stack
     )
 
 

@@ -12,11 +12,14 @@ from fsf.cluster.local import MARKER, NODE_MARKER, LocalCluster, NodeSpec, _Node
 
 
 def _sleeper(env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(120)"],
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(120)"],
         env={**os.environ, **env},
+        stdout=subprocess.PIPE,
         start_new_session=True,  # like Ray's worker processes: not in the node's group
     )
+    assert proc.stdout.readline() == b"up\n"  # exec'd: /proc shows its own environment
+    return proc
 
 
 def test_node_commands(tmp_path):

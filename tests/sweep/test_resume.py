@@ -64,6 +64,36 @@ def test_a_grid_point_handed_out_after_the_last_save_is_not_lost(tmp_path):
     assert sorted(t.user_attrs["tune_trial_id"] for t in running) == ["t3", "t4", "t5"]
 
 
+def test_a_grid_point_finished_after_the_last_save_runs_again_once(tmp_path):
+    """Tune saved its state before a trial started; the trial finished (told to Optuna) and
+    the next was handed out before the kill. Both points run again, once, over two resumes."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = _searcher(tmp_path)
+    as_constructed = pickle.dumps(searcher)
+    first = searcher.suggest("t1")
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    searcher.on_trial_complete("t1", {"dev_target_mean": 0.5})  # Tune knew t1: not an orphan
+    done = searcher.suggest("t2")
+    searcher.on_trial_complete("t2", {"dev_target_mean": 0.6})
+    running = searcher.suggest("t3")
+
+    resumed = pickle.loads(as_constructed)
+    resumed.restore(str(tmp_path / "searcher.pkl"))
+    assert len(resumed.orphans) == 2
+    again = resumed.suggest("t4")["policy.name"]
+    resumed.save(str(tmp_path / "searcher.pkl"))  # saved, then killed once more
+
+    twice = pickle.loads(as_constructed)
+    twice.restore(str(tmp_path / "searcher.pkl"))
+    assert twice.orphans == []
+    rest = [twice.suggest(t)["policy.name"] for t in ("t5", "t6")]
+    ran = [first["policy.name"], again, *rest]
+    assert sorted(ran) == sorted(POLICIES)
+    assert {done["policy.name"], running["policy.name"]} <= set(ran[1:])
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.user_attrs["fsf_orphans"] == [1, 2]
+
+
 def test_trials_tune_knows_are_not_orphans(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = _searcher(tmp_path)

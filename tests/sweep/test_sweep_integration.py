@@ -209,8 +209,18 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
     import optuna
 
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
-    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert sorted(t.user_attrs["tune_trial_id"] for t in complete) == sorted(policies.index)
+    orphans = set(study.user_attrs.get("fsf_orphans", []))
+    ran = [
+        t.user_attrs.get("tune_trial_id")
+        for t in study.trials
+        if t.state.name == "COMPLETE" and t.number not in orphans
+    ]
+    trials = [(t.number, t.state.name, t.params, t.user_attrs) for t in study.trials]
+    assert sorted(map(str, ran)) == sorted(policies.index), trials  # no repeat answered
+    # an orphan's rows (if it wrote any) left the results
+    tune_ids = {t.number: t.user_attrs.get("tune_trial_id") for t in study.trials}
+    moved = {p.name for p in (sweep_dir / "results" / ".orphaned").glob("trial=*")}
+    assert moved <= {f"trial={tune_ids[n]}" for n in orphans}
 
 
 def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):

@@ -1,0 +1,83 @@
+"""fsf's Optuna searcher, driven by hand the way Tune drives it (no Ray started)."""
+
+from __future__ import annotations
+
+import optuna
+
+from fsf.sweep.space import define_by_run, validate_space
+from fsf.sweep.tune import _ResumableOptunaSearch
+
+
+def _searcher(tmp_path, skip_repeats: bool, searcher: str = "random"):
+    spec = validate_space(
+        {
+            "search": {
+                "parameters": {
+                    "policy.name": {"type": "categorical", "values": ["df", "fs", "fsf"]},
+                    "policy.c1": {
+                        "type": "categorical",
+                        "values": [0.01, 0.1],
+                        "when": {"policy.name": ["fs", "fsf"]},
+                    },
+                },
+                "searcher": searcher,
+            }
+        }
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return _ResumableOptunaSearch(
+        space=define_by_run(spec),
+        metric="dev_target_mean",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=3),
+        storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}"),
+        study_name="s",
+        skip_repeats=skip_repeats,
+    )
+
+
+def _run(searcher, n: int) -> list[tuple]:
+    """n trials, one after the other; the objective is a function of the configuration."""
+    configs = []
+    for i in range(n):
+        params = searcher.suggest(f"t{i}")
+        key = tuple(sorted(params.items()))
+        configs.append(key)
+        searcher.on_trial_complete(f"t{i}", {"dev_target_mean": hash(key) % 100 / 100})
+    return configs
+
+
+def test_repeated_configurations_are_answered_from_the_study(tmp_path):
+    searcher = _searcher(tmp_path, skip_repeats=True)
+    configs = _run(searcher, 5)  # the space has exactly 5 configurations
+    assert len(set(configs)) == 5
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    repeats = [t for t in study.trials if "fsf_repeat_of" in t.user_attrs]
+    run = [t for t in study.trials if "tune_trial_id" in t.user_attrs]
+    assert len(run) == 5 and all(t.state.name == "COMPLETE" for t in study.trials)
+    for t in repeats:  # told the result of the configuration it repeats
+        (orig,) = [o for o in study.trials if o.number == t.user_attrs["fsf_repeat_of"]]
+        assert t.params == orig.params and t.values == orig.values
+        assert "tune_trial_id" not in t.user_attrs
+
+
+def test_an_exhausted_space_still_runs_the_trials_asked_for(tmp_path):
+    searcher = _searcher(tmp_path, skip_repeats=True)
+    configs = _run(searcher, 7)
+    assert len(configs) == 7 and len(set(configs)) == 5
+
+
+def test_without_skip_repeats_the_sampler_decides(tmp_path):
+    configs = _run(_searcher(tmp_path, skip_repeats=False), 12)
+    assert len(configs) > len(set(configs))  # random search over 5 points repeats
+
+
+def test_enqueued_points_run_even_when_they_repeat(tmp_path):
+    searcher = _searcher(tmp_path, skip_repeats=True)
+    point = {"policy.name": "df"}
+    searcher._ot_study.enqueue_trial(point)
+    searcher._ot_study.enqueue_trial(point)  # e.g. a grid point enqueued again after a crash
+    configs = _run(searcher, 2)
+    assert configs == [(("policy.name", "df"),)] * 2
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.user_attrs.get("tune_trial_id") for t in study.trials] == ["t0", "t1"]
