@@ -7,9 +7,9 @@ the sweep's objective, at every evaluation step) is averaged over fine-tuning se
 in `bench/data/search_grid.csv`, with how it was made in `search_grid.meta.json`.
 `--rebuild` runs the grid again and rewrites both (about 10-15 minutes on 2 cores).
 
-The replay runs the same searcher and scheduler as `fsf-sweep`: Ray Tune with OptunaSearch
-over fsf's define-by-run space (conditional parameters), fsf's TPE sampler settings, and
-ASHA on `progress_step` with the space's grace period, reduction factor and max_t. Each
+The replay runs the same searcher and scheduler as `fsf-sweep`: Ray Tune with fsf's Optuna
+searcher over fsf's define-by-run space (conditional parameters), fsf's TPE sampler settings,
+and ASHA on `progress_step` with the space's grace period, reduction factor and max_t. Each
 trial is a function trainable that reports the tabulated curve of its configuration, step by
 step, so ASHA stops it where it would stop the real trial. Trials run one at a time, so the
 replay is deterministic for a searcher seed. The searcher has "reached" the grid's best when
@@ -17,9 +17,10 @@ a trial that ran to max_t has a final objective within `--tolerance` of the best
 configuration's; its cost is the trial-steps of every trial so far (a trial stopped by
 ASHA at step 100 costs 100), compared with the full grid's (configurations x max_t). A search
 that spends the grid's compute without reaching it is a miss. Random search + ASHA is
-replayed the same way as a reference, and both again with repeats free: in a discrete space
-the searchers sample the same configuration again, and this variant charges only the steps
-a configuration had not run before (what a results cache would save).
+replayed the same way as a reference. fsf's searcher answers a configuration sampled again
+from the study instead of running it (`search.skip_repeats`, on by default); both searchers
+are replayed again with it off (plain Ray OptunaSearch behaviour), where in a discrete space
+they run the same configuration again and again.
 
     python bench/bench_search_efficiency.py [--seeds 10] [--rebuild] [--smoke]
 """
@@ -180,17 +181,15 @@ def replay(
     target: float,
     storage: Path,
     budget: int,
-    cache: bool = False,
+    skip_repeats: bool = True,
 ) -> dict[str, Any]:
     """One search over the table, until a trial reaches `target` or `budget` trial-steps
-    are spent. With `cache`, steps a configuration already ran are free the next time it
-    is sampled (a results cache that resumes the furthest run of a configuration)."""
+    are spent, with fsf's searcher (`skip_repeats` as given)."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
-    from ray.tune.search.optuna import OptunaSearch
 
     from fsf.sweep.space import define_by_run
-    from fsf.sweep.tune import _sampler
+    from fsf.sweep.tune import _ResumableOptunaSearch, _sampler
 
     search = spec.search.model_copy(
         update={"searcher": searcher, "searcher_seed": seed, "num_trials": trials}
@@ -199,18 +198,13 @@ def replay(
     max_t = max(next(iter(curves.values())))
     sched = s.search.scheduler
     last: dict[str, int] = {}  # trial -> steps it ran
-    done: dict[str, int] = {}  # configuration -> furthest step any trial of it ran
     history: list[tuple[str, int]] = []
     state: dict[str, Any] = {"cost": 0, "reached_at": None, "trials_to_reach": None}
 
     class _Count(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):  # type: ignore[no-untyped-def]
-            step, cfg = int(result["progress_step"]), key(trial.config)
-            if cache:
-                state["cost"] += max(0, step - done.get(cfg, 0))
-                done[cfg] = max(done.get(cfg, 0), step)
-            else:
-                state["cost"] += step - last.get(trial.trial_id, 0)
+            step = int(result["progress_step"])
+            state["cost"] += step - last.get(trial.trial_id, 0)
             last[trial.trial_id] = step
 
         def on_trial_complete(self, iteration, trials, trial, **info):  # type: ignore[no-untyped-def]
@@ -233,8 +227,12 @@ def replay(
     tuner = tune.Tuner(
         tune.with_parameters(_replay_trial, curves=curves),
         tune_config=tune.TuneConfig(
-            search_alg=OptunaSearch(
-                space=define_by_run(s), metric=METRIC, mode="max", sampler=_sampler(s)
+            search_alg=_ResumableOptunaSearch(
+                space=define_by_run(s),
+                metric=METRIC,
+                mode="max",
+                sampler=_sampler(s),
+                skip_repeats=skip_repeats,
             ),
             scheduler=ASHAScheduler(
                 time_attr="progress_step",
@@ -258,7 +256,7 @@ def replay(
     )
     tuner.fit()
     return {
-        "searcher": searcher + (" (cache)" if cache else ""),
+        "searcher": searcher + ("" if skip_repeats else " (plain)"),
         "seed": seed,
         "reached_at": state["reached_at"],
         "trials_to_reach": state["trials_to_reach"],
@@ -284,9 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--tolerance", type=float, default=0.005, help="0.005 = 0.5 points")
     p.add_argument("--searchers", nargs="+", default=["tpe", "random"], choices=["tpe", "random"])
-    p.add_argument(
-        "--no-cache-variant", action="store_true", help="skip the 'repeats are free' replays"
-    )
+    p.add_argument("--no-plain", action="store_true", help="skip the replays with skip_repeats off")
     p.add_argument("--rebuild", action="store_true", help="run the grid for real first")
     p.add_argument("--build-only", action="store_true", help="with --rebuild: no replay")
     p.add_argument("--grid-seeds", nargs="+", type=int, default=[0, 1])
@@ -300,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         smoke_root = Path(tmp.name)
         args.table, meta = smoke_root / "grid.csv", smoke_root / "grid.meta.json"
-        args.rebuild, args.grid_seeds, args.seeds, args.no_cache_variant = True, [0], 1, True
+        args.rebuild, args.grid_seeds, args.seeds, args.no_plain = True, [0], 1, True
         args.workers = 1
     spec = grid_spec(smoke_root)
     if args.rebuild:
@@ -327,16 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     _init_ray(None, 2)
     from tqdm.auto import tqdm
 
-    variants = [(s, False) for s in args.searchers]
-    if not args.no_cache_variant:
-        variants += [(s, True) for s in args.searchers]
-    jobs = [(s, c, seed) for s, c in variants for seed in range(args.seeds)]
+    variants = [(s, True) for s in args.searchers]
+    if not args.no_plain:
+        variants += [(s, False) for s in args.searchers]
+    jobs = [(s, skip, seed) for s, skip in variants for seed in range(args.seeds)]
     results = []
     try:
-        for searcher, cache, seed in tqdm(jobs, desc="searches", unit="search", file=sys.stderr):
+        for searcher, skip, seed in tqdm(jobs, desc="searches", unit="search", file=sys.stderr):
             results.append(
                 replay(spec, curves, searcher, seed, trials, target, Path(tmp.name) / "tune",
-                       budget=grid_steps, cache=cache)
+                       budget=grid_steps, skip_repeats=skip)
             )  # fmt: skip
     finally:
         ray.shutdown()
@@ -358,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print()
     rows = []
-    labels = {False: " + ASHA", True: " + ASHA, repeats free"}
-    for searcher, cache in variants:
-        name = searcher + (" (cache)" if cache else "")
+    labels = {True: " + ASHA (fsf: skip_repeats)", False: " + ASHA, repeats rerun (plain)"}
+    for searcher, skip in variants:
+        name = searcher + ("" if skip else " (plain)")
         rs = [r for r in results if r["searcher"] == name]
         costs = [r["reached_at"] / grid_steps for r in rs if r["reached_at"] is not None]
         med = _median_share(rs, grid_steps)
@@ -369,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         rows.append(
             [
-                searcher + labels[cache],
+                searcher + labels[skip],
                 f"{len(costs)} of {len(rs)}",
                 "> 100% (miss)" if math.isinf(med) else f"{med * 100:.1f}%",
                 f"{min(costs) * 100:.1f}-{max(costs) * 100:.1f}%" if costs else "-",
@@ -388,8 +384,8 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
     )
-    for searcher, cache in variants:
-        name = searcher + (" (cache)" if cache else "")
+    for searcher, skip in variants:
+        name = searcher + ("" if skip else " (plain)")
         per_seed = [
             "miss"
             if r["reached_at"] is None
