@@ -4,15 +4,14 @@ after the driver is killed."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyarrow.dataset as ds
 import pytest
 import yaml
+
+from tests.sweep.killing import check_study, cli, kill_after, resume
 
 pytestmark = pytest.mark.slow
 
@@ -156,49 +155,15 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
     )
     sweep_dir = tmp_path / "runs" / "killed"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "fsf.sweep.cli",
-        "--space",
-        str(space),
-        "--no-progress",
-        "--num-cpus",
-        "2",
-    ]
     proc = subprocess.Popen(
-        cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            done = list((sweep_dir / "results").glob("trial=*/seed-*.parquet"))
-            if len(done) >= 3:
-                break
-            time.sleep(0.5)
-        assert len(done) >= 3, "the sweep made no progress"
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its local Ray instance
-        proc.wait()
-    time.sleep(1)
-    code = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fsf.sweep.cli",
-            "resume",
-            str(sweep_dir),
-            "--no-progress",
-            "--num-cpus",
-            "2",
-        ],
+        cli("--space", str(space)),
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
         start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
-    assert code.returncode == 0, code.stderr[-3000:]
+    kill_after(proc, lambda: len(list((sweep_dir / "results").glob("trial=*/seed-*.parquet"))))
+    resume(str(sweep_dir), env)
     df = _rows(sweep_dir)
     assert df["trial_id"].nunique() == 6
     # every grid point ran exactly once, including one handed out just before the kill
@@ -209,18 +174,7 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
     import optuna
 
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
-    orphans = set(study.user_attrs.get("fsf_orphans", []))
-    ran = [
-        t.user_attrs.get("tune_trial_id")
-        for t in study.trials
-        if t.state.name == "COMPLETE" and t.number not in orphans
-    ]
-    trials = [(t.number, t.state.name, t.params, t.user_attrs) for t in study.trials]
-    assert sorted(map(str, ran)) == sorted(policies.index), trials  # no repeat answered
-    # an orphan's rows (if it wrote any) left the results
-    tune_ids = {t.number: t.user_attrs.get("tune_trial_id") for t in study.trials}
-    moved = {p.name for p in (sweep_dir / "results" / ".orphaned").glob("trial=*")}
-    assert moved <= {f"trial={tune_ids[n]}" for n in orphans}
+    check_study(study, list(policies.index), sweep_dir / "results")
 
 
 def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
