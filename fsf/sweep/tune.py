@@ -280,19 +280,24 @@ class _ResumableOptunaSearch(OptunaSearch):
     """
 
     #: with `skip_repeats`, how many repeats in a row are answered before one is run anyway
-    #: (a small discrete space the sampler has exhausted)
+    #: (a small discrete space the sampler has exhausted); once that happens, repeats run
+    #: without redraws for the rest of the sweep (no study bloated with answered repeats)
     MAX_REDRAWS = 32
     skip_repeats = False  # (a searcher pickled before the option existed)
+    _exhausted = False
 
     def __init__(self, *args: Any, skip_repeats: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.skip_repeats = skip_repeats
 
     def suggest(self, trial_id: str) -> dict | None:
-        for redraws_left in range(self.MAX_REDRAWS, -1, -1):
+        redraws = 0 if self._exhausted or not self.skip_repeats else self.MAX_REDRAWS
+        for redraws_left in range(redraws, -1, -1):
             params = super().suggest(trial_id)
-            if not (redraws_left and self.skip_repeats and self._answer_repeat(trial_id)):
+            if not (redraws_left and self._answer_repeat(trial_id)):
                 break
+        if redraws and not redraws_left:
+            self._exhausted = True
         ot_trial = self._ot_trials[trial_id]
         if ot_trial.user_attrs.get("tune_trial_id") != trial_id:
             ot_trial.set_user_attr("tune_trial_id", trial_id)

@@ -63,8 +63,13 @@ def test_repeated_configurations_are_answered_from_the_study(tmp_path):
 
 def test_an_exhausted_space_still_runs_the_trials_asked_for(tmp_path):
     searcher = _searcher(tmp_path, skip_repeats=True)
-    configs = _run(searcher, 7)
-    assert len(configs) == 7 and len(set(configs)) == 5
+    configs = _run(searcher, 9)
+    assert len(configs) == 9 and len(set(configs)) == 5
+    # the redraws give up once: later trials run their repeats without answering more
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    answered = [t for t in study.trials if "fsf_repeat_of" in t.user_attrs]
+    assert len(study.trials) == 9 + len(answered)
+    assert len(answered) <= 2 * _ResumableOptunaSearch.MAX_REDRAWS
 
 
 def test_without_skip_repeats_the_sampler_decides(tmp_path):
