@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 from ray.tune import Callback
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 from fsf.errors import FsfError
@@ -320,15 +321,22 @@ class _ResumableOptunaSearch(OptunaSearch):
                 return True
         return False
 
-    def _finished(self, trial_id: str) -> bool:
+    def _stored(self, trial_id: str) -> Any:
+        """The Optuna trial of `trial_id` as stored now (None if there is none)."""
         ot_trial = self._ot_trials.get(trial_id)
-        if ot_trial is None:
-            return False
-        return self._ot_study._storage.get_trial(ot_trial._trial_id).state.is_finished()
+        return None if ot_trial is None else self._ot_study._storage.get_trial(ot_trial._trial_id)
+
+    def _finished(self, trial_id: str) -> bool:
+        stored = self._stored(trial_id)
+        return stored is not None and stored.state.is_finished()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if not self._finished(trial_id):
-            super().on_trial_result(trial_id, result)
+        stored = self._stored(trial_id)
+        if stored is None or stored.state.is_finished():
+            return
+        if result.get(TRAINING_ITERATION) in stored.intermediate_values:
+            return  # a retried trial reporting its steps again: Optuna keeps the first value
+        super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
         if self._finished(trial_id):

@@ -86,3 +86,17 @@ def test_enqueued_points_run_even_when_they_repeat(tmp_path):
     assert configs == [(("policy.name", "df"),)] * 2
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert [t.user_attrs.get("tune_trial_id") for t in study.trials] == ["t0", "t1"]
+
+
+def test_a_retried_trial_reporting_its_steps_again_is_not_a_warning(tmp_path, recwarn):
+    searcher = _searcher(tmp_path, skip_repeats=False)
+    searcher.suggest("t0")
+    for attempt in range(2):  # the trial fails after step 2 and is retried from scratch
+        for step in (1, 2):
+            searcher.on_trial_result(
+                "t0", {"dev_target_mean": 0.1 * step + attempt, "training_iteration": step}
+            )
+    searcher.on_trial_complete("t0", {"dev_target_mean": 1.2})
+    assert not [w for w in recwarn if "already reported" in str(w.message)]
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.trials[0].intermediate_values == {1: 0.1, 2: 0.2}  # the first attempt's
