@@ -284,12 +284,11 @@ class _ResumableOptunaSearch(OptunaSearch):
     #: (a small discrete space the sampler has exhausted); once that happens, repeats run
     #: without redraws for the rest of the sweep (no study bloated with answered repeats)
     MAX_REDRAWS = 32
-    skip_repeats = False  # (a searcher pickled before the option existed)
-    _exhausted = False
 
     def __init__(self, *args: Any, skip_repeats: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.skip_repeats = skip_repeats
+        self._exhausted = False
 
     def suggest(self, trial_id: str) -> dict | None:
         redraws = 0 if self._exhausted or not self.skip_repeats else self.MAX_REDRAWS
@@ -326,10 +325,6 @@ class _ResumableOptunaSearch(OptunaSearch):
         ot_trial = self._ot_trials.get(trial_id)
         return None if ot_trial is None else self._ot_study._storage.get_trial(ot_trial._trial_id)
 
-    def _finished(self, trial_id: str) -> bool:
-        stored = self._stored(trial_id)
-        return stored is not None and stored.state.is_finished()
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         stored = self._stored(trial_id)
         if stored is None or stored.state.is_finished():
@@ -339,7 +334,8 @@ class _ResumableOptunaSearch(OptunaSearch):
         super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
-        if self._finished(trial_id):
+        stored = self._stored(trial_id)
+        if stored is not None and stored.state.is_finished():
             self._completed_trials.add(trial_id)
             return
         super().on_trial_complete(trial_id, result, error)
@@ -347,6 +343,11 @@ class _ResumableOptunaSearch(OptunaSearch):
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
         self.orphans = reconcile_orphans(self._ot_study, self._ot_trials.values())
+
+
+ORPHANS_ATTR = "fsf_orphans"
+"""Study user attr: numbers of the trials orphaned by interruptions (their rows were moved
+to `results/.orphaned/`, their points run again)."""
 
 
 def reconcile_orphans(study: Any, known: Any) -> list[int]:
@@ -369,8 +370,8 @@ def reconcile_orphans(study: Any, known: Any) -> list[int]:
                 trial._trial_id, "fsf_orphaned", "handed out just before the sweep was interrupted"
             )
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        elif "tune_trial_id" not in trial.user_attrs or "fsf_orphaned" in trial.user_attrs:
-            continue  # WAITING, a repeat answered from the study, or handled before
+        elif "tune_trial_id" not in trial.user_attrs:
+            continue  # WAITING, or a repeat answered from the study
         fixed = trial.system_attrs.get("fixed_params")
         if fixed is not None:
             study.enqueue_trial(fixed)
@@ -379,11 +380,6 @@ def reconcile_orphans(study: Any, known: Any) -> list[int]:
         study.set_user_attr(ORPHANS_ATTR, sorted(handled | set(orphans)))
         log.warning("Optuna trials %s were orphaned by the interruption; rerunning", orphans)
     return orphans
-
-
-ORPHANS_ATTR = "fsf_orphans"
-"""Study user attr: numbers of the trials orphaned by interruptions (their rows were moved
-to `results/.orphaned/`, their points run again)."""
 
 
 _LIVE_CALLBACKS: list[Any] = []
