@@ -105,7 +105,9 @@ class TaskConfig(_Strict):
         None, description="config of train_dataset ({lang} allowed); default: none"
     )
     splits: dict[Literal["train", "dev", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"}
+        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"},
+        description="fsf's split -> the dataset's; default: the task's (XQuAD: test = "
+        "validation, no dev)",
     )
     text_fields: list[str] | None = Field(None, description="input columns (1 or 2)")
     label_field: str | None = Field(
@@ -113,7 +115,9 @@ class TaskConfig(_Strict):
     )
     num_labels: int | None = Field(None, ge=2)
     label_names: list[str] | None = Field(
-        None, description="tagging: the tag set (B-X/I-X/O); default: the dataset's, else WikiAnn's"
+        None,
+        description="tagging: the tag set (B-X/I-X/O), default the dataset's, else WikiAnn's; "
+        "classification: the class names, default the dataset's",
     )
     qa: QAConfig = Field(default_factory=lambda: QAConfig(), description="extractive QA only")
     max_train_examples: int | None = Field(None, ge=1)
@@ -145,6 +149,16 @@ class TaskConfig(_Strict):
             raise ValueError(f"unknown task; choose one of: {', '.join(task_names())}")
         return value
 
+    @model_validator(mode="after")
+    def _task_splits(self) -> TaskConfig:
+        """Unset `splits` -> the task's own (resolved here, once, so a dumped config says
+        which splits it read)."""
+        if "splits" not in self.model_fields_set:
+            from fsf.tasks import task_class
+
+            self.splits = dict(task_class(self.name).hub_splits)  # type: ignore[arg-type]
+        return self
+
 
 class OptimConfig(_Strict):
     """AdamW with linear warm-up then linear decay; the policy multiplies on top of this lr."""
@@ -165,7 +179,10 @@ class EvalConfig(_Strict):
     every_steps: int = Field(50, ge=1)
     batch_size: int = Field(128, ge=1)
     at_start: bool = Field(True, description="also evaluate before the first update")
-    splits: list[Literal["dev", "test"]] = Field(default_factory=lambda: ["dev", "test"])
+    splits: list[Literal["dev", "test"]] = Field(
+        default_factory=lambda: ["dev", "test"],
+        description="default: the task's (dev and test; XQuAD: test only)",
+    )
 
 
 class FewShotConfig(_Strict):
@@ -269,6 +286,15 @@ class RunConfig(_Strict):
             )
         if len(set(self.target_langs)) != len(self.target_langs):
             raise ValueError(f"target_langs has duplicates: {self.target_langs}")
+        return self
+
+    @model_validator(mode="after")
+    def _eval_splits(self) -> RunConfig:
+        """Unset `eval.splits` -> the task's (XQuAD has no dev split)."""
+        if "splits" not in self.eval.model_fields_set:
+            from fsf.tasks import task_class
+
+            self.eval.splits = list(task_class(self.task.name).eval_splits)  # type: ignore[arg-type]
         return self
 
     @model_validator(mode="after")

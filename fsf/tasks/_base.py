@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fsf.tasks.data import load_split
+from fsf.tasks.data import DataError, load_split
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,10 @@ class Task(ABC):
     Defaults a task declares: `policy_iv_default` (Policy IV; the paper turns it off for
     NER), `hub_dataset` and `hub_config` (the template naming a language's config there),
     `hub_train_dataset` / `hub_train_config` (where the source train split comes from when
-    it is another dataset, as SQuAD is for MLQA). The run config's `task.*` overrides them.
+    it is another dataset, as SQuAD is for MLQA), `hub_splits` (fsf's train / dev / test ->
+    the dataset's split names, when `task.splits` is not set; a split left out does not
+    exist, as XQuAD has no dev split) and `eval_splits` (the splits evaluated when
+    `eval.splits` is not set). The run config's `task.*` and `eval.*` override them.
     """
 
     name: ClassVar[str]
@@ -48,6 +51,8 @@ class Task(ABC):
     hub_config: ClassVar[str] = "{lang}"
     hub_train_dataset: ClassVar[str | None] = None
     hub_train_config: ClassVar[str | None] = None
+    hub_splits: ClassVar[dict[str, str]] = {"train": "train", "dev": "validation", "test": "test"}
+    eval_splits: ClassVar[tuple[str, ...]] = ("dev", "test")
 
     def __init__(self, config: TaskConfig, model: ModelConfig):
         self.config = config
@@ -58,6 +63,7 @@ class Task(ABC):
 
             raise ConfigError([Problem("task.dataset", f"task {self.name!r} needs a dataset")])
         self.config_name = config.config_name or self.hub_config
+        self.splits: dict[str, str] = dict(config.splits)  # the task's hub_splits by default
         self.train_dataset = config.train_dataset or self.hub_train_dataset
         self.train_config_name = (
             config.train_config_name
@@ -74,11 +80,24 @@ class Task(ABC):
     def load(self, lang: str, split: str) -> list[dict[str, Any]]:
         """Raw examples of one language and split (`train`, `dev` or `test`)."""
         dataset, config_name = self.source(split)
-        examples = load_split(dataset, lang, self.config.splits.get(split, split), config_name)
+        examples = load_split(dataset, lang, self.split_name(split), config_name)
         limit = (
             self.config.max_train_examples if split == "train" else self.config.max_eval_examples
         )
         return examples[:limit] if limit else examples
+
+    def split_name(self, split: str) -> str:
+        """The dataset's name of fsf's `split` (`train`, `dev` or `test`; train is `train`
+        unless mapped)."""
+        if split == "train" and split not in self.splits:
+            return "train"
+        if split not in self.splits:
+            raise DataError(
+                f"task {self.name!r} has no {split!r} split (its splits: "
+                f"{', '.join(f'{k}={v}' for k, v in self.splits.items())}); map it with "
+                f"task.splits, or leave {split} out of eval.splits"
+            )
+        return self.splits[split]
 
     @abstractmethod
     def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:

@@ -225,21 +225,27 @@ def extract_answer(windows: list[tuple[Any, dict[str, Any]]], max_answer_length:
 
 
 class MlqaTask(QATask):
-    """MLQA (`facebook/mlqa`, configs `mlqa.<context lang>.<question lang>`; dev and test),
-    trained on English SQuAD v1.1 (`rajpurkar/squad`)."""
+    """MLQA from `google/xtreme`'s Parquet configs `MLQA.<context lang>.<question lang>`
+    (splits `validation` = dev and `test`), trained on English SQuAD v1.1
+    (`rajpurkar/squad`). (`facebook/mlqa` holds only a loading script, which datasets >= 4
+    cannot run.)"""
 
     name = "mlqa"
-    hub_dataset = "facebook/mlqa"
-    hub_config = "mlqa.{lang}.{lang}"
+    hub_dataset = "google/xtreme"
+    hub_config = "MLQA.{lang}.{lang}"
     hub_train_dataset = "rajpurkar/squad"
 
 
 class XquadTask(QATask):
-    """XQuAD (`google/xquad`, configs `xquad.<lang>`; one split, `validation`), trained on
-    SQuAD v1.1; scored with SQuAD v1.1's normalisation, as XTREME does."""
+    """XQuAD (`google/xquad`, configs `xquad.<lang>`), trained on SQuAD v1.1; scored with
+    SQuAD v1.1's normalisation, as XTREME does. XQuAD has one split, `validation`, which fsf
+    evaluates as the test split; there is no dev split (by default only test is evaluated,
+    so a run selects its final step)."""
 
     name = "xquad"
     hub_dataset = "google/xquad"
     hub_config = "xquad.{lang}"
     hub_train_dataset = "rajpurkar/squad"
+    hub_splits = {"train": "train", "test": "validation"}  # noqa: RUF012
+    eval_splits = ("test",)
     normalization = "squad"

@@ -75,7 +75,7 @@ class TaggingTask(Task):
             names = label_names(
                 dataset,
                 lang,
-                self.config.splits.get(split, split),
+                self.split_name(split),
                 self.tags_field_name,
                 config_name,
             )
