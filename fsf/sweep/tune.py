@@ -29,7 +29,7 @@ from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from fsf.errors import FsfError
+from fsf.errors import UsageError
 from fsf.results import ParquetReporter, TrialInfo, atomic_write_table, fragment_path
 from fsf.results.reader import COMPACTED_DIR, parquet_source
 from fsf.results.storage import Location, location, write_bytes_atomic
@@ -60,7 +60,7 @@ def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -
     try:
         base = location(root)
     except ValueError as exc:
-        raise FsfError(f"--storage-path: {exc}") from None
+        raise UsageError(f"--storage-path: {exc}") from None
     if isinstance(base, Path):
         return (base / (name or spec.name)).resolve()
     return base / (name or spec.name)
@@ -487,7 +487,7 @@ def _optuna_storage(spec: SweepSpec, sweep_dir: Location):  # type: ignore[no-un
 
 def _check_address(address: str | None) -> None:
     if address and address.startswith("ray://"):
-        raise FsfError(
+        raise UsageError(
             f"--address {address}: Ray Client is not supported for sweeps (Tune's driver and "
             "fsf's callbacks must run in this process, on the cluster); run fsf-sweep on a "
             "cluster node with --address auto (or HEAD:6379), or submit it as a job: "
@@ -505,7 +505,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Tune's own loggers stay on: each trial folder under <sweep>/tune/ gets result.json,
+    # progress.csv and TensorBoard events (tensorboardX), for ExperimentAnalysis, Tuner.restore
+    # (...).get_results() and `tensorboard --logdir <sweep>/tune` (docs/results.md)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # finished trials survive a crash
     if ray.is_initialized():
         return
@@ -614,9 +616,9 @@ def run_sweep(
         search = search.model_copy(update={"max_concurrent": max_concurrent})
     spec = spec.model_copy(update={"search": search})
     if resume and not tune_path.exists():
-        raise FsfError(f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)")
+        raise UsageError(f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)")
     if not resume and sweep_dir.exists() and any(sweep_dir.iterdir()):
-        raise FsfError(
+        raise UsageError(
             f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
         )
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write

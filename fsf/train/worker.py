@@ -9,10 +9,12 @@ computes the same learning rates: the loss that drives the phase rule is average
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -73,6 +75,27 @@ def _use_cuda(config: RunConfig) -> bool:
     return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what libraries print to stdout to stderr instead, at the file-descriptor level
+    (DeepSpeed prints "DeepSpeed deepspeed_shm_comm built successfully" and op build
+    times with `print`, and a C++ op build writes to fd 1): stdout is for fsf's results."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a daemon): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _process_group(cuda: bool) -> tuple[int, int]:
     """(rank, world size) of the current process group, creating a one-rank group if none
     exists. A group this function creates lives until the process exits: DeepSpeed caches
@@ -82,7 +105,8 @@ def _process_group(cuda: bool) -> tuple[int, int]:
 
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed
+    with _stdout_to_stderr():
+        import deepspeed
 
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -93,9 +117,10 @@ def _process_group(cuda: bool) -> tuple[int, int]:
                 MASTER_ADDR="127.0.0.1",
                 MASTER_PORT=str(_free_port()),
             )
-        deepspeed.init_distributed(
-            dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
-        )
+        with _stdout_to_stderr():
+            deepspeed.init_distributed(
+                dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
+            )
         atexit.register(_destroy_group)
     return dist.get_rank(), dist.get_world_size()
 
@@ -298,9 +323,10 @@ def _train(
     groups, group_units = _param_groups(model, param_map.units, opt.weight_decay)
     optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
     ds_config = _ds_config(config, world, cuda)
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=optimizer, config=ds_config, dist_init_required=False
-    )
+    with _stdout_to_stderr():
+        engine, _, _, _ = deepspeed.initialize(
+            model=model, optimizer=optimizer, config=ds_config, dist_init_required=False
+        )
     clip = opt.grad_clip if opt.grad_clip and not ds_config["gradient_clipping"] else None
     device = engine.device
     param_groups = engine.optimizer.param_groups
