@@ -27,6 +27,7 @@ from fsf.policies.weight_sets import ArchitecturePatterns
 
 __all__ = [
     "AnalysisConfig",
+    "CheckpointConfig",
     "CkaConfig",
     "DeepSpeedConfig",
     "EvalConfig",
@@ -183,6 +184,23 @@ class EvalConfig(_Strict):
         default_factory=lambda: ["dev", "test"],
         description="default: the task's (dev and test; XQuAD: test only)",
     )
+    predictions: bool = Field(
+        False,
+        description="write XTREME prediction files of the test split for the selected "
+        "checkpoint: <run>/predictions/<task>/test-<lang>.tsv|json",
+    )
+
+
+class CheckpointConfig(_Strict):
+    """Keep the fine-tuned model (`save_pretrained`: model, tokenizer, a model card and the
+    run config) in `<run>/checkpoint/`.
+
+    `best`: the selected checkpoint, the evaluation with the best source-language dev score
+    (ties: the earlier step; a run that evaluates no dev split, as XQuAD, selects its final
+    step); `final`: the model after the last step; `none` (default; sweeps keep none unless
+    their base or a stage sets it)."""
+
+    save: Literal["none", "best", "final"] = "none"
 
 
 class FewShotConfig(_Strict):
@@ -273,6 +291,7 @@ class RunConfig(_Strict):
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     output_dir: str = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
@@ -296,6 +315,28 @@ class RunConfig(_Strict):
 
             self.eval.splits = list(task_class(self.task.name).eval_splits)  # type: ignore[arg-type]
         return self
+
+    @model_validator(mode="after")
+    def _artifacts(self) -> RunConfig:
+        if self.eval.predictions and "test" not in self.eval.splits:
+            raise ValueError(
+                "eval.predictions writes the test split's predictions: add test to eval.splits"
+            )
+        return self
+
+    @property
+    def selection(self) -> str:
+        """How the run's selected checkpoint (saved, and written as predictions) is chosen:
+        `final` with `checkpoint.save: final` or when no dev split is evaluated, else
+        `source-dev`."""
+        if self.checkpoint.save == "final" or "dev" not in self.eval.splits:
+            return "final"
+        return "source-dev"
+
+    @property
+    def keeps_artifacts(self) -> bool:
+        """Whether the run writes prediction files or a checkpoint."""
+        return self.eval.predictions or self.checkpoint.save != "none"
 
     @model_validator(mode="after")
     def _cka_languages(self) -> RunConfig:

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from fsf.errors import ConfigError
+from fsf.errors import ConfigError, UsageError
 from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
 
 __all__ = ["ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
@@ -111,6 +111,11 @@ def print_plan(
 
         spec = probe_space(spec)
         search = spec.search
+    from fsf.sweep.space import missing_logger_packages
+
+    missing = missing_logger_packages(spec)
+    if missing:
+        raise UsageError("; ".join(missing))
     grid = search.searcher == "grid"
     trials = len(grid_points(spec)) if grid else search.num_trials
     configs = sample_configurations(spec, min(n, trials))

@@ -172,8 +172,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         info = _trial_info(spec, config, loop_config["trial_id"], loop_config["params"])
         writer = ParquetReporter(loop_config["results_dir"], info)
         reporters.insert(0, writer)
+    local, target = _artifacts_dir(config, loop_config["sweep_dir"], loop_config["trial_id"])
     try:
-        train(config, CompositeReporter(*reporters), all_ranks_report=True)
+        train(config, CompositeReporter(*reporters), all_ranks_report=True, artifacts_dir=local)
+        _upload_artifacts(local, target)
     except SystemExit:
         if writer is not None:
             writer.finish(_stop_status(writer))
@@ -184,6 +186,38 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         raise
     if writer is not None:
         writer.finish("completed")
+
+
+def _artifacts_dir(config: Any, sweep_dir: str, trial_id: str) -> tuple[Path | None, Any]:
+    """Where a trial's prediction files and checkpoint go (`eval.predictions`,
+    `checkpoint.save`; none by default): `<sweep>/runs/<trial>/seed-<seed>/`. For a sweep on
+    a URI the worker writes to a local temporary folder first (returned with the target)."""
+    if not config.keeps_artifacts:
+        return None, None
+    target = location(sweep_dir) / "runs" / trial_id / f"seed-{config.seed}"
+    if isinstance(target, Path):
+        return target, None
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"fsf-{trial_id}-")), target
+
+
+def _upload_artifacts(local: Path | None, target: Any) -> None:
+    """Copy a trial's artifacts written locally to the sweep's storage (a URI), then drop
+    the local copy."""
+    if local is None or target is None or not local.exists():
+        return
+    import shutil
+
+    import pyarrow.fs as pafs
+
+    pafs.copy_files(
+        str(local),
+        target.path,
+        source_filesystem=pafs.LocalFileSystem(),
+        destination_filesystem=target.fs,
+    )
+    shutil.rmtree(local, ignore_errors=True)
 
 
 def _run_distributed(
@@ -238,6 +272,7 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
                 "metrics": metrics,
                 "finished": finished,
                 "results_dir": results_dir,
+                "sweep_dir": sweep_dir,
             }
             last = _run_distributed(spec, loop_config, sweep_dir)
         else:
@@ -245,8 +280,10 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
             config = trial_run_config(spec, params, seed, trial_id)
             writer = ParquetReporter(results_dir, _trial_info(spec, config, trial_id, params))
             tune_reporter = _TuneReporter(_ObjectiveTracker(metrics, index, finished))
+            local, target = _artifacts_dir(config, sweep_dir, trial_id)
             try:
-                train(config, CompositeReporter(writer, tune_reporter))
+                train(config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
+                _upload_artifacts(local, target)
             except SystemExit:  # Tune ends the trial from inside `tune.report` (ASHA, max_t)
                 writer.finish(_stop_status(writer))
                 raise
@@ -523,6 +560,35 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         ray.init(num_cpus=num_cpus, **kwargs)
 
 
+def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
+    """The space's extra Tune loggers (`loggers:`): MLflow (default tracking URI: a file store
+    in `<sweep>/mlruns`, experiment = the sweep's name) and W&B (project = the sweep's
+    name); their options are passed through."""
+    from fsf.sweep.space import missing_logger_packages
+
+    missing = missing_logger_packages(spec)
+    if missing:
+        raise UsageError("; ".join(missing))
+    out: list[Any] = []
+    for name, options in spec.loggers.items():
+        if name == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            kwargs = {
+                "tracking_uri": (sweep_dir / "mlruns").resolve().as_uri()
+                if isinstance(sweep_dir, Path)
+                else None,
+                "experiment_name": spec.name,
+                **options,
+            }
+            out.append(MLflowLoggerCallback(**kwargs))
+        elif name == "wandb":
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            out.append(WandbLoggerCallback(**{"project": spec.name, **options}))
+    return out
+
+
 def _finalise_statuses(results_dir: Location, errors: dict[str, str]) -> None:
     """Fragments still marked `running` belong to trials that were stopped (ASHA) or died
     without cleaning up (a killed worker): mark them stopped, or failed with the reason."""
@@ -622,6 +688,10 @@ def run_sweep(
             f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
         )
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
+    from fsf.sweep.space import missing_logger_packages
+
+    if not resume and missing_logger_packages(spec):
+        raise UsageError("; ".join(missing_logger_packages(spec)))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results_dir = sweep_dir / "results"
     spec_data = spec.model_dump(mode="json")
@@ -658,7 +728,7 @@ def run_sweep(
                 storage_path=str(sweep_dir),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=search.max_failures),
-                callbacks=[_LiveCallbacks()],
+                callbacks=[_LiveCallbacks(), *_logger_callbacks(spec, sweep_dir)],
             ),
         )
     try:

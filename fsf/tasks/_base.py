@@ -32,7 +32,14 @@ class Task(ABC):
        that contains `metric`, in [0, 1].
 
     `score` may return more metrics than `metric` (precision, recall; exact match): every
-    one of them becomes a results row. A feature may be one of several of an example (QA's
+    one of them becomes a results row.
+
+    Prediction files (`eval.predictions`): `prediction_text(predictions, features)` gives
+    the content of one language's XTREME submission file, `test-<lang>.<prediction_suffix>`
+    in the layout XTREME's `evaluate.py --prediction_folder` reads (one label per line; one
+    tag per line with a blank line between sentences; a JSON object id -> answer text);
+    `score_prediction_text(text, examples)` scores such a file against the raw examples'
+    gold labels with the task's metric, as `score` does. A feature may be one of several of an example (QA's
     windows over a long context): `score` then aggregates them back to examples.
 
     Defaults a task declares: `policy_iv_default` (Policy IV; the paper turns it off for
@@ -46,6 +53,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     metric: ClassVar[str]
+    prediction_suffix: ClassVar[str] = "tsv"
     policy_iv_default: ClassVar[bool] = True
     hub_dataset: ClassVar[str | None] = None
     hub_config: ClassVar[str] = "{lang}"
@@ -118,3 +126,12 @@ class Task(ABC):
     @abstractmethod
     def score(self, predictions: list[Any], features: list[dict[str, Any]]) -> dict[str, float]:
         """Metrics for one language and split."""
+
+    @abstractmethod
+    def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
+        """One language's XTREME prediction file, in the examples' order."""
+
+    @abstractmethod
+    def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
+        """The metrics of a prediction file against the gold labels of `examples` (raw, as
+        `load` gives them, in the same order)."""

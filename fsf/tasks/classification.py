@@ -113,7 +113,13 @@ class ClassificationTask(Task):
     def build_model(self, path: str) -> torch.nn.Module:
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=self.labels)
+        names = self.names
+        return AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=self.labels,
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+        )
 
     def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[Any]:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -124,6 +130,22 @@ class ClassificationTask(Task):
             return {"accuracy": float("nan")}
         right = sum(int(p == f["label"]) for p, f in zip(predictions, features, strict=True))
         return {"accuracy": right / len(features)}
+
+    def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
+        """One class name per line (XNLI: entailment / neutral / contradiction, PAWS-X: 0 /
+        1), as XTREME's run_classify.py writes them."""
+        names = self.names
+        return "".join(f"{names[int(p)]}\n" for p in predictions)
+
+    def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
+        predicted = [line.strip() for line in text.splitlines()]
+        if len(predicted) != len(examples):
+            raise ValueError(f"{len(predicted)} predictions for {len(examples)} examples")
+        if not examples:
+            return {"accuracy": float("nan")}
+        names = self.names
+        gold = [names[int(ex[self.label_field])] for ex in examples]
+        return {"accuracy": sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)}
 
 
 class XnliTask(ClassificationTask):

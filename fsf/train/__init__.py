@@ -8,7 +8,13 @@ from fsf.train.reporter import (
     RunSummary,
     StepRecord,
 )
-from fsf.train.worker import TrainingDiverged, resolve_model_path, scheduled_lr_factor, train
+from fsf.train.worker import (
+    TrainingDiverged,
+    evaluate_model,
+    resolve_model_path,
+    scheduled_lr_factor,
+    train,
+)
 
 __all__ = [
     "CompositeReporter",
@@ -18,6 +24,7 @@ __all__ = [
     "RunSummary",
     "StepRecord",
     "TrainingDiverged",
+    "evaluate_model",
     "resolve_model_path",
     "scheduled_lr_factor",
     "train",

@@ -90,6 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     path = writer.finish("completed")
     print_summary(summary, title=f"{config.name} [{config.policy.name}]")
     print(f"evaluation rows: {path}")
+    for what, where in summary.artifacts.items():
+        print(f"{what}: {where}")
     return 0
 
 
