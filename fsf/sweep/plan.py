@@ -135,7 +135,7 @@ def print_plan(
             else f"{_num(config.optim.epochs)} epochs"
         )
         lines.append(
-            f"  {i + 1:>3}. {shown}  ({workers} worker{'s' if workers != 1 else ''}, {steps} steps)"
+            f"  {i + 1:>3}. {shown}  ({workers} worker{'s' if workers != 1 else ''}, {steps})"
         )
     how = (
         "grid points in order"

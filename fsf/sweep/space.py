@@ -220,6 +220,13 @@ class SweepSpec(_Strict):
             value = {k: ({} if v is None else v) for k, v in value.items()}
         return value
 
+    def base_config(self) -> RunConfig:
+        return validate_run_config(self.base, prefix="base")
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.search.objective) > 1
+
 
 def missing_logger_packages(spec: SweepSpec) -> list[str]:
     """One line per logger of the space whose package is not installed (checked when a
@@ -231,13 +238,6 @@ def missing_logger_packages(spec: SweepSpec) -> list[str]:
         for name in spec.loggers
         if importlib.util.find_spec(LOGGERS[name]) is None
     ]
-
-    def base_config(self) -> RunConfig:
-        return validate_run_config(self.base, prefix="base")
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.search.objective) > 1
 
 
 def reported_metrics(config: RunConfig) -> list[str]:
