@@ -83,3 +83,35 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
     study = optuna.load_study(study_name="logs", storage=f"sqlite:///{sweep / 'optuna.db'}")
     drawn = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
     assert sample_configurations(load_space(space), 2) == drawn
+
+
+def test_mlflow_logger_writes_a_file_store_in_the_sweep(assets, tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    import ray
+
+    from fsf.sweep.space import validate_space
+    from fsf.sweep.tune import run_sweep
+
+    spec = validate_space(
+        {
+            "name": "ml",
+            "base": {
+                "model": {"name": str(assets["xlmr"])},
+                "task": {"name": "pawsx", "dataset": str(assets["pawsx"])},
+                "target_langs": ["de"],
+                "optim": {"max_steps": 2, "batch_size": 8},
+                "eval": {"every_steps": 2},
+            },
+            "search": {"num_trials": 1, "searcher": "random"},
+            "loggers": ["mlflow"],
+        }
+    )
+    try:
+        out = run_sweep(spec, storage_path=str(tmp_path), progress=False, num_cpus=1)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert out.statuses == {"finished": 1}
+    mlflow.set_tracking_uri((tmp_path / "ml" / "mlruns").as_uri())
+    runs = mlflow.search_runs(experiment_names=["ml"])
+    assert len(runs) == 1 and runs["metrics.dev_target_mean"].notna().all()
