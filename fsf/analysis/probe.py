@@ -44,8 +44,7 @@ from fsf.analysis._spec import ACTIONS, PARTS, ProbeSpec, SetRule
 from fsf.policies.weight_sets import LayerRange, WeightSetsConfig, default_ranges
 from fsf.results._errors import ResultsUsageError
 from fsf.results._frame import frame
-from fsf.results.query import load
-from fsf.results.reader import Results
+from fsf.results.reader import Results, load
 
 __all__ = [
     "ACTIONS",

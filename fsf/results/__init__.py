@@ -1,10 +1,18 @@
 """Results: the versioned Arrow schema, atomic Parquet writing, queries and reports."""
 
-from fsf.results.query import PerLanguage, Ranking, best, best_per_language, export, summary
+from fsf.results.export import export
+from fsf.results.ranking import (
+    PerLanguage,
+    Ranking,
+    best,
+    best_per_language,
+    top_configurations,
+)
 from fsf.results.reader import (
     Results,
     SkippedFragment,
     compact,
+    load,
     open_dataset,
     read_results,
 )
@@ -16,17 +24,24 @@ from fsf.results.schema import (
     TrialInfo,
     evaluation_rows,
 )
+from fsf.results.selection import RULES, Objective, SelectionRule, selection_rule
+from fsf.results.stats import PairedDifference, paired_difference
+from fsf.results.summary import summary
 from fsf.results.writer import ParquetReporter, atomic_write_table, fragment_path
 
 __all__ = [
+    "RULES",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "Objective",
+    "PairedDifference",
     "ParquetReporter",
     "PerLanguage",
     "Ranking",
     "Report",
     "Results",
     "SchemaVersionError",
+    "SelectionRule",
     "SkippedFragment",
     "TrialInfo",
     "atomic_write_table",
@@ -36,8 +51,12 @@ __all__ = [
     "evaluation_rows",
     "export",
     "fragment_path",
+    "load",
     "open_dataset",
+    "paired_difference",
     "read_results",
+    "selection_rule",
     "summary",
+    "top_configurations",
     "write_report",
 ]

@@ -44,12 +44,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPACTED_DIR",
+    "CONFIRM_DIR",
     "UPGRADES",
     "Results",
     "ResultsDataset",
     "SkippedFragment",
     "compact",
+    "confirmation_of",
     "list_fragments",
+    "load",
     "open_dataset",
     "read_results",
     "resolve_root",
@@ -57,6 +60,9 @@ __all__ = [
 
 #: Folder (under the results root) of the files written by `compact`.
 COMPACTED_DIR = "trial=@compacted"
+#: Folder (under a sweep folder) of the confirmation stage: a sweep folder of its own, with
+#: `results/`, `sweep.json` (stage "confirm", its seeds and candidates) and `tune/`.
+CONFIRM_DIR = "confirm"
 #: Parquet key-value metadata of a compacted file: JSON list of the fragments it replaced.
 COMPACTED_FROM_KEY = b"fsf.compacted_from"
 #: Parquet key-value metadata of a compacted file: its sequence number (later wins).
@@ -96,7 +102,7 @@ class Results:
     fragments: list[str] = field(default_factory=list)
     sweep: dict[str, Any] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
-    """Derived per-query state (see `fsf.results.query`); do not rely on it."""
+    """Derived per-query state (see `fsf.results._cube`); do not rely on it."""
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Results:
@@ -345,6 +351,28 @@ def read_results(path: str | Path | StoragePath, *, threads: int | None = None) 
         fragments=used,
         sweep=_sweep_json(sweep_dir),
     )
+
+
+def load(results: Results | str | os.PathLike[str] | StoragePath | pa.Table) -> Results:
+    """`results` as a `Results`: read a folder (or URI), wrap a table, or return it unchanged."""
+    if isinstance(results, Results):
+        return results
+    if isinstance(results, pa.Table):
+        return Results.from_table(results)
+    if isinstance(results, (str, os.PathLike, StoragePath)):
+        return read_results(results)
+    raise TypeError(f"expected Results, a folder path or a pyarrow.Table, got {type(results)}")
+
+
+def confirmation_of(results: Results) -> Results | None:
+    """The results of the sweep's confirmation stage (`<sweep>/confirm/`), or None when the
+    sweep has none (yet) or `results` is itself a confirmation."""
+    if results.sweep.get("stage") == "confirm" or results.sweep_dir is None:
+        return None
+    folder = results.sweep_dir / CONFIRM_DIR
+    if not (folder / "results").is_dir() or not list_fragments(folder / "results"):
+        return None
+    return read_results(folder)
 
 
 def _sweep_json(sweep_dir: Location | None) -> dict[str, Any]:

@@ -101,7 +101,7 @@ def test_best_formats(sweep, capsys):
         ["best", "--sweep", str(sweep), "--lang", "de", "--top", "3", "--format", "json"], capsys
     )
     data = json.loads(out)
-    assert code == 0 and data["format"] == "fsf.best/1" and len(data["entries"]) == 3
+    assert code == 0 and data["format"] == "fsf.best/2" and len(data["entries"]) == 3
     top = data["entries"][0]
     assert top["trial_id"] == "t21" and top["n_seeds"] == 2 and top["step"] == 150
     assert top["score"] == pytest.approx(0.55 + 0.09 + 0.05 + 0.0025)
@@ -125,9 +125,10 @@ def test_best_formats(sweep, capsys):
     assert code == 0 and [r["trial_id"] for r in rows] == ["t21", "t20"]
     assert rows[0]["config.policy"] == "fsf" and json.loads(rows[0]["config.params"])["lr"] == 2e-5
     code, out, _ = _run(["best", "--sweep", str(sweep), "--lang", "de"], capsys)
-    assert code == 0 and "t21" in out and "excluded: 1 failed run" in out
+    assert code == 0 and "t21" in out and "excluded:  1 failed run" in out
+    assert "rule objective" in out and "ORACLE" not in out
     code, out, _ = _run(
-        ["best", "--sweep", str(sweep), "--lang", "de", "--select", "target-dev"], capsys
+        ["best", "--sweep", str(sweep), "--lang", "de", "--select", "oracle-test"], capsys
     )
     assert code == 0 and "ORACLE" in out
 
@@ -211,7 +212,8 @@ def test_report(sweep, tmp_path, capsys):
     out_dir = tmp_path / "rep"
     code, out, _ = _run(["report", str(sweep), "--out", str(out_dir)], capsys)
     assert code == 0, out
-    for name in ("gap.png", "languages.png", "pareto.png", "importance.png", "curves.png"):
+    names = ("gap.png", "languages.png", "delta.png", "pareto.png", "importance.png", "curves.png")
+    for name in names:
         data = (out_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
     md = (out_dir / "report.md").read_text()
@@ -219,7 +221,8 @@ def test_report(sweep, tmp_path, capsys):
     assert "Gap curves and the P1/P2 boundary" in md  # no loss curve: recorded phase only
     assert "no per-step training loss" in md
     html = (out_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6
+    assert "rule objective" in md and "winner's curse" in md
 
 
 def test_report_without_study_says_why(sweep, tmp_path, capsys):
