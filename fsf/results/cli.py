@@ -363,6 +363,11 @@ def _export(args: argparse.Namespace) -> int:
     res = _read(args.dir)
     path = export(res, args.to)
     print(f"wrote {res.table.num_rows:,} rows to {path}")
+    print(
+        "every evaluation of every run, nothing selected; fsf's answers (which rule chose which "
+        "configuration) come from `fsf-sweep best`, and docs/results.md gives SQL that "
+        "reproduces them from these rows"
+    )
     return 0
 
 
