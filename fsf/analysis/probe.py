@@ -100,7 +100,7 @@ def _probe_of(config_json: str | None) -> tuple[str, int | None, str]:
 def probe_effects(
     results: Results | str | os.PathLike[str] | pa.Table,
     *,
-    split: str = "test",
+    split: str = "dev",
     task: str | None = None,
     metric: str | None = None,
     num_layers: int | None = None,

@@ -152,7 +152,7 @@ def delta_heatmap(
     langs: list[str],
     policies: list[str],
     delta: np.ndarray,
-    significant: np.ndarray,
+    verdict: np.ndarray,
     path: Path,
     *,
     task: str,
@@ -160,34 +160,39 @@ def delta_heatmap(
     baseline: str,
 ) -> None:
     """Languages x policies: the paired difference to the baseline (x100) on a diverging
-    scale; cells whose interval contains 0 are greyed and marked '~'."""
+    scale where the 95% interval excludes 0; grey cells marked '~' where it contains 0, and
+    '?' where there is no interval (fewer than 2 shared seeds)."""
     plt = _plt()
+    from matplotlib.colors import ListedColormap
+
     data = delta * 100
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
+    significant = np.isin(verdict, ["better", "worse"])
     fig, ax = plt.subplots(
-        figsize=(max(5.0, 1.1 * len(policies) + 3), max(3.0, 0.36 * len(langs) + 1.6))
+        figsize=(max(5.0, 1.1 * len(policies) + 3), max(3.0, 0.36 * len(langs) + 1.8))
     )
-    shown = np.where(significant, data, np.nan)
-    ax.imshow(
-        np.where(np.isfinite(data) & ~significant, 0.0, np.nan),
-        cmap="Greys",
-        vmin=-4,
-        vmax=4,
-        aspect="auto",
+    grey = np.where(np.isfinite(data) & ~significant, 0.0, np.nan)
+    ax.imshow(grey, cmap=ListedColormap(["#e2e2e2"]), aspect="auto")
+    im = ax.imshow(
+        np.where(significant, data, np.nan), aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim
     )
-    im = ax.imshow(shown, aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim)
     ax.set_xticks(range(len(policies)), policies, rotation=30, ha="right")
     ax.set_yticks(range(len(langs)), langs)
+    mark = {"better": "", "worse": "", "within noise": "~", "untested": "?"}
     for i in range(len(langs)):
         for j in range(len(policies)):
             v = data[i, j]
             if np.isfinite(v):
-                text = f"{v:+.1f}" if significant[i, j] else f"~{v:+.1f}"
+                text = f"{mark.get(str(verdict[i, j]), '')}{v:+.1f}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
     fig.colorbar(im, ax=ax, label=f"test {metric} x 100, minus {baseline}'s")
     ax.set_xlabel("policy (its best configuration)")
     ax.set_ylabel("language")
-    ax.set_title(f"{task}: difference to {baseline} ('~': 95% interval contains 0)")
+    ax.set_title(
+        f"{task}: difference to {baseline}\n(grey: '~' 95% interval contains 0, "
+        "'?' one shared seed, untested)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -295,7 +300,7 @@ def importance_plot(res: Results, path: Path) -> str | None:
     fig, axes = plt.subplots(
         1,
         n_obj,
-        figsize=(5.5 * n_obj, 0.45 * max(len(imp) for _, imp in results) + 1.8),
+        figsize=(6.5 * n_obj, 0.45 * max(len(imp) for _, imp in results) + 2.0),
         squeeze=False,
     )
     for ax, (label, imp), direction in zip(axes[0], results, study.directions, strict=True):
@@ -305,8 +310,9 @@ def importance_plot(res: Results, path: Path) -> str | None:
         ax.set_title(f"objective: {label} ({direction.name.lower()})")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(
-        f"Optuna parameter importances: {name} ({len(done)} trained trials; "
-        "n: trials where the parameter applies)"
+        f"Optuna parameter importances: {name}\n{len(done)} trained trials; "
+        "n: trials where the parameter applies",
+        fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -74,8 +74,18 @@ def _check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> None:
 
 
 def _params(entry: dict[str, Any]) -> str:
+    """The sampled parameters, short: the policy name (its own column) left out, `policy.`
+    dropped from the other keys."""
     p = entry["config"].get("params") or {}
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items())
+    items = [
+        (k.removeprefix("policy."), v) for k, v in p.items() if k not in ("policy.name", "policy")
+    ]
+    text = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+    search = entry.get("search")
+    if search and search.get("trial_id"):
+        rank = f" #{search['rank']}" if search.get("rank") else ""
+        text += f" (search {search['trial_id']}{rank})"
+    return text or "-"
 
 
 def _dump(obj: Any) -> None:
@@ -122,7 +132,8 @@ def _vs(v: dict[str, Any] | None) -> str:
     d = f"{100 * v['mean']:+.2f}"
     if v.get("ci_low") is None:
         return f"{d} (n=1, untested)"
-    return f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] {v['verdict']}"
+    verdict = "~ noise" if v["verdict"] == "within noise" else v["verdict"]
+    return f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] {verdict}"
 
 
 def _budget(e: dict[str, Any]) -> str:
@@ -163,7 +174,8 @@ def _print_entries(
         print(line)
     print(
         f"scores:    {answer.metric} x 100 on {answer.split}; 'chosen by': the mean selection "
-        f"score; vs baseline ({base}, chosen by the same rule): paired over shared seeds"
+        f"score; vs baseline ({base}, chosen by the same rule): paired difference over shared "
+        "seeds, 95% t-interval ('~ noise': it contains 0)"
     )
     ex = answer.excluded
     print(
@@ -361,6 +373,11 @@ def _export(args: argparse.Namespace) -> int:
     res = _read(args.dir)
     path = export(res, args.to)
     print(f"wrote {res.table.num_rows:,} rows to {path}")
+    print(
+        "every evaluation of every run, nothing selected; fsf's answers (which rule chose which "
+        "configuration) come from `fsf-sweep best`, and docs/results.md gives SQL that "
+        "reproduces them from these rows"
+    )
     return 0
 
 

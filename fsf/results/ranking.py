@@ -306,6 +306,24 @@ class _Answer:
         }
 
 
+def _link_search(res: Results, entries: list[dict[str, Any]]) -> None:
+    """In a confirmation, tell each entry where its configuration came from in the search
+    (`search`: its trial and rank there, and its role: candidate or baseline)."""
+    candidates = res.sweep.get("candidates") if res.sweep.get("stage") == "confirm" else None
+    if not candidates:
+        return
+    by_params = {json.dumps(c["params"], sort_keys=True, default=str): c for c in candidates}
+    for e in entries:
+        c = by_params.get(json.dumps(e["config"]["params"], sort_keys=True, default=str))
+        if c is not None:
+            e["search"] = {
+                "trial_id": c.get("trial_id"),
+                "rank": c.get("rank"),
+                "role": c.get("role"),
+                "selection_score": c.get("selection_score"),
+            }
+
+
 def _frame_and_rule(
     results: _RESULTS, task: str | None, metric: str | None, select: str | None, split: str
 ) -> tuple[Results, Frame, Evals, SelectionRule]:
@@ -371,6 +389,7 @@ def best(
     ks = [int(k) for k in ans.order[:top]]
     entries = [ans.entry_dict(k, i + 1, lang) for i, k in enumerate(ks)]
     _with_baseline(ans, entries, ks, _matching(fr, base))
+    _link_search(res, entries)
     return Ranking(
         language=lang,
         task=fr.task,
@@ -415,6 +434,7 @@ def best_per_language(
         mean_entry = ans.entry_dict(k, 1, TARGET_MEAN)
         mean_entry["languages"] = [E.langs[i] for i in E.targets]
         _with_baseline(ans, [mean_entry], [k], matching)
+    _link_search(res, [*langs, *([mean_entry] if mean_entry else [])])
     return PerLanguage(
         task=fr.task,
         metric=fr.metric,

@@ -333,14 +333,14 @@ def _policy_best(E: Evals, rule: SelectionRule) -> dict[str, int]:
 def _matrices(
     E: Evals, rule: SelectionRule, best_cfg: dict[str, int], baseline: int | None
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(languages: source first; scores languages x policies; delta vs the baseline; whether
-    the delta's interval excludes 0). Each language's checkpoints are chosen by the rule for
+    """(languages: source first; scores languages x policies; delta vs the baseline; its
+    verdict: better, worse, within noise, untested). Each language's checkpoints are chosen by the rule for
     that language; scores are means over distinct seeds."""
     langs = sorted(E.langs, key=lambda x: (x != E.fr.source_lang, x))
     pols = list(best_cfg)
     mat = np.full((len(langs), len(pols)), np.nan)
     delta = np.full_like(mat, np.nan)
-    sig = np.zeros(mat.shape, bool)
+    verdict = np.full(mat.shape, "", dtype=object)
     for i, name in enumerate(langs):
         ans = _Answer.of(E, rule, E.lang(name))
         for j, p in enumerate(pols):
@@ -350,8 +350,8 @@ def _matrices(
             cmp = ans.compare(k, baseline) if baseline is not None else None
             if cmp and not cmp.get("is_baseline") and cmp.get("mean") is not None:
                 delta[i, j] = cmp["mean"]
-                sig[i, j] = cmp["verdict"] in ("better", "worse")
-    return langs, mat, delta, sig
+                verdict[i, j] = cmp["verdict"]
+    return langs, mat, delta, verdict
 
 
 def _task_plots(
@@ -411,8 +411,8 @@ def _task_plots(
                 path,
                 f"Difference to the baseline per language ({stage})",
                 f"Test score minus the baseline's ({name}, its best configuration), x100, "
-                "paired over shared seeds. Cells whose 95% interval contains 0 are greyed "
-                "and marked '~' (within noise); blank: fewer than one shared seed.",
+                "paired over shared seeds. Coloured: the 95% interval excludes 0; grey '~': "
+                "it contains 0 (within noise); grey '?': one shared seed, no interval.",
             )
         )
     if stage == "search":

@@ -8,7 +8,7 @@ import pytest
 
 from fsf.errors import FsfError
 from fsf.results import best, best_per_language, summary
-from tests.results.helpers import ev2, evaluation, run, table
+from tests.results.helpers import ev2, run, table
 
 
 def toy():
