@@ -800,6 +800,7 @@ def run_sweep(
         _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
         _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
 
+    log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
     _init_ray(address, num_cpus)
     points = grid_points(spec) if search.searcher == "grid" else None
     n = len(points) if points is not None else search.num_trials

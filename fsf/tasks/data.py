@@ -22,6 +22,7 @@ flattened to the hub's rows: `id`, `title`, `context`, `question`, `answers` (`t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from functools import lru_cache
@@ -36,6 +37,8 @@ HUB_MIRROR_ENV = "FSF_HUB_MIRROR"
 """Environment variable: a folder of local copies of hub dataset repositories."""
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+log = logging.getLogger("fsf.tasks")
 
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv"}
 
@@ -114,6 +117,7 @@ def _load(dataset: str, lang: str, split: str, config: str | None) -> _Split:
     datasets.disable_progress_bars()
     name = config.format(lang=lang) if config is not None else None
     what = f"{lang}, {split}" + (f", config {name!r}" if name and name != lang else "")
+    log.info("loading %s (%s)", dataset, what)
     try:
         if _is_template(dataset) or _is_file(dataset):
             path = dataset.format(lang=lang, split=split) if _is_template(dataset) else dataset

@@ -311,6 +311,12 @@ def _train(
         raise FsfError(f"cannot load the tokenizer of model {model_path!r}: {exc}") from None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_features, eval_sets = _load_data(task, config, tokenizer)
+    log.info(
+        "%d training features (%s); evaluating %s",
+        len(train_features),
+        config.source_lang,
+        ", ".join(f"{s}: {len(d)} languages" for s, d in eval_sets.items()),
+    )
 
     try:
         model = task.build_model(model_path)
@@ -458,6 +464,7 @@ def _train(
         chosen, preds, state_dict = keep.result(summary)
         if state_dict is not None:
             engine.module.load_state_dict(state_dict)
+        log.info("writing artifacts of step %d (%s)", chosen.step, config.selection)
         summary.artifacts = write_artifacts(
             Path(artifacts_dir) if artifacts_dir is not None else config.run_dir(),
             config,
