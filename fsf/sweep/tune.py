@@ -37,7 +37,7 @@ from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_con
 from fsf.sweep.study import display_url, open_study_storage, resolve_study_url
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
-__all__ = ["SweepOutcome", "run_sweep", "sweep_dir_for"]
+__all__ = ["SweepOutcome", "result_grid", "run_sweep", "sweep_dir_for"]
 
 log = logging.getLogger("fsf.sweep")
 TUNE_DIR = "tune"
@@ -871,3 +871,15 @@ def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
 
 def _write_text(path: Location, text: str) -> None:
     write_bytes_atomic(path, text.encode())
+
+
+def result_grid(sweep_dir: str | Path) -> Any:
+    """Ray Tune's `ResultGrid` of a sweep, read from `<sweep>/tune` (the state and logs Tune
+    kept): `result_grid(DIR).get_dataframe()` has one row per trial with the scalars it last
+    reported. `Tuner.restore` wants the trainable the sweep ran, which is fsf's `_trial`."""
+    from ray import tune
+
+    path = location(str(sweep_dir)) / TUNE_DIR
+    if not path.exists():
+        raise UsageError(f"{sweep_dir} holds no Ray Tune state ({path} does not exist)")
+    return tune.Tuner.restore(str(path), trainable=_trial).get_results()

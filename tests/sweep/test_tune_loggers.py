@@ -61,8 +61,11 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
         assert list(d.glob("events.out.tfevents.*")), d
     frame = ExperimentAnalysis(str(sweep / "tune")).dataframe()
     assert len(frame) == 2 and "dev_target_mean" in frame.columns
-    restored = tune.Tuner.restore(str(sweep / "tune"), trainable=lambda config: None)
+    from fsf.sweep.tune import _trial, result_grid
+
+    restored = tune.Tuner.restore(str(sweep / "tune"), trainable=_trial)
     results = restored.get_results().get_dataframe()
+    assert len(result_grid(sweep).get_dataframe()) == 2
     assert len(results) == 2 and results["dev_target_mean"].notna().all()
     # --set reached every trial; each kept its artifacts in its own folder of the sweep
     trial_ids = set(results["trial_id"])
