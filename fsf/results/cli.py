@@ -205,6 +205,7 @@ def _emit(res: Results, entry: dict[str, Any], path: str, rule: Any) -> None:
 
 
 def _best(args: argparse.Namespace) -> int:
+    sweep = _sweep_dir(args)
     _check_format(args.format)
     if args.select not in RULES:
         raise ResultsUsageError(
@@ -212,7 +213,7 @@ def _best(args: argparse.Namespace) -> int:
         )
     if args.per_language == (args.lang is not None):
         raise ResultsUsageError("pass exactly one of --lang L or --per-language")
-    res = _read_stage(_sweep_dir(args), args.stage)
+    res = _read_stage(sweep, args.stage)
     kw = {
         "task": args.task,
         "metric": args.metric,
