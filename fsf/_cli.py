@@ -163,13 +163,15 @@ def print_table(
 ) -> None:
     """A readable table on stdout (rich, plain text when not a terminal)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    # escaped: a title "run [fsf]" or a value "[0.1, 0.2]" is text, not rich markup
+    table = Table(title=escape(title) if title else title, title_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(escape(h), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*(_fmt(v) for v in row))
+        table.add_row(*(escape(_fmt(v)) for v in row))
     Console(width=max(100, 16 * len(headers)), file=sys.stdout).print(table)
 
 

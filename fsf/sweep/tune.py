@@ -659,9 +659,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
 
 
 def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
-    """The space's extra Tune loggers (`loggers:`): MLflow (default tracking URI: a file store
-    in `<sweep>/mlruns`, experiment = the sweep's name) and W&B (project = the sweep's
-    name); their options are passed through."""
+    """The space's extra Tune loggers (`loggers:`): MLflow (default tracking URI: SQLite in
+    `<sweep>/mlflow.db`, as MLflow 3 no longer takes a file store by default; experiment = the
+    sweep's name) and W&B (project = the sweep's name); their options are passed through."""
     from fsf.sweep.space import missing_logger_packages
 
     missing = missing_logger_packages(spec)
@@ -673,7 +673,7 @@ def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
             from ray.air.integrations.mlflow import MLflowLoggerCallback
 
             kwargs = {
-                "tracking_uri": (sweep_dir / "mlruns").resolve().as_uri()
+                "tracking_uri": f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
                 if isinstance(sweep_dir, Path)
                 else None,
                 "experiment_name": spec.name,

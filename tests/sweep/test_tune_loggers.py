@@ -88,7 +88,7 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
     assert sample_configurations(load_space(space), 2) == drawn
 
 
-def test_mlflow_logger_writes_a_file_store_in_the_sweep(assets, tmp_path):
+def test_mlflow_logger_records_the_trials_in_the_sweep(assets, tmp_path):
     mlflow = pytest.importorskip("mlflow")
     import ray
 
@@ -115,6 +115,6 @@ def test_mlflow_logger_writes_a_file_store_in_the_sweep(assets, tmp_path):
         if ray.is_initialized():
             ray.shutdown()
     assert out.statuses == {"finished": 1}
-    mlflow.set_tracking_uri((tmp_path / "ml" / "mlruns").as_uri())
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["ml"])
     assert len(runs) == 1 and runs["metrics.dev_target_mean"].notna().all()
