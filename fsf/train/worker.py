@@ -147,6 +147,9 @@ def _quiet_libraries() -> None:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # save_pretrained's "Writing model shards" bar
     except ImportError:  # pragma: no cover
         pass
 
