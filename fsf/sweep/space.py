@@ -217,6 +217,14 @@ class ConfirmSpec(_Strict):
         default_factory=lambda: {"policy.name": "df"},
         description="run-config keys and values that identify the baseline (plain DF)",
     )
+    predictions: bool = Field(
+        True, description="confirmed runs write XTREME prediction files (eval.predictions)"
+    )
+    checkpoints: Literal["winner", "all", "none"] = Field(
+        "winner",
+        description="confirmed runs save their selected checkpoint; `winner` keeps only the "
+        "winning configuration's (one per seed) once the confirmation has finished",
+    )
 
 
 class SweepSpec(_Strict):

@@ -112,6 +112,17 @@ def test_search_then_confirmation(tmp_path, capsys):
         assert vs["is_baseline"] or (vs["n"] == 2 and vs["verdict"] != "untested")
         assert per.target_mean["search"]["trial_id"] in {c["trial_id"] for c in meta["candidates"]}
 
+        # every confirmed run wrote prediction files; only the winner keeps its checkpoints
+        runs_dir = sweep / "confirm" / "runs"
+        preds = sorted(
+            p.parents[3].name for p in runs_dir.glob("*/seed-*/predictions/*/test-fr.tsv")
+        )
+        assert len(preds) == 2 * len(meta["candidates"])
+        kept = {p.parents[2].name for p in runs_dir.glob("*/seed-*/checkpoint/config.json")}
+        assert kept == set(per.target_mean["trial_ids"])
+        assert len(list(runs_dir.glob("*/seed-*/checkpoint/config.json"))) == 2
+        assert sorted(meta["checkpoints_pruned"]) == sorted(set(preds) - kept)
+
         # queries on the sweep answer from the confirmation by default
         assert main(["best", "--sweep", str(sweep), "--per-language", "--format", "json"]) == 0
         data = json.loads(capsys.readouterr().out)
