@@ -114,6 +114,8 @@ def _process_group(cuda: bool) -> tuple[int, int]:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
     with _stdout_to_stderr():
         import deepspeed
+    if not cuda:
+        _skip_shm_comm_build(deepspeed)
 
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -130,6 +132,19 @@ def _process_group(cuda: bool) -> tuple[int, int]:
             )
         atexit.register(_destroy_group)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _skip_shm_comm_build(deepspeed) -> None:
+    """Tell DeepSpeed's CPU backend not to JIT-compile its shared-memory all-reduce op.
+
+    `init_distributed` on CPU builds `deepspeed_shm_comm` with g++/ninja (~40 s on first use)
+    under a file lock in ~/.cache/torch_extensions. A process killed mid-build (a trial
+    stopped by Tune, a test timeout) leaves that lock behind, and every later run on the
+    machine waits on it forever. fsf's CPU runs all-reduce through gloo, which needs no op;
+    marking the op incompatible makes DeepSpeed fall back to gloo exactly as on a machine
+    without a compiler."""
+    ops = deepspeed.ops.__compatible_ops__
+    ops["deepspeed_shm_comm"] = False
 
 
 def _destroy_group() -> None:

@@ -89,3 +89,28 @@ def test_unmappable_architecture(assets, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "transformer.h.0.attn.c_attn.weight" in err and "model.patterns" in err
+
+
+def test_a_stale_deepspeed_build_lock_does_not_hang_a_run(assets, tmp_path):
+    """A process killed while DeepSpeed JIT-compiled an op leaves its lock file behind; the
+    CPU worker compiles no op, so a later run must not wait on that lock."""
+    import os
+    import subprocess
+    import sys
+
+    ext = tmp_path / "torch_extensions"
+    for op in ("deepspeed_shm_comm", "cpu_adam"):
+        (ext / f"py{sys.version_info.major}{sys.version_info.minor}_cpu" / op).mkdir(parents=True)
+        (ext / f"py{sys.version_info.major}{sys.version_info.minor}_cpu" / op / "lock").touch()
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(ext)}
+    code = "import sys; from fsf.train.cli import main; sys.exit(main(sys.argv[1:]))"
+    out = subprocess.run(
+        [sys.executable, "-c", code, *_args(assets, tmp_path / "out")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    built = [p.name for p in ext.rglob("*") if p.is_file() and p.name != "lock"]
+    assert built == [], f"the CPU worker compiled DeepSpeed ops: {built}"
