@@ -20,7 +20,7 @@ from fsf.results._errors import ResultsError, ResultsUsageError, choices
 from fsf.results.reader import Results
 from fsf.results.schema import EVAL_SPLITS
 
-__all__ = ["CONFIG_COLUMNS", "SELECTIONS", "Frame", "eval_results", "frame"]
+__all__ = ["CONFIG_COLUMNS", "SELECTIONS", "Frame", "eval_results", "frame", "split_masks"]
 
 #: Selection rules: which evaluation step of a run is reported.
 SELECTIONS = ("source-dev", "all-dev", "target-dev")
@@ -272,20 +272,31 @@ def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Tabl
     return results.cache["runs"]
 
 
+def split_masks(results: Results) -> tuple[np.ndarray, np.ndarray]:
+    """(split == dev, split == test) per row, as numpy booleans (null: False); cached."""
+    if "split_masks" not in results.cache:
+        split = results.table["split"]
+        results.cache["split_masks"] = tuple(
+            _np(pc.equal(split, name), False) for name in EVAL_SPLITS
+        )
+    return results.cache["split_masks"]
+
+
 def eval_results(results: Results) -> Results:
     """`results` restricted to evaluation rows: split dev or test, or no split (the row a run
     that failed before its first evaluation leaves). Analysis rows (split train, cka) are
     left out. Returns `results` itself when it has no other rows; cached."""
     if "eval_results" not in results.cache:
+        is_dev, is_test = split_masks(results)
+        keep = is_dev | is_test
         split = results.table["split"]
-        keep = pc.equal(split, EVAL_SPLITS[0])  # (two string compares beat is_in's hashing)
-        for name in EVAL_SPLITS[1:]:
-            keep = pc.or_(keep, pc.equal(split, name))
-        keep = pc.fill_null(keep, True)  # a failed run's row without a split
-        if pc.all(keep).as_py() is not False:
+        if split.null_count:
+            keep |= _np(pc.is_null(split), False)  # a failed run's row without a split
+        if keep.all():
             view = results
         else:
             view = dataclasses.replace(results, table=results.table.filter(keep), cache={})
+            view.cache["split_masks"] = (is_dev[keep], is_test[keep])
         results.cache["eval_results"] = view
     return results.cache["eval_results"]
 
