@@ -159,6 +159,17 @@ class OptimConfig(_Strict):
     max_steps: int | None = Field(None, ge=1, description="overrides epochs")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    group_by_length: bool = Field(
+        False,
+        description="batch examples of similar length together (as Trainer's group_by_length): "
+        "less padding, same examples per epoch (docs/benchmarks.md)",
+    )
+    adamw: Literal["torch", "for-loop", "foreach", "fused", "deepspeed-cpu"] = Field(
+        "torch",
+        description="AdamW implementation: torch's own choice (for-loop on CPU, foreach on "
+        "GPU), its for-loop, foreach (multi-tensor) or fused kernel, or DeepSpeed's CPU Adam "
+        "(CPU, DeepSpeed engine only); docs/benchmarks.md measures them",
+    )
 
 
 class EvalConfig(_Strict):
@@ -258,6 +269,11 @@ class RunConfig(_Strict):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
     output_dir: str = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    engine: Literal["deepspeed", "torch"] = Field(
+        "deepspeed",
+        description="deepspeed: a DeepSpeed engine (any ZeRO stage, any number of ranks); torch: "
+        "plain PyTorch, one rank only (no DeepSpeed needed; bf16 by autocast on a GPU)",
+    )
 
     @model_validator(mode="after")
     def _languages(self) -> RunConfig:
