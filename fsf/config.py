@@ -160,15 +160,16 @@ class OptimConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
     group_by_length: bool = Field(
-        False,
+        True,
         description="batch examples of similar length together (as Trainer's group_by_length): "
-        "less padding, same examples per epoch (docs/benchmarks.md)",
+        "less padding, every example once per epoch (docs/benchmarks.md, benchmark 8)",
     )
-    adamw: Literal["torch", "for-loop", "foreach", "fused", "deepspeed-cpu"] = Field(
-        "torch",
-        description="AdamW implementation: torch's own choice (for-loop on CPU, foreach on "
-        "GPU), its for-loop, foreach (multi-tensor) or fused kernel, or DeepSpeed's CPU Adam "
-        "(CPU, DeepSpeed engine only); docs/benchmarks.md measures them",
+    adamw: Literal["fused", "torch", "for-loop", "foreach", "deepspeed-cpu"] = Field(
+        "fused",
+        description="AdamW implementation: torch's fused kernel; torch's own choice (for-loop "
+        "on CPU, foreach on GPU), its for-loop or foreach (multi-tensor) code; or DeepSpeed's "
+        "CPU Adam (CPU and engine deepspeed only; compiles a C++ op on first use). "
+        "docs/benchmarks.md (benchmark 8) measures them",
     )
 
 

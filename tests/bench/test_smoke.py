@@ -117,3 +117,15 @@ def test_gpu_script_cpu_fallback(tmp_path):
         "fsf",
     ]
     assert got["tiny_sweep"]["best_target_mean"] in {"df", "noisytune", "fs", "ff", "fsf"}
+
+
+@pytest.mark.slow
+def test_sweep_scale_smoke():
+    out = _smoke("bench_sweep_scale.py")
+    assert "overhead_per_trial_s" in out and "optuna_db_kb" in out and "report_s" in out
+
+
+@pytest.mark.slow
+def test_levers_accuracy_smoke():
+    out = _smoke("bench_levers_accuracy.py")
+    assert "group_by_length" in out and "fsf defaults" in out and "Δ tgt last (paired)" in out
