@@ -278,12 +278,12 @@ def main(argv: list[str] | None = None) -> int:
     title = (
         "best_per_language (rule objective): fsf vs DuckDB (the SQL of docs/results.md, "
         f"{args.duckdb_threads} threads) and pandas; median seconds of the rounds, sides "
-        "alternating; x = median of the per-round ratios peer / fsf (> 1: fsf is faster); "
+        "alternating; speed-up = median of the per-round ratios peer s / fsf s (> 1: fsf is faster); "
         f"config_json {'full' if args.full_config else '{}'}"
     )
     print_table(
-        ["data", "fsf s", "DuckDB s", "DuckDB / fsf", "pandas s", "pandas / fsf", "rounds",
-         "same answer"],
+        ["data", "fsf s", "DuckDB s", "speed-up vs DuckDB", "pandas s", "speed-up vs pandas",
+         "rounds", "same answer"],
         rows,
         title=title,
     )  # fmt: skip
