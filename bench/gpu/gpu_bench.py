@@ -7,7 +7,7 @@ torch`, bf16 by autocast), which needs no DeepSpeed. Writes one JSON file of fig
 1. `real_size`: the fsf worker (DF, FSF; equal settings and fsf's defaults) vs
    `transformers.Trainer` (equal settings and its defaults), XLM-R-base shape with random
    weights, the XNLI-like synthetic batches of bench/bench_real_size.py (no download):
-   samples/s, peak GPU memory, FSF/DF step time;
+   samples/s, peak GPU memory, FSF/DF step time; and fsf's defaults at 8x the batch;
 2. `mfu`: model FLOP utilisation of each run: 6 x non-embedding parameters x tokens + the
    attention matmuls (12 x layers x hidden x padded length per token, forward and
    backward), on the real (unpadded) tokens processed per second, against the chip's bf16
@@ -89,7 +89,12 @@ def real_size(args: argparse.Namespace, out: dict[str, Any]) -> None:
         "fsf_fsf": {**spec, "side": "fsf-fsf", "policy": "fsf"},
         "trainer_defaults": {**spec, "side": "hf", "hf_default": True},
         "fsf_defaults": {**spec, "side": "fsf-df", "overrides": {"defaults": True}},
-    }
+        # XNLI's batch of 32 keeps an H200 mostly idle; a large batch shows what it can do
+        f"fsf_defaults_batch{8 * args.batch}": {
+            **spec, "side": "fsf-df", "overrides": {"defaults": True}, "batch": 8 * args.batch,
+            "steps": max(2, args.steps // 2), "warmup_steps": max(1, args.warmup_steps // 2),
+        },
+    }  # fmt: skip
     res: dict[str, Any] = {}
     for name, s in runs.items():
         t0 = time.perf_counter()

@@ -103,12 +103,14 @@ def test_gpu_script_cpu_fallback(tmp_path):
     got = json.loads((tmp_path / "gpu.json").read_text())
     assert got["errors"] == {}
     runs = got["real_size"]["runs"]
-    assert set(runs) == {"fsf_df", "fsf_fsf", "fsf_defaults", "trainer", "trainer_defaults"}
+    assert set(runs) == {
+        "fsf_df", "fsf_fsf", "fsf_defaults", "trainer", "trainer_defaults", "fsf_defaults_batch32"
+    }  # fmt: skip
     assert all(r["samples_per_s"] > 0 for r in runs.values())
     assert set(got["ratios"]) == {
         "fsf_over_trainer_equal", "fsf_defaults_over_trainer_defaults", "fsf_over_df_step_time"
     }  # fmt: skip
-    assert got["mfu"]["peak_tflops_bf16_dense"] > 0 and len(got["mfu"]["runs"]) == 5
+    assert got["mfu"]["peak_tflops_bf16_dense"] > 0 and len(got["mfu"]["runs"]) == 6
     assert [t["policy"] for t in got["tiny_sweep"]["trials"]] == [
         "df",
         "noisytune",
