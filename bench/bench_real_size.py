@@ -462,6 +462,7 @@ def levers(args: argparse.Namespace) -> list[list[Any]]:
         for name, over in LEVERS.items()
         # DeepSpeed's CPU Adam compiles a C++ op on first use (minutes): not in a smoke run
         if not (args.smoke and over.get("optim.adamw") == "deepspeed-cpu")
+        and (not args.only or name in args.only or name == "fsf (equal settings)")
     ]
     runs.insert(1, ("Trainer defaults", {**spec, "side": "hf", "hf_default": True}))
     runs.insert(1, ("Trainer (equal settings)", {**spec, "side": "hf"}))
@@ -492,6 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch threads of a one-rank run")
     p.add_argument("--repeat", type=int, default=1, help="--levers: runs per lever, alternating")
     p.add_argument("--levers", action="store_true", help="each speed lever alone (first model)")
+    p.add_argument("--only", nargs="+", metavar="LEVER", help="--levers: these levers only")
     p.add_argument("--large-two-ranks", action="store_true")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--engine", default="deepspeed", choices=["deepspeed", "torch"])

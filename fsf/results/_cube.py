@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsf.results._frame import Frame, _np, split_masks
+from fsf.results._frame import Frame, _np, no_hugepage_advice, split_masks, take_rows
 
 __all__ = ["Aggregate", "Evals", "evals"]
 
@@ -73,13 +73,15 @@ class Evals:
         source = s[:, self.src] if self.src >= 0 else nan
         if kind == "source":
             return source
-        target = s[:, self.targets].mean(axis=1) if len(self.targets) else nan
+        with no_hugepage_advice():  # (a copy of the target columns: tens of MB)
+            target = s[:, self.targets].mean(axis=1) if len(self.targets) else nan
         if kind == "target_mean":
             return target
         if kind == "gap":
             return source - target
         members = np.r_[[self.src] if self.src >= 0 else [], self.targets].astype(np.int64)
-        return s[:, members].mean(axis=1) if len(members) else nan
+        with no_hugepage_advice():
+            return s[:, members].mean(axis=1) if len(members) else nan
 
     def metric(self, name: str) -> np.ndarray:
         """An objective metric (`dev_target_mean`, `train_loss`, ...) per evaluation."""
@@ -171,7 +173,8 @@ def evals(fr: Frame) -> Evals:
     key = ("evals", fr.task, fr.metric)
     cache = fr.results.cache
     if key not in cache:
-        cache[key] = _build(fr)
+        with no_hugepage_advice():
+            cache[key] = _build(fr)
     return cache[key]
 
 
@@ -225,7 +228,7 @@ def _build(fr: Frame) -> Evals:
     else:
         score.reshape(-1)[flat[good]] = value[good]
     first = starts if every else rows[starts]
-    loss = _np(table["train_loss"].take(pa.array(first)), np.nan) if n_e else np.zeros(0)
+    loss = _np(take_rows(table["train_loss"], first), np.nan) if n_e else np.zeros(0)
     run_e, step_e = run[starts], step[starts]
     n_runs = len(fr.runs)
     trained = np.full(n_runs, -1, np.int64)
