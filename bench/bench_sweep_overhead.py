@@ -17,7 +17,11 @@ and 1 torch thread per trial; 2 at a time) run three ways in one Ray instance:
   It leaves out what happens before the training function runs: Ray starting the trial's
   process and the imports in it.
 
-Ray start-up (`ray.init`) is timed on its own line and is in none of the sweep times. The two
+* **fsf, Tune loggers off**: the same fsf sweep with `TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1`,
+  as fsf ran before its trials kept Tune's JSON / CSV / TensorBoard logs: the cost of those
+  logs is the difference between the two fsf lines.
+
+Ray start-up (`ray.init`) is timed on its own line and is in none of the sweep times. The
 sweeps alternate `--repeat` times.
 
     python bench/bench_sweep_overhead.py [--policies df fs ff fsf] [--repeat 2] [--smoke]
@@ -87,6 +91,20 @@ def run_fsf(spec: SweepSpec, storage: Path, name: str) -> tuple[float, list[floa
     return wall, compute
 
 
+def run_fsf_without_loggers(spec: SweepSpec, storage: Path, name: str) -> tuple[float, list[float]]:
+    """`run_fsf` with Tune's automatic logger callbacks (JSON, CSV, TensorBoard) turned off."""
+    key = "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"
+    old = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        return run_fsf(spec, storage, name)
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old
+
+
 def _minimal_trainable(config: dict[str, Any], base: dict[str, Any]) -> None:
     """What a user would write: one fsf training run per trial, evaluations to Tune."""
     import torch
@@ -149,15 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     _init_ray(None, args.concurrency)
     ray_start = time.perf_counter() - t0
-    runs: dict[str, list[tuple[float, list[float]]]] = {"fsf": [], "minimal": []}
+    sides = {"fsf": run_fsf, "fsf-nolog": run_fsf_without_loggers, "minimal": run_minimal}
+    runs: dict[str, list[tuple[float, list[float]]]] = {side: [] for side in sides}
     from tqdm.auto import tqdm
 
     try:
-        with tqdm(total=2 * args.repeat, desc="sweeps", unit="sweep", file=sys.stderr) as bar:
+        with tqdm(total=3 * args.repeat, desc="sweeps", unit="sweep", file=sys.stderr) as bar:
             for r in range(args.repeat):
-                for side in ("fsf", "minimal") if r % 2 == 0 else ("minimal", "fsf"):
-                    fn = run_fsf if side == "fsf" else run_minimal
-                    runs[side].append(fn(spec, storage, f"{side}-{r}"))
+                order = list(sides) if r % 2 == 0 else list(reversed(sides))
+                for side in order:
+                    runs[side].append(sides[side](spec, storage, f"{side}-{r}"))
                     bar.update(1)
     finally:
         ray.shutdown()
@@ -165,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     n, c = len(args.policies), args.concurrency
     rows: list[list[Any]] = [["Ray start-up (ray.init, once)", f"{ray_start:.1f}", "", "", ""]]
     summary = {}
-    for side, label in (("fsf", "fsf run_sweep"), ("minimal", "minimal Tune loop")):
+    for side, label in (
+        ("fsf", "fsf run_sweep"),
+        ("fsf-nolog", "fsf run_sweep, Tune loggers off"),
+        ("minimal", "minimal Tune loop"),
+    ):
         walls = [w for w, _ in runs[side]]
         ideals = [sum(comp) / c for _, comp in runs[side]]
         ratios = [w / i for w, i in zip(walls, ideals, strict=True)]
@@ -194,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     fsf_ideal = statistics.median(sum(comp) / c for _, comp in runs["fsf"])
     print(f"fsf sweep / ideal: {summary['fsf'] / fsf_ideal:.3f} (goal <= 1.15)")
     print(f"fsf sweep / minimal Tune loop: {summary['fsf'] / summary['minimal']:.3f}")
+    print(
+        f"fsf sweep / fsf sweep with Tune loggers off: {summary['fsf'] / summary['fsf-nolog']:.3f}"
+    )
     tmp.cleanup()
     return 0
 

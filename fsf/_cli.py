@@ -1,20 +1,155 @@
-"""Shared helpers of the console scripts: clean errors and exit codes, tables."""
+"""What every fsf console script shares: `--version`, `-v` / `-q`, clean errors and exit
+codes, a quiet end on a closed pipe, tables.
+
+A command builds its argparse parser, calls `add_common_arguments(parser, prog)` once (it
+reaches every subcommand's parser too, so `fsf-sweep best DIR -q` works as well as
+`fsf-sweep -q best DIR`), then runs its body with `run_main(body, args)`:
+
+* an `FsfError` becomes one line (or a list of config problems) on stderr and its exit code
+  (2 for usage errors, bad configs and refusals; argparse's own usage errors exit 2 too);
+* a closed stdout (`fsf-sweep best DIR | head`) ends the command quietly with exit 0;
+* Ctrl-C exits 130 with one line;
+* `-q` leaves only errors on stderr and turns progress bars off; `-v` / `-vv` show fsf's
+  INFO / DEBUG log records. Results (tables, JSON) always go to stdout, everything else
+  (logs, progress, warnings, library chatter) to stderr.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from fsf.errors import FsfError
 
-__all__ = ["print_table", "run_main"]
+__all__ = [
+    "add_common_arguments",
+    "configure_verbosity",
+    "print_table",
+    "progress_enabled",
+    "run_main",
+    "verbosity",
+    "version_string",
+]
 
 
-def run_main(fn: Callable[[], int]) -> int:
-    """Run a CLI body: an `FsfError` becomes a message on stderr and its exit code."""
+def version_string(prog: str) -> str:
+    """`<prog> (fsf <version>)`, from the installed distribution when there is one."""
     try:
-        return fn()
+        from importlib.metadata import version
+
+        v = version("fsf")
+    except Exception:  # not installed (a source checkout on sys.path)
+        from fsf import __version__ as v
+    return f"{prog} (fsf {v})"
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases map to one parser
+                out += [sub, *_subparsers(sub)]
+    return out
+
+
+def _add_verbosity(parser: argparse.ArgumentParser, top: bool) -> None:
+    # on subcommands the defaults are SUPPRESS: a flag given before the subcommand survives
+    default: Any = {} if top else {"default": argparse.SUPPRESS}
+    have = parser._option_string_actions
+    if "-v" not in have and "--verbose" not in have:
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            help="more log output on stderr (-vv: debug)",
+            **({"default": 0} if top else default),
+        )
+    if "-q" not in have and "--quiet" not in have:
+        parser.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="only errors on stderr, no progress bars",
+            **default,
+        )
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
+    """`--version` on the command, `-v` / `-q` on it and every subcommand; call once the
+    subcommands are added. Returns `parser`."""
+    parser.add_argument("--version", action="version", version=version_string(prog))
+    _add_verbosity(parser, top=True)
+    for sub in _subparsers(parser):
+        _add_verbosity(sub, top=False)
+    return parser
+
+
+def verbosity(args: argparse.Namespace | None) -> int:
+    """-1 with `-q`, else the number of `-v` (0 by default)."""
+    if args is None:
+        return 0
+    if getattr(args, "quiet", False):
+        return -1
+    return int(getattr(args, "verbose", 0) or 0)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the *current* sys.stderr (pytest and redirections replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def configure_verbosity(level: int) -> None:
+    """fsf's log records on stderr: WARNING by default, ERROR with -q (progress bars off:
+    `FSF_NO_PROGRESS=1`), INFO with -v, DEBUG with -vv."""
+    logger = logging.getLogger("fsf")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(
+        {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(level, logging.DEBUG)
+    )
+    logger.propagate = False
+    if level < 0:
+        os.environ["FSF_NO_PROGRESS"] = "1"
+        os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def progress_enabled() -> bool:
+    """False once `-q` was given (or FSF_NO_PROGRESS=1 is set)."""
+    return os.environ.get("FSF_NO_PROGRESS", "") not in ("1", "true")
+
+
+def _stdout_closed() -> None:
+    """The reader of stdout went away: point stdout at /dev/null so that the interpreter's
+    final flush does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (pytest)
+        pass
+
+
+def run_main(fn: Callable[[], int], args: argparse.Namespace | None = None) -> int:
+    """Run a CLI body: `-v`/`-q` from `args` applied, an `FsfError` becomes a message on
+    stderr and its exit code, a closed pipe exits 0 quietly, Ctrl-C exits 130."""
+    configure_verbosity(verbosity(args))
+    try:
+        code = fn()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
+    except BrokenPipeError:
+        _stdout_closed()
+        return 0
     except FsfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -28,14 +163,16 @@ def print_table(
 ) -> None:
     """A readable table on stdout (rich, plain text when not a terminal)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=title, title_justify="left")
+    # escaped: a title "run [fsf]" or a value "[0.1, 0.2]" is text, not rich markup
+    table = Table(title=escape(title) if title else title, title_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i == 0 else "right")
+        table.add_column(escape(h), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*(_fmt(v) for v in row))
-    Console(width=max(100, 16 * len(headers))).print(table)
+        table.add_row(*(escape(_fmt(v)) for v in row))
+    Console(width=max(100, 16 * len(headers)), file=sys.stdout).print(table)
 
 
 def _fmt(value: Any) -> str:

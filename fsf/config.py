@@ -27,6 +27,7 @@ from fsf.policies.weight_sets import ArchitecturePatterns
 
 __all__ = [
     "AnalysisConfig",
+    "CheckpointConfig",
     "CkaConfig",
     "DeepSpeedConfig",
     "EvalConfig",
@@ -105,7 +106,9 @@ class TaskConfig(_Strict):
         None, description="config of train_dataset ({lang} allowed); default: none"
     )
     splits: dict[Literal["train", "dev", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"}
+        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"},
+        description="fsf's split -> the dataset's; default: the task's (XQuAD: test = "
+        "validation, no dev)",
     )
     text_fields: list[str] | None = Field(None, description="input columns (1 or 2)")
     label_field: str | None = Field(
@@ -113,7 +116,9 @@ class TaskConfig(_Strict):
     )
     num_labels: int | None = Field(None, ge=2)
     label_names: list[str] | None = Field(
-        None, description="tagging: the tag set (B-X/I-X/O); default: the dataset's, else WikiAnn's"
+        None,
+        description="tagging: the tag set (B-X/I-X/O), default the dataset's, else WikiAnn's; "
+        "classification: the class names, default the dataset's",
     )
     qa: QAConfig = Field(default_factory=lambda: QAConfig(), description="extractive QA only")
     max_train_examples: int | None = Field(None, ge=1)
@@ -144,6 +149,16 @@ class TaskConfig(_Strict):
         if value not in task_names():
             raise ValueError(f"unknown task; choose one of: {', '.join(task_names())}")
         return value
+
+    @model_validator(mode="after")
+    def _task_splits(self) -> TaskConfig:
+        """Unset `splits` -> the task's own (resolved here, once, so a dumped config says
+        which splits it read)."""
+        if "splits" not in self.model_fields_set:
+            from fsf.tasks import task_class
+
+            self.splits = dict(task_class(self.name).hub_splits)  # type: ignore[arg-type]
+        return self
 
 
 class OptimConfig(_Strict):
@@ -177,7 +192,27 @@ class EvalConfig(_Strict):
     every_steps: int = Field(50, ge=1)
     batch_size: int = Field(128, ge=1)
     at_start: bool = Field(True, description="also evaluate before the first update")
-    splits: list[Literal["dev", "test"]] = Field(default_factory=lambda: ["dev", "test"])
+    splits: list[Literal["dev", "test"]] = Field(
+        default_factory=lambda: ["dev", "test"],
+        description="default: the task's (dev and test; XQuAD: test only)",
+    )
+    predictions: bool = Field(
+        False,
+        description="write XTREME prediction files of the test split for the selected "
+        "checkpoint: <run>/predictions/<task>/test-<lang>.tsv|json",
+    )
+
+
+class CheckpointConfig(_Strict):
+    """Keep the fine-tuned model (`save_pretrained`: model, tokenizer, a model card and the
+    run config) in `<run>/checkpoint/`.
+
+    `best`: the selected checkpoint, the evaluation with the best source-language dev score
+    (ties: the earlier step; a run that evaluates no dev split, as XQuAD, selects its final
+    step); `final`: the model after the last step; `none` (default; sweeps keep none unless
+    their base or a stage sets it)."""
+
+    save: Literal["none", "best", "final"] = "none"
 
 
 class FewShotConfig(_Strict):
@@ -268,6 +303,7 @@ class RunConfig(_Strict):
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     output_dir: str = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     engine: Literal["deepspeed", "torch"] = Field(
@@ -287,6 +323,37 @@ class RunConfig(_Strict):
         if len(set(self.target_langs)) != len(self.target_langs):
             raise ValueError(f"target_langs has duplicates: {self.target_langs}")
         return self
+
+    @model_validator(mode="after")
+    def _eval_splits(self) -> RunConfig:
+        """Unset `eval.splits` -> the task's (XQuAD has no dev split)."""
+        if "splits" not in self.eval.model_fields_set:
+            from fsf.tasks import task_class
+
+            self.eval.splits = list(task_class(self.task.name).eval_splits)  # type: ignore[arg-type]
+        return self
+
+    @model_validator(mode="after")
+    def _artifacts(self) -> RunConfig:
+        if self.eval.predictions and "test" not in self.eval.splits:
+            raise ValueError(
+                "eval.predictions writes the test split's predictions: add test to eval.splits"
+            )
+        return self
+
+    @property
+    def selection(self) -> str:
+        """How the run's selected checkpoint (saved, and written as predictions) is chosen:
+        `final` with `checkpoint.save: final` or when no dev split is evaluated, else
+        `source-dev`."""
+        if self.checkpoint.save == "final" or "dev" not in self.eval.splits:
+            return "final"
+        return "source-dev"
+
+    @property
+    def keeps_artifacts(self) -> bool:
+        """Whether the run writes prediction files or a checkpoint."""
+        return self.eval.predictions or self.checkpoint.save != "none"
 
     @model_validator(mode="after")
     def _cka_languages(self) -> RunConfig:

@@ -10,13 +10,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["ConfigError", "FsfError", "Problem", "format_problems", "problems_from_pydantic"]
+__all__ = [
+    "ConfigError",
+    "FsfError",
+    "Problem",
+    "UsageError",
+    "format_problems",
+    "problems_from_pydantic",
+]
 
 
 class FsfError(Exception):
     """A problem the user can fix; its message says what and how."""
 
     exit_code: int = 1
+
+
+class UsageError(FsfError):
+    """A command used the wrong way, or a refusal (a folder that already holds a sweep):
+    exit code 2, as argparse's own usage errors."""
+
+    exit_code = 2
 
 
 class Problem:

@@ -7,6 +7,13 @@ dataset in the hub layout (one config per language) or as per-language files;
 MLQA / XQuAD / SQuAD-shaped one, both in the hub's layout (config names as on the hub, Parquet
 files with the hub's features) or as local files. The labels are learnable from the words, so
 a few steps of training beat chance.
+
+`hub_mirror(root)` writes local copies of the hub repositories fsf's tasks load by name
+(`facebook/xnli`, `google-research-datasets/paws-x`, `google/xtreme`, `unimelb-nlp/wikiann`,
+`google/xquad`, `rajpurkar/squad`), each laid out as that repository is: the README's
+`dataset_info` (features, splits) and `configs` (`data_files` globs), Parquet files named
+`<config dir>/<split>-00000-of-00001.parquet`, the same config names, splits and features.
+Point `FSF_HUB_MIRROR` at `root` and the tasks' hub names load from it (fsf.tasks.data).
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "HUB_REPOS",
     "NER_TAGS",
+    "hub_mirror",
     "pair_dataset",
     "qa_dataset",
     "tagging_dataset",
@@ -306,7 +315,7 @@ def qa_dataset(
     have 8 to `max_words` words, so with a 64-token model some need several windows.
 
     layout `hub`, as on the hub (Parquet, `<config>/<split>-00000-of-00001.parquet`):
-    `mlqa` -> configs `mlqa.<lang>.<lang>` with `validation` and `test` (as `facebook/mlqa`);
+    `mlqa` -> configs `MLQA.<lang>.<lang>` with `validation` and `test` (as `google/xtreme`);
     `xquad` -> configs `xquad.<lang>` with `validation` only (as `google/xquad`); `squad` ->
     one default config `plain_text` with `train` and `validation` of the first language (as
     `rajpurkar/squad`). `sizes` are (train, validation, test); splits the hub lacks are
@@ -338,7 +347,7 @@ def qa_dataset(
     n = dict(zip(_SPLITS, sizes, strict=True))
     configs: dict[str, dict[str, str]] = {}
     for lang in langs[:1] if hub == "squad" else langs:
-        config = {"mlqa": f"mlqa.{lang}.{lang}", "xquad": f"xquad.{lang}", "squad": "plain_text"}[
+        config = {"mlqa": f"MLQA.{lang}.{lang}", "xquad": f"xquad.{lang}", "squad": "plain_text"}[
             hub
         ]
         for split in splits:
@@ -389,3 +398,210 @@ def _squad_articles(rows: list[dict]) -> list[dict]:
             ],
         }
     ]
+
+
+# --------------------------------------------------------------------- hub repositories
+
+HUB_REPOS = (
+    "facebook/xnli",
+    "google-research-datasets/paws-x",
+    "google/xtreme",
+    "unimelb-nlp/wikiann",
+    "google/xquad",
+    "rajpurkar/squad",
+)
+XNLI_LABELS = ("entailment", "neutral", "contradiction")  # facebook/xnli's ClassLabel
+
+
+def _pair_rows(rng: random.Random, lang: str, n: int, schema: str) -> list[dict]:
+    rows = []
+    for i in range(n):
+        t1 = rng.randrange(3)
+        same = rng.random() < 0.5
+        t2 = t1 if same else (t1 + rng.randrange(1, 3)) % 3
+        s1, s2 = _sentence(rng, lang, t1), _sentence(rng, lang, t2)
+        if schema == "pawsx":
+            rows.append({"id": i, "sentence1": s1, "sentence2": s2, "label": int(same)})
+        else:
+            rows.append(
+                {"premise": s1, "hypothesis": s2, "label": 0 if same else rng.choice((1, 2))}
+            )
+    return rows
+
+
+def _ner_rows(rng: random.Random, lang: str, n: int) -> list[dict]:
+    rows = []
+    for _ in range(n):
+        tokens: list[str] = []
+        tags: list[str] = []
+        length = rng.randrange(5, 12)
+        while len(tokens) < length:
+            if rng.random() < 0.35:
+                kind = rng.randrange(3)
+                for j in range(rng.randrange(1, 4)):
+                    tokens.append(_word(rng, lang, f"t{kind}_{rng.randrange(4)}"))
+                    tags.append(f"{'B' if j == 0 else 'I'}-{_NER_TYPES[kind]}")
+            else:
+                tokens.append(_word(rng, lang, rng.choice(_WORDS)))
+                tags.append("O")
+        ids = [NER_TAGS.index(t) for t in tags]
+        rows.append({"tokens": tokens, "ner_tags": ids, "langs": [lang] * len(tokens)})
+    return rows
+
+
+def _hub_features(kind: str):  # type: ignore[no-untyped-def]
+    """The features the hub repositories declare (their READMEs' `dataset_info`)."""
+    import datasets
+
+    v, seq = datasets.Value, datasets.List
+    if kind == "xnli":
+        return datasets.Features(
+            {
+                "premise": v("string"),
+                "hypothesis": v("string"),
+                "label": datasets.ClassLabel(names=list(XNLI_LABELS)),
+            }
+        )
+    if kind == "pawsx":
+        return datasets.Features(
+            {
+                "id": v("int32"),
+                "sentence1": v("string"),
+                "sentence2": v("string"),
+                "label": datasets.ClassLabel(names=["0", "1"]),
+            }
+        )
+    if kind in ("panx", "wikiann"):
+        features = {
+            "tokens": seq(v("string")),
+            "ner_tags": seq(datasets.ClassLabel(names=list(NER_TAGS))),
+            "langs": seq(v("string")),
+        }
+        if kind == "wikiann":
+            features["spans"] = seq(v("string"))
+        return datasets.Features(features)
+    answers = (
+        {"answer_start": seq(v("int32")), "text": seq(v("string"))}  # google/xtreme's order
+        if kind == "mlqa"
+        else {"text": seq(v("string")), "answer_start": seq(v("int32"))}
+    )
+    base = {"id": v("string")}
+    if kind != "xquad":
+        base["title"] = v("string")
+    return datasets.Features(
+        {**base, "context": v("string"), "question": v("string"), "answers": answers}
+    )
+
+
+def _write_hub_repo(
+    root: Path, configs: dict[str, tuple[object, dict[str, list[dict]]]], default: str | None
+) -> Path:
+    """One repository: `<config>/<split>-00000-of-00001.parquet` per config and split, and a
+    README whose YAML declares `dataset_info` and `configs` as the hub's converted
+    repositories do (`data_files` globs `<config>/<split>-*`)."""
+    import datasets
+    from datasets.info import DatasetInfo, DatasetInfosDict
+    from datasets.splits import SplitDict, SplitInfo
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCardData
+
+    infos, metadata = {}, {}
+    for config, (features, splits) in configs.items():
+        split_dict = SplitDict()
+        files = []
+        for split, rows in splits.items():
+            _write_parquet(rows, features, root / config / f"{split}-00000-of-00001.parquet")
+            split_dict.add(SplitInfo(name=split, num_examples=len(rows)))
+            files.append({"split": split, "path": f"{config}/{split}-*"})
+        infos[config] = DatasetInfo(features=features, splits=split_dict, config_name=config)
+        metadata[config] = {"data_files": files, **({"default": True} if config == default else {})}
+    card = DatasetCardData()
+    DatasetInfosDict(infos).to_dataset_card_data(card)
+    MetadataConfigs(metadata).to_dataset_card_data(card)
+    (root / "README.md").write_text(f"---\n{card.to_yaml()}\n---\n# mirror made by fsf.testing\n")
+    del datasets
+    return root
+
+
+def hub_mirror(
+    root: str | Path,
+    repos: tuple[str, ...] = HUB_REPOS,
+    langs: tuple[str, ...] = _LANGS,
+    sizes: tuple[int, int, int] = (32, 12, 12),
+    seed: int = 0,
+) -> Path:
+    """Local copies of hub dataset repositories under `root/<owner>/<name>`, each in that
+    repository's layout; returns `root` (the value for `FSF_HUB_MIRROR`).
+
+    `google/xtreme` gets `PAN-X.<lang>` (train / validation / test) and `MLQA.<c>.<q>` for
+    every pair of `langs` (validation / test; cross-lingual pairs hold other examples, so a
+    wrong config is noticed); `google/xquad` gets `xquad.<lang>` with `validation` only;
+    `rajpurkar/squad` one config, `plain_text` (train / validation) in English. `sizes` are
+    (train, validation, test) per language.
+    """
+    root = Path(root)
+    rng = random.Random(seed)
+    n = dict(zip(_SPLITS, sizes, strict=True))
+    for repo in repos:
+        configs: dict[str, tuple[object, dict[str, list[dict]]]] = {}
+        default = None
+        if repo in ("facebook/xnli", "google-research-datasets/paws-x"):
+            kind = "xnli" if repo == "facebook/xnli" else "pawsx"
+            for lang in langs:
+                configs[lang] = (
+                    _hub_features(kind),
+                    {s: _pair_rows(rng, lang, n[s], kind) for s in ("train", "test", "validation")},
+                )
+        elif repo == "unimelb-nlp/wikiann":
+            for lang in langs:
+                splits = {s: _ner_rows(rng, lang, n[s]) for s in ("validation", "test", "train")}
+                for rows in splits.values():
+                    for r in rows:
+                        r["spans"] = []
+                configs[lang] = (_hub_features("wikiann"), splits)
+        elif repo == "google/xtreme":
+            for c in langs:
+                for q in langs:
+                    splits = {
+                        s: [
+                            _qa_example(rng, c, rng.randrange(8, 40), f"{s}-{c}-{q}-{i}")
+                            for i in range(n[s])
+                        ]
+                        for s in ("test", "validation")
+                    }
+                    configs[f"MLQA.{c}.{q}"] = (_hub_features("mlqa"), splits)
+            for lang in langs:
+                configs[f"PAN-X.{lang}"] = (
+                    _hub_features("panx"),
+                    {s: _ner_rows(rng, lang, n[s]) for s in ("validation", "test", "train")},
+                )
+        elif repo == "google/xquad":
+            for lang in langs:
+                rows = [
+                    {
+                        k: v
+                        for k, v in _qa_example(
+                            rng, lang, rng.randrange(8, 40), f"x-{lang}-{i}"
+                        ).items()
+                        if k != "title"
+                    }
+                    for i in range(n["test"])
+                ]
+                configs[f"xquad.{lang}"] = (_hub_features("xquad"), {"validation": rows})
+        elif repo == "rajpurkar/squad":
+            lang = langs[0]
+            configs["plain_text"] = (
+                _hub_features("squad"),
+                {
+                    s: [
+                        _qa_example(rng, lang, rng.randrange(8, 40), f"squad-{s}-{i}")
+                        for i in range(n[s])
+                    ]
+                    for s in ("train", "validation")
+                },
+            )
+            default = "plain_text"
+        else:
+            raise ValueError(f"no hub layout for {repo!r}; known: {', '.join(HUB_REPOS)}")
+        _write_hub_repo(root / repo, configs, default)
+    return root

@@ -3,6 +3,11 @@
 fsf-policy list
 fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]
                    [--set c1=0.1 --set sets.s1=1-8 ...] [--format json|table]
+
+Without --losses the loss follows an example curve, 0.35 + 0.75 * exp(-t / 60) at iteration t
+(a fast fall, then a plateau; fsf.policies.explain.EXAMPLE_LOSS), and the loss-trend window
+is 20, as in the shipped spaces (the paper's and PolicyConfig's default is 100:
+--set window=100).
 """
 
 from __future__ import annotations
@@ -12,14 +17,17 @@ import json
 import sys
 from pathlib import Path
 
-from fsf._cli import print_table, run_main
+from fsf._cli import add_common_arguments, print_table, run_main
 from fsf.config import apply_overrides, parse_overrides
 from fsf.errors import ConfigError, Problem, problems_from_pydantic
 from fsf.policies.config import PolicyConfig
-from fsf.policies.explain import explain
+from fsf.policies.explain import EXAMPLE_LOSS, explain
 from fsf.policies.registry import policy_class, policy_names
 
-__all__ = ["main"]
+__all__ = ["EXPLAIN_WINDOW", "main"]
+
+EXPLAIN_WINDOW = 20
+"""`explain`'s loss-trend window unless --set window=N: the shipped spaces' value."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("explain", help="multipliers per iteration")
     e.add_argument("--policy", required=True, help="policy name (see `fsf-policy list`)")
     e.add_argument("--layers", type=int, required=True, help="encoder depth L")
-    e.add_argument("--losses", help="file with one training loss per line (iteration 1, 2, ...)")
+    e.add_argument(
+        "--losses",
+        help="file with one training loss per line (iteration 1, 2, ...); default: an example "
+        "curve, 0.35 + 0.75 exp(-t/60)",
+    )
     e.add_argument("--steps", type=int, help="iterations to show (default: number of losses)")
     e.add_argument(
         "--set",
@@ -40,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--no-policy-iv", action="store_true", help="as on NER: Policy IV off")
     e.add_argument("--format", choices=("json", "table"), default="table")
-    return p
+    return add_common_arguments(p, "fsf-policy")
 
 
 def _read_losses(path: str) -> list[float]:
@@ -70,7 +82,7 @@ def _explain(args: argparse.Namespace) -> int:
         problems.append(Problem("--steps", "must be >= 1", args.steps, True))
     if args.losses is None and args.steps is None:
         problems.append(Problem("--steps", "give --losses FILE, --steps N, or both"))
-    data = {"name": args.policy}
+    data = {"name": args.policy, "window": EXPLAIN_WINDOW}
     overrides = [(k.removeprefix("policy."), v) for k, v in parse_overrides(args.set)]
     data = apply_overrides(data, overrides)
     from pydantic import ValidationError
@@ -101,27 +113,43 @@ def _explain(args: argparse.Namespace) -> int:
     described["S_I"] += " (outside S_II)"
     described["V_I"] += " (outside V_II)"
     _print_records(records, described)
+    loss = f"the losses in {args.losses}" if args.losses else f"loss = {EXAMPLE_LOSS}"
+    rule = (
+        f"loss-trend window {config.window}, threshold {config.threshold}"
+        if config.switch == "loss-trend"
+        else f"switch={config.switch}"
+    )
+    print(f"{loss}; {rule}")
     return 0
 
 
 def _print_records(records: list[dict], sets: dict[str, str]) -> None:
-    """One row per run of iterations with identical multipliers, one column per weight set."""
+    """One row per run of iterations whose multipliers agree to 2 decimals (K of S_II moves
+    a little at every step in P2), showing the run's last K and phi; one column per weight
+    set. `--format json` has every step's exact values."""
     rows: list[list] = []
     prev = None
     for rec in records:
         k = rec["set_multipliers"]
-        key = (rec["phase"], *(k[s] for s in _SET_COLUMNS))
+        exact = [k[s] for s in _SET_COLUMNS]
+        key = (rec["phase"], *(None if v is None else round(v, 2) for v in exact))
         phi = "-" if rec["phi"] is None else f"{rec['phi']:.3f}"
         if key == prev:
             rows[-1][0] = f"{rows[-1][0].split('-')[0]}-{rec['step']}"
             rows[-1][2] = phi
+            rows[-1][3:] = exact
             continue
-        rows.append([str(rec["step"]), rec["phase"], phi, *key[1:]])
+        rows.append([str(rec["step"]), rec["phase"], phi, *exact])
         prev = key
     headers = ["steps", "phase", "phi (last)"] + [
         f"{s}\n{sets[s]}" if s in sets else s for s in _SET_COLUMNS
     ]
-    print_table(headers, rows, title="learning-rate multipliers K per weight set")
+    print_table(
+        headers,
+        rows,
+        title="learning-rate multipliers K per weight set (steps whose K agree to 2 decimals "
+        "share a row, which shows the last step's)",
+    )
 
 
 _SET_COLUMNS = ("S_I", "S_II", "V_I", "V_II", "embeddings", "head")
@@ -138,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _explain(args)
 
-    return run_main(body)
+    return run_main(body, args)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,19 @@ from fsf.policies.phase import PhaseTracker
 from fsf.policies.registry import build_policy
 from fsf.policies.weight_sets import KINDS, Unit
 
-__all__ = ["explain", "make_tracker"]
+__all__ = ["EXAMPLE_LOSS", "example_losses", "explain", "make_tracker"]
+
+EXAMPLE_LOSS = "0.35 + 0.75 * exp(-t / 60)"
+"""The loss curve `explain` replays when it is given none: iteration t's training loss falls
+fast at first and then flattens, as a fine-tuning loss does (1.09 at t = 1, 0.45 at t = 150,
+0.36 at t = 300). With the shipped spaces' window w = 20 the loss-trend rule switches to P2
+at t = 76 (threshold 0.1; t = 117 at 0.05), where phi = 0.86, so Policy II's K for S_II is
+1 - phi^r > 0 and falls towards 0 as the loss flattens."""
+
+
+def example_losses(steps: int) -> list[float]:
+    """`EXAMPLE_LOSS` at iterations 1..steps."""
+    return [0.35 + 0.75 * math.exp(-t / 60) for t in range(1, steps + 1)]
 
 
 def make_tracker(config: PolicyConfig, total_steps: int | None) -> PhaseTracker:
@@ -37,13 +50,13 @@ def explain(
     """One record per iteration, as `fsf-policy explain --format json` prints it (which
     leaves out `set_multipliers`, the per-set summary the table shows).
 
-    Without `losses`, the loss is taken as constant (so the loss-trend rule switches to P2
-    at iteration 2w). `steps` defaults to the number of losses.
+    Without `losses`, the loss follows `EXAMPLE_LOSS` (a fast fall, then a plateau). `steps`
+    defaults to the number of losses.
     """
     if losses is None and steps is None:
         raise ValueError("give losses, steps, or both")
     total = steps if steps is not None else len(losses or [])
-    curve = list(losses) if losses is not None else [1.0] * total
+    curve = list(losses) if losses is not None else example_losses(total)
     if len(curve) < total:
         raise ValueError(f"{total} steps asked for but only {len(curve)} losses given")
     sets = config.sets.resolve(num_layers)

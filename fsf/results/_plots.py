@@ -12,7 +12,14 @@ import numpy as np
 if TYPE_CHECKING:
     from fsf.results.reader import Results
 
-__all__ = ["delta_heatmap", "gap_plot", "importance_plot", "language_heatmap", "pareto_plot"]
+__all__ = [
+    "delta_heatmap",
+    "gap_plot",
+    "importance_plot",
+    "language_heatmap",
+    "pareto_plot",
+    "trained_trials",
+]
 
 _P1_COLOR = "#f6c85f"
 _BOUNDARY_COLOR = "#c44e52"
@@ -240,6 +247,19 @@ def pareto_plot(
     plt.close(fig)
 
 
+def trained_trials(study: Any) -> list[Any]:
+    """The study's completed trials that were trained: repeats answered from the study
+    (user attr `fsf_repeat_of`) are copies of another trial's result, not evidence."""
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE,)
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=states)
+        if "fsf_repeat_of" not in t.user_attrs
+    ]
+
+
 def importance_plot(res: Results, path: Path) -> str | None:
     """Optuna parameter importances into `path`; a note (str) when it cannot be made."""
     from fsf.sweep.study import display_url, open_study_storage, readable_study_url
@@ -265,11 +285,7 @@ def importance_plot(res: Results, path: Path) -> str | None:
             return f"parameter importances: no study named {name!r} in optuna.db ({names})"
         name = names[0]
     study = optuna.load_study(study_name=name, storage=storage)
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if "fsf_repeat_of" not in t.user_attrs  # answered from the study, never trained
-    ]
+    done = trained_trials(study)
     if len(done) < 2:
         return (
             f"parameter importances: study {name!r} has {len(done)} trained and completed "

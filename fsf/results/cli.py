@@ -5,7 +5,7 @@ each sets `func` and `handler` (the same function) taking the parsed `argparse.N
 returning an exit code.
 Bad input raises `ResultsUsageError` (an `FsfError`, exit code 2). Standalone:
 
-    python -m fsf.results.cli best --sweep DIR --lang de --top 5 --format json
+    python -m fsf.results.cli best DIR --lang de --top 5 --format json
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fsf._cli import print_table, run_main
+from fsf._cli import add_common_arguments, print_table, run_main
 from fsf.results._errors import ResultsError, ResultsUsageError
 from fsf.results.export import export, flat, write_csv
 from fsf.results.ranking import best, best_per_language, entry_run_config
@@ -90,6 +90,16 @@ def _params(entry: dict[str, Any]) -> str:
 
 def _dump(obj: Any) -> None:
     print(json.dumps(obj, indent=2, allow_nan=False, default=str))
+
+
+def _sweep_dir(args: argparse.Namespace) -> str:
+    """`best DIR` (positional, as every results command) or the older `best --sweep DIR`."""
+    given = [d for d in (args.dir, args.sweep) if d is not None]
+    if not given:
+        raise ResultsUsageError("give the sweep folder: fsf-sweep best DIR --lang L")
+    if len(set(given)) > 1:
+        raise ResultsUsageError(f"two sweep folders given ({given[0]} and --sweep {given[1]})")
+    return given[0]
 
 
 def _baseline_arg(pairs: list[str] | None) -> dict[str, Any] | None:
@@ -195,6 +205,7 @@ def _emit(res: Results, entry: dict[str, Any], path: str, rule: Any) -> None:
 
 
 def _best(args: argparse.Namespace) -> int:
+    sweep = _sweep_dir(args)
     _check_format(args.format)
     if args.select not in RULES:
         raise ResultsUsageError(
@@ -202,7 +213,7 @@ def _best(args: argparse.Namespace) -> int:
         )
     if args.per_language == (args.lang is not None):
         raise ResultsUsageError("pass exactly one of --lang L or --per-language")
-    res = _read_stage(args.sweep, args.stage)
+    res = _read_stage(sweep, args.stage)
     kw = {
         "task": args.task,
         "metric": args.metric,
@@ -424,7 +435,8 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add `best`, `show`, `export`, `report` and `compact` to an argparse subparsers object."""
     b = subparsers.add_parser("best", help="best configurations for a target language")
-    b.add_argument("--sweep", required=True, metavar="DIR", help="sweep or results folder")
+    b.add_argument("dir", nargs="?", metavar="DIR", help="sweep or results folder")
+    b.add_argument("--sweep", metavar="DIR", help=argparse.SUPPRESS)  # the older spelling
     b.add_argument("--lang", help="target language (or target-mean) to rank configurations for")
     b.add_argument("--per-language", action="store_true", help="best for every language")
     b.add_argument("--task", help="task (required when the results hold several)")
@@ -473,8 +485,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m fsf.results.cli SUBCOMMAND ...` (the same subcommands as fsf-sweep's)."""
     parser = argparse.ArgumentParser(prog="python -m fsf.results.cli", description=__doc__)
     register(parser.add_subparsers(dest="command", required=True))
+    add_common_arguments(parser, "python -m fsf.results.cli")
     args = parser.parse_args(argv)
-    return run_main(lambda: args.func(args))
+    return run_main(lambda: args.func(args), args)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
 """`fsf-sweep`: run, validate, resume and query sweeps.
 
 fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR|URI] [--address ADDR]
-          [--num-trials N] [--max-concurrent N] [--resume]
-fsf-sweep validate --space FILE
+          [--num-trials N] [--max-concurrent N] [--set KEY=VALUE ...] [--resume] [--dry-run]
+fsf-sweep validate --space FILE [--set KEY=VALUE ...]
 fsf-sweep resume DIR
 fsf-sweep confirm DIR [--top-k K] [--seeds S ...] [--baseline KEY=VALUE]
-fsf-sweep best --sweep DIR --lang L | --per-language
+fsf-sweep best DIR --lang L | --per-language
 fsf-sweep show DIR | export DIR --to FILE | report DIR | compact DIR
-fsf-sweep probe --space FILE | --sweep DIR      (layer probes -> suggested weight sets)
+fsf-sweep probe --space FILE | probe DIR        (layer probes -> suggested weight sets)
 fsf-sweep gap DIR | cka DIR                     (gap curves with P1/P2; forgetting by CKA)
+
+Every command takes --version, -v (more log output) and -q (errors only, no progress bars).
+Usage errors and refusals exit 2; a closed pipe (fsf-sweep best DIR | head) exits 0.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from fsf._cli import run_main
-from fsf.errors import FsfError
+from fsf._cli import add_common_arguments, progress_enabled, run_main
+from fsf.errors import UsageError
 
 __all__ = ["main"]
 
@@ -46,6 +49,27 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
         metavar="FILE",
         help="run-config YAML merged into the space's base (e.g. a probe's policy-sets.yaml)",
     )
+    _add_set(p)
+    p.add_argument(
+        "--dry-run",
+        nargs="?",
+        const=5,
+        type=int,
+        metavar="N",
+        help="print the first N (5) sampled configurations, the number of trials and the "
+        "resources; start nothing, write nothing",
+    )
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a key of the space's base run config (repeatable, after --base), e.g. "
+        "optim.max_steps=100; validated like the YAML",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_args(run, required=True)
     val = sub.add_parser("validate", help="check a space file; exit 2 listing every problem")
     val.add_argument("--space", required=True)
+    val.add_argument("--base", metavar="FILE", help="run-config YAML merged into the base")
+    _add_set(val)
     res = sub.add_parser("resume", help="continue the interrupted sweep in DIR")
     res.add_argument("dir")
     res.add_argument("--address")
@@ -94,15 +120,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     what = pr.add_mutually_exclusive_group(required=True)
     what.add_argument("--space", help="space YAML (base, search seeds/resources, probe section)")
-    what.add_argument("--sweep", metavar="DIR", help="analyse an existing probe sweep again")
+    what.add_argument("dir", nargs="?", metavar="DIR", help="analyse an existing probe sweep again")
+    what.add_argument("--sweep", metavar="DIR", help=argparse.SUPPRESS)  # the older spelling
     pr.add_argument("--name", help="sweep name (default: the space's `name`)")
     pr.add_argument("--storage-path", help="folder holding sweeps")
     pr.add_argument("--address", help="Ray cluster to join")
     pr.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
     pr.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance")
     pr.add_argument("--no-progress", action="store_true")
-    pr.add_argument("--out", metavar="DIR", help="with --sweep: output folder (DIR/probe)")
-    return p
+    pr.add_argument("--out", metavar="DIR", help="with DIR: output folder (DIR/probe)")
+    return add_common_arguments(p, "fsf-sweep")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -120,15 +147,30 @@ def _run(args: argparse.Namespace) -> int:
                 ("--num-trials", args.num_trials),
                 ("--max-concurrent", args.max_concurrent),
                 ("--base", args.base),
+                ("--set", args.set or None),
             )
             if value is not None
         ]
+    if args.dry_run is not None and args.dry_run < 1:
+        problems.append(f"--dry-run N must be >= 1, got {args.dry_run}")
     if problems:
-        raise _UsageError("; ".join(problems))
-    spec = _load_space(args.space, args.base)
+        raise UsageError("; ".join(problems))
+    spec = _load_space(args.space, args.base, args.set)
+    if args.dry_run is not None:
+        from fsf.sweep.plan import print_plan
+
+        return print_plan(
+            spec,
+            args.dry_run,
+            name=args.name,
+            storage_path=args.storage_path,
+            num_trials=args.num_trials,
+            max_concurrent=args.max_concurrent,
+            resume=args.resume,
+        )
     if spec.probe is not None:
         if args.num_trials is not None or args.resume:
-            raise _UsageError("a probe space runs its whole grid: drop --num-trials / --resume")
+            raise UsageError("a probe space runs its whole grid: drop --num-trials / --resume")
         return _run_probe(spec, args)
     outcome = run_sweep(
         spec,
@@ -138,10 +180,14 @@ def _run(args: argparse.Namespace) -> int:
         num_trials=args.num_trials,
         max_concurrent=args.max_concurrent,
         resume=args.resume,
-        progress=not args.no_progress,
+        progress=_progress(args),
         num_cpus=args.num_cpus,
     )
     return _finish(outcome)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not getattr(args, "no_progress", False) and progress_enabled()
 
 
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
@@ -156,7 +202,7 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     if outcome.results_dir.exists():
         results_cli.print_best_per_language(outcome.sweep_dir)
     print(f"results: {outcome.results_dir}")
-    print(f"query:   fsf-sweep best --sweep {outcome.sweep_dir} --per-language")
+    print(f"query:   fsf-sweep best {outcome.sweep_dir} --per-language")
     print(f"report:  fsf-sweep report {outcome.sweep_dir}")
     return 0
 
@@ -169,7 +215,7 @@ def _resume(args: argparse.Namespace) -> int:
     sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
     space = sweep_dir / "space.yaml"
     if not space.is_file():
-        raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
+        raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
     spec = load_space(str(space))
     outcome = run_sweep(
         spec,
@@ -177,7 +223,7 @@ def _resume(args: argparse.Namespace) -> int:
         storage_path=str(sweep_dir.resolve().parent),
         address=args.address,
         resume=True,
-        progress=not args.no_progress,
+        progress=_progress(args),
         num_cpus=args.num_cpus,
     )
     code = _finish(outcome)
@@ -207,10 +253,10 @@ def _confirm(args: argparse.Namespace) -> int:
     sweep_dir = location(args.dir).resolve()
     space = sweep_dir / "space.yaml"
     if not space.is_file():
-        raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
+        raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
     spec = load_space(str(space))
     if spec.probe is not None:
-        raise _UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
+        raise UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
     baseline = results_cli._baseline_arg(args.baseline)
     confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
     outcome = run_confirm(
@@ -218,7 +264,7 @@ def _confirm(args: argparse.Namespace) -> int:
         sweep_dir,
         confirm=confirm,
         address=args.address,
-        progress=not args.no_progress,
+        progress=_progress(args),
         num_cpus=args.num_cpus,
     )
     _print_confirm(outcome)
@@ -227,43 +273,56 @@ def _confirm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_space(path: str, base: str | None):  # type: ignore[no-untyped-def]
-    """The space at `path`, with the run config in `base` (a YAML file) merged into its base."""
-    from fsf.config import apply_overrides, read_yaml
+def _load_space(path: str, base: str | None, sets: list[str] | None = None):  # type: ignore[no-untyped-def]
+    """The space at `path`, with the run config in `base` (a YAML file) merged into its base,
+    then the `--set KEY=VALUE` items set on it; validated like the YAML."""
+    from fsf.config import apply_overrides, parse_overrides, read_yaml
     from fsf.errors import ConfigError, Problem
     from fsf.sweep.space import load_space, validate_space
 
-    if base is None:
+    if base is None and not sets:
         return load_space(path)
-    data, extra = read_yaml(path), read_yaml(base)
-    if not isinstance(extra, dict):
-        raise ConfigError([Problem("", "expected a mapping of run settings", extra, True)], base)
+    overrides = parse_overrides(sets or [])  # a malformed item fails before any file is read
+    data = read_yaml(path)
     if not isinstance(data, dict):
         return validate_space(data, path)
+    source = path
+    if base is not None:
+        extra = read_yaml(base)
+        if not isinstance(extra, dict):
+            raise ConfigError(
+                [Problem("", "expected a mapping of run settings", extra, True)], base
+            )
 
-    def leaves(d: dict, prefix: str = "") -> list:  # type: ignore[type-arg]
-        out = []
-        for k, v in d.items():
-            key = f"{prefix}{k}"
-            out += leaves(v, f"{key}.") if isinstance(v, dict) and v else [(key, v)]
-        return out
+        def leaves(d: dict, prefix: str = "") -> list:  # type: ignore[type-arg]
+            out = []
+            for k, v in d.items():
+                key = f"{prefix}{k}"
+                out += leaves(v, f"{key}.") if isinstance(v, dict) and v else [(key, v)]
+            return out
 
-    data["base"] = apply_overrides(data.get("base") or {}, leaves(extra))
-    return validate_space(data, f"{path} + {base}")
+        data["base"] = apply_overrides(data.get("base") or {}, leaves(extra))
+        source = f"{path} + {base}"
+    if overrides:
+        if not isinstance(data.get("base", {}), dict):
+            return validate_space(data, source)
+        data["base"] = apply_overrides(data.get("base") or {}, overrides)
+        source += " + --set " + " ".join(sets or [])
+    return validate_space(data, source)
 
 
 def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from fsf.sweep.probe import run_probe
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise _UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     outcome = run_probe(
         spec,
         name=args.name,
         storage_path=args.storage_path,
         address=args.address,
         max_concurrent=args.max_concurrent,
-        progress=not args.no_progress,
+        progress=_progress(args),
         num_cpus=args.num_cpus,
     )
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
@@ -307,22 +366,20 @@ def _probe(args: argparse.Namespace) -> int:
         return _run_probe(spec, args)
     from fsf.sweep.space import load_space
 
-    sweep_dir = Path(args.sweep)
+    if args.dir and args.sweep and args.dir != args.sweep:
+        raise UsageError(f"two sweep folders given ({args.dir} and --sweep {args.sweep})")
+    sweep_dir = Path(args.dir or args.sweep)
     space = sweep_dir / "space.yaml"
     if not space.is_file():
-        raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
+        raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
     spec = load_space(space)
     if spec.probe is None:
-        raise _UsageError(
+        raise UsageError(
             f"{sweep_dir} is not a probe sweep (its space has no probe section); run "
             "`fsf-sweep probe --space FILE` first"
         )
     _analyse_probe(sweep_dir, spec, Path(args.out) if args.out else sweep_dir / "probe")
     return 0
-
-
-class _UsageError(FsfError):
-    exit_code = 2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -331,9 +388,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> int:
         if args.command == "validate":
-            from fsf.sweep.space import load_space
-
-            spec = load_space(args.space)
+            spec = _load_space(args.space, args.base, args.set)
             n = len(spec.search.parameters)
             print(f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher})")
             return 0
@@ -346,11 +401,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in (None, "run"):
             if not args.space:
                 parser.print_usage(sys.stderr)
-                raise _UsageError("give --space FILE (e.g. sweeps/policies.yaml)")
+                raise UsageError("give --space FILE (e.g. sweeps/policies.yaml)")
             return _run(args)
         return int(args.handler(args))
 
-    return run_main(body)
+    return run_main(body, args)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,18 @@ baseline on the shared fresh seeds.
 
 Layout: `<sweep>/confirm/` is a sweep folder of its own: `sweep.json` (stage `confirm`, the
 seeds, the candidates and where they came from; written before any training, so a resumed
-confirmation never re-selects), `space.yaml`, `results/` and `tune/` (Tune's state, for
-resuming an interrupted confirmation with `fsf-sweep confirm DIR` or `fsf-sweep resume DIR`).
+confirmation never re-selects), `space.yaml`, `results/`, `tune/` (Tune's state, for
+resuming an interrupted confirmation with `fsf-sweep confirm DIR` or `fsf-sweep resume DIR`)
+and `runs/<trial>/seed-<s>/` with each confirmed run's XTREME prediction files and saved
+checkpoint (`confirm.predictions`, `confirm.checkpoints`; by default only the winning
+configuration's checkpoints are kept once the confirmation has finished).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -42,7 +46,7 @@ from fsf.sweep.tune import (
     _write_text,
 )
 
-__all__ = ["ConfirmOutcome", "candidates_for", "confirm_spec", "run_confirm"]
+__all__ = ["ConfirmOutcome", "candidates_for", "confirm_spec", "prune_checkpoints", "run_confirm"]
 
 
 @dataclass
@@ -133,11 +137,48 @@ def _confirm_trial(
 
 
 def _stage_spec(spec: SweepSpec, confirm: ConfirmSpec) -> SweepSpec:
-    """The search's spec with the confirmation's seeds and no early stopping."""
+    """The search's spec with the confirmation's seeds, no early stopping, and its runs'
+    artifacts (prediction files, checkpoints) switched on as `confirm` asks."""
+    from fsf.config import apply_overrides
+
     search = spec.search.model_copy(
         update={"seeds": list(confirm.seeds), "scheduler": type(spec.search.scheduler)()}
     )
-    return spec.model_copy(update={"search": search, "confirm": confirm})
+    keep = []
+    if confirm.predictions:
+        keep.append(("eval.predictions", True))
+    if confirm.checkpoints != "none":
+        keep.append(("checkpoint.save", "best"))
+    base = apply_overrides(spec.base, keep)
+    return spec.model_copy(update={"search": search, "confirm": confirm, "base": base})
+
+
+def prune_checkpoints(confirm_dir: Location) -> list[str]:
+    """Delete the saved checkpoints of every confirmed run outside the winning configuration
+    (the target mean's answer under the sweep's objective); returns the trials pruned."""
+    import shutil
+
+    from fsf.results import best_per_language
+
+    winner = best_per_language(read_results(confirm_dir)).target_mean
+    keep = set(winner["trial_ids"]) if winner else set()
+    pruned = []
+    runs = confirm_dir / "runs"
+    if not runs.is_dir():
+        return pruned
+    for trial in sorted(runs.iterdir(), key=str):
+        if trial.name in keep:
+            continue
+        for seed in sorted(trial.iterdir(), key=str):
+            ckpt = seed / "checkpoint"
+            if not ckpt.is_dir():
+                continue
+            if isinstance(ckpt, Path):
+                shutil.rmtree(ckpt)
+            else:
+                ckpt.fs.delete_dir(ckpt.path)
+            pruned.append(trial.name)
+    return sorted(set(pruned))
 
 
 def run_confirm(
@@ -239,6 +280,8 @@ def run_confirm(
         key = "failed" if result.error is not None else "finished"
         statuses[key] = statuses.get(key, 0) + 1
     if not statuses.get("failed"):
+        if confirm.checkpoints == "winner":
+            meta["checkpoints_pruned"] = prune_checkpoints(cdir)
         meta["finished"] = True
         _write_text(meta_path, json.dumps(meta, indent=2, default=str))
     return ConfirmOutcome(cdir, results_dir, candidates, len(grid), statuses, dict(callback.errors))

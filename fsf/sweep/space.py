@@ -48,6 +48,7 @@ __all__ = [
     "define_by_run",
     "grid_points",
     "load_space",
+    "missing_logger_packages",
     "reported_metrics",
     "trial_run_config",
     "trial_workers",
@@ -216,6 +217,14 @@ class ConfirmSpec(_Strict):
         default_factory=lambda: {"policy.name": "df"},
         description="run-config keys and values that identify the baseline (plain DF)",
     )
+    predictions: bool = Field(
+        True, description="confirmed runs write XTREME prediction files (eval.predictions)"
+    )
+    checkpoints: Literal["winner", "all", "none"] = Field(
+        "winner",
+        description="confirmed runs save their selected checkpoint; `winner` keeps only the "
+        "winning configuration's (one per seed) once the confirmation has finished",
+    )
 
 
 class SweepSpec(_Strict):
@@ -230,6 +239,28 @@ class SweepSpec(_Strict):
     confirm: ConfirmSpec | None = Field(
         None, description="re-run the best configurations and the baseline on fresh seeds"
     )
+    loggers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="extra Ray Tune logger callbacks besides Tune's own (JSON, CSV, "
+        "TensorBoard): [mlflow, wandb], or {mlflow: {tracking_uri: ...}, wandb: {project: ..., "
+        "mode: offline}}; extras: pip install 'fsf[mlflow]' / 'fsf[wandb]'",
+    )
+
+    @field_validator("loggers", mode="before")
+    @classmethod
+    def _logger_names(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError("give logger names, e.g. [mlflow, wandb]")
+            value = {v: {} for v in value}
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(LOGGERS))
+            if unknown:
+                raise ValueError(f"unknown logger {unknown}; choose from: {', '.join(LOGGERS)}")
+            value = {k: ({} if v is None else v) for k, v in value.items()}
+        return value
 
     def base_config(self) -> RunConfig:
         return validate_run_config(self.base, prefix="base")
@@ -237,6 +268,18 @@ class SweepSpec(_Strict):
     @property
     def multi_objective(self) -> bool:
         return len(self.search.objective) > 1
+
+
+def missing_logger_packages(spec: SweepSpec) -> list[str]:
+    """One line per logger of the space whose package is not installed (checked when a
+    sweep starts, not when a space is read: reading a sweep's results needs none)."""
+    import importlib.util
+
+    return [
+        f"loggers: {name!r} needs the {LOGGERS[name]} package: pip install 'fsf[{name}]'"
+        for name in spec.loggers
+        if importlib.util.find_spec(LOGGERS[name]) is None
+    ]
 
 
 def reported_metrics(config: RunConfig) -> list[str]:
@@ -311,6 +354,9 @@ def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
             unique.append(point)
     return unique
 
+
+LOGGERS = {"mlflow": "mlflow", "wandb": "wandb"}
+"""Optional Ray Tune logger callbacks (`loggers:` in a space) -> the package each needs."""
 
 RESOURCE_KEYS = ("resources.workers",)
 """Searchable keys that are not run-config keys: how a trial is run, not what it trains."""

@@ -29,7 +29,7 @@ from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from fsf.errors import FsfError
+from fsf.errors import UsageError
 from fsf.results import ParquetReporter, TrialInfo, atomic_write_table, fragment_path
 from fsf.results.reader import COMPACTED_DIR, parquet_source
 from fsf.results.storage import Location, location, write_bytes_atomic
@@ -37,7 +37,7 @@ from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_con
 from fsf.sweep.study import display_url, open_study_storage, resolve_study_url
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
-__all__ = ["SweepOutcome", "run_sweep", "sweep_dir_for"]
+__all__ = ["SweepOutcome", "result_grid", "run_sweep", "sweep_dir_for"]
 
 log = logging.getLogger("fsf.sweep")
 TUNE_DIR = "tune"
@@ -61,7 +61,7 @@ def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -
     try:
         base = location(root)
     except ValueError as exc:
-        raise FsfError(f"--storage-path: {exc}") from None
+        raise UsageError(f"--storage-path: {exc}") from None
     if isinstance(base, Path):
         return (base / (name or spec.name)).resolve()
     return base / (name or spec.name)
@@ -205,8 +205,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         info = _trial_info(spec, config, loop_config["trial_id"], loop_config["params"])
         writer = ParquetReporter(loop_config["results_dir"], info)
         reporters.insert(0, writer)
+    local, target = _artifacts_dir(config, loop_config["sweep_dir"], loop_config["trial_id"])
     try:
-        train(config, CompositeReporter(*reporters), all_ranks_report=True)
+        train(config, CompositeReporter(*reporters), all_ranks_report=True, artifacts_dir=local)
+        _upload_artifacts(local, target)
     except SystemExit:
         if writer is not None:
             writer.finish(_stop_status(writer))
@@ -217,6 +219,38 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         raise
     if writer is not None:
         writer.finish("completed")
+
+
+def _artifacts_dir(config: Any, sweep_dir: str, trial_id: str) -> tuple[Path | None, Any]:
+    """Where a trial's prediction files and checkpoint go (`eval.predictions`,
+    `checkpoint.save`; none by default): `<sweep>/runs/<trial>/seed-<seed>/`. For a sweep on
+    a URI the worker writes to a local temporary folder first (returned with the target)."""
+    if not config.keeps_artifacts:
+        return None, None
+    target = location(sweep_dir) / "runs" / trial_id / f"seed-{config.seed}"
+    if isinstance(target, Path):
+        return target, None
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"fsf-{trial_id}-")), target
+
+
+def _upload_artifacts(local: Path | None, target: Any) -> None:
+    """Copy a trial's artifacts written locally to the sweep's storage (a URI), then drop
+    the local copy."""
+    if local is None or target is None or not local.exists():
+        return
+    import shutil
+
+    import pyarrow.fs as pafs
+
+    pafs.copy_files(
+        str(local),
+        target.path,
+        source_filesystem=pafs.LocalFileSystem(),
+        destination_filesystem=target.fs,
+    )
+    shutil.rmtree(local, ignore_errors=True)
 
 
 def _run_distributed(
@@ -271,6 +305,7 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
                 "metrics": metrics,
                 "finished": finished,
                 "results_dir": results_dir,
+                "sweep_dir": sweep_dir,
             }
             last = _run_distributed(spec, loop_config, sweep_dir)
         else:
@@ -279,8 +314,10 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
             writer = ParquetReporter(results_dir, _trial_info(spec, config, trial_id, params))
             tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
             tune_reporter = _TuneReporter(tracker)
+            local, target = _artifacts_dir(config, sweep_dir, trial_id)
             try:
-                train(config, CompositeReporter(writer, tune_reporter))
+                train(config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
+                _upload_artifacts(local, target)
             except SystemExit:  # Tune ends the trial from inside `tune.report` (ASHA, max_t)
                 writer.finish(_stop_status(writer))
                 raise
@@ -585,7 +622,7 @@ def _optuna_storage(spec: SweepSpec, sweep_dir: Location):  # type: ignore[no-un
 
 def _check_address(address: str | None) -> None:
     if address and address.startswith("ray://"):
-        raise FsfError(
+        raise UsageError(
             f"--address {address}: Ray Client is not supported for sweeps (Tune's driver and "
             "fsf's callbacks must run in this process, on the cluster); run fsf-sweep on a "
             "cluster node with --address auto (or HEAD:6379), or submit it as a job: "
@@ -603,7 +640,9 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # Tune's own loggers stay on: each trial folder under <sweep>/tune/ gets result.json,
+    # progress.csv and TensorBoard events (tensorboardX), for ExperimentAnalysis, Tuner.restore
+    # (...).get_results() and `tensorboard --logdir <sweep>/tune` (docs/results.md)
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # finished trials survive a crash
     if ray.is_initialized():
         return
@@ -617,6 +656,35 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(num_cpus=num_cpus, **kwargs)
+
+
+def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
+    """The space's extra Tune loggers (`loggers:`): MLflow (default tracking URI: SQLite in
+    `<sweep>/mlflow.db`, as MLflow 3 no longer takes a file store by default; experiment = the
+    sweep's name) and W&B (project = the sweep's name); their options are passed through."""
+    from fsf.sweep.space import missing_logger_packages
+
+    missing = missing_logger_packages(spec)
+    if missing:
+        raise UsageError("; ".join(missing))
+    out: list[Any] = []
+    for name, options in spec.loggers.items():
+        if name == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            kwargs = {
+                "tracking_uri": f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
+                if isinstance(sweep_dir, Path)
+                else None,
+                "experiment_name": spec.name,
+                **options,
+            }
+            out.append(MLflowLoggerCallback(**kwargs))
+        elif name == "wandb":
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            out.append(WandbLoggerCallback(**{"project": spec.name, **options}))
+    return out
 
 
 def _finalise_statuses(results_dir: Location, errors: dict[str, str]) -> None:
@@ -714,12 +782,16 @@ def run_sweep(
         search = search.model_copy(update={"max_concurrent": max_concurrent})
     spec = spec.model_copy(update={"search": search})
     if resume and not tune_path.exists():
-        raise FsfError(f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)")
+        raise UsageError(f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)")
     if not resume and sweep_dir.exists() and any(sweep_dir.iterdir()):
-        raise FsfError(
+        raise UsageError(
             f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
         )
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
+    from fsf.sweep.space import missing_logger_packages
+
+    if not resume and missing_logger_packages(spec):
+        raise UsageError("; ".join(missing_logger_packages(spec)))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     results_dir = sweep_dir / "results"
     spec_data = spec.model_dump(mode="json")
@@ -728,6 +800,7 @@ def run_sweep(
         _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
         _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
 
+    log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
     _init_ray(address, num_cpus)
     points = grid_points(spec) if search.searcher == "grid" else None
     n = len(points) if points is not None else search.num_trials
@@ -756,7 +829,7 @@ def run_sweep(
                 storage_path=str(sweep_dir),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=search.max_failures),
-                callbacks=[_LiveCallbacks()],
+                callbacks=[_LiveCallbacks(), *_logger_callbacks(spec, sweep_dir)],
             ),
         )
     try:
@@ -798,3 +871,15 @@ def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
 
 def _write_text(path: Location, text: str) -> None:
     write_bytes_atomic(path, text.encode())
+
+
+def result_grid(sweep_dir: str | Path) -> Any:
+    """Ray Tune's `ResultGrid` of a sweep, read from `<sweep>/tune` (the state and logs Tune
+    kept): `result_grid(DIR).get_dataframe()` has one row per trial with the scalars it last
+    reported. `Tuner.restore` wants the trainable the sweep ran, which is fsf's `_trial`."""
+    from ray import tune
+
+    path = location(str(sweep_dir)) / TUNE_DIR
+    if not path.exists():
+        raise UsageError(f"{sweep_dir} holds no Ray Tune state ({path} does not exist)")
+    return tune.Tuner.restore(str(path), trainable=_trial).get_results()

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fsf._cli import add_common_arguments, run_main
+
 __all__ = ["main"]
 
 
@@ -143,21 +145,25 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     i = sub.add_parser("info", help="where the shipped assets are, and their manifest")
     i.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
-    return parser
+    return add_common_arguments(parser, "fsf-synth")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fsf-synth``; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
-    try:
-        return _COMMANDS[args.command](args)
-    except _UsageError as exc:
-        print(f"fsf-synth {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"fsf-synth {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+
+    def body() -> int:
+        try:
+            return _COMMANDS[args.command](args)
+        except _UsageError as exc:
+            print(f"fsf-synth {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"fsf-synth {args.command}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run_main(body, args)
 
 
 if __name__ == "__main__":

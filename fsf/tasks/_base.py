@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from fsf.tasks.data import load_split
+from fsf.tasks.data import DataError, load_split
 
 if TYPE_CHECKING:
     import torch
@@ -32,22 +32,35 @@ class Task(ABC):
        that contains `metric`, in [0, 1].
 
     `score` may return more metrics than `metric` (precision, recall; exact match): every
-    one of them becomes a results row. A feature may be one of several of an example (QA's
+    one of them becomes a results row.
+
+    Prediction files (`eval.predictions`): `prediction_text(predictions, features)` gives
+    the content of one language's XTREME submission file, `test-<lang>.<prediction_suffix>`
+    in the layout XTREME's `evaluate.py --prediction_folder` reads (one label per line; one
+    tag per line with a blank line between sentences; a JSON object id -> answer text);
+    `score_prediction_text(text, examples)` scores such a file against the raw examples'
+    gold labels with the task's metric, as `score` does. A feature may be one of several of an example (QA's
     windows over a long context): `score` then aggregates them back to examples.
 
     Defaults a task declares: `policy_iv_default` (Policy IV; the paper turns it off for
     NER), `hub_dataset` and `hub_config` (the template naming a language's config there),
     `hub_train_dataset` / `hub_train_config` (where the source train split comes from when
-    it is another dataset, as SQuAD is for MLQA). The run config's `task.*` overrides them.
+    it is another dataset, as SQuAD is for MLQA), `hub_splits` (fsf's train / dev / test ->
+    the dataset's split names, when `task.splits` is not set; a split left out does not
+    exist, as XQuAD has no dev split) and `eval_splits` (the splits evaluated when
+    `eval.splits` is not set). The run config's `task.*` and `eval.*` override them.
     """
 
     name: ClassVar[str]
     metric: ClassVar[str]
+    prediction_suffix: ClassVar[str] = "tsv"
     policy_iv_default: ClassVar[bool] = True
     hub_dataset: ClassVar[str | None] = None
     hub_config: ClassVar[str] = "{lang}"
     hub_train_dataset: ClassVar[str | None] = None
     hub_train_config: ClassVar[str | None] = None
+    hub_splits: ClassVar[dict[str, str]] = {"train": "train", "dev": "validation", "test": "test"}
+    eval_splits: ClassVar[tuple[str, ...]] = ("dev", "test")
 
     def __init__(self, config: TaskConfig, model: ModelConfig):
         self.config = config
@@ -58,6 +71,7 @@ class Task(ABC):
 
             raise ConfigError([Problem("task.dataset", f"task {self.name!r} needs a dataset")])
         self.config_name = config.config_name or self.hub_config
+        self.splits: dict[str, str] = dict(config.splits)  # the task's hub_splits by default
         self.train_dataset = config.train_dataset or self.hub_train_dataset
         self.train_config_name = (
             config.train_config_name
@@ -74,11 +88,24 @@ class Task(ABC):
     def load(self, lang: str, split: str) -> list[dict[str, Any]]:
         """Raw examples of one language and split (`train`, `dev` or `test`)."""
         dataset, config_name = self.source(split)
-        examples = load_split(dataset, lang, self.config.splits.get(split, split), config_name)
+        examples = load_split(dataset, lang, self.split_name(split), config_name)
         limit = (
             self.config.max_train_examples if split == "train" else self.config.max_eval_examples
         )
         return examples[:limit] if limit else examples
+
+    def split_name(self, split: str) -> str:
+        """The dataset's name of fsf's `split` (`train`, `dev` or `test`; train is `train`
+        unless mapped)."""
+        if split == "train" and split not in self.splits:
+            return "train"
+        if split not in self.splits:
+            raise DataError(
+                f"task {self.name!r} has no {split!r} split (its splits: "
+                f"{', '.join(f'{k}={v}' for k, v in self.splits.items())}); map it with "
+                f"task.splits, or leave {split} out of eval.splits"
+            )
+        return self.splits[split]
 
     @abstractmethod
     def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
@@ -99,3 +126,12 @@ class Task(ABC):
     @abstractmethod
     def score(self, predictions: list[Any], features: list[dict[str, Any]]) -> dict[str, float]:
         """Metrics for one language and split."""
+
+    @abstractmethod
+    def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
+        """One language's XTREME prediction file, in the examples' order."""
+
+    @abstractmethod
+    def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
+        """The metrics of a prediction file against the gold labels of `examples` (raw, as
+        `load` gives them, in the same order)."""

@@ -8,6 +8,7 @@ import torch
 
 from fsf.errors import ConfigError, Problem
 from fsf.tasks._base import Task
+from fsf.tasks.data import label_names
 
 __all__ = ["ClassificationTask", "PawsXTask", "XnliTask"]
 
@@ -16,12 +17,16 @@ class ClassificationTask(Task):
     """Classify one text or a text pair; metric: accuracy.
 
     Set `task.text_fields` (one or two columns) and `task.num_labels` for your dataset.
+    The class names (prediction files, model cards) are `task.label_names`, else the names
+    the dataset declares for its label column (a ClassLabel, as on the hub), else the task's
+    (XNLI's), else the class ids.
     """
 
     name: ClassVar[str] = "classification"
     metric: ClassVar[str] = "accuracy"
     text_fields: ClassVar[tuple[str, ...] | None] = None
     num_labels: ClassVar[int | None] = None
+    class_names: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(self, config, model):  # type: ignore[no-untyped-def]
         super().__init__(config, model)
@@ -35,8 +40,38 @@ class ClassificationTask(Task):
             )
         if self.labels is None:
             problems.append(Problem("task.num_labels", "set the number of classes (>= 2)"))
+        self._names: list[str] | None = list(config.label_names) if config.label_names else None
+        if self._names is not None and self.labels and len(self._names) != self.labels:
+            problems.append(
+                Problem(
+                    "task.label_names",
+                    f"give one name per class ({self.labels})",
+                    config.label_names,
+                    True,
+                )
+            )
         if problems:
             raise ConfigError(problems)
+
+    def load(self, lang: str, split: str) -> list[dict[str, Any]]:
+        examples = super().load(lang, split)
+        if self._names is None:
+            dataset, config_name = self.source(split)
+            names = label_names(
+                dataset, lang, self.split_name(split), self.label_field, config_name
+            )
+            if names is not None and len(names) == self.labels:
+                self._names = names
+        return examples
+
+    @property
+    def names(self) -> list[str]:
+        """The class names, by class id."""
+        if self._names is not None:
+            return self._names
+        if self.class_names is not None and len(self.class_names) == self.labels:
+            return list(self.class_names)
+        return [str(i) for i in range(self.labels or 0)]
 
     def encode(self, examples: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
         missing = [f for f in (*self.fields, self.label_field) if examples and f not in examples[0]]
@@ -78,7 +113,13 @@ class ClassificationTask(Task):
     def build_model(self, path: str) -> torch.nn.Module:
         from transformers import AutoModelForSequenceClassification
 
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=self.labels)
+        names = self.names
+        return AutoModelForSequenceClassification.from_pretrained(
+            path,
+            num_labels=self.labels,
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+        )
 
     def predict(self, model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> list[Any]:
         inputs = {k: v for k, v in batch.items() if k != "labels"}
@@ -90,6 +131,22 @@ class ClassificationTask(Task):
         right = sum(int(p == f["label"]) for p, f in zip(predictions, features, strict=True))
         return {"accuracy": right / len(features)}
 
+    def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
+        """One class name per line (XNLI: entailment / neutral / contradiction, PAWS-X: 0 /
+        1), as XTREME's run_classify.py writes them."""
+        names = self.names
+        return "".join(f"{names[int(p)]}\n" for p in predictions)
+
+    def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
+        predicted = [line.strip() for line in text.splitlines()]
+        if len(predicted) != len(examples):
+            raise ValueError(f"{len(predicted)} predictions for {len(examples)} examples")
+        if not examples:
+            return {"accuracy": float("nan")}
+        names = self.names
+        gold = [names[int(ex[self.label_field])] for ex in examples]
+        return {"accuracy": sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)}
+
 
 class XnliTask(ClassificationTask):
     """XNLI: premise/hypothesis, 3 labels (entailment, neutral, contradiction)."""
@@ -98,6 +155,7 @@ class XnliTask(ClassificationTask):
     hub_dataset = "facebook/xnli"
     text_fields = ("premise", "hypothesis")
     num_labels = 3
+    class_names = ("entailment", "neutral", "contradiction")  # facebook/xnli's ClassLabel
 
 
 class PawsXTask(ClassificationTask):
@@ -107,3 +165,4 @@ class PawsXTask(ClassificationTask):
     hub_dataset = "google-research-datasets/paws-x"
     text_fields = ("sentence1", "sentence2")
     num_labels = 2
+    class_names = ("0", "1")

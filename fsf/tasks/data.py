@@ -6,6 +6,12 @@ config per language, as `facebook/xnli`, `google/xtreme` (`PAN-X.de`) and `faceb
 template that names a language's config (`{lang}` by default, `PAN-X.{lang}`, ...; None: the
 dataset's default config, as for `rajpurkar/squad`).
 
+`FSF_HUB_MIRROR` (an environment variable) names a folder of local copies of hub dataset
+repositories, one folder per repository id (`<mirror>/google/xtreme`, as `hf download
+--repo-type dataset google/xtreme --local-dir <mirror>/google/xtreme` lays it out): when it
+is set, a hub name is read from its copy there, through the same `load_dataset` call (for
+machines without hub access, and for tests). When it is not set, a hub name goes to the hub.
+
 A dataset may also be a file template with `{lang}` / `{split}` placeholders, or one file
 (every language and split: meant for a separate training set). A `.json` file in the
 original SQuAD / MLQA format (`{"data": [{"paragraphs": [{"context", "qas"}]}]}`) is
@@ -16,14 +22,23 @@ flattened to the hub's rows: `id`, `title`, `context`, `question`, `answers` (`t
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from fsf.errors import FsfError
 
-__all__ = ["DataError", "label_names", "load_split", "resolve_dataset"]
+__all__ = ["HUB_MIRROR_ENV", "DataError", "label_names", "load_split", "resolve_dataset"]
+
+HUB_MIRROR_ENV = "FSF_HUB_MIRROR"
+"""Environment variable: a folder of local copies of hub dataset repositories."""
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+
+log = logging.getLogger("fsf.tasks")
 
 _BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv", ".tsv": "csv"}
 
@@ -40,7 +55,8 @@ class _Split(NamedTuple):
 
 
 def resolve_dataset(dataset: str) -> str:
-    """`synthetic:<task>` -> the shipped folder; anything else is returned unchanged."""
+    """`synthetic:<task>` -> the shipped folder; a hub name -> its copy in `FSF_HUB_MIRROR`
+    when that is set; anything else (a local path, a file template) is returned unchanged."""
     if dataset.startswith("synthetic:"):
         from fsf.synthetic import data_dir
 
@@ -48,6 +64,16 @@ def resolve_dataset(dataset: str) -> str:
             return str(data_dir(dataset.split(":", 1)[1]))
         except ValueError as exc:
             raise DataError(str(exc)) from None
+    mirror = os.environ.get(HUB_MIRROR_ENV)
+    if mirror and _HUB_ID.match(dataset) and not Path(dataset).exists():
+        copy = Path(mirror) / dataset
+        if not copy.is_dir():
+            raise DataError(
+                f"{HUB_MIRROR_ENV}={mirror} holds no copy of the hub dataset {dataset!r} "
+                f"(expected the folder {copy}); download it there (hf download --repo-type "
+                f"dataset {dataset} --local-dir {copy}) or unset {HUB_MIRROR_ENV}"
+            )
+        return str(copy)
     return dataset
 
 
@@ -91,6 +117,7 @@ def _load(dataset: str, lang: str, split: str, config: str | None) -> _Split:
     datasets.disable_progress_bars()
     name = config.format(lang=lang) if config is not None else None
     what = f"{lang}, {split}" + (f", config {name!r}" if name and name != lang else "")
+    log.info("loading %s (%s)", dataset, what)
     try:
         if _is_template(dataset) or _is_file(dataset):
             path = dataset.format(lang=lang, split=split) if _is_template(dataset) else dataset
@@ -122,6 +149,17 @@ def _load(dataset: str, lang: str, split: str, config: str | None) -> _Split:
         offline = " (this machine is offline: use a local copy)" if _offline() else ""
         raise DataError(
             f"cannot load dataset {dataset!r} ({what}){offline}: {_short(str(exc))}"
+        ) from None
+    except RuntimeError as exc:
+        if "scripts are no longer supported" in str(exc):
+            raise DataError(
+                f"cannot load dataset {dataset!r} ({what}): the repository holds a loading "
+                "script, which datasets >= 4 no longer runs; use a copy of its data files "
+                "(Parquet, JSON) as task.dataset, or a repository that has them (MLQA: "
+                "google/xtreme, configs MLQA.<lang>.<lang>; docs/tasks.md)"
+            ) from None
+        raise DataError(
+            f"cannot load dataset {dataset!r} ({what}): {type(exc).__name__}: {_short(str(exc))}"
         ) from None
     except Exception as exc:  # datasets raises many private error types
         raise DataError(

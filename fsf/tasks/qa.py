@@ -22,6 +22,7 @@ of its windows, never a single window.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from typing import Any, ClassVar
 
@@ -41,6 +42,7 @@ class QATask(Task):
 
     name: ClassVar[str] = "qa"
     metric: ClassVar[str] = "f1"
+    prediction_suffix: ClassVar[str] = "json"
     normalization: ClassVar[str] = "mlqa"
     required: ClassVar[tuple[str, ...]] = ("context", "question", "answers")
 
@@ -188,17 +190,46 @@ class QATask(Task):
             )
         return preds
 
-    def score(self, predictions: list[Any], features: list[dict[str, Any]]) -> dict[str, float]:
+    def _answers(
+        self, predictions: list[Any], features: list[dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(answer text, first feature) per example, in the examples' order."""
         by_example: dict[int, list[tuple[Any, dict[str, Any]]]] = defaultdict(list)
         for p, f in zip(predictions, features, strict=True):
             by_example[f["example"]].append((p, f))
-        texts, golds, langs = [], [], []
-        for key in sorted(by_example):
-            windows = by_example[key]
-            texts.append(extract_answer(windows, self.config.qa.max_answer_length))
-            golds.append(windows[0][1]["answers"])
-            langs.append(windows[0][1]["lang"])
-        return qa_scores(texts, golds, langs, self.norm)  # type: ignore[arg-type]
+        return [
+            (extract_answer(by_example[k], self.config.qa.max_answer_length), by_example[k][0][1])
+            for k in sorted(by_example)
+        ]
+
+    def score(self, predictions: list[Any], features: list[dict[str, Any]]) -> dict[str, float]:
+        answers = self._answers(predictions, features)
+        return qa_scores(
+            [a for a, _ in answers],
+            [f["answers"] for _, f in answers],
+            [f["lang"] for _, f in answers],
+            self.norm,  # type: ignore[arg-type]
+        )
+
+    def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
+        """A JSON object: question id -> answer text (XTREME's and SQuAD's prediction file)."""
+        out: dict[str, str] = {}
+        for text, f in self._answers(predictions, features):
+            if f["id"] is None:
+                raise ValueError("a QA prediction file needs an `id` column in the data")
+            if str(f["id"]) in out:
+                raise ValueError(f"question id {f['id']!r} is repeated: ids must be unique")
+            out[str(f["id"])] = text
+        return json.dumps(out, ensure_ascii=False, indent=1) + "\n"
+
+    def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
+        predicted = json.loads(text)
+        return qa_scores(
+            [predicted.get(str(ex["id"]), "") for ex in examples],  # unanswered: ""
+            [list(ex["answers"]["text"]) for ex in examples],
+            [ex.get(LANG_KEY, "") for ex in examples],
+            self.norm,  # type: ignore[arg-type]
+        )
 
 
 def extract_answer(windows: list[tuple[Any, dict[str, Any]]], max_answer_length: int) -> str:
@@ -225,21 +256,27 @@ def extract_answer(windows: list[tuple[Any, dict[str, Any]]], max_answer_length:
 
 
 class MlqaTask(QATask):
-    """MLQA (`facebook/mlqa`, configs `mlqa.<context lang>.<question lang>`; dev and test),
-    trained on English SQuAD v1.1 (`rajpurkar/squad`)."""
+    """MLQA from `google/xtreme`'s Parquet configs `MLQA.<context lang>.<question lang>`
+    (splits `validation` = dev and `test`), trained on English SQuAD v1.1
+    (`rajpurkar/squad`). (`facebook/mlqa` holds only a loading script, which datasets >= 4
+    cannot run.)"""
 
     name = "mlqa"
-    hub_dataset = "facebook/mlqa"
-    hub_config = "mlqa.{lang}.{lang}"
+    hub_dataset = "google/xtreme"
+    hub_config = "MLQA.{lang}.{lang}"
     hub_train_dataset = "rajpurkar/squad"
 
 
 class XquadTask(QATask):
-    """XQuAD (`google/xquad`, configs `xquad.<lang>`; one split, `validation`), trained on
-    SQuAD v1.1; scored with SQuAD v1.1's normalisation, as XTREME does."""
+    """XQuAD (`google/xquad`, configs `xquad.<lang>`), trained on SQuAD v1.1; scored with
+    SQuAD v1.1's normalisation, as XTREME does. XQuAD has one split, `validation`, which fsf
+    evaluates as the test split; there is no dev split (by default only test is evaluated,
+    so a run selects its final step)."""
 
     name = "xquad"
     hub_dataset = "google/xquad"
     hub_config = "xquad.{lang}"
     hub_train_dataset = "rajpurkar/squad"
+    hub_splits = {"train": "train", "test": "validation"}  # noqa: RUF012
+    eval_splits = ("test",)
     normalization = "squad"

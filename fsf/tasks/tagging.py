@@ -75,7 +75,7 @@ class TaggingTask(Task):
             names = label_names(
                 dataset,
                 lang,
-                self.config.splits.get(split, split),
+                self.split_name(split),
                 self.tags_field_name,
                 config_name,
             )
@@ -200,6 +200,35 @@ class TaggingTask(Task):
             gold.append([tags[t] for t in f["tags"]])
             pred.append([tags[t] for t in words])
         return entity_scores(gold, pred)
+
+    def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
+        """One tag per word (words cut off by max_length: O, as scored), a blank line between
+        sentences: XTREME's tagging layout (run_tag.py's save_predictions)."""
+        tags = self.tag_set
+        outside = tags.index("O")
+        blocks = []
+        for p, f in zip(predictions, features, strict=True):
+            words = list(p) + [outside] * (len(f["tags"]) - len(p))
+            blocks.append("".join(f"{tags[t]}\n" for t in words))
+        return "\n".join(blocks)
+
+    def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
+        sentences: list[list[str]] = [[]]
+        for line in text.splitlines():  # as XTREME's evaluate.py reads it (read_tag)
+            line = line.strip()
+            if line:
+                sentences[-1].append(line)
+            else:
+                sentences.append([])
+        if sentences and not sentences[-1]:
+            sentences.pop()
+        if len(sentences) != len(examples):
+            raise ValueError(f"{len(sentences)} predicted sentences for {len(examples)} examples")
+        if not examples:
+            return {"f1": float("nan"), "precision": float("nan"), "recall": float("nan")}
+        tags = self.tag_set
+        gold = [[tags[t] for t in self._tag_ids(list(ex[self.tags_field_name]))] for ex in examples]
+        return entity_scores(gold, sentences)
 
 
 class PanXTask(TaggingTask):

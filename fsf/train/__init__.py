@@ -17,7 +17,13 @@ from fsf.train.reporter import (
 )
 
 if TYPE_CHECKING:
-    from fsf.train.worker import TrainingDiverged, resolve_model_path, scheduled_lr_factor, train
+    from fsf.train.worker import (
+        TrainingDiverged,
+        evaluate_model,
+        resolve_model_path,
+        scheduled_lr_factor,
+        train,
+    )
 
 __all__ = [
     "CompositeReporter",
@@ -27,12 +33,19 @@ __all__ = [
     "RunSummary",
     "StepRecord",
     "TrainingDiverged",
+    "evaluate_model",
     "resolve_model_path",
     "scheduled_lr_factor",
     "train",
 ]
 
-_WORKER = ("TrainingDiverged", "resolve_model_path", "scheduled_lr_factor", "train")
+_WORKER = (
+    "TrainingDiverged",
+    "evaluate_model",
+    "resolve_model_path",
+    "scheduled_lr_factor",
+    "train",
+)
 
 
 def __getattr__(name: str) -> Any:

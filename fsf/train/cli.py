@@ -13,7 +13,7 @@ import json
 import socket
 import sys
 
-from fsf._cli import print_table, run_main
+from fsf._cli import add_common_arguments, print_table, progress_enabled, run_main
 from fsf.config import load_run_config
 from fsf.train.reporter import Evaluation, RunSummary
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return p
+    return add_common_arguments(p, "fsf-train")
 
 
 def print_summary(summary: RunSummary, title: str = "") -> None:
@@ -83,19 +83,21 @@ def _run(args: argparse.Namespace) -> int:
     )
     writer = ParquetReporter(root, info)
     try:
-        summary = train(config, writer, progress=not args.no_progress)
+        summary = train(config, writer, progress=not args.no_progress and progress_enabled())
     except BaseException as exc:
         writer.finish("failed", f"{type(exc).__name__}: {exc}")
         raise
     path = writer.finish("completed")
     print_summary(summary, title=f"{config.name} [{config.policy.name}]")
     print(f"evaluation rows: {path}")
+    for what, where in summary.artifacts.items():
+        print(f"{what}: {where}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return run_main(lambda: _run(args))
+    return run_main(lambda: _run(args), args)
 
 
 if __name__ == "__main__":

@@ -99,6 +99,9 @@ class RunSummary:
     """
 
     evaluations: list[Evaluation] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    """What the run wrote besides its rows: `predictions` (the folder of XTREME prediction
+    files), `checkpoint` (the saved model); empty unless asked for (rank 0 only)."""
 
     def _best(self, key: Any) -> Evaluation | None:
         usable = [e for e in self.evaluations if "dev" in e.scores and not math.isnan(key(e))]

@@ -14,8 +14,10 @@ import logging
 import math
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -34,7 +36,13 @@ from fsf.tasks import Task, build_task
 from fsf.train._probe import apply_probe
 from fsf.train.reporter import Evaluation, Reporter, RunSummary, StepRecord
 
-__all__ = ["TrainingDiverged", "resolve_model_path", "scheduled_lr_factor", "train"]
+__all__ = [
+    "TrainingDiverged",
+    "evaluate_model",
+    "resolve_model_path",
+    "scheduled_lr_factor",
+    "train",
+]
 
 log = logging.getLogger("fsf.train")
 
@@ -74,6 +82,27 @@ def _use_cuda(config: RunConfig) -> bool:
     return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what libraries print to stdout to stderr instead, at the file-descriptor level
+    (DeepSpeed prints "DeepSpeed deepspeed_shm_comm built successfully" and op build
+    times with `print`, and a C++ op build writes to fd 1): stdout is for fsf's results."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a daemon): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _process_group(cuda: bool) -> tuple[int, int]:
     """(rank, world size) of the current process group, creating a one-rank group if none
     exists. A group this function creates lives until the process exits: DeepSpeed caches
@@ -83,7 +112,8 @@ def _process_group(cuda: bool) -> tuple[int, int]:
 
     if not cuda:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    import deepspeed
+    with _stdout_to_stderr():
+        import deepspeed
 
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
@@ -94,9 +124,10 @@ def _process_group(cuda: bool) -> tuple[int, int]:
                 MASTER_ADDR="127.0.0.1",
                 MASTER_PORT=str(_free_port()),
             )
-        deepspeed.init_distributed(
-            dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
-        )
+        with _stdout_to_stderr():
+            deepspeed.init_distributed(
+                dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
+            )
         atexit.register(_destroy_group)
     return dist.get_rank(), dist.get_world_size()
 
@@ -116,6 +147,9 @@ def _quiet_libraries() -> None:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # save_pretrained's "Writing model shards" bar
     except ImportError:  # pragma: no cover
         pass
 
@@ -325,18 +359,24 @@ def train(
     *,
     progress: bool = False,
     all_ranks_report: bool = False,
+    artifacts_dir: str | Path | None = None,
 ) -> RunSummary:
     """Fine-tune `config.model` on the source language with `config.policy`; evaluate every
     language every `config.eval.every_steps` updates and at the end; report each evaluation
     to `reporter`: on rank 0 only, or on every rank with `all_ranks_report` (for collective
     reporters such as Ray Train's). Every rank computes the same scores. Returns the summary
-    (on every rank)."""
+    (on every rank).
+
+    With `eval.predictions` and / or `checkpoint.save`, rank 0 writes the selected
+    checkpoint's XTREME prediction files and / or the checkpoint into `artifacts_dir`
+    (default: `config.run_dir()`): `predictions/<task>/test-<lang>.<tsv|json>`,
+    `checkpoint/` (fsf.train.artifacts); `summary.artifacts` names them."""
     _quiet_libraries()
     cuda = _use_cuda(config)
     rank, world = _one_rank() if config.engine == "torch" else _process_group(cuda)
     if rank != 0 and not all_ranks_report:
         reporter = None
-    return _train(config, reporter, progress and rank == 0, rank, world, cuda)
+    return _train(config, reporter, progress and rank == 0, rank, world, cuda, artifacts_dir)
 
 
 def _train(
@@ -346,6 +386,7 @@ def _train(
     rank: int,
     world: int,
     cuda: bool,
+    artifacts_dir: str | Path | None = None,
 ) -> RunSummary:
     import torch.distributed as dist
     from transformers import AutoTokenizer
@@ -360,6 +401,12 @@ def _train(
         raise FsfError(f"cannot load the tokenizer of model {model_path!r}: {exc}") from None
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_features, eval_sets = _load_data(task, config, tokenizer)
+    log.info(
+        "%d training features (%s); evaluating %s",
+        len(train_features),
+        config.source_lang,
+        ", ".join(f"{s}: {len(d)} languages" for s, d in eval_sets.items()),
+    )
 
     try:
         model = task.build_model(model_path)
@@ -392,12 +439,13 @@ def _train(
         import deepspeed
 
         ds_config = _ds_config(config, world, cuda)
-        engine, _, _, _ = deepspeed.initialize(
-            model=model,
-            optimizer=_optimizer(groups, config, cuda),
-            config=ds_config,
-            dist_init_required=False,
-        )
+        with _stdout_to_stderr():
+            engine, _, _, _ = deepspeed.initialize(
+                model=model,
+                optimizer=_optimizer(groups, config, cuda),
+                config=ds_config,
+                dist_init_required=False,
+            )
         clip = opt.grad_clip if opt.grad_clip and not ds_config["gradient_clipping"] else None
         if world == 1 and config.deepspeed.zero_stage == 0:
             # A one-rank all-reduce is the identity, yet DeepSpeed would still flatten, reduce
@@ -418,27 +466,22 @@ def _train(
     step_log: list[StepRecord] = []  # analysis records since the previous evaluation
     cka_log: dict[int, dict[str, list[float]]] = {}
 
+    keep = _Keeper(config, rank)  # the selected evaluation's predictions and weights
+
     def evaluate(step: int, loss: float | None, final: bool) -> None:
         engine.module.eval()
         scores: dict[str, dict[str, dict[str, float]]] = {}
+        test_preds: dict[str, list[Any]] = {}
         with torch.no_grad(), evaluating():
             for split, per_lang in eval_sets.items():
                 scores[split] = {}
                 for lang, es in per_lang.items():
-                    mine = es.order[rank::world]
-                    preds: list[Any] = []
-                    for i in range(0, len(mine), config.eval.batch_size):
-                        feats = [es.features[j] for j in mine[i : i + config.eval.batch_size]]
-                        batch = {k: v.to(device) for k, v in task.collate(feats, pad_id).items()}
-                        preds += task.predict(engine.module, batch)
-                    if world > 1:
-                        gathered: list[Any] = [None] * world
-                        dist.all_gather_object(gathered, list(zip(mine, preds, strict=True)))
-                        pairs = sorted(p for part in gathered for p in part)
-                    else:
-                        pairs = sorted(zip(mine, preds, strict=True))
-                    ordered = [p for _, p in pairs]
+                    ordered = _predict(
+                        task, engine.module, es, config.eval.batch_size, pad_id, device, rank, world
+                    )
                     scores[split][lang] = task.score(ordered, es.features)
+                    if split == "test":
+                        test_preds[lang] = ordered
         engine.module.train()
         ev = Evaluation(
             step=step,
@@ -460,6 +503,7 @@ def _train(
         step_log.clear()
         cka_log.clear()
         summary.evaluations.append(ev)
+        keep.offer(ev, test_preds, engine.module)
         if reporter is not None:
             reporter.report(ev)
 
@@ -515,4 +559,121 @@ def _train(
             loss_sum, loss_n = 0.0, 0
     if bar is not None:
         bar.close()
+    if config.keeps_artifacts and rank == 0:
+        from fsf.train.artifacts import write_artifacts
+
+        chosen, preds, state_dict = keep.result(summary)
+        if state_dict is not None:
+            engine.module.load_state_dict(state_dict)
+        log.info("writing artifacts of step %d (%s)", chosen.step, config.selection)
+        summary.artifacts = write_artifacts(
+            Path(artifacts_dir) if artifacts_dir is not None else config.run_dir(),
+            config,
+            task,
+            chosen,
+            preds,
+            {lang: es.features for lang, es in eval_sets.get("test", {}).items()},
+            engine.module if config.checkpoint.save != "none" else None,
+            tokenizer,
+        )
     return summary
+
+
+def evaluate_model(
+    config: RunConfig,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    splits: tuple[str, ...] = ("test",),
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Score `model` (e.g. a saved checkpoint loaded with `AutoModelFor...from_pretrained`)
+    on `splits` of every language of `config`, exactly as the training run evaluates:
+    `{split: {lang: {metric: value}}}`. Runs in this process, on the model's device."""
+    task = build_task(config.task, config.model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    try:
+        with torch.no_grad():
+            for split in splits:
+                out[split] = {}
+                for lang in config.languages:
+                    es = _EvalSet(task.encode(task.load(lang, split), tokenizer))
+                    preds = _predict(task, model, es, config.eval.batch_size, pad_id, device)
+                    out[split][lang] = task.score(preds, es.features)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _predict(
+    task: Task,
+    model: torch.nn.Module,
+    es: _EvalSet,
+    batch_size: int,
+    pad_id: int,
+    device: Any,
+    rank: int = 0,
+    world: int = 1,
+) -> list[Any]:
+    """The task's predictions for every feature of `es`, in the features' order (each rank
+    predicts its share, the shares are gathered). The model must be in eval mode."""
+    import torch.distributed as dist
+
+    mine = es.order[rank::world]
+    preds: list[Any] = []
+    for i in range(0, len(mine), batch_size):
+        feats = [es.features[j] for j in mine[i : i + batch_size]]
+        batch = {k: v.to(device) for k, v in task.collate(feats, pad_id).items()}
+        preds += task.predict(model, batch)
+    if world > 1:
+        gathered: list[Any] = [None] * world
+        dist.all_gather_object(gathered, list(zip(mine, preds, strict=True)))
+        pairs = sorted(p for part in gathered for p in part)
+    else:
+        pairs = sorted(zip(mine, preds, strict=True))
+    return [p for _, p in pairs]
+
+
+class _Keeper:
+    """Keeps what the run's artifacts need of the selected evaluation (`config.selection`):
+    with `source-dev`, the evaluation with the best source-language dev score so far (ties:
+    the earlier one, as `RunSummary.best_by_source_dev`), its test predictions and, for
+    `checkpoint.save: best`, a CPU copy of the weights; with `final`, the last evaluation's.
+    Only rank 0 keeps weights."""
+
+    def __init__(self, config: RunConfig, rank: int):
+        self.active = config.keeps_artifacts
+        self.rule = config.selection
+        self.weights = config.checkpoint.save == "best" and rank == 0
+        self.best: tuple[float, Evaluation, dict[str, list[Any]]] | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+        self.last: tuple[Evaluation, dict[str, list[Any]]] | None = None
+
+    def offer(
+        self, ev: Evaluation, test_preds: dict[str, list[Any]], model: torch.nn.Module
+    ) -> None:
+        if not self.active:
+            return
+        self.last = (ev, test_preds)
+        if self.rule != "source-dev":
+            return
+        score = ev.source("dev")
+        if math.isnan(score) or (self.best is not None and score <= self.best[0]):
+            return
+        self.best = (score, ev, test_preds)
+        if self.weights:
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    def result(
+        self, summary: RunSummary
+    ) -> tuple[Evaluation, dict[str, list[Any]], dict[str, torch.Tensor] | None]:
+        """(selected evaluation, its test predictions, the weights to load or None: the
+        model as it is now)."""
+        if self.rule == "source-dev" and self.best is not None:
+            _, ev, preds = self.best
+            return ev, preds, self.state
+        if self.last is None:  # pragma: no cover - a run always evaluates at its end
+            raise FsfError("no evaluation was made: nothing to select")
+        return self.last[0], self.last[1], None

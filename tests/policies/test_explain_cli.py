@@ -24,10 +24,17 @@ def test_json_output_schema_and_values(capsys):
     assert len(first["layers"]) == 12 and set(first["layers"][0]) == {"attention", "ffn", "other"}
     assert first["layers"][0] == {"attention": 0.01, "ffn": 0.01, "other": 0.01}
     assert first["layers"][10] == {"attention": 1.0, "ffn": 1.0, "other": 1.0}
-    # constant loss: P2 from iteration 2w = 200, phi = 1 so S_II's K = 0
-    assert records[198]["phase"] == "P1" and records[199]["phase"] == "P2"
-    assert last["phi"] == 1.0
-    assert last["layers"][3]["ffn"] == 0.0 and last["layers"][4]["ffn"] == 1.0
+    # the example loss 0.35 + 0.75 exp(-t/60) with the shipped spaces' window w = 20 and
+    # threshold 0.1: P2 from iteration 76, where phi < 1, so S_II's K = 1 - phi^3 > 0
+    import math
+
+    from fsf.policies.explain import example_losses
+
+    assert records[74]["phase"] == "P1" and records[75]["phase"] == "P2"
+    losses = example_losses(201)
+    phi = (sum(losses[181:201]) / 20) / (sum(losses[161:181]) / 20)
+    assert math.isclose(last["phi"], phi) and 0.9 < phi < 1
+    assert math.isclose(last["layers"][3]["ffn"], 1 - phi**3) and last["layers"][4]["ffn"] == 1.0
     assert last["layers"][11]["attention"] == 10.0
 
 

@@ -276,3 +276,40 @@ def test_mounted_in_fsf_sweep(sweep, capsys):
     assert sweep_main(["best", "--sweep", str(sweep), "--lang", "de", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"][0]["trial_id"] == "t21"
     assert sweep_main(["best", "--sweep", str(sweep), "--lang", "zz"]) == 2
+
+
+def test_importances_leave_out_answered_repeats(tmp_path):
+    """A repeat answered from the study is not a trial: it is not counted, and a conditional
+    parameter with a real effect gets a non-zero importance."""
+    import optuna
+
+    from fsf.results import Results
+    from fsf.results._plots import importance_plot, trained_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(
+        study_name="imp",
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    for _ in range(30):
+        t = study.ask()
+        policy = t.suggest_categorical("policy.name", ["df", "fsf"])
+        value = 0.5
+        if policy == "fsf":
+            value += 0.3 * t.suggest_float("policy.c1", 0.0, 1.0)  # drives the objective
+        study.tell(t, value)
+    done = study.trials[0]
+    for _ in range(20):  # answered repeats of the first trial
+        t = study.ask({"policy.name": optuna.distributions.CategoricalDistribution(["df", "fsf"])})
+        t.set_user_attr("fsf_repeat_of", done.number)
+        study.tell(t, done.value)
+    assert len(trained_trials(study)) == 30
+    (tmp_path / "results").mkdir()
+    res = Results(table=None, root=tmp_path / "results", sweep_dir=tmp_path, sweep={"name": "imp"})
+    assert importance_plot(res, tmp_path / "importance.png") is None
+    trained = optuna.create_study(direction="maximize")
+    trained.add_trials(trained_trials(study))
+    assert optuna.importance.get_param_importances(trained)["policy.c1"] > 0

@@ -28,7 +28,7 @@ def test_ray_client_addresses_are_refused(tmp_path, capsys):
     space = tmp_path / "s.yaml"
     space.write_text(f"name: x\nstorage: {{path: {tmp_path / 'runs'}}}\n")
     code = main(["--space", str(space), "--address", "ray://head:10001", "--no-progress"])
-    assert code == 1
+    assert code == 2  # a refusal: a usage error
     err = capsys.readouterr().err
     assert "Ray Client is not supported" in err and "ray job submit" in err
     assert not (tmp_path / "runs").exists()

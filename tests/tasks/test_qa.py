@@ -39,13 +39,13 @@ def _mlqa(data, **task):
 
 def test_mlqa_by_hub_name_trains_on_squad(data):
     task = _mlqa(data)
-    assert task.config_name == "mlqa.{lang}.{lang}"
+    assert task.config_name == "MLQA.{lang}.{lang}"
     train = task.load("en", "train")  # SQuAD's default config (plain_text)
     assert len(train) == 32 and train[0]["id"].startswith("train-en")
-    dev, test = task.load("de", "dev"), task.load("de", "test")  # config mlqa.de.de
+    dev, test = task.load("de", "dev"), task.load("de", "test")  # config MLQA.de.de
     assert len(dev) == len(test) == 16 and dev[0]["id"].startswith("validation-de")
     assert {"context", "question", "answers"} <= set(dev[0])
-    with pytest.raises(DataError, match=re.escape("no language 'sw' (config 'mlqa.sw.sw')")):
+    with pytest.raises(DataError, match=re.escape("no language 'sw' (config 'MLQA.sw.sw')")):
         task.load("sw", "test")
 
 

@@ -1,0 +1,172 @@
+"""`fsf-sweep run --dry-run`: what a sweep would run, without running (or writing) anything.
+
+`sample_configurations(spec, n)` draws the first `n` configurations the way the sweep's
+searcher does (the space's sampler with its `searcher_seed`, the same define-by-run
+function, before any result is known; grid points in order for `grid`), and builds each
+one's run config, so an invalid combination shows now rather than in a failed trial.
+`resource_plan(spec)` says what the sweep asks Ray for at once. Neither starts Ray nor
+touches the sweep folder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from fsf.errors import ConfigError, UsageError
+from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
+
+__all__ = ["ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
+
+
+def sample_configurations(spec: SweepSpec, n: int) -> list[dict[str, Any]]:
+    """The first `n` sampled configurations (parameter -> value)."""
+    if spec.search.searcher == "grid":
+        return grid_points(spec)[:n]
+    import optuna
+    from optuna.trial import TrialState
+
+    from fsf.sweep.tune import _sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    directions = ["maximize" if o.mode == "max" else "minimize" for o in spec.search.objective]
+    study = optuna.create_study(sampler=_sampler(spec), directions=directions)
+    space = define_by_run(spec)
+    out = []
+    for _ in range(n):
+        trial = study.ask()
+        space(trial)
+        out.append(dict(trial.params))
+        study.tell(trial, state=TrialState.FAIL)  # no result: the next draw knows nothing more
+    return out
+
+
+@dataclass(frozen=True)
+class ResourcePlan:
+    """What the sweep asks Ray for when `concurrent` trials run at once."""
+
+    concurrent: int
+    workers: tuple[int, ...]  # the DeepSpeed ranks a trial can have (searched or fixed)
+    cpus: float  # per worker
+    gpus: float  # per worker
+    custom: dict[str, float]
+
+    def lines(self) -> list[str]:
+        out = []
+        for w in self.workers:
+            what = f"{self.concurrent} concurrent x {w} worker{'s' if w != 1 else ''}"
+            gpus = self.concurrent * w * self.gpus
+            cpus = self.concurrent * w * self.cpus
+            line = f"{what} x {_num(self.cpus)} CPU = {_num(cpus)} CPUs"
+            if self.gpus:
+                line += f"; x {_num(self.gpus)} GPU = {_num(gpus)} GPUs"
+            for name, amount in self.custom.items():
+                line += f"; x {_num(amount)} {name} = {_num(self.concurrent * w * amount)}"
+            if w > 1:
+                line += f" (+ {self.concurrent} trial drivers)"
+            out.append(line)
+        return out
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+
+def resource_plan(spec: SweepSpec) -> ResourcePlan:
+    res = spec.search.resources
+    searched = spec.search.parameters.get("resources.workers")
+    if searched is not None:
+        values = searched.values or list(range(int(searched.low or 1), int(searched.high or 1) + 1))
+        workers = tuple(sorted({int(v) for v in values}))
+    else:
+        workers = (res.workers,)
+    return ResourcePlan(spec.search.max_concurrent, workers, res.cpus, res.gpus, dict(res.custom))
+
+
+def print_plan(
+    spec: SweepSpec,
+    n: int,
+    *,
+    name: str | None = None,
+    storage_path: str | None = None,
+    num_trials: int | None = None,
+    max_concurrent: int | None = None,
+    resume: bool = False,
+) -> int:
+    """Print the dry run of `spec` (with the command line's overrides); returns 0, or raises
+    the `ConfigError` of the first configuration whose run config is invalid."""
+    from fsf.sweep.tune import sweep_dir_for
+
+    if name:
+        spec = spec.model_copy(update={"name": name})
+    search = spec.search
+    if num_trials is not None:
+        search = search.model_copy(update={"num_trials": num_trials})
+    if max_concurrent is not None:
+        search = search.model_copy(update={"max_concurrent": max_concurrent})
+    spec = spec.model_copy(update={"search": search})
+    if spec.probe is not None:
+        from fsf.sweep.probe import probe_space
+
+        spec = probe_space(spec)
+        search = spec.search
+    from fsf.sweep.space import missing_logger_packages
+
+    missing = missing_logger_packages(spec)
+    if missing:
+        raise UsageError("; ".join(missing))
+    grid = search.searcher == "grid"
+    trials = len(grid_points(spec)) if grid else search.num_trials
+    configs = sample_configurations(spec, min(n, trials))
+    lines = []
+    for i, params in enumerate(configs):
+        try:
+            config = trial_run_config(spec, params, search.seeds[0], f"dry-run-{i}")
+        except ConfigError as exc:
+            raise ConfigError(
+                exc.problems, f"configuration {i + 1} of the dry run {params}"
+            ) from None
+        workers = trial_workers(spec, params)
+        shown = " ".join(f"{k}={_short(v)}" for k, v in params.items()) or "(the base config)"
+        steps = (
+            f"{config.optim.max_steps} steps"
+            if config.optim.max_steps
+            else f"{_num(config.optim.epochs)} epochs"
+        )
+        lines.append(
+            f"  {i + 1:>3}. {shown}  ({workers} worker{'s' if workers != 1 else ''}, {steps})"
+        )
+    how = (
+        "grid points in order"
+        if grid
+        else f"drawn by {search.searcher} with searcher_seed={search.searcher_seed}, before any "
+        "result is known"
+    )
+    print(f"dry run of sweep {spec.name!r}: the first {len(lines)} configurations ({how}):")
+    print("\n".join(lines))
+    seeds = len(search.seeds)
+    print(
+        f"trials: {trials}{' (one per grid point)' if grid else ''} x {seeds} "
+        f"seed{'s' if seeds != 1 else ''} = {trials * seeds} training runs"
+        + ("; ASHA may stop some early" if search.scheduler.type == "asha" else "")
+    )
+    plan = resource_plan(spec)
+    print("resources at once: " + "\n                   ".join(plan.lines()))
+    waves = math.ceil(trials / max(1, plan.concurrent))
+    print(f"concurrency: {plan.concurrent} trials at a time ({waves} rounds of trials)")
+    sweep_dir = sweep_dir_for(spec, spec.name, storage_path)
+    state = ""
+    if sweep_dir.exists() and any(sweep_dir.iterdir()):
+        state = (
+            " (it already holds a sweep: run with --resume, or --name NEW)" if not resume else ""
+        )
+    print(f"sweep folder: {sweep_dir}{state}")
+    print("dry run: nothing was started and nothing was written")
+    return 0
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)

@@ -1,0 +1,182 @@
+"""What a run keeps besides its rows: XTREME prediction files and the fine-tuned checkpoint.
+
+Layout under the run folder (`<output_dir>/<name>/` for fsf-train; in a sweep
+`<sweep>/runs/<trial>/seed-<seed>/`):
+
+    predictions/<task>/test-<lang>.tsv     XNLI, PAWS-X (one class name per line), PAN-X /
+                                           WikiAnn / tagging (one tag per line, a blank line
+                                           between sentences), in test order
+    predictions/<task>/test-<lang>.json    MLQA, XQuAD, QA: {question id: answer text}
+    predictions/<task>/selection.json      which evaluation the files are of, and its scores
+    checkpoint/                            save_pretrained: model (config.json,
+                                           model.safetensors) and tokenizer, README.md (a model
+                                           card: the fsf config, the selection rule, the
+                                           per-language table), fsf_run.yaml (the run config),
+                                           fsf_checkpoint.json (step, rule, scores)
+
+`predictions/` is the layout XTREME's `evaluate.py --prediction_folder` reads (one subfolder
+per task, `test-<lang>.<tsv|json>`), so a run's folder can be scored by it or combined with
+other tasks' for a leaderboard submission. Files are written to a temporary name and renamed,
+so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fsf.config import RunConfig
+from fsf.tasks import Task
+from fsf.train.reporter import Evaluation
+
+__all__ = ["auto_model_class", "model_card", "selection_text", "write_artifacts"]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def selection_text(config: RunConfig, ev: Evaluation) -> str:
+    """One sentence: which evaluation was selected, and by what rule."""
+    at = f"step {ev.step} of {ev.total_steps} (epoch {ev.epoch:.2f})"
+    if config.selection == "source-dev":
+        return (
+            f"{at}: the best source-language ({ev.source_lang}) dev {ev.metric} over the run's "
+            f"evaluations (ties: the earlier step); no target-language data was used to select"
+        )
+    why = "checkpoint.save: final" if config.checkpoint.save == "final" else "no dev split"
+    return f"{at}: the final step ({why})"
+
+
+def _scores(ev: Evaluation) -> dict[str, Any]:
+    return {
+        "step": ev.step,
+        "total_steps": ev.total_steps,
+        "epoch": ev.epoch,
+        "metric": ev.metric,
+        "source_lang": ev.source_lang,
+        "target_langs": list(ev.target_langs),
+        "scores": ev.scores,
+    }
+
+
+def write_artifacts(
+    root: Path,
+    config: RunConfig,
+    task: Task,
+    ev: Evaluation,
+    test_predictions: dict[str, list[Any]],
+    test_features: dict[str, list[dict[str, Any]]],
+    model: Any | None,
+    tokenizer: Any,
+) -> dict[str, str]:
+    """Write the prediction files (with `eval.predictions`) and the checkpoint (`model`, when
+    given) of the selected evaluation `ev`; returns {"predictions": dir, "checkpoint": dir}
+    for what was written."""
+    out: dict[str, str] = {}
+    rule = {"rule": config.selection, "selected": selection_text(config, ev), **_scores(ev)}
+    if config.eval.predictions:
+        folder = root / "predictions" / task.name
+        for lang, preds in test_predictions.items():
+            text = task.prediction_text(preds, test_features[lang])
+            _atomic_write(folder / f"test-{lang}.{task.prediction_suffix}", text)
+        _atomic_write(folder / "selection.json", json.dumps(rule, indent=2, allow_nan=True))
+        out["predictions"] = str(folder.parent)
+    if model is not None:
+        folder = root / "checkpoint"
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+        run = config.model_dump(mode="json")
+        _atomic_write(folder / "fsf_run.yaml", yaml.safe_dump(run, sort_keys=False))
+        _atomic_write(folder / "fsf_checkpoint.json", json.dumps(rule, indent=2, allow_nan=True))
+        _atomic_write(folder / "README.md", model_card(config, task, ev))
+        out["checkpoint"] = str(folder)
+    return out
+
+
+def _fmt(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.2f}"  # NaN -> "-"
+
+
+def auto_model_class(task: Task) -> str:
+    """The `transformers` Auto class that loads the task's checkpoint."""
+    from fsf.tasks import ClassificationTask, QATask, TaggingTask
+
+    if isinstance(task, ClassificationTask):
+        return "AutoModelForSequenceClassification"
+    if isinstance(task, TaggingTask):
+        return "AutoModelForTokenClassification"
+    if isinstance(task, QATask):
+        return "AutoModelForQuestionAnswering"
+    return "AutoModel"
+
+
+def model_card(config: RunConfig, task: Task, ev: Evaluation) -> str:
+    """A Hugging Face model card: front matter, how it was trained and selected, the
+    per-language scores of the saved step, how to load it, the fsf run config."""
+    langs = [ev.source_lang, *ev.target_langs]
+    front: dict[str, Any] = {
+        "library_name": "transformers",
+        "language": langs,
+        "tags": ["fsf", "cross-lingual-transfer", task.name, f"policy-{config.policy.name}"],
+    }
+    if not Path(config.model.name).exists() and config.model.name != "synthetic":
+        front["base_model"] = config.model.name
+    if task.dataset and not Path(task.dataset).exists() and ":" not in task.dataset:
+        front["datasets"] = [task.dataset]
+    splits = [s for s in ("dev", "test") if s in ev.scores]
+    rows = [
+        f"| {lang}{' (source)' if lang == ev.source_lang else ''} | "
+        + " | ".join(_fmt(ev.score(s, lang)) for s in splits)
+        + " |"
+        for lang in langs
+    ]
+    rows.append("| target mean | " + " | ".join(_fmt(ev.target_mean(s)) for s in splits) + " |")
+    auto = auto_model_class(task)
+    body = f"""# {config.name}: {config.model.name} fine-tuned on {task.name} with fsf
+
+Fine-tuned by fsf (Fine-tuning Slow and Fast, Guo et al., ACL 2023) on
+the source language `{ev.source_lang}` of `{task.dataset}` (task `{task.name}`), with the
+learning-rate policy `{config.policy.name}`, seed {config.seed}; zero-shot on the targets
+{", ".join(f"`{t}`" for t in ev.target_langs)}{f" (few-shot: {config.few_shot.m} examples per target)" if config.few_shot.m else ""}.
+
+## Which checkpoint this is
+
+{selection_text(config, ev)}.
+
+## Scores of this checkpoint ({ev.metric}, %)
+
+| language | {" | ".join(splits)} |
+|---|{"---|" * len(splits)}
+{chr(10).join(rows)}
+
+## Loading it
+
+```python
+from transformers import AutoTokenizer, {auto}
+
+tokenizer = AutoTokenizer.from_pretrained("PATH")
+model = {auto}.from_pretrained("PATH")
+```
+
+## The fsf run config
+
+```yaml
+{yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip()}
+```
+"""
+    return f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n{body}"
