@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     if args.smoke:
-        args.trials = [3, 6]
+        args.trials = [2, 4]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     tmp = tempfile.TemporaryDirectory()

@@ -80,8 +80,8 @@ def test_real_size_smoke():
 
 @pytest.mark.slow
 def test_real_size_levers_smoke():
-    out = _smoke("bench_real_size.py", "--levers", "--ranks", "1")
-    assert "+ group_by_length" in out and "Trainer defaults" in out and "fsf defaults" in out
+    out = _smoke("bench_real_size.py", "--levers", "--only", "+ group_by_length")
+    assert "+ group_by_length" in out and "Trainer defaults" in out and "/ Trainer defaults" in out
 
 
 def test_gpu_script_syntax():
