@@ -1,21 +1,38 @@
-"""Benchmark: best configuration per target language, fsf's query vs a plain pandas group-by.
+"""Benchmark: best configuration per target language, fsf's query vs DuckDB and pandas.
 
-Builds a realistic results table (default 500 trials x 2 seeds x 20 steps x 2 splits x
-25 languages x 1 metric = 1,000,000 rows), answers "the best configuration of every target
-language, under the default selection rule" with `fsf.results.best_per_language` and with an idiomatic
-pandas implementation of the same rules, checks that both agree, and prints the times.
-Both sides start from the data in memory (an Arrow table for fsf, a DataFrame for pandas);
-`--disk` also writes the fragments and times loading them with each library.
+Builds a realistic results table, answers "the best configuration of every target language,
+under the default selection rule (`objective`)" with `fsf.results.best_per_language`, with the
+DuckDB SQL of docs/results.md ("Reproducing fsf's answers without fsf", the query a test
+checks against fsf's answer; read from the doc, so the two never drift apart) and with an
+idiomatic pandas implementation of the same rule, checks that all agree, and prints times.
 
-    python bench/bench_query.py            # full size; goal: fsf >= 10x pandas and < 1 s
-    python bench/bench_query.py --smoke    # tiny sizes, seconds
+Sizes (`--sizes`, millions of rows): 1 = 500 trials x 2 seeds x 20 evaluations x 2 splits x
+25 languages; 20 = 2,000 trials x 2 seeds x 100 evaluations x 2 splits x 25 languages. In
+memory, every side starts from the data already loaded (an Arrow table for fsf and DuckDB,
+which scans it in place; a DataFrame for pandas, at 1 M rows only: 20 M rows as a DataFrame
+do not fit this machine). From disk (`--disk`), the table is written as the writer lays it
+out (one Parquet fragment per run: 1,000 and 4,000 files) and each side reads it itself: fsf
+`read_results` + the query, DuckDB the same SQL over `read_parquet('.../**/*.parquet')`,
+pandas `read_parquet` + its group-by. The sides alternate, in a rotating order, and the
+ratios are medians of the per-round ratios (this VM's speed drifts by 10-30% over seconds).
+
+`config_json` (the run config on every row, about 1.6 kB in a real sweep) is `{}` unless
+`--full-config`: fsf's reader loads every column, DuckDB only the nine its SQL names, so this
+column decides the disk figures; at 20 M rows with full configs fsf's table would need
+~40 GB of memory.
+
+    python bench/bench_query.py                      # 1 M rows in memory
+    python bench/bench_query.py --sizes 1 20 --disk  # the full benchmark
+    python bench/bench_query.py --smoke              # tiny sizes, seconds
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import itertools
 import math
+import re
 import statistics
 import sys
 import tempfile
@@ -25,11 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from fsf._cli import print_table
 from fsf.results import best_per_language, read_results
 from fsf.results._testing import synthetic_table
 from fsf.results.writer import atomic_write_table, fragment_path
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
+#: millions of rows -> (trials, seeds, evaluations per run, languages)
+SHAPES = {1: (500, 2, 20, 25), 20: (2000, 2, 100, 25)}
+CHUNK_TRIALS = 100  # tables are built (and written) this many trials at a time
 
 
 def pandas_best_per_language(df: pd.DataFrame) -> pd.DataFrame:
@@ -72,55 +95,95 @@ def pandas_best_per_language(df: pd.DataFrame) -> pd.DataFrame:
     return g.drop_duplicates("language")[["language", "trial_id", "score", "std", "n_seeds"]]
 
 
-def fsf_answer(table: Any) -> list[tuple[str, str, float, int]]:
+def documented_sql() -> str:
+    """The DuckDB query of docs/results.md, with `DIR` still in it."""
+    text = DOC.read_text().split("### Reproducing fsf's answers without fsf", 1)[1]
+    match = re.search(r"```sql\n(.*?)```", text, re.S)
+    if match is None:  # pragma: no cover - the doc changed
+        raise SystemExit(f"no SQL block under 'Reproducing fsf's answers without fsf' in {DOC}")
+    return match.group(1)
+
+
+SOURCE = "read_parquet('DIR/results/**/*.parquet', hive_partitioning = true)"
+
+
+def duckdb_sql(source: str) -> str:
+    """The documented query reading from `source` (a table name or a read_parquet call)."""
+    sql = documented_sql()
+    if SOURCE not in sql:  # pragma: no cover - the doc changed
+        raise SystemExit(f"the SQL of {DOC} no longer reads {SOURCE}; update this benchmark")
+    return sql.replace(SOURCE, source)
+
+
+Answer = list[tuple[str, str, float, int]]
+
+
+def fsf_answer(table: Any) -> Answer:
     res = best_per_language(table)
     return [(e["language"], e["trial_id"], e["score"], e["n_seeds"]) for e in res.languages]
 
 
-def pandas_answer(df: pd.DataFrame) -> list[tuple[str, str, float, int]]:
+def pandas_answer(df: pd.DataFrame) -> Answer:
     g = pandas_best_per_language(df)
     return [
         (r.language, r.trial_id, float(r.score), int(r.n_seeds)) for r in g.itertuples(index=False)
     ]
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
-    """(median seconds over `repeat` calls, the last result)."""
-    times, out = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def duckdb_answer(con: Any, sql: str) -> Answer:
+    return [(a, b, float(c), int(d)) for a, b, c, d in con.sql(sql).fetchall()]
 
 
-def paired(
-    fa: Callable[[], Any], fb: Callable[[], Any], repeat: int
-) -> tuple[float, float, float, Any, Any]:
-    """Alternate `fa` and `fb` `repeat` times each, so that both see the same machine state;
-    (median s of fa, median s of fb, median of the per-pair ratios fb / fa, last results)."""
-    ta, tb, ratios, a, b = [], [], [], None, None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        a = fa()
-        t1 = time.perf_counter()
-        b = fb()
-        t2 = time.perf_counter()
-        ta.append(t1 - t0)
-        tb.append(t2 - t1)
-        ratios.append((t2 - t1) / (t1 - t0))
-    return statistics.median(ta), statistics.median(tb), statistics.median(ratios), a, b
-
-
-def same(a: list[tuple], b: list[tuple]) -> bool:
+def same(a: Answer, b: Answer) -> bool:
     return len(a) == len(b) and all(
         x[0] == y[0] and x[1] == y[1] and x[3] == y[3] and math.isclose(x[2], y[2], abs_tol=1e-12)
         for x, y in zip(a, b, strict=True)
     )
 
 
-def write_fragments(table: Any, root: Path) -> None:
-    """One fragment per (trial, seed), as the writer lays them out."""
+def rounds(sides: dict[str, Callable[[], Any]], repeat: int) -> dict[str, Any]:
+    """Run every side once per round, `repeat` rounds, the order rotating each round (so each
+    side runs first, middle and last alike). Returns per side its times and last result."""
+    names = list(sides)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    out: dict[str, Any] = {}
+    for r in range(repeat):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            t0 = time.perf_counter()
+            out[name] = sides[name]()
+            times[name].append(time.perf_counter() - t0)
+    return {"times": times, "answers": out}
+
+
+def ratio(times: dict[str, list[float]], peer: str, base: str = "fsf") -> float:
+    """Median over rounds of peer's time / base's time (> 1: base is faster)."""
+    return statistics.median(p / b for p, b in zip(times[peer], times[base], strict=True))
+
+
+def build_table(millions: int, smoke: bool, full_config: bool) -> pa.Table:
+    trials, seeds, steps, n_langs = SHAPES[millions]
+    if smoke:
+        trials, steps, n_langs = (10, 4, 5) if millions == 1 else (20, 6, 5)
+    langs = ("en", *(f"l{i:02d}" for i in range(n_langs - 1)))
+    parts = [
+        synthetic_table(
+            min(CHUNK_TRIALS, trials - first),
+            seeds,
+            steps,
+            langs,
+            failed_every=50,
+            seed=first,
+            first_trial=first,
+            full_config=full_config,
+        )
+        for first in range(0, trials, CHUNK_TRIALS)
+    ]
+    return pa.concat_tables(parts)
+
+
+def write_fragments(table: pa.Table, root: Path) -> int:
+    """One fragment per (trial, seed), as the writer lays them out; returns how many."""
     df_keys = table.select(["trial_id", "seed"]).to_pandas()
     bounds = (df_keys != df_keys.shift()).any(axis=1).to_numpy().nonzero()[0].tolist()
     bounds.append(table.num_rows)
@@ -129,50 +192,102 @@ def write_fragments(table: Any, root: Path) -> None:
         atomic_write_table(
             part, fragment_path(root, part["trial_id"][0].as_py(), part["seed"][0].as_py())
         )
+    return len(bounds) - 1
+
+
+def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[Any]]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"SET threads TO {args.duckdb_threads}")
+    t0 = time.perf_counter()
+    table = build_table(millions, args.smoke, args.full_config)
+    build = time.perf_counter() - t0
+    n = table.num_rows
+    label = f"{n / 1e6:g}M" if n >= 1e6 else f"{n:,}"
+    print(f"{label}: {n:,} rows, {table.nbytes / 2**30:.2f} GiB in memory, built in {build:.1f} s",
+          file=sys.stderr)  # fmt: skip
+    con.register("results_table", table)
+    mem_sql = duckdb_sql("results_table")
+    sides: dict[str, Callable[[], Any]] = {
+        "fsf": lambda: fsf_answer(table),
+        "duckdb": lambda: duckdb_answer(con, mem_sql),
+    }
+    df = None
+    if millions == 1:
+        df = table.to_pandas()
+        sides["pandas"] = lambda: pandas_answer(df)
+    rounds(sides, 1)  # warm-up: imports, allocator, DuckDB's catalog
+    res = rounds(sides, args.repeat)
+    rows = [_row(f"{label} in memory", res, n)]
+    con.unregister("results_table")
+    if args.disk:
+        root = tmp / f"sweep{millions}"
+        t0 = time.perf_counter()
+        files = write_fragments(table, root / "results")
+        print(f"{label}: {files:,} fragments written in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)  # fmt: skip
+        del table, df, sides
+        gc.collect()
+        disk_sql = duckdb_sql(SOURCE.replace("DIR", str(root)))
+        sides = {
+            "fsf": lambda: fsf_answer(read_results(root)),
+            "duckdb": lambda: duckdb_answer(con, disk_sql),
+        }
+        if millions == 1:
+            sides["pandas"] = lambda: pandas_answer(pd.read_parquet(root / "results"))
+        res = rounds(sides, max(1, args.repeat // 3) if millions > 1 else args.repeat)
+        rows.append(_row(f"{label} from {files:,} fragments", res, n))
+    return rows
+
+
+def _row(what: str, res: dict[str, Any], n: int) -> list[Any]:
+    times, ans = res["times"], res["answers"]
+    ok = all(same(ans["fsf"], ans[s]) for s in ans)
+    med = {s: statistics.median(t) for s, t in times.items()}
+    return [
+        what,
+        med["fsf"],
+        med["duckdb"],
+        ratio(times, "duckdb"),
+        med.get("pandas"),
+        ratio(times, "pandas") if "pandas" in times else None,
+        len(times["fsf"]),
+        "yes" if ok else "NO",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--smoke", action="store_true", help="tiny sizes: just run and print")
-    p.add_argument("--trials", type=int, default=500)
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--languages", type=int, default=25)
-    p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--disk", action="store_true", help="also time loading written fragments")
+    p.add_argument("--sizes", type=int, nargs="+", default=[1], choices=sorted(SHAPES),
+                   help="millions of rows (1, 20)")  # fmt: skip
+    p.add_argument("--repeat", type=int, default=9, help="rounds in memory (disk: a third at 20M)")
+    p.add_argument("--disk", action="store_true", help="also from the Parquet fragments")
+    p.add_argument("--full-config", action="store_true",
+                   help="a full run config in config_json (as real sweeps have)")  # fmt: skip
+    p.add_argument("--duckdb-threads", type=int, default=2)
     args = p.parse_args(argv)
     if args.smoke:
-        args.trials, args.steps, args.languages, args.repeat = 10, 4, 5, 1
-    langs = ("en", *(f"l{i:02d}" for i in range(args.languages - 1)))
-    t0 = time.perf_counter()
-    table = synthetic_table(args.trials, args.seeds, args.steps, langs, failed_every=50)
-    df = table.to_pandas()
-    build = time.perf_counter() - t0
-    fsf_answer(table), pandas_answer(df)  # warm-up (imports, allocator)
-    t_fsf, t_pd, speedup, a, b = paired(
-        lambda: fsf_answer(table), lambda: pandas_answer(df), args.repeat
-    )
-    ok = same(a, b)
-    rows: list[list[Any]] = [
-        ["best_per_language (in memory)", t_fsf, t_pd, speedup, "yes" if ok else "NO"],
-    ]
-    if args.disk:
-        with tempfile.TemporaryDirectory() as tmp:
-            write_fragments(table, Path(tmp) / "results")
-            t_rf, res = timed(lambda: read_results(tmp), max(1, args.repeat // 2))
-            t_rp, _ = timed(
-                lambda: pd.read_parquet(Path(tmp) / "results"), max(1, args.repeat // 2)
-            )
-            ok_disk = same(fsf_answer(res), b)
-            rows.append(["load fragments", t_rf, t_rp, t_rp / t_rf, "yes" if ok_disk else "NO"])
-            ok = ok and ok_disk
+        args.repeat, args.disk, args.sizes = 1, True, [1, 20]
+    rows: list[list[Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in args.sizes:
+            rows += bench_size(m, args, Path(tmp))
+            gc.collect()
     title = (
-        f"{table.num_rows:,} rows ({args.trials} trials x {args.seeds} seeds x {args.steps} steps"
-        f" x 2 splits x {args.languages} languages), built in {build:.1f} s; median of "
-        f"{args.repeat}, fsf and pandas alternating (speed-up: median of the paired ratios)"
+        "best_per_language (rule objective): fsf vs DuckDB (the SQL of docs/results.md, "
+        f"{args.duckdb_threads} threads) and pandas; median seconds of the rounds, sides "
+        "alternating; speed-up = median of the per-round ratios peer s / fsf s (> 1: fsf is faster); "
+        f"config_json {'full' if args.full_config else '{}'}"
     )
-    print_table(["query", "fsf s", "pandas s", "speed-up", "same answer"], rows, title=title)
-    return 0 if ok else 1
+    print_table(
+        ["data", "fsf s", "DuckDB s", "speed-up vs DuckDB", "pandas s", "speed-up vs pandas",
+         "rounds", "same answer"],
+        rows,
+        title=title,
+    )  # fmt: skip
+    return 0 if all(r[-1] == "yes" for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -174,6 +174,18 @@ class OptimConfig(_Strict):
     max_steps: int | None = Field(None, ge=1, description="overrides epochs")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
+    group_by_length: bool = Field(
+        True,
+        description="batch examples of similar length together (as Trainer's group_by_length): "
+        "less padding, every example once per epoch (docs/benchmarks.md, benchmark 8)",
+    )
+    adamw: Literal["fused", "torch", "for-loop", "foreach", "deepspeed-cpu"] = Field(
+        "fused",
+        description="AdamW implementation: torch's fused kernel; torch's own choice (for-loop "
+        "on CPU, foreach on GPU), its for-loop or foreach (multi-tensor) code; or DeepSpeed's "
+        "CPU Adam (CPU and engine deepspeed only; compiles a C++ op on first use). "
+        "docs/benchmarks.md (benchmark 8) measures them",
+    )
 
 
 class EvalConfig(_Strict):
@@ -294,6 +306,11 @@ class RunConfig(_Strict):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     output_dir: str = "runs"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    engine: Literal["deepspeed", "torch"] = Field(
+        "deepspeed",
+        description="deepspeed: a DeepSpeed engine (any ZeRO stage, any number of ranks); torch: "
+        "plain PyTorch, one rank only (no DeepSpeed needed; bf16 by autocast on a GPU)",
+    )
 
     @model_validator(mode="after")
     def _languages(self) -> RunConfig:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsf.results._frame import Frame, _np
+from fsf.results._frame import Frame, _np, no_hugepage_advice, split_masks, take_rows
 
 __all__ = ["Aggregate", "Evals", "evals"]
 
@@ -73,13 +73,15 @@ class Evals:
         source = s[:, self.src] if self.src >= 0 else nan
         if kind == "source":
             return source
-        target = s[:, self.targets].mean(axis=1) if len(self.targets) else nan
+        with no_hugepage_advice():  # (a copy of the target columns: tens of MB)
+            target = s[:, self.targets].mean(axis=1) if len(self.targets) else nan
         if kind == "target_mean":
             return target
         if kind == "gap":
             return source - target
         members = np.r_[[self.src] if self.src >= 0 else [], self.targets].astype(np.int64)
-        return s[:, members].mean(axis=1) if len(members) else nan
+        with no_hugepage_advice():
+            return s[:, members].mean(axis=1) if len(members) else nan
 
     def metric(self, name: str) -> np.ndarray:
         """An objective metric (`dev_target_mean`, `train_loss`, ...) per evaluation."""
@@ -171,7 +173,8 @@ def evals(fr: Frame) -> Evals:
     key = ("evals", fr.task, fr.metric)
     cache = fr.results.cache
     if key not in cache:
-        cache[key] = _build(fr)
+        with no_hugepage_advice():
+            cache[key] = _build(fr)
     return cache[key]
 
 
@@ -182,49 +185,65 @@ def _codes(results: Any, column: str) -> tuple[np.ndarray, list[Any]]:
         enc = pc.dictionary_encode(results.table[column])
         if isinstance(enc, pa.ChunkedArray):
             enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
-        codes = enc.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes = _np(enc.indices, -1).astype(np.int64, copy=False)
         results.cache[key] = (codes, enc.dictionary.to_pylist())
     return results.cache[key]
 
 
 def _build(fr: Frame) -> Evals:
+    # Every step here is one vectorised pass over the rows; the order matters for speed only
+    # (string columns are compared once each, gathers are skipped when every row is kept).
     table = fr.results.table
-    split, split_names = _codes(fr.results, "split")
-    test_code = split_names.index("test") if "test" in split_names else -2
-    dev_code = split_names.index("dev") if "dev" in split_names else -2
-    is_test = split == test_code
-    mask = (is_test | (split == dev_code)) & np.isfinite(fr.value)
+    is_dev, is_test = split_masks(fr.results)
+    mask = is_test | is_dev
+    mask &= np.isfinite(fr.value)
     if not fr.all_ok:
         mask &= fr.ok[fr.r]
     if not fr.one_metric:
         mask &= _np(pc.equal(table["metric"], fr.metric), False)
     rows = np.flatnonzero(mask)
-    run, step = fr.r[rows], fr.step[rows]
     lang_codes, names = _codes(fr.results, "language")
-    seen = np.flatnonzero(np.bincount(lang_codes[rows] + 1, minlength=len(names) + 1)[1:])
+    every = len(rows) == len(mask)
+    if every:  # every row is an evaluation score: no copies
+        run, step, value, test, codes = fr.r, fr.step, fr.value, is_test, lang_codes
+    else:  # (boolean indexing copies faster than gathering by `rows`)
+        run, step, value = fr.r[mask], fr.step[mask], fr.value[mask]
+        test, codes = is_test[mask], lang_codes[mask]
+    seen = np.flatnonzero(np.bincount(codes + 1, minlength=len(names) + 1)[1:])
     langs = sorted({names[c] for c in seen} - {None})
+    n_l = len(langs)
     remap = np.array([langs.index(x) if x in langs else -1 for x in names] + [-1], np.int64)
-    lang = remap[lang_codes[rows]]  # a null language (code -1) maps to the appended -1
+    lang = remap[codes]  # a null language (code -1) maps to the appended -1
     eid, starts = _evaluation_ids(run, step)
     n_e = len(starts)
-    score = np.full((n_e, 2, len(langs)), np.nan)
+    score = np.full((n_e, 2, n_l), np.nan)
+    # flat position of (evaluation, split, language) in `score`; rows without a known
+    # language are left out
+    flat = np.multiply(eid, 2 * n_l)
+    np.add(flat, lang, out=flat)
+    np.add(flat, n_l, out=flat, where=test)
     good = lang >= 0
-    score[eid[good], is_test[rows][good].astype(np.int64), lang[good]] = fr.value[rows][good]
-    loss = _np(table["train_loss"].take(pa.array(rows[starts])), np.nan) if n_e else np.zeros(0)
+    if good.all():
+        score.reshape(-1)[flat] = value
+    else:
+        score.reshape(-1)[flat[good]] = value[good]
+    first = starts if every else rows[starts]
+    loss = _np(take_rows(table["train_loss"], first), np.nan) if n_e else np.zeros(0)
+    run_e, step_e = run[starts], step[starts]
     n_runs = len(fr.runs)
     trained = np.full(n_runs, -1, np.int64)
-    np.maximum.at(trained, run[starts], step[starts])
+    np.maximum.at(trained, run_e, step_e)
     planned = np.array([r["total_steps"] if r["total_steps"] is not None else -1 for r in fr.runs])
     src = langs.index(fr.source_lang) if fr.source_lang in langs else -1
-    targets = np.array([i for i in range(len(langs)) if i != src], np.int64)
+    targets = np.array([i for i in range(n_l) if i != src], np.int64)
     rep, dup = _representatives(fr, trained)
     return Evals(
         fr=fr,
         langs=langs,
         src=src,
         targets=targets,
-        run=run[starts],
-        step=step[starts],
+        run=run_e,
+        step=step_e,
         score=score,
         loss=loss.astype(np.float64),
         trained=trained,
@@ -245,7 +264,8 @@ def _evaluation_ids(run: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.n
     starts = np.flatnonzero(change)
     key = run[starts].astype(np.int64) * (int(step.max()) + 2) + (step[starts] + 1)
     if len(np.unique(key)) == len(starts):
-        return np.cumsum(change) - 1, starts
+        lengths = np.diff(np.append(starts, n))
+        return np.repeat(np.arange(len(starts), dtype=np.int64), lengths), starts
     full = run.astype(np.int64) * (int(step.max()) + 2) + (step + 1)
     _, first, inverse = np.unique(full, return_index=True, return_inverse=True)
     return inverse.astype(np.int64), first

@@ -7,8 +7,10 @@ loops only touch runs and configurations (thousands), never rows (millions).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,16 @@ from fsf.results._errors import ResultsError, ResultsUsageError, choices
 from fsf.results.reader import Results
 from fsf.results.schema import EVAL_SPLITS
 
-__all__ = ["CONFIG_COLUMNS", "SELECTIONS", "Frame", "eval_results", "frame"]
+__all__ = [
+    "CONFIG_COLUMNS",
+    "SELECTIONS",
+    "Frame",
+    "eval_results",
+    "frame",
+    "no_hugepage_advice",
+    "split_masks",
+    "take_rows",
+]
 
 #: Selection rules: which evaluation step of a run is reported.
 SELECTIONS = ("source-dev", "all-dev", "target-dev")
@@ -55,6 +66,50 @@ _RUN_COLUMNS = (
 )
 
 
+@contextlib.contextmanager
+def no_hugepage_advice() -> Iterator[None]:
+    """numpy advises the kernel to back its large arrays with huge pages. Where the kernel
+    then compacts memory on the page fault (transparent huge pages with `defrag: madvise`,
+    the kernel's default) and memory is fragmented, every fresh array of tens of MB stalls:
+    at 8 M result rows the selection kernel took 5.7 s instead of 0.7 s on the project's VM
+    (docs/benchmarks.md, benchmark 4). Inside this block numpy gives no such advice; the
+    previous setting is restored on exit."""
+    setter = getattr(getattr(getattr(np, "_core", None), "multiarray", None),
+                     "_set_madvise_hugepage", None)  # fmt: skip
+    if setter is None:  # another numpy: nothing to switch
+        yield
+        return
+    previous = setter(False)
+    try:
+        yield
+    finally:
+        setter(previous)
+
+
+def take_rows(data: pa.Table | pa.ChunkedArray, idx: np.ndarray) -> pa.Table | pa.ChunkedArray:
+    """`data.take(idx)` for ascending row positions, chunk by chunk. (pyarrow's take on a
+    table of many chunks, as `read_results` and `concat_tables` leave it, first joins every
+    chunk of every column: 1.5 s for three takes at 8 M rows in 8 chunks.)"""
+    columns = data.columns if isinstance(data, pa.Table) else [data]
+    out = []
+    for col in columns:
+        if col.num_chunks <= 1:
+            out.append(col.take(pa.array(idx)))
+            continue
+        bounds = np.cumsum([0] + [len(c) for c in col.chunks])
+        which = np.searchsorted(bounds, idx, side="right") - 1
+        cuts = np.searchsorted(which, np.arange(col.num_chunks + 1))
+        parts = [
+            col.chunk(k).take(pa.array(idx[cuts[k] : cuts[k + 1]] - bounds[k]))
+            for k in range(col.num_chunks)
+            if cuts[k + 1] > cuts[k]
+        ]
+        out.append(pa.chunked_array(parts, type=col.type))
+    if isinstance(data, pa.Table):
+        return pa.Table.from_arrays(out, schema=data.schema)
+    return out[0]
+
+
 def _np(arr: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
     """`arr` as numpy, nulls replaced by `fill` (no copy pass when there are none)."""
     if arr.null_count:
@@ -82,6 +137,7 @@ def run_index(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
         changed.append(np.flatnonzero(seed[1:] != seed[:-1]) + 1)
     starts = np.unique(np.concatenate(changed))
     keys = set(zip(tid.take(pa.array(starts)).to_pylist(), seed[starts].tolist(), strict=True))
+    # (tid is one chunk here: combined above)
     if len(keys) == len(starts):
         lengths = np.diff(np.append(starts, n))
         r = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
@@ -265,11 +321,21 @@ def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Tabl
     if "runs" not in results.cache:
         table = results.table
         r, starts, lengths = run_index(table)
-        cols = table.select(list(_RUN_COLUMNS + CONFIG_COLUMNS)).take(pa.array(starts))
+        cols = take_rows(table.select(list(_RUN_COLUMNS + CONFIG_COLUMNS)), starts)
         results.cache["runs"] = (r, cols.to_pylist(), cols)
         results.cache["run_lengths"] = lengths
         results.cache["run_starts"] = starts
     return results.cache["runs"]
+
+
+def split_masks(results: Results) -> tuple[np.ndarray, np.ndarray]:
+    """(split == dev, split == test) per row, as numpy booleans (null: False); cached."""
+    if "split_masks" not in results.cache:
+        split = results.table["split"]
+        results.cache["split_masks"] = tuple(
+            _np(pc.equal(split, name), False) for name in EVAL_SPLITS
+        )
+    return results.cache["split_masks"]
 
 
 def eval_results(results: Results) -> Results:
@@ -277,15 +343,16 @@ def eval_results(results: Results) -> Results:
     that failed before its first evaluation leaves). Analysis rows (split train, cka) are
     left out. Returns `results` itself when it has no other rows; cached."""
     if "eval_results" not in results.cache:
+        is_dev, is_test = split_masks(results)
+        keep = is_dev | is_test
         split = results.table["split"]
-        keep = pc.equal(split, EVAL_SPLITS[0])  # (two string compares beat is_in's hashing)
-        for name in EVAL_SPLITS[1:]:
-            keep = pc.or_(keep, pc.equal(split, name))
-        keep = pc.fill_null(keep, True)  # a failed run's row without a split
-        if pc.all(keep).as_py() is not False:
+        if split.null_count:
+            keep |= _np(pc.is_null(split), False)  # a failed run's row without a split
+        if keep.all():
             view = results
         else:
             view = dataclasses.replace(results, table=results.table.filter(keep), cache={})
+            view.cache["split_masks"] = (is_dev[keep], is_test[keep])
         results.cache["eval_results"] = view
     return results.cache["eval_results"]
 
@@ -296,6 +363,11 @@ def frame(results: Results, task: str | None, metric: str | None) -> Frame:
     key = ("frame", task, metric)
     if key in results.cache:
         return results.cache[key]
+    with no_hugepage_advice():
+        return _frame(results, task, metric, key)
+
+
+def _frame(results: Results, task: str | None, metric: str | None, key: Any) -> Frame:
     outer, results = results, eval_results(results)
     table = results.table
     if table.num_rows == 0:

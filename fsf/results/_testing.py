@@ -32,10 +32,15 @@ def synthetic_table(
     sweep: str = "synthetic",
     failed_every: int = 0,
     seed: int = 0,
+    first_trial: int = 0,
+    full_config: bool = False,
 ) -> pa.Table:
     """A results table of `n_trials * n_seeds` runs; `languages[0]` is the source.
 
-    Every `failed_every`-th trial (if > 0) is marked failed on all its seeds.
+    Every `failed_every`-th trial (if > 0) is marked failed on all its seeds. Trial ids start
+    at `first_trial` (so that tables built in parts can be concatenated). `config_json` is `{}`
+    unless `full_config`: then each trial's full run config (its policy, c1, c2 and lr on
+    fsf's defaults), about 1.4 kB a row as the writer leaves it.
     """
     rng = np.random.default_rng(seed)
     n_lang, n_split = len(languages), len(splits)
@@ -51,7 +56,7 @@ def synthetic_table(
     total = 100 * n_steps
     step = step_i * 100
 
-    policy_i = np.arange(n_trials) % len(POLICIES)
+    policy_i = (first_trial + np.arange(n_trials)) % len(POLICIES)
     c1 = rng.choice([0.001, 0.01, 0.1], n_trials)
     c2 = rng.choice([5.0, 10.0, 20.0], n_trials)
     lr = rng.choice([5e-6, 1e-5, 2e-5, 3e-5], n_trials)
@@ -62,11 +67,12 @@ def synthetic_table(
     value = np.clip(value, 0, 1)
 
     status = np.where(
-        (failed_every > 0) & (np.arange(n_trials) % max(failed_every, 1) == failed_every - 1),
+        (failed_every > 0)
+        & ((first_trial + np.arange(n_trials)) % max(failed_every, 1) == failed_every - 1),
         "failed",
         "completed",
     )
-    trial_ids = np.array([f"t{i:05d}" for i in range(n_trials)], dtype=object)
+    trial_ids = np.array([f"t{first_trial + i:05d}" for i in range(n_trials)], dtype=object)
     params = np.array(
         [
             json.dumps(
@@ -130,7 +136,10 @@ def synthetic_table(
         "elapsed_s": pa.array(step * 0.5),
         "node": pa.array(np.full(n, "node0", dtype=object), pa.string()),
         "params_json": pa.DictionaryArray.from_arrays(trial, params).cast(pa.string()),
-        "config_json": pa.array(np.full(n, "{}", dtype=object), pa.string()),
+        "config_json": pa.DictionaryArray.from_arrays(
+            trial if full_config else np.zeros(n, np.int64),
+            _configs(policy_i, c1, c2, lr) if full_config else np.array(["{}"], dtype=object),
+        ).cast(pa.string()),
         "timestamp": pa.array(
             np.full(
                 n,
@@ -139,3 +148,16 @@ def synthetic_table(
         ).cast(pa.timestamp("us", tz="UTC")),
     }
     return pa.Table.from_pydict(cols, schema=SCHEMA)
+
+
+def _configs(policy_i: np.ndarray, c1: np.ndarray, c2: np.ndarray, lr: np.ndarray) -> np.ndarray:
+    """Per trial, the JSON of a full run config with its policy, c1, c2 and lr."""
+    from fsf.config import RunConfig
+
+    base = json.loads(RunConfig().model_dump_json())
+    out = []
+    for p, a, b, c in zip(policy_i, c1, c2, lr, strict=True):
+        base["policy"].update(name=POLICIES[p], c1=float(a), c2=float(b))
+        base["optim"]["lr"] = float(c)
+        out.append(json.dumps(base))
+    return np.array(out, dtype=object)

@@ -1,4 +1,11 @@
-"""The training worker (one DeepSpeed rank) and the reporter interface it speaks."""
+"""The training worker (one DeepSpeed rank) and the reporter interface it speaks.
+
+The worker's names are imported on first use (PEP 562), so that the readers of results,
+which need only the reporter's types, do not import torch (about 3 s of every query
+command's start-up; docs/benchmarks.md, benchmark 9).
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from fsf.train.reporter import (
     CompositeReporter,
@@ -8,13 +15,15 @@ from fsf.train.reporter import (
     RunSummary,
     StepRecord,
 )
-from fsf.train.worker import (
-    TrainingDiverged,
-    evaluate_model,
-    resolve_model_path,
-    scheduled_lr_factor,
-    train,
-)
+
+if TYPE_CHECKING:
+    from fsf.train.worker import (
+        TrainingDiverged,
+        evaluate_model,
+        resolve_model_path,
+        scheduled_lr_factor,
+        train,
+    )
 
 __all__ = [
     "CompositeReporter",
@@ -29,3 +38,19 @@ __all__ = [
     "scheduled_lr_factor",
     "train",
 ]
+
+_WORKER = (
+    "TrainingDiverged",
+    "evaluate_model",
+    "resolve_model_path",
+    "scheduled_lr_factor",
+    "train",
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WORKER:
+        from fsf.train import worker
+
+        return getattr(worker, name)
+    raise AttributeError(f"module 'fsf.train' has no attribute {name!r}")

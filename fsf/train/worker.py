@@ -169,6 +169,31 @@ def _quiet_libraries() -> None:
         pass
 
 
+def _precision(config: RunConfig, cuda: bool) -> str:
+    precision = config.deepspeed.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision != "fp32" and not cuda:
+        raise FsfError(f"deepspeed.precision={precision} needs a GPU; use fp32 (or auto) on CPU")
+    return precision
+
+
+def _one_rank() -> tuple[int, int]:
+    """(0, 1) for `engine: torch`, which never starts a process group; an error if this
+    process is one rank of several."""
+    import torch.distributed as dist
+
+    world = (
+        dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+    )
+    if world > 1:
+        raise FsfError(
+            f"engine: torch runs one rank, but this process is one of {world}; use engine: "
+            "deepspeed for several workers"
+        )
+    return 0, 1
+
+
 def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
     opt, ds = config.optim, config.deepspeed
     per_rank = opt.batch_size // (world * opt.grad_accum)
@@ -177,11 +202,7 @@ def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
             f"optim.batch_size={opt.batch_size} must be a multiple of workers ({world}) x "
             f"optim.grad_accum ({opt.grad_accum})"
         )
-    precision = ds.precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision != "fp32" and not cuda:
-        raise FsfError(f"deepspeed.precision={precision} needs a GPU; use fp32 (or auto) on CPU")
+    precision = _precision(config, cuda)
     # One rank, ZeRO-0, fp32: whole gradients sit in .grad and the worker clips them itself
     # with torch's clip_grad_norm_ (DeepSpeed's per-tensor loop costs ~2 ms a step on CPU)
     own_clip = world == 1 and ds.zero_stage == 0 and precision == "fp32"
@@ -269,15 +290,82 @@ def _load_data(
     return train, evals
 
 
-def _batches(n: int, size: int, seed: int) -> Iterator[list[int]]:
-    """An endless stream of global batches of example indices, reshuffled each epoch."""
+def _batches(n: int, size: int, seed: int, lengths: list[int] | None = None) -> Iterator[list[int]]:
+    """An endless stream of global batches of example indices, reshuffled each epoch.
+
+    With `lengths` (tokens per example), each epoch's shuffled order is grouped by length
+    as `transformers.Trainer`'s `group_by_length` does it: cut into mega-batches of 50
+    batches, each sorted longest first, so a batch holds examples of similar length and
+    needs little padding; every example is still seen once per epoch, in random mega-batches.
+    """
     gen = torch.Generator().manual_seed(seed)
     buf: list[int] = []
     while True:
         while len(buf) < size:
-            buf += torch.randperm(n, generator=gen).tolist()
+            order = torch.randperm(n, generator=gen).tolist()
+            if lengths is not None:
+                mega = 50 * size
+                order = [
+                    i
+                    for k in range(0, n, mega)
+                    for i in sorted(order[k : k + mega], key=lambda j: -lengths[j])
+                ]
+            buf += order
         yield buf[:size]
         buf = buf[size:]
+
+
+def _optimizer(groups: list[dict[str, Any]], config: RunConfig, cuda: bool) -> Any:
+    """The AdamW of `optim.adamw` over the policy's param groups."""
+    opt = config.optim
+    kwargs: dict[str, Any] = {"lr": opt.lr, "betas": opt.betas, "eps": opt.eps}
+    if opt.adamw == "deepspeed-cpu":
+        if cuda or config.engine != "deepspeed":
+            raise FsfError(
+                "optim.adamw=deepspeed-cpu is DeepSpeed's CPU Adam: it needs device cpu and "
+                "engine deepspeed; choose fused, foreach or for-loop"
+            )
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        return DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
+    flags = {"torch": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+    return torch.optim.AdamW(groups, **kwargs, **flags.get(opt.adamw, {"fused": True}))
+
+
+class _TorchEngine:
+    """The part of a DeepSpeed engine the training loop uses, in plain PyTorch, for one
+    rank (`engine: torch`): the loss is divided by `grad_accum` in `backward`, and `step`
+    updates at the end of each accumulation, as DeepSpeed does; bf16 runs under autocast
+    (fp32 weights and optimizer state)."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: Any, config: RunConfig, cuda: bool):
+        self.device = torch.device("cuda" if cuda else "cpu")
+        self.module = model.to(self.device)
+        self.optimizer = optimizer
+        self.accum = config.optim.grad_accum
+        self.micro = 0
+        precision = _precision(config, cuda)
+        if precision not in ("fp32", "bf16"):
+            raise FsfError(
+                f"deepspeed.precision={precision}: engine torch runs fp32 or bf16 (autocast)"
+            )
+        self.bf16 = precision == "bf16"
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def __call__(self, **batch: torch.Tensor) -> Any:
+        with self.autocast():
+            return self.module(**batch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss / self.accum if self.accum > 1 else loss).backward()
+
+    def step(self) -> None:
+        self.micro += 1
+        if self.micro % self.accum == 0:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
 
 
 def train(
@@ -300,7 +388,7 @@ def train(
     `checkpoint/` (fsf.train.artifacts); `summary.artifacts` names them."""
     _quiet_libraries()
     cuda = _use_cuda(config)
-    rank, world = _process_group(cuda)
+    rank, world = _one_rank() if config.engine == "torch" else _process_group(cuda)
     if rank != 0 and not all_ranks_report:
         reporter = None
     return _train(config, reporter, progress and rank == 0, rank, world, cuda, artifacts_dir)
@@ -315,7 +403,6 @@ def _train(
     cuda: bool,
     artifacts_dir: str | Path | None = None,
 ) -> RunSummary:
-    import deepspeed
     import torch.distributed as dist
     from transformers import AutoTokenizer
 
@@ -359,22 +446,32 @@ def _train(
     total = opt.max_steps or max(1, math.ceil(opt.epochs * len(train_features) / opt.batch_size))
     warmup = int(opt.warmup_ratio * total)
     groups, group_units = _param_groups(model, param_map.units, opt.weight_decay)
-    optimizer = torch.optim.AdamW(groups, lr=opt.lr, betas=opt.betas, eps=opt.eps)
-    ds_config = _ds_config(config, world, cuda)
-    with _stdout_to_stderr():
-        engine, _, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, config=ds_config, dist_init_required=False
-        )
-    clip = opt.grad_clip if opt.grad_clip and not ds_config["gradient_clipping"] else None
+    if config.engine == "torch":
+        engine: Any = _TorchEngine(model, None, config, cuda)  # on its device before AdamW
+        engine.optimizer = _optimizer(groups, config, cuda)
+        clip = opt.grad_clip or None
+    else:
+        import deepspeed
+
+        ds_config = _ds_config(config, world, cuda)
+        with _stdout_to_stderr():
+            engine, _, _, _ = deepspeed.initialize(
+                model=model,
+                optimizer=_optimizer(groups, config, cuda),
+                config=ds_config,
+                dist_init_required=False,
+            )
+        clip = opt.grad_clip if opt.grad_clip and not ds_config["gradient_clipping"] else None
+        if world == 1 and config.deepspeed.zero_stage == 0:
+            # A one-rank all-reduce is the identity, yet DeepSpeed would still flatten, reduce
+            # and copy back every gradient at each step (~8% of a step of the tiny encoder on
+            # CPU; bench/bench_trainer.py). ZeRO >= 1 keeps its own reduction path.
+            engine.enable_backward_allreduce = False
     device = engine.device
     param_groups = engine.optimizer.param_groups
     if len(param_groups) != len(group_units):  # pragma: no cover - a DeepSpeed change
         raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
-    if world == 1 and config.deepspeed.zero_stage == 0:
-        # A one-rank all-reduce is the identity, yet DeepSpeed would still flatten, reduce and
-        # copy back every gradient at each step (~8% of a step of the tiny encoder on CPU;
-        # bench/bench_trainer.py). ZeRO >= 1 keeps its own reduction path, which it needs.
-        engine.enable_backward_allreduce = False
+    evaluating = engine.autocast if isinstance(engine, _TorchEngine) else contextlib.nullcontext
 
     tracker = make_tracker(config.policy, total)
     state = PhaseState(0, "P1", None)
@@ -390,7 +487,7 @@ def _train(
         engine.module.eval()
         scores: dict[str, dict[str, dict[str, float]]] = {}
         test_preds: dict[str, list[Any]] = {}
-        with torch.no_grad():
+        with torch.no_grad(), evaluating():
             for split, per_lang in eval_sets.items():
                 scores[split] = {}
                 for lang, es in per_lang.items():
@@ -435,7 +532,8 @@ def _train(
         cka_log[0] = cka.measure(engine.module, device)
     if config.eval.at_start:
         evaluate(0, None, final=False)
-    stream = _batches(len(train_features), opt.batch_size, config.seed)
+    lengths = [len(f["input_ids"]) for f in train_features] if opt.group_by_length else None
+    stream = _batches(len(train_features), opt.batch_size, config.seed, lengths)
     loss_sum, loss_n = 0.0, 0
     for step in range(1, total + 1):
         idx = next(stream)[rank::world]

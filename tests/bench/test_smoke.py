@@ -70,3 +70,64 @@ def test_search_efficiency_table_shipped():
 def test_science_smoke():
     out = _smoke("bench_science.py")
     assert "| fsf |" in out and "FSF sensitivity" in out and "figure:" in out
+
+
+@pytest.mark.slow
+def test_real_size_smoke():
+    out = _smoke("bench_real_size.py", "--ranks", "1", "2")
+    assert "tiny x 1" in out and "tiny x 2" in out and "fsf / Trainer" in out
+
+
+@pytest.mark.slow
+def test_real_size_levers_smoke():
+    out = _smoke("bench_real_size.py", "--levers", "--only", "+ group_by_length")
+    assert "+ group_by_length" in out and "Trainer defaults" in out and "/ Trainer defaults" in out
+
+
+def test_gpu_script_syntax():
+    assert subprocess.run(["bash", "-n", str(BENCH / "gpu" / "run.sh")]).returncode == 0
+    compile((BENCH / "gpu" / "gpu_bench.py").read_text(), "gpu_bench.py", "exec")
+
+
+@pytest.mark.slow
+def test_gpu_script_cpu_fallback(tmp_path):
+    import json
+    import os
+
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path)}
+    out = subprocess.run(
+        ["bash", str(BENCH / "gpu" / "run.sh"), "--cpu", "--smoke", "--workdir", str(tmp_path / "w")],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads((tmp_path / "gpu.json").read_text())
+    assert got["errors"] == {}
+    runs = got["real_size"]["runs"]
+    assert set(runs) == {
+        "fsf_df", "fsf_fsf", "fsf_defaults", "trainer", "trainer_defaults", "fsf_defaults_batch32"
+    }  # fmt: skip
+    assert all(r["samples_per_s"] > 0 for r in runs.values())
+    assert set(got["ratios"]) == {
+        "fsf_over_trainer_equal", "fsf_defaults_over_trainer_defaults", "fsf_over_df_step_time"
+    }  # fmt: skip
+    assert got["mfu"]["peak_tflops_bf16_dense"] > 0 and len(got["mfu"]["runs"]) == 6
+    assert [t["policy"] for t in got["tiny_sweep"]["trials"]] == [
+        "df",
+        "noisytune",
+        "fs",
+        "ff",
+        "fsf",
+    ]
+    assert got["tiny_sweep"]["best_target_mean"] in {"df", "noisytune", "fs", "ff", "fsf"}
+
+
+@pytest.mark.slow
+def test_sweep_scale_smoke():
+    out = _smoke("bench_sweep_scale.py")
+    assert "overhead_per_trial_s" in out and "optuna_db_kb" in out and "report_s" in out
+
+
+@pytest.mark.slow
+def test_levers_accuracy_smoke():
+    out = _smoke("bench_levers_accuracy.py")
+    assert "group_by_length" in out and "fsf defaults" in out and "Δ tgt last (paired)" in out

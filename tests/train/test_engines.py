@@ -1,0 +1,89 @@
+"""The worker's speed levers: plain-PyTorch engine, AdamW implementations, length grouping."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fsf.errors import FsfError
+from fsf.train import train
+from fsf.train.worker import _batches
+
+
+def _losses(cfg) -> list[float]:
+    return [e.loss for e in train(cfg).evaluations if e.loss is not None]
+
+
+def test_group_by_length_covers_each_example_once_per_epoch_in_similar_lengths():
+    lengths = [(i * 37) % 91 + 5 for i in range(1000)]
+    size = 8
+    stream = _batches(1000, size, seed=3, lengths=lengths)
+    epoch = [next(stream) for _ in range(125)]  # 1000 / 8: exactly one epoch
+    assert sorted(i for b in epoch for i in b) == list(range(1000))
+    # within a mega-batch of 50 batches, lengths never increase
+    flat = [lengths[i] for b in epoch[:50] for i in b]
+    assert flat == sorted(flat, reverse=True)
+    plain = _batches(1000, size, seed=3)
+    pad = [sum(max(lengths[i] for i in b) - lengths[i] for i in b) for b in epoch]
+    pad_plain = [sum(max(lengths[i] for i in b) - lengths[i] for i in b) for b in (
+        next(plain) for _ in range(125))]  # fmt: skip
+    assert sum(pad) < 0.2 * sum(pad_plain)
+    # a second epoch is another order
+    assert [next(stream) for _ in range(125)] != epoch
+
+
+def test_deepspeed_cpu_adam_needs_deepspeed_on_cpu(run_config):
+    cfg = run_config(**{"engine": "torch", "optim.adamw": "deepspeed-cpu"})
+    with pytest.raises(FsfError, match="deepspeed-cpu"):
+        train(cfg)
+
+
+def test_torch_engine_is_one_rank_only(run_config, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(FsfError, match="one rank"):
+        train(run_config(engine="torch"))
+
+
+@pytest.mark.slow
+def test_torch_engine_matches_a_one_rank_deepspeed_engine(run_config):
+    """Same model, data, optimizer and clipping: the two engines train the same weights."""
+    over = {"optim.grad_accum": 2, "policy.name": "fsf", "optim.group_by_length": False}
+    ds = _losses(run_config(**over))
+    pt = _losses(run_config(engine="torch", **over))
+    assert pt == pytest.approx(ds, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("impl", ["foreach", "fused"])
+def test_adamw_implementations_train_alike(run_config, impl):
+    base = _losses(run_config(**{"optim.adamw": "for-loop"}))
+    assert _losses(run_config(**{"optim.adamw": impl})) == pytest.approx(base, rel=1e-4)
+
+
+_NO_DEEPSPEED = """
+import json, sys
+sys.modules["deepspeed"] = None  # any import of DeepSpeed fails
+from fsf.config import validate_run_config
+from fsf.train import train
+cfg = validate_run_config(json.loads(sys.argv[1]))
+summary = train(cfg)
+print(json.dumps({"steps": [e.step for e in summary.evaluations],
+                  "deepspeed": "deepspeed" in sys.modules and sys.modules["deepspeed"] is not None}))
+"""
+
+
+@pytest.mark.slow
+def test_torch_engine_runs_where_deepspeed_is_not_installed(run_config):
+    cfg = run_config(engine="torch")
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_DEEPSPEED, cfg.model_dump_json()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"steps": [0, 3, 6], "deepspeed": False}
