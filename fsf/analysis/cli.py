@@ -58,6 +58,12 @@ def _read(path: str) -> Any:
     return read(path)
 
 
+def _exit_code(skipped: Any) -> int:
+    from fsf.results.cli import exit_code as code
+
+    return code(skipped)
+
+
 def _gap(args: argparse.Namespace) -> int:
     from fsf.analysis.gap import gap_curves
 
@@ -66,8 +72,9 @@ def _gap(args: argparse.Namespace) -> int:
         raise ResultsUsageError(f"unknown --split {args.split!r}; choose one of: dev, test")
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise ResultsUsageError(f"--threshold must be a number, got {args.threshold}")
+    res = _read(args.dir)
     gc = gap_curves(
-        _read(args.dir),
+        res,
         task=args.task,
         metric=args.metric,
         window=args.window,
@@ -86,14 +93,15 @@ def _gap(args: argparse.Namespace) -> int:
     if args.format == "table":
         for n in gc.notes:
             print(f"note: {n}")
-    return 0
+    return _exit_code(res.skipped)
 
 
 def _cka(args: argparse.Namespace) -> int:
     from fsf.analysis.forgetting import cka_curves
 
     _check_format(args.format)
-    curves = cka_curves(_read(args.dir), task=args.task)
+    res = _read(args.dir)
+    curves = cka_curves(res, task=args.task)
     if not curves.runs:
         raise ResultsError(
             f"{args.dir}: no CKA rows; runs record them with analysis.cka.every_steps > 0"
@@ -117,7 +125,7 @@ def _cka(args: argparse.Namespace) -> int:
                 rows.append(row)
         title = "CKA with the pretrained model at the last recorded step (layer 0 = embeddings)"
     _emit(rows, args.format, title)
-    return 0
+    return _exit_code(res.skipped)
 
 
 def register(subparsers: Any) -> None:

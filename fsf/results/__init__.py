@@ -1,11 +1,14 @@
 """Results: the versioned Arrow schema, atomic Parquet writing, queries and reports."""
 
+from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.query import PerLanguage, Ranking, best, best_per_language, export, summary
 from fsf.results.reader import (
     Results,
     SkippedFragment,
     compact,
+    completed_evaluation,
     open_dataset,
+    read_fragment,
     read_results,
 )
 from fsf.results.report import Report, write_report
@@ -26,6 +29,9 @@ __all__ = [
     "Ranking",
     "Report",
     "Results",
+    "ResultsError",
+    "ResultsUsageError",
+    "ResultsWriteError",
     "SchemaVersionError",
     "SkippedFragment",
     "TrialInfo",
@@ -33,10 +39,12 @@ __all__ = [
     "best",
     "best_per_language",
     "compact",
+    "completed_evaluation",
     "evaluation_rows",
     "export",
     "fragment_path",
     "open_dataset",
+    "read_fragment",
     "read_results",
     "summary",
     "write_report",

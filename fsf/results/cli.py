@@ -3,7 +3,9 @@
 `register(subparsers)` adds them to any argparse subparsers object (fsf-sweep mounts them);
 each sets `func` and `handler` (the same function) taking the parsed `argparse.Namespace` and
 returning an exit code.
-Bad input raises `ResultsUsageError` (an `FsfError`, exit code 2). Standalone:
+Bad input raises `ResultsUsageError` (an `FsfError`, exit code 2). An answer that had to leave
+out unreadable fragments is printed, the fragments are listed on stderr, and the exit code is
+`SKIPPED_EXIT` (3), so that a script never takes a partial answer for a whole one. Standalone:
 
     python -m fsf.results.cli best --sweep DIR --lang de --top 5 --format json
 """
@@ -18,20 +20,29 @@ from pathlib import Path
 from typing import Any
 
 from fsf._cli import print_table, run_main
-from fsf.results._errors import ResultsError, ResultsUsageError
+from fsf.errors import os_reason
+from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.query import SELECTIONS, best, best_per_language, export, flat, summary, write_csv
 from fsf.results.reader import Results, SkippedFragment, compact, read_results
 
-__all__ = ["FORMATS", "main", "print_best_per_language", "register"]
+__all__ = ["FORMATS", "SKIPPED_EXIT", "exit_code", "main", "print_best_per_language", "register"]
 
 FORMATS = ("table", "json", "csv")
+#: Exit code of a query answered without the rows of skipped (unreadable) fragments.
+SKIPPED_EXIT = 3
+
+
+def exit_code(skipped: Sequence[SkippedFragment]) -> int:
+    """0, or `SKIPPED_EXIT` when fragments were left out of the answer."""
+    return SKIPPED_EXIT if skipped else 0
 
 
 def _warn_skipped(skipped: list[SkippedFragment]) -> None:
     if not skipped:
         return
     print(
-        f"warning: {len(skipped)} fragment(s) skipped; their rows are NOT in these answers:",
+        f"warning: {len(skipped)} fragment(s) skipped; their rows are NOT in these answers "
+        f"(exit code {SKIPPED_EXIT}):",
         file=sys.stderr,
     )
     for s in skipped:
@@ -109,7 +120,7 @@ def _best(args: argparse.Namespace) -> int:
             f"{excluded['failed_trials']} trial(s); {excluded['runs_without_score']} run(s) "
             "without a score here"
         )
-    return 0
+    return exit_code(res.skipped)
 
 
 def print_best_per_language(path: str | Path, *, select: str = "source-dev") -> None:
@@ -150,7 +161,7 @@ def _show(args: argparse.Namespace) -> int:
     s = summary(res, task=args.task)
     if args.format == "json":
         _dump(s)
-        return 0
+        return exit_code(res.skipped)
     statuses = sorted(set(s["runs"]["by_status"]) | set(s["trials"]["by_status"]))
     print_table(
         ["", "total", *statuses],
@@ -201,25 +212,37 @@ def _show(args: argparse.Namespace) -> int:
         )
     for n in s.get("notes", []):
         print(f"note: {n}")
-    return 0
+    return exit_code(res.skipped)
 
 
 def _export(args: argparse.Namespace) -> int:
     res = _read(args.dir)
-    path = export(res, args.to)
+    try:
+        path = export(res, args.to)
+    except OSError as exc:
+        raise ResultsWriteError(
+            f"cannot write {exc.filename or args.to}: {os_reason(exc)}"
+        ) from exc
     print(f"wrote {res.table.num_rows:,} rows to {path}")
-    return 0
+    return exit_code(res.skipped)
 
 
 def _report(args: argparse.Namespace) -> int:
     from fsf.results.report import write_report
 
     res = _read(args.dir)
-    rep = write_report(res, args.out, task=args.task)
+    try:
+        rep = write_report(res, args.out, task=args.task)
+    except OSError as exc:
+        where = exc.filename or args.out or "the report folder"
+        raise ResultsWriteError(
+            f"cannot write the report to {where}: {os_reason(exc)}; pass --out DIR, a folder "
+            "you can write"
+        ) from exc
     print(f"wrote {rep.markdown} and {rep.html} ({len(rep.images)} plots)")
     for n in rep.notes:
         print(f"note: {n}")
-    return 0
+    return exit_code(res.skipped)
 
 
 def _compact(args: argparse.Namespace) -> int:
@@ -233,7 +256,7 @@ def _compact(args: argparse.Namespace) -> int:
     if rep.removed_leftovers:
         print(f"removed {len(rep.removed_leftovers)} leftover(s) of an interrupted compaction")
     _warn_skipped(rep.skipped)
-    return 0
+    return exit_code(rep.skipped)
 
 
 def register(subparsers: Any) -> None:

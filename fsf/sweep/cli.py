@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from fsf._cli import run_main
-from fsf.errors import FsfError
+from fsf.errors import UsageError
 
 __all__ = ["main"]
 
@@ -38,6 +38,12 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--num-trials", type=int, help="override search.num_trials")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --resume: resume a folder another user could have written (resuming "
+        "unpickles its tune/ state, which runs code)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument(
@@ -65,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--space", required=True)
     res = sub.add_parser("resume", help="continue the interrupted sweep in DIR")
     res.add_argument("dir")
+    res.add_argument(
+        "--trust",
+        action="store_true",
+        help="resume a folder another user could have written (resuming unpickles its "
+        "tune/ state, which runs code)",
+    )
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
@@ -121,23 +133,44 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.no_progress,
         num_cpus=args.num_cpus,
+        trust=args.trust,
     )
     return _finish(outcome)
 
 
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
+    """Print how the sweep ended; exit 1 when every trial failed or a failure could not be
+    recorded in the results (so that nothing fails silently)."""
     from fsf.results import cli as results_cli
 
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
     print(f"\nsweep finished: {outcome.num_trials} trials ({done})")
     for trial_id, reason in sorted(outcome.errors.items()):
-        print(f"  trial {trial_id} failed: {reason}")
+        unrecorded = " [NOT recorded in the results]" if trial_id in outcome.unrecorded else ""
+        print(f"  trial {trial_id} failed: {reason}{unrecorded}")
+    for note in outcome.notes:
+        print(f"note: {note}")
     if outcome.results_dir.exists():
         results_cli.print_best_per_language(outcome.sweep_dir)
     print(f"results: {outcome.results_dir}")
     print(f"query:   fsf-sweep best --sweep {outcome.sweep_dir} --per-language")
     print(f"report:  fsf-sweep report {outcome.sweep_dir}")
-    return 0
+    code = 0
+    if outcome.unrecorded:
+        print(
+            f"error: {len(outcome.unrecorded)} failed trial(s) could not record their failure "
+            f"in {outcome.results_dir} (see above); `fsf-sweep show` cannot list them. Fix the "
+            "folder (permissions, free space), then `fsf-sweep resume` the sweep",
+            file=sys.stderr,
+        )
+        code = 1
+    if outcome.all_failed:
+        print(
+            f"error: every trial of the sweep failed ({outcome.num_trials}); see the reasons above",
+            file=sys.stderr,
+        )
+        code = 1
+    return code
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -145,7 +178,10 @@ def _resume(args: argparse.Namespace) -> int:
     from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
-    sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
+    try:
+        sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
+    except ValueError as exc:
+        raise _UsageError(f"resume: {exc}") from None
     space = sweep_dir / "space.yaml"
     if not space.is_file():
         raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
@@ -158,6 +194,7 @@ def _resume(args: argparse.Namespace) -> int:
         resume=True,
         progress=not args.no_progress,
         num_cpus=args.num_cpus,
+        trust=args.trust,
     )
     code = _finish(outcome)
     if spec.probe is not None:
@@ -261,8 +298,7 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-class _UsageError(FsfError):
-    exit_code = 2
+_UsageError = UsageError
 
 
 def main(argv: list[str] | None = None) -> int:
