@@ -119,6 +119,8 @@ def _run(args: argparse.Namespace) -> int:
     if problems:
         raise _UsageError("; ".join(problems))
     spec = _load_space(args.space, args.base)
+    if not args.resume:
+        _check_resources(spec, args.space)
     if spec.probe is not None:
         if args.num_trials is not None or args.resume:
             raise _UsageError("a probe space runs its whole grid: drop --num-trials / --resume")
@@ -202,6 +204,16 @@ def _resume(args: argparse.Namespace) -> int:
 
         _analyse_probe(outcome.sweep_dir, spec, output_dir(outcome.sweep_dir, spec.name))
     return code
+
+
+def _check_resources(spec, source: str) -> None:  # type: ignore[no-untyped-def]
+    """The model and data the space names, checked before anything trains (exit 2)."""
+    from fsf.errors import ConfigError
+    from fsf.sweep.space import check_resources
+
+    problems = check_resources(spec)
+    if problems:
+        raise ConfigError(problems, source)
 
 
 def _load_space(path: str, base: str | None):  # type: ignore[no-untyped-def]
@@ -310,8 +322,12 @@ def main(argv: list[str] | None = None) -> int:
             from fsf.sweep.space import load_space
 
             spec = load_space(args.space)
+            _check_resources(spec, args.space)
             n = len(spec.search.parameters)
-            print(f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher})")
+            print(
+                f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher}; model "
+                "and data checked where they are local)"
+            )
             return 0
         if args.command == "resume":
             return _resume(args)

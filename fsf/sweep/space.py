@@ -51,6 +51,7 @@ __all__ = [
     "SchedulerSpec",
     "SearchSpec",
     "SweepSpec",
+    "check_resources",
     "define_by_run",
     "grid_points",
     "grid_size",
@@ -557,6 +558,57 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
                 "search fewer values, or use searcher: tpe with num_trials",
             )
         )
+    return problems
+
+
+#: Search parameters whose values change what `check_resources` looks at.
+_RESOURCE_PREFIXES = (
+    "model.",
+    "task.",
+    "source_lang",
+    "target_langs",
+    "policy.sets",
+    "probe.",
+    "few_shot.",
+    "eval.splits",
+)
+
+
+def check_resources(spec: SweepSpec, limit: int = 32) -> list[Problem]:
+    """Problems of the model and data a sweep names, found without training
+    (`fsf.train.check.check_run`): the base config, and the base with each value of the
+    parameters that change the model, the task, the languages or the layer ranges (at most
+    `limit` configs). A problem only some values have is reported under that parameter."""
+    from fsf.train.check import check_run
+
+    params = spec.search.parameters
+    configs: list[tuple[str | None, Any, RunConfig]] = [(None, None, spec.base_config())]
+    for key, p in params.items():
+        if not p.apply or key in RESOURCE_KEYS or not key.startswith(_RESOURCE_PREFIXES):
+            continue
+        for value in (p.values if p.type == "categorical" else [p.low, p.high]) or []:
+            point = _walk(params, {**_conditions_of(params, key), key: value})
+            try:
+                configs.append((key, value, trial_run_config(spec, point, 0, "check")))
+            except ConfigError:
+                continue  # reported by validate_space
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    base_problems: set[str] = set()
+    for key, value, config in configs[:limit]:
+        for prob in check_run(config, prefix="base"):
+            if key is None:
+                base_problems.add(str(prob))
+            elif str(prob) in base_problems:
+                continue
+            else:
+                prob = Problem(
+                    f"search.parameters.{key}",
+                    f"value {short_repr(value)}: {prob}",
+                )
+            if str(prob) not in seen:
+                seen.add(str(prob))
+                problems.append(prob)
     return problems
 
 
