@@ -220,10 +220,7 @@ def test_dockerfile_installs_the_pinned_stack():
 
 
 def _start_commands(cfg: dict) -> dict[str, str]:
-    return {
-        kind: " ".join(cfg[f"{kind}_start_ray_commands"])
-        for kind in ("head", "worker")
-    }
+    return {kind: " ".join(cfg[f"{kind}_start_ray_commands"]) for kind in ("head", "worker")}
 
 
 def test_ray_cluster_yaml_keeps_ray_closed():
