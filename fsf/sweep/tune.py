@@ -806,7 +806,8 @@ def _tune_state_saved(tune_path: Location) -> bool:
     """Whether Ray Tune saved its experiment state (what `Tuner.restore` continues from):
     `tuner.pkl` and at least one `experiment_state-*.json`. A driver killed in its first
     seconds leaves neither, or `tuner.pkl` alone."""
-    return (tune_path / "tuner.pkl").is_file() and bool(tune_path.glob("experiment_state-*.json"))
+    saved = tune_path.glob("experiment_state-*.json")
+    return (tune_path / "tuner.pkl").is_file() and any(True for _ in saved)
 
 
 def _restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> list[str]:
