@@ -45,7 +45,7 @@ def test_every_page_fsf_writes_has_a_checksum_and_a_flipped_bit_is_reported(tmp_
     assert "checksum" in skipped.reason.lower() and "corrupt" in skipped.reason
     assert set(res.table.column("trial_id").to_pylist()) == {"b"}
     # the lazy dataset verifies pages as it scans
-    with pytest.raises(OSError, match="(?i)checksum"):
+    with pytest.raises(OSError, match=r"(?i)checksum"):
         open_dataset(root).dataset.to_table()
 
 

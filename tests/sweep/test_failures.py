@@ -180,7 +180,7 @@ def test_a_folder_written_by_someone_else_is_not_resumed(tmp_path):
     check_trusted(folder)  # ours: fine
     pkl = folder / "tune" / "tuner.pkl"
     pkl.chmod(0o666)
-    with pytest.raises(UsageError, match="writable by every user.*runs code"):
+    with pytest.raises(UsageError, match=r"writable by every user.*runs code"):
         check_trusted(folder)
     pkl.chmod(0o644)
     if os.geteuid() == 0:  # only root can give a file away
