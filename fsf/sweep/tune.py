@@ -42,7 +42,7 @@ from fsf.results import (
     fragment_path,
     read_fragment,
 )
-from fsf.results.reader import COMPACTED_DIR
+from fsf.results.reader import COMPACTED_DIR, list_fragments
 from fsf.results.storage import Location, location, write_bytes_atomic
 from fsf.results.writer import check_writable
 from fsf.sweep.space import (
@@ -728,13 +728,16 @@ def run_sweep(
                 raise UsageError(
                     f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)"
                 )
-            if not trust:
-                check_trusted(sweep_dir)
             restart = not _tune_state_saved(tune_path)
+            if not restart and not trust:  # restoring unpickles tune/: check who wrote it
+                check_trusted(sweep_dir)
         elif sweep_dir.exists() and any(sweep_dir.iterdir()):
-            raise FsfError(
-                f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
-            )
+            if not _stillborn(sweep_dir):
+                raise FsfError(
+                    f"{sweep_dir} already holds a sweep; pass --resume to continue it, or "
+                    "--name NEW"
+                )
+            restart = True  # what a driver killed in its first seconds left: start over
     except OSError as exc:
         raise FsfError(f"cannot read the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
@@ -742,9 +745,10 @@ def run_sweep(
     spec_data = spec.model_dump(mode="json")
     try:
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        meta = {**_sweep_meta(spec), "optuna_storage": display_url(study_url)}
         if not resume:
-            meta = {**_sweep_meta(spec), "optuna_storage": display_url(study_url)}
             _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
+        if not resume or (restart and not (sweep_dir / "sweep.json").is_file()):
             _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
     except OSError as exc:
         raise FsfError(f"cannot write the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
@@ -808,6 +812,22 @@ def _tune_state_saved(tune_path: Location) -> bool:
     seconds leaves neither, or `tuner.pkl` alone."""
     saved = tune_path.glob("experiment_state-*.json")
     return (tune_path / "tuner.pkl").is_file() and any(True for _ in saved)
+
+
+_SKELETON = ("space.yaml", "sweep.json", TUNE_DIR, "results", "optuna.db")
+
+
+def _stillborn(sweep_dir: Location) -> bool:
+    """Whether `sweep_dir` holds only what a driver killed before Ray Tune saved any state
+    leaves (space.yaml, sweep.json, a study, Tune's unsaved folder), and no result fragment:
+    a fresh run may then take the folder over."""
+    if _tune_state_saved(sweep_dir / TUNE_DIR):
+        return False
+    for entry in sweep_dir.iterdir():
+        if not (entry.name.startswith(_SKELETON) or entry.name.startswith(".")):
+            return False
+    results = sweep_dir / "results"
+    return not results.exists() or not list_fragments(results)
 
 
 def _restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> list[str]:

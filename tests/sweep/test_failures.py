@@ -49,6 +49,7 @@ def _sweep_folder(root: Path, name: str = "sw") -> Path:
     (folder / "space.yaml").write_text(yaml.safe_dump({"name": name}))
     (folder / "sweep.json").write_text(json.dumps({"name": name}))
     (folder / "tune" / "tuner.pkl").write_bytes(b"pickle")
+    (folder / "tune" / "experiment_state-2026-12-01_00-00-00.json").write_text("{}")
     return folder
 
 
@@ -218,6 +219,29 @@ def test_what_counts_as_saved_tune_state(tmp_path):
     assert not _tune_state_saved(tune)  # constructed, never saved
     (tune / "experiment_state-2026-12-01_00-00-00.json").write_text("{}")
     assert _tune_state_saved(tune)
+
+
+def test_what_a_driver_killed_in_its_first_seconds_leaves_may_be_taken_over(tmp_path):
+    from fsf.sweep.tune import _stillborn
+
+    folder = tmp_path / "sw"
+    folder.mkdir()
+    (folder / "space.yaml").write_text("name: sw\n")  # killed before sweep.json
+    assert _stillborn(folder)
+    (folder / "sweep.json").write_text("{}")
+    (folder / "optuna.db").write_bytes(b"")
+    (folder / "tune").mkdir()
+    (folder / "tune" / "tuner.pkl").write_bytes(b"x")
+    assert _stillborn(folder)
+    write(folder / "results", [run("begun", [ev2(0, 0.5, 0.4)], status="running")])
+    assert not _stillborn(folder)  # a trial had begun: resume it (its rows move aside)
+    (folder / "results" / "trial=begun" / "seed-0.parquet").unlink()
+    assert _stillborn(folder)
+    (folder / "notes.txt").write_text("mine")
+    assert not _stillborn(folder)  # something fsf did not write: never taken over
+    (folder / "notes.txt").unlink()
+    (folder / "tune" / "experiment_state-x.json").write_text("{}")
+    assert not _stillborn(folder)  # Tune saved its state: a real sweep
 
 
 def test_a_stillborn_sweep_restarts_afresh(tmp_path):
