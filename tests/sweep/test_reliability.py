@@ -173,7 +173,7 @@ def test_a_sweep_killed_at_five_moments_is_resumed_to_completion(assets, tmp_pat
     policies = df.groupby("trial_id")["policy"].first()
     assert sorted(policies) == sorted(POLICIES), policies  # every grid point once
     assert set(df["status"]) == {"completed"}
-    for (trial, seed), g in df.groupby(["trial_id", "seed"]):
+    for (trial, _seed), g in df.groupby(["trial_id", "seed"]):
         assert sorted(g["step"].unique()) == STEPS, trial
         assert len(g) == len(STEPS) * 2 * 3, trial  # steps x splits x languages, once each
     for path, data in completed.items():  # never re-run, never overwritten
