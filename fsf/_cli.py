@@ -49,7 +49,7 @@ def print_table(
         table.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(_fmt(v) for v in row))
-    Console(width=max(100, 12 * len(headers))).print(table)
+    Console(width=max(100, 16 * len(headers))).print(table)
 
 
 def _fmt(value: Any) -> str:

@@ -38,7 +38,9 @@ class SetRule(BaseModel):
     v2_kinds: list[Literal["attention", "ffn"]] = Field(
         default_factory=lambda: ["attention"], min_length=1, description="V_II's kinds"
     )
-    split: Literal["dev", "test"] = Field("test", description="scores the rule reads")
+    split: Literal["dev", "test"] = Field(
+        "dev", description="scores the rule reads (dev: the suggested sets never come from test)"
+    )
 
 
 class ProbeSpec(BaseModel):

@@ -64,6 +64,12 @@ def _exit_code(skipped: Any) -> int:
     return code(skipped)
 
 
+def _command(fn: Any) -> Any:
+    from fsf.results.cli import command
+
+    return command(fn)
+
+
 def _gap(args: argparse.Namespace) -> int:
     from fsf.analysis.gap import gap_curves
 
@@ -141,10 +147,10 @@ def register(subparsers: Any) -> None:
     g.add_argument("--task")
     g.add_argument("--metric")
     g.add_argument("--format", default="table", metavar="|".join(FORMATS))
-    g.set_defaults(func=_gap, handler=_gap)
+    g.set_defaults(func=_command(_gap), handler=_command(_gap))
     c = subparsers.add_parser("cka", help="per-layer CKA with the pretrained model (forgetting)")
     c.add_argument("dir", metavar="DIR", help="sweep, run or results folder")
     c.add_argument("--all-steps", action="store_true", help="every recorded step (long table)")
     c.add_argument("--task")
     c.add_argument("--format", default="table", metavar="|".join(FORMATS))
-    c.set_defaults(func=_cka, handler=_cka)
+    c.set_defaults(func=_command(_cka), handler=_command(_cka))

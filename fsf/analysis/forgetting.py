@@ -18,8 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsf.results.query import load
-from fsf.results.reader import Results
+from fsf.results.reader import Results, load
 from fsf.results.schema import CKA_SPLIT
 
 __all__ = ["CkaCurves", "RunCka", "cka_curves"]

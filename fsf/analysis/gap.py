@@ -29,8 +29,7 @@ import pyarrow.compute as pc
 
 from fsf.policies.phase import PhaseTracker
 from fsf.results._frame import frame, runs_of
-from fsf.results.query import load
-from fsf.results.reader import Results
+from fsf.results.reader import Results, load
 from fsf.results.schema import LOSS_METRIC, TRAIN_SPLIT
 
 __all__ = ["GapCurves", "RunCurve", "detect_phases", "gap_curves"]

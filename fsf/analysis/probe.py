@@ -44,8 +44,7 @@ from fsf.analysis._spec import ACTIONS, PARTS, ProbeSpec, SetRule
 from fsf.policies.weight_sets import LayerRange, WeightSetsConfig, default_ranges
 from fsf.results._errors import ResultsUsageError
 from fsf.results._frame import frame
-from fsf.results.query import load
-from fsf.results.reader import Results
+from fsf.results.reader import Results, load
 
 __all__ = [
     "ACTIONS",
@@ -101,7 +100,7 @@ def _probe_of(config_json: str | None) -> tuple[str, int | None, str]:
 def probe_effects(
     results: Results | str | os.PathLike[str] | pa.Table,
     *,
-    split: str = "test",
+    split: str = "dev",
     task: str | None = None,
     metric: str | None = None,
     num_layers: int | None = None,

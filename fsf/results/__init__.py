@@ -1,12 +1,20 @@
 """Results: the versioned Arrow schema, atomic Parquet writing, queries and reports."""
 
 from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
-from fsf.results.query import PerLanguage, Ranking, best, best_per_language, export, summary
+from fsf.results.export import export
+from fsf.results.ranking import (
+    PerLanguage,
+    Ranking,
+    best,
+    best_per_language,
+    top_configurations,
+)
 from fsf.results.reader import (
     Results,
     SkippedFragment,
     compact,
-    completed_evaluation,
+    completed_evaluations,
+    load,
     open_dataset,
     read_fragment,
     read_results,
@@ -19,11 +27,17 @@ from fsf.results.schema import (
     TrialInfo,
     evaluation_rows,
 )
+from fsf.results.selection import RULES, Objective, SelectionRule, selection_rule
+from fsf.results.stats import PairedDifference, paired_difference
+from fsf.results.summary import summary
 from fsf.results.writer import ParquetReporter, atomic_write_table, fragment_path
 
 __all__ = [
+    "RULES",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "Objective",
+    "PairedDifference",
     "ParquetReporter",
     "PerLanguage",
     "Ranking",
@@ -33,19 +47,24 @@ __all__ = [
     "ResultsUsageError",
     "ResultsWriteError",
     "SchemaVersionError",
+    "SelectionRule",
     "SkippedFragment",
     "TrialInfo",
     "atomic_write_table",
     "best",
     "best_per_language",
     "compact",
-    "completed_evaluation",
+    "completed_evaluations",
     "evaluation_rows",
     "export",
     "fragment_path",
+    "load",
     "open_dataset",
+    "paired_difference",
     "read_fragment",
     "read_results",
+    "selection_rule",
     "summary",
+    "top_configurations",
     "write_report",
 ]

@@ -44,7 +44,15 @@ CONFIG_COLUMNS = (
     "few_shot_m",
     "zero_stage",
 )
-_RUN_COLUMNS = ("trial_id", "seed", "status", "failure_reason", "primary_metric", "params_json")
+_RUN_COLUMNS = (
+    "trial_id",
+    "seed",
+    "status",
+    "failure_reason",
+    "primary_metric",
+    "params_json",
+    "total_steps",
+)
 
 
 def _np(arr: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:
@@ -260,6 +268,7 @@ def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Tabl
         cols = table.select(list(_RUN_COLUMNS + CONFIG_COLUMNS)).take(pa.array(starts))
         results.cache["runs"] = (r, cols.to_pylist(), cols)
         results.cache["run_lengths"] = lengths
+        results.cache["run_starts"] = starts
     return results.cache["runs"]
 
 

@@ -12,7 +12,14 @@ import numpy as np
 if TYPE_CHECKING:
     from fsf.results.reader import Results
 
-__all__ = ["gap_plot", "importance_plot", "language_heatmap", "pareto_plot"]
+__all__ = [
+    "delta_heatmap",
+    "gap_plot",
+    "importance_plot",
+    "language_heatmap",
+    "pareto_plot",
+    "trained_trials",
+]
 
 _P1_COLOR = "#f6c85f"
 _BOUNDARY_COLOR = "#c44e52"
@@ -142,7 +149,57 @@ def language_heatmap(
     fig.colorbar(im, ax=ax, label=f"test {metric} x 100")
     ax.set_xlabel("policy (its best configuration)")
     ax.set_ylabel("language")
-    ax.set_title(f"{task}: test score per language (source-dev selection)")
+    ax.set_title(f"{task}: test score per language")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def delta_heatmap(
+    langs: list[str],
+    policies: list[str],
+    delta: np.ndarray,
+    verdict: np.ndarray,
+    path: Path,
+    *,
+    task: str,
+    metric: str,
+    baseline: str,
+) -> None:
+    """Languages x policies: the paired difference to the baseline (x100) on a diverging
+    scale where the 95% interval excludes 0; grey cells marked '~' where it contains 0, and
+    '?' where there is no interval (fewer than 2 shared seeds)."""
+    plt = _plt()
+    from matplotlib.colors import ListedColormap
+
+    data = delta * 100
+    lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
+    significant = np.isin(verdict, ["better", "worse"])
+    fig, ax = plt.subplots(
+        figsize=(max(5.0, 1.1 * len(policies) + 3), max(3.0, 0.36 * len(langs) + 1.8))
+    )
+    grey = np.where(np.isfinite(data) & ~significant, 0.0, np.nan)
+    ax.imshow(grey, cmap=ListedColormap(["#e2e2e2"]), aspect="auto")
+    im = ax.imshow(
+        np.where(significant, data, np.nan), aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim
+    )
+    ax.set_xticks(range(len(policies)), policies, rotation=30, ha="right")
+    ax.set_yticks(range(len(langs)), langs)
+    mark = {"better": "", "worse": "", "within noise": "~", "untested": "?"}
+    for i in range(len(langs)):
+        for j in range(len(policies)):
+            v = data[i, j]
+            if np.isfinite(v):
+                text = f"{mark.get(str(verdict[i, j]), '')}{v:+.1f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
+    fig.colorbar(im, ax=ax, label=f"test {metric} x 100, minus {baseline}'s")
+    ax.set_xlabel("policy (its best configuration)")
+    ax.set_ylabel("language")
+    ax.set_title(
+        f"{task}: difference to {baseline}\n(grey: '~' 95% interval contains 0, "
+        "'?' one shared seed, untested)",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -190,6 +247,19 @@ def pareto_plot(
     plt.close(fig)
 
 
+def trained_trials(study: Any) -> list[Any]:
+    """The study's completed trials that were trained: repeats answered from the study
+    (user attr `fsf_repeat_of`) are copies of another trial's result, not evidence."""
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE,)
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=states)
+        if "fsf_repeat_of" not in t.user_attrs
+    ]
+
+
 def importance_plot(res: Results, path: Path) -> str | None:
     """Optuna parameter importances into `path`; a note (str) when it cannot be made."""
     from fsf.sweep.study import display_url, open_study_storage, readable_study_url
@@ -215,25 +285,29 @@ def importance_plot(res: Results, path: Path) -> str | None:
             return f"parameter importances: no study named {name!r} in optuna.db ({names})"
         name = names[0]
     study = optuna.load_study(study_name=name, storage=storage)
-    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    done = trained_trials(study)
     if len(done) < 2:
         return (
-            f"parameter importances: study {name!r} has {len(done)} completed trial(s); "
-            "at least 2 are needed"
+            f"parameter importances: study {name!r} has {len(done)} trained and completed "
+            "trial(s); at least 2 are needed"
         )
+    trained = optuna.create_study(directions=study.directions)
+    trained.add_trials(done)
     n_obj = len(study.directions)
     labels = study.metric_names or [f"objective {i}" for i in range(n_obj)]
+    n_with = {p: sum(p in t.params for t in done) for t in done for p in t.params}
     results = []
     try:
         for i, direction in enumerate(study.directions):
-            # the default evaluator ranks params by how they achieve *low* target values
+            # the default evaluator (PED-ANOVA, which handles conditional parameters) ranks
+            # params by how they achieve *low* target values
             sign = -1.0 if direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
             with warnings.catch_warnings():  # it warns about the orientation handled here
                 warnings.simplefilter("ignore", UserWarning)
                 imp = optuna.importance.get_param_importances(
-                    study, target=lambda t, i=i, sign=sign: sign * t.values[i]
+                    trained, target=lambda t, i=i, sign=sign: sign * t.values[i]
                 )
-            results.append((labels[i], imp))
+            results.append((labels[i], {f"{k} (n={n_with[k]})": v for k, v in imp.items()}))
     except (RuntimeError, ValueError) as exc:
         return f"parameter importances: optuna could not compute them ({exc})"
     if not any(imp for _, imp in results):
@@ -242,7 +316,7 @@ def importance_plot(res: Results, path: Path) -> str | None:
     fig, axes = plt.subplots(
         1,
         n_obj,
-        figsize=(5.5 * n_obj, 0.45 * max(len(imp) for _, imp in results) + 1.8),
+        figsize=(6.5 * n_obj, 0.45 * max(len(imp) for _, imp in results) + 2.0),
         squeeze=False,
     )
     for ax, (label, imp), direction in zip(axes[0], results, study.directions, strict=True):
@@ -251,7 +325,11 @@ def importance_plot(res: Results, path: Path) -> str | None:
         ax.set_xlabel("importance (normalised, sums to 1)")
         ax.set_title(f"objective: {label} ({direction.name.lower()})")
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"Optuna parameter importances: {name} ({len(done)} completed trials)")
+    fig.suptitle(
+        f"Optuna parameter importances: {name}\n{len(done)} trained trials; "
+        "n: trials where the parameter applies",
+        fontsize=10,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -52,13 +52,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMPACTED_DIR",
+    "CONFIRM_DIR",
     "UPGRADES",
     "Results",
     "ResultsDataset",
     "SkippedFragment",
     "compact",
-    "completed_evaluation",
+    "completed_evaluations",
+    "confirmation_of",
     "list_fragments",
+    "load",
     "open_dataset",
     "read_fragment",
     "read_results",
@@ -67,6 +70,9 @@ __all__ = [
 
 #: Folder (under the results root) of the files written by `compact`.
 COMPACTED_DIR = "trial=@compacted"
+#: Folder (under a sweep folder) of the confirmation stage: a sweep folder of its own, with
+#: `results/`, `sweep.json` (stage "confirm", its seeds and candidates) and `tune/`.
+CONFIRM_DIR = "confirm"
 #: Parquet key-value metadata of a compacted file: JSON list of the fragments it replaced.
 COMPACTED_FROM_KEY = b"fsf.compacted_from"
 #: Parquet key-value metadata of a compacted file: its sequence number (later wins).
@@ -106,7 +112,7 @@ class Results:
     fragments: list[str] = field(default_factory=list)
     sweep: dict[str, Any] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
-    """Derived per-query state (see `fsf.results.query`); do not rely on it."""
+    """Derived per-query state (see `fsf.results._cube`); do not rely on it."""
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Results:
@@ -264,14 +270,16 @@ def read_fragment(path: str | Path | StoragePath) -> pa.Table:
     return _parquet_file(location(path)).read()
 
 
-def completed_evaluation(
+def completed_evaluations(
     root: str | Path | StoragePath, trial_id: str, seed: int
-) -> Evaluation | None:
-    """The final evaluation of run (`trial_id`, `seed`) if its fragment under the results
-    folder `root` records it as completed, else None (no fragment, not completed, unreadable).
+) -> list[Evaluation] | None:
+    """The evaluations (in step order, the last one final) of run (`trial_id`, `seed`) if
+    its fragment under the results folder `root` records it as completed, else None (no
+    fragment, not completed, unreadable).
 
     A sweep asks this before it trains a run, so that a run finished before an interruption
-    is never trained (and its completed rows never overwritten) again."""
+    is never trained (and its completed rows never overwritten) again: its recorded
+    evaluations are reported instead, in the order they were made."""
     from fsf.results.writer import fragment_path
 
     path = fragment_path(root, trial_id, seed)
@@ -284,35 +292,45 @@ def completed_evaluation(
     rows = table.to_pylist()
     if not rows or any(r["status"] != "completed" for r in rows):
         return None
-    final = [r for r in rows if r["is_final"] and r["split"] in EVAL_SPLITS]
-    if not final:
+    scored = [r for r in rows if r["split"] in EVAL_SPLITS and r["step"] is not None]
+    if not any(r["is_final"] for r in scored):
         return None
-    first = final[0]
-    scores: dict[str, dict[str, dict[str, float]]] = {}
-    for r in final:
-        value = r["value"] if r["value"] is not None else math.nan
-        scores.setdefault(r["split"], {}).setdefault(r["language"], {})[r["metric"]] = value
+    first = scored[0]
     try:
         targets = list(json.loads(first["config_json"])["target_langs"])
     except (TypeError, ValueError, KeyError):
-        targets = sorted({r["language"] for r in final} - {first["source_lang"]})
+        targets = sorted({r["language"] for r in scored} - {first["source_lang"]})
     names = {"S_I": "mult_s1", "S_II": "mult_s2", "V_I": "mult_v1", "V_II": "mult_v2"}
     names.update(embeddings="mult_embeddings", head="mult_head")
-    return Evaluation(
-        step=first["step"],
-        epoch=first["epoch"],
-        loss=first["train_loss"],
-        phase=first["phase"],
-        phi=first["phi"],
-        multipliers={k: first[c] for k, c in names.items()},
-        scores=scores,
-        metric=first["primary_metric"],
-        source_lang=first["source_lang"],
-        target_langs=targets,
-        elapsed_s=first["elapsed_s"] or 0.0,
-        total_steps=first["total_steps"],
-        is_final=True,
-    )
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for r in scored:
+        by_step.setdefault(r["step"], []).append(r)
+    out = []
+    for step in sorted(by_step):
+        group = by_step[step]
+        head = group[0]
+        scores: dict[str, dict[str, dict[str, float]]] = {}
+        for r in group:
+            value = r["value"] if r["value"] is not None else math.nan
+            scores.setdefault(r["split"], {}).setdefault(r["language"], {})[r["metric"]] = value
+        out.append(
+            Evaluation(
+                step=step,
+                epoch=head["epoch"],
+                loss=head["train_loss"],
+                phase=head["phase"],
+                phi=head["phi"],
+                multipliers={k: head[c] for k, c in names.items()},
+                scores=scores,
+                metric=head["primary_metric"],
+                source_lang=head["source_lang"],
+                target_langs=targets,
+                elapsed_s=head["elapsed_s"] or 0.0,
+                total_steps=head["total_steps"],
+                is_final=bool(head["is_final"]),
+            )
+        )
+    return out
 
 
 def _read_one(root: Location, rel: str) -> _Source:
@@ -414,6 +432,28 @@ def read_results(path: str | Path | StoragePath, *, threads: int | None = None) 
         fragments=used,
         sweep=_sweep_json(sweep_dir),
     )
+
+
+def load(results: Results | str | os.PathLike[str] | StoragePath | pa.Table) -> Results:
+    """`results` as a `Results`: read a folder (or URI), wrap a table, or return it unchanged."""
+    if isinstance(results, Results):
+        return results
+    if isinstance(results, pa.Table):
+        return Results.from_table(results)
+    if isinstance(results, (str, os.PathLike, StoragePath)):
+        return read_results(results)
+    raise TypeError(f"expected Results, a folder path or a pyarrow.Table, got {type(results)}")
+
+
+def confirmation_of(results: Results) -> Results | None:
+    """The results of the sweep's confirmation stage (`<sweep>/confirm/`), or None when the
+    sweep has none (yet) or `results` is itself a confirmation."""
+    if results.sweep.get("stage") == "confirm" or results.sweep_dir is None:
+        return None
+    folder = results.sweep_dir / CONFIRM_DIR
+    if not (folder / "results").is_dir() or not list_fragments(folder / "results"):
+        return None
+    return read_results(folder)
 
 
 def _sweep_json(sweep_dir: Location | None) -> dict[str, Any]:

@@ -1,15 +1,21 @@
 """Sweep reports: report.md and a self-contained report.html with PNG plots.
 
 `write_report(sweep_dir, out)` writes into `out` (default `<sweep_dir>/report/`; for a sweep
-on an object store, `./report-<sweep name>/`):
+on an object store, `./report-<sweep name>/`). Every choice of a configuration or a
+checkpoint follows one selection rule (`fsf.results.selection`; default: the sweep's own
+objective on dev data), stated at the top of the report. A sweep with a confirmation stage
+(`<sweep>/confirm/`) leads with it: the answer on fresh seeds.
 - `gap.png`: source - target-mean gap over training steps, one panel per policy (its best
   configuration, mean over seeds, dev and test), P1 shaded from the recorded `phase` column;
-- `languages.png`: test score per language x policy (best configuration per policy);
-- `pareto.png`: source vs target-mean test score of every configuration, Pareto front drawn;
+- `languages[-confirm].png`: test score per language x policy (each policy's best
+  configuration);
+- `delta[-confirm].png`: the paired difference to the baseline per language x policy, cells
+  within noise (95% interval contains 0) marked;
+- `pareto.png`: source vs target-mean test score of every configuration, Pareto front drawn
+  (descriptive: nothing is chosen on it);
 - `importance.png`: Optuna parameter importances, when `optuna.db` holds a study with enough
   completed trials (otherwise the report says why it is missing);
 - `report.md` (images referenced) and `report.html` (images embedded as data URIs).
-All scores use the source-dev selected step of each run (zero-shot honest).
 """
 
 from __future__ import annotations
@@ -25,18 +31,21 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fsf.results._errors import ResultsUsageError
+from fsf.results._cube import Evals, at, evals
+from fsf.results._errors import ResultsError, ResultsUsageError
 from fsf.results._frame import Frame, frame
-from fsf.results._plots import gap_plot, importance_plot, language_heatmap, pareto_plot
-from fsf.results.query import (
-    best_per_language,
-    config_values,
-    load,
-    policy_best,
-    summary,
+from fsf.results._plots import (
+    delta_heatmap,
+    gap_plot,
+    importance_plot,
+    language_heatmap,
+    pareto_plot,
 )
-from fsf.results.reader import Results
-from fsf.results.storage import StoragePath, is_uri
+from fsf.results.ranking import _Answer, best_per_language
+from fsf.results.reader import Results, confirmation_of, load
+from fsf.results.selection import SelectionRule, selection_rule
+from fsf.results.storage import StoragePath, is_uri, write_bytes_atomic
+from fsf.results.summary import summary
 
 __all__ = ["Report", "write_report"]
 
@@ -146,11 +155,38 @@ def _curves(fr: Frame, k: int) -> dict[str, Any]:
     return out
 
 
-def _blocks_summary(s: dict[str, Any], per: list[Any]) -> list[tuple]:
+def _delta(v: dict[str, Any] | None) -> str:
+    """A comparison with the baseline in words: +1.23 [+0.10, +2.40] p=0.03 better."""
+    if v is None:
+        return "no baseline"
+    if v.get("is_baseline"):
+        return "(baseline)"
+    if v.get("mean") is None:
+        return "no shared seeds"
+    d = f"{100 * v['mean']:+.2f}"
+    if v.get("ci_low") is None:
+        return f"{d} (1 seed: untested)"
+    return (
+        f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] p={v['p']:.2g} "
+        f"{v['verdict']} (n={v['n']})"
+    )
+
+
+def _budget(e: dict[str, Any]) -> str:
+    b = e.get("budget") or {}
+    trained, planned = b.get("trained") or [], b.get("planned") or []
+    if not trained:
+        return "-"
+    text = f"{max(trained)}/{max(planned)}" if planned and max(planned) >= 0 else str(max(trained))
+    return text + ("" if b.get("full") else " (stopped)")
+
+
+def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list[tuple]:
     blocks: list[tuple] = []
     runs, trials = s["runs"], s["trials"]
     statuses = sorted(set(runs["by_status"]) | set(trials["by_status"]))
-    blocks.append(("h", 2, "Trials"))
+    blocks.append(("h", 2, f"Trials ({stage_title})"))
+    blocks.append(("p", s["stage"]["note"] + "."))
     blocks.append(
         (
             "table",
@@ -175,11 +211,18 @@ def _blocks_summary(s: dict[str, Any], per: list[Any]) -> list[tuple]:
             )
         )
     if s["objectives"]:
-        blocks.append(("h", 2, "Best configuration per objective"))
+        blocks.append(("h", 2, f"Best configuration per objective ({stage_title})"))
+        blocks.append(
+            (
+                "p",
+                "Each objective is the value Optuna received: the objective metric at each "
+                "run's checkpoint, mean over distinct seeds.",
+            )
+        )
         blocks.append(
             (
                 "table",
-                ["task", "objective", "mode", "value", "trial", "policy", "seeds"],
+                ["task", "objective", "mode", "value", "trial", "policy", "seeds", "budget"],
                 [
                     [
                         o["task"],
@@ -189,13 +232,24 @@ def _blocks_summary(s: dict[str, Any], per: list[Any]) -> list[tuple]:
                         o.get("trial_id"),
                         o.get("policy"),
                         o.get("n_seeds"),
+                        _budget(o),
                     ]
                     for o in s["objectives"]
                 ],
             )
         )
     if s["policies"]:
-        blocks.append(("h", 2, "Policies compared (best configuration of each, test split)"))
+        rule = s["selection"]
+        blocks.append(("h", 2, f"Policies compared ({stage_title})"))
+        blocks.append(
+            (
+                "p",
+                f"Each policy by its best configuration: {rule['description']}. "
+                f"Delta: target-mean test score minus the baseline's "
+                f"({_baseline_words(s['baseline'])}), x100, paired over shared seeds, "
+                "95% t-interval.",
+            )
+        )
         blocks.append(
             (
                 "table",
@@ -207,7 +261,8 @@ def _blocks_summary(s: dict[str, Any], per: list[Any]) -> list[tuple]:
                     "target mean",
                     "source",
                     "gap",
-                    "all mean",
+                    "seeds",
+                    "vs baseline",
                     "best trial",
                 ],
                 [
@@ -219,7 +274,8 @@ def _blocks_summary(s: dict[str, Any], per: list[Any]) -> list[tuple]:
                         p["test_target_mean"],
                         p["test_source"],
                         p["test_gap"],
-                        p["test_all_mean"],
+                        (p["best"] or {}).get("n_seeds"),
+                        _delta(p["vs_baseline"]),
                         (p["best"] or {}).get("trial_id"),
                     ]
                     for p in s["policies"]
@@ -227,43 +283,158 @@ def _blocks_summary(s: dict[str, Any], per: list[Any]) -> list[tuple]:
             )
         )
     for pl in per:
-        blocks.append(("h", 2, f"Best configuration per target language ({pl.task})"))
+        blocks.append(
+            ("h", 2, f"Best configuration per target language ({pl.task}, {stage_title})")
+        )
         blocks.append(
             (
                 "p",
-                f"Selection: {pl.selection} (zero-shot honest); scores: {pl.metric}"
-                f" on {pl.split}, mean over seeds.",
+                f"{pl.rule.describe(target_mean=False)}; target mean: "
+                f"configuration by {pl.rule.configuration_data(True)}.",
             )
         )
-        rows = [
-            [
-                e["language"],
-                e["score"],
-                e["std"],
-                e["n_seeds"],
-                e["trial_id"],
-                e["policy"],
-                e["step"],
-            ]
-            for e in pl.languages
-        ]
-        if pl.target_mean:
-            e = pl.target_mean
+        rows = []
+        for e in [*pl.languages, *([pl.target_mean] if pl.target_mean else [])]:
             rows.append(
                 [
-                    "target mean",
+                    e["language"],
                     e["score"],
                     e["std"],
                     e["n_seeds"],
+                    _delta(e.get("vs_baseline")),
                     e["trial_id"],
                     e["policy"],
-                    e["step"],
+                    _budget(e),
                 ]
             )
         blocks.append(
-            ("table", ["language", "score", "std", "seeds", "trial", "policy", "step"], rows)
+            (
+                "table",
+                ["language", "score", "std", "seeds", "vs baseline", "trial", "policy", "budget"],
+                rows,
+            )
         )
     return blocks
+
+
+def _baseline_words(baseline: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in baseline.items())
+
+
+def _policy_best(E: Evals, rule: SelectionRule) -> dict[str, int]:
+    """Per policy, its best configuration for the target mean under the rule."""
+    ans = _Answer.of(E, rule, None)
+    out: dict[str, int] = {}
+    for k in ans.order:
+        out.setdefault(E.fr.configs[int(k)]["config"]["policy"], int(k))
+    return dict(sorted(out.items()))
+
+
+def _matrices(
+    E: Evals, rule: SelectionRule, best_cfg: dict[str, int], baseline: int | None
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(languages: source first; scores languages x policies; delta vs the baseline; its
+    verdict: better, worse, within noise, untested). Each language's checkpoints are chosen by the rule for
+    that language; scores are means over distinct seeds."""
+    langs = sorted(E.langs, key=lambda x: (x != E.fr.source_lang, x))
+    pols = list(best_cfg)
+    mat = np.full((len(langs), len(pols)), np.nan)
+    delta = np.full_like(mat, np.nan)
+    verdict = np.full(mat.shape, "", dtype=object)
+    for i, name in enumerate(langs):
+        ans = _Answer.of(E, rule, E.lang(name))
+        for j, p in enumerate(pols):
+            k = best_cfg[p]
+            if ans.agg.count[k]:
+                mat[i, j] = ans.agg.report[k]
+            cmp = ans.compare(k, baseline) if baseline is not None else None
+            if cmp and not cmp.get("is_baseline") and cmp.get("mean") is not None:
+                delta[i, j] = cmp["mean"]
+                verdict[i, j] = cmp["verdict"]
+    return langs, mat, delta, verdict
+
+
+def _task_plots(
+    res: Results, t: str, rule: SelectionRule, out: Path, suffix: str, stage: str
+) -> tuple[list[tuple[Path, str, str]], Any, dict[str, int]]:
+    """The per-task plots of one stage; returns (images, the analyses' sections or None,
+    each policy's best configuration)."""
+    from fsf.analysis._report import analysis_sections
+
+    fr = frame(res, t, None)
+    E = evals(fr)
+    best_cfg = _policy_best(E, rule)
+    base_ans = _Answer.of(E, rule, None)
+    from fsf.results.ranking import _matching, baseline_of
+
+    baseline = base_ans.baseline_config(_matching(fr, baseline_of(res)))
+    images: list[tuple[Path, str, str]] = []
+    extra = None
+    how = rule.describe()
+    if stage == "search":
+        extra = analysis_sections(res, fr, best_cfg, out, suffix)
+        curves = {p: _curves(fr, k) for p, k in best_cfg.items()}
+        if curves:
+            path = out / f"gap{suffix}.png"
+            gap_plot(curves, path, task=t, metric=fr.metric, boundaries=extra.boundaries)
+            images.append(
+                (
+                    path,
+                    "Gap over training",
+                    "Source - target-mean gap over training steps, best configuration of each "
+                    f"policy ({how}; mean over seeds; band: +-1 std). Shaded: phase P1 as "
+                    "recorded by the runs; dotted line: the P1/P2 boundary detected from the "
+                    "recorded training loss by the paper's loss-trend rule (median over the "
+                    "runs).",
+                )
+            )
+    langs, mat, delta, sig = _matrices(E, rule, best_cfg, baseline)
+    pols = list(best_cfg)
+    tag = "" if stage == "search" else "-confirm"
+    if len(langs) and len(pols):
+        path = out / f"languages{suffix}{tag}.png"
+        language_heatmap(langs, pols, mat, path, task=t, metric=fr.metric, source=fr.source_lang)
+        images.append(
+            (
+                path,
+                f"Scores per language ({stage})",
+                f"Test score per language and policy, each policy by its best configuration "
+                f"({how}).",
+            )
+        )
+    if baseline is not None and np.isfinite(delta).any():
+        path = out / f"delta{suffix}{tag}.png"
+        name = fr.configs[baseline]["config"]["policy"]
+        delta_heatmap(langs, pols, delta, sig, path, task=t, metric=fr.metric, baseline=name)
+        images.append(
+            (
+                path,
+                f"Difference to the baseline per language ({stage})",
+                f"Test score minus the baseline's ({name}, its best configuration), x100, "
+                "paired over shared seeds. Coloured: the 95% interval excludes 0; grey '~': "
+                "it contains 0 (within noise); grey '?': one shared seed, no interval.",
+            )
+        )
+    if stage == "search":
+        ckpt = base_ans.ckpt
+        per = {k: at(E.scalar("test", k), ckpt) for k in ("source", "target_mean")}
+        src = E.aggregate(per["source"], per["source"]).report
+        tgt = E.aggregate(per["target_mean"], per["target_mean"]).report
+        ok = np.isfinite(src) & np.isfinite(tgt)
+        if ok.any():
+            path = out / f"pareto{suffix}.png"
+            policies = [fr.configs[k]["config"]["policy"] for k in np.flatnonzero(ok)]
+            pareto_plot(src[ok], tgt[ok], policies, path, task=t, metric=fr.metric)
+            images.append(
+                (
+                    path,
+                    "Source vs target mean",
+                    "Each point is a configuration (mean over seeds, test split, at each run's "
+                    "checkpoint); the line is the Pareto front. Descriptive only: nothing is "
+                    "chosen on these test scores.",
+                )
+            )
+    return images, extra, best_cfg
 
 
 def write_report(
@@ -271,11 +442,13 @@ def write_report(
     out: str | os.PathLike[str] | None = None,
     *,
     task: str | None = None,
+    select: str | None = None,
 ) -> Report:
-    """Write report.md, report.html and the PNGs into `out` (default `<sweep>/report`)."""
-    import matplotlib
+    """Write report.md, report.html and the PNGs into `out` (default `<sweep>/report`).
 
-    from fsf.analysis._report import analysis_sections
+    For a sweep with a confirmation stage (`<sweep>/confirm/`), the report leads with the
+    confirmed answer and keeps the search's tables and plots below it."""
+    import matplotlib
 
     matplotlib.use("Agg")
     res = load(results)
@@ -292,123 +465,82 @@ def write_report(
         raise ResultsUsageError(f"--out {out}: write the report to a local folder")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    rule = selection_rule(select, res.sweep)
+    stages = [("search", res)]
+    confirmed = confirmation_of(res)
+    if confirmed is not None:
+        stages.insert(0, ("confirm", confirmed))
     notes: list[str] = []
     images: list[tuple[Path, str, str]] = []
-    analysis_blocks: list[tuple] = []  # gap boundaries, CKA, probes (fsf.analysis)
-    s = summary(res, task=task)
-    per = []
-    for t in [task] if task else s["tasks"]:
-        fr = frame(res, t, None)
-        per.append(best_per_language(res, task=t))
-        vals = config_values(fr)
-        best_cfg = {p: k for p, k in policy_best(fr, vals).items() if k is not None}
-        suffix = "" if len(s["tasks"]) == 1 else f"-{t}"
-        extra = analysis_sections(res, fr, best_cfg, out, suffix)
-        analysis_blocks += extra.blocks
-        notes += extra.notes
-        curves = {p: _curves(fr, k) for p, k in best_cfg.items()}
-        if curves:
-            path = out / f"gap{suffix}.png"
-            gap_plot(curves, path, task=t, metric=fr.metric, boundaries=extra.boundaries)
-            images.append(
+    blocks: list[tuple] = [("h", 1, f"Sweep report: {res.name}")]
+    s = summary(res, task=task, select=select)
+    blocks.append(
+        (
+            "p",
+            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from "
+            f"{res.root or 'an in-memory table'}: {s['rows']:,} rows in "
+            f"{s['fragments']} fragments. Selection: {rule.describe()}.",
+        )
+    )
+    if rule.oracle:
+        blocks.append(("p", "**Warning:** ORACLE: this report chooses on test data."))
+    analysis_blocks: list[tuple] = []
+    for stage, sres in stages:
+        if sres.skipped:
+            blocks.append(
                 (
-                    path,
-                    "Gap over training",
-                    "Source - target-mean gap over training "
-                    "steps, best configuration of each policy (mean over seeds; band: "
-                    "+-1 std). Shaded: phase P1 as recorded by the runs; dotted line: the "
-                    "P1/P2 boundary detected from the recorded training loss by the paper's "
-                    "loss-trend rule (median over the runs).",
+                    "p",
+                    f"**Warning:** {len(sres.skipped)} fragment(s) of the {stage} stage were "
+                    "skipped and are not in any number below:",
                 )
             )
-        langs, mat, pols = _language_matrix(fr, best_cfg)
-        if len(langs) and len(pols):
-            path = out / f"languages{suffix}.png"
-            language_heatmap(
-                langs, pols, mat, path, task=t, metric=fr.metric, source=fr.source_lang
+            blocks.append(
+                ("table", ["fragment", "reason"], [[k.path, k.reason] for k in sres.skipped])
             )
-            images.append(
-                (
-                    path,
-                    "Scores per language",
-                    "Test score per language and policy "
-                    "(best configuration of each policy by test target mean).",
-                )
-            )
-        src, tgt = vals["test_source"], vals["test_target_mean"]
-        ok = np.isfinite(src) & np.isfinite(tgt)
-        if ok.any():
-            path = out / f"pareto{suffix}.png"
-            policies = [fr.configs[k]["config"]["policy"] for k in np.flatnonzero(ok)]
-            pareto_plot(src[ok], tgt[ok], policies, path, task=t, metric=fr.metric)
-            images.append(
-                (
-                    path,
-                    "Source vs target mean",
-                    "Each point is a configuration "
-                    "(mean over seeds, test split); the line is the Pareto front.",
-                )
-            )
-        images += extra.images
+        ss = s if stage == "search" else summary(sres, task=task, select=select)
+        srule = selection_rule(select, sres.sweep)
+        per = []
+        for t in [task] if task else ss["tasks"]:
+            try:
+                per.append(best_per_language(sres, task=t, select=select))
+            except ResultsUsageError:
+                raise
+            except ResultsError as exc:
+                notes.append(f"{stage} stage, task {t}: {exc}")
+                continue
+            suffix = "" if len(ss["tasks"]) == 1 else f"-{t}"
+            imgs, extra, _ = _task_plots(sres, t, srule, out, suffix, stage)
+            images += imgs
+            if extra is not None:
+                analysis_blocks += extra.blocks
+                notes += extra.notes
+                images += extra.images
+        title = "confirmation on fresh seeds" if stage == "confirm" else "search"
+        blocks += _blocks_summary(ss, per, title)
+        notes += [f"{stage} stage: {n}" for n in ss.get("notes", [])]
+    blocks += analysis_blocks
     note = importance_plot(res, out / "importance.png")
     if note is None:
         images.append(
             (
                 out / "importance.png",
                 "Parameter importances",
-                "Optuna parameter importances per objective (optuna's default evaluator, "
-                "oriented so that a high importance means the parameter drives a better "
-                "objective).",
+                "Optuna parameter importances of the search (PED-ANOVA over the completed trials "
+                "the sweep trained; repeats answered from the study are left out). A "
+                "conditional parameter is assessed over the trials where its condition held "
+                "(n: how many); with few trials the bars are rough.",
             )
         )
     else:
         notes.append(note)
-    blocks: list[tuple] = [("h", 1, f"Sweep report: {res.name}")]
-    blocks.append(
-        (
-            "p",
-            f"Generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC} from "
-            f"{res.root or 'an in-memory table'}: {s['rows']:,} rows in "
-            f"{s['fragments']} fragments.",
-        )
-    )
-    if res.skipped:
-        blocks.append(
-            (
-                "p",
-                f"**Warning:** {len(res.skipped)} fragment(s) were skipped and are "
-                "not in any number below:",
-            )
-        )
-        blocks.append(("table", ["fragment", "reason"], [[k.path, k.reason] for k in res.skipped]))
-    blocks += _blocks_summary(s, per)
-    blocks += analysis_blocks
     blocks.append(("h", 2, "Plots"))
     for path, title, caption in images:
         blocks.append(("h", 3, title))
         blocks.append(("img", path, title))
         blocks.append(("p", caption))
-    for n in notes + s.get("notes", []):
+    for n in notes:
         blocks.append(("p", f"**Note:** {n}"))
     md, ht = out / "report.md", out / "report.html"
-    md.write_text(_md(blocks))
-    ht.write_text(_html(blocks, f"Sweep report: {res.name}"))
+    write_bytes_atomic(md, _md(blocks).encode())
+    write_bytes_atomic(ht, _html(blocks, f"Sweep report: {res.name}").encode())
     return Report(md, ht, [p for p, _, _ in images], notes)
-
-
-def _language_matrix(fr: Frame, best_cfg: dict[str, int]) -> tuple[list[str], Any, list[str]]:
-    """(languages: source first, then targets; matrix languages x policies; policies)."""
-    from fsf.results.query import _aggregate, _score_rows
-
-    run, code, value, step, names = _score_rows(fr, "source-dev", None, "test")
-    agg = _aggregate(fr, run, code, value, step)
-    cfg, codes = agg["cfg"].to_numpy(), agg["code"].to_numpy()
-    score = agg["value_mean"].to_numpy()
-    langs = sorted(names, key=lambda x: (x != fr.source_lang, x))
-    pols = list(best_cfg)
-    mat = np.full((len(langs), len(pols)), np.nan)
-    index = {n: i for i, n in enumerate(langs)}
-    for j, p in enumerate(pols):
-        for c, s in zip(codes[cfg == best_cfg[p]], score[cfg == best_cfg[p]], strict=True):
-            mat[index[names[c]], j] = s
-    return langs, mat, pols

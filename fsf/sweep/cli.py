@@ -4,6 +4,7 @@ fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR|URI] [--ad
           [--num-trials N] [--max-concurrent N] [--resume]
 fsf-sweep validate --space FILE
 fsf-sweep resume DIR
+fsf-sweep confirm DIR [--top-k K] [--seeds S ...] [--baseline KEY=VALUE]
 fsf-sweep best --sweep DIR --lang L | --per-language
 fsf-sweep show DIR | export DIR --to FILE | report DIR | compact DIR
 fsf-sweep probe --space FILE | --sweep DIR      (layer probes -> suggested weight sets)
@@ -80,6 +81,24 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
+    con = sub.add_parser(
+        "confirm",
+        help="re-run the best configurations and the baseline on fresh seeds (full budget)",
+    )
+    con.add_argument("dir")
+    con.add_argument("--top-k", type=int, help="configurations to confirm (space: confirm.top_k)")
+    con.add_argument(
+        "--seeds", type=int, nargs="+", help="fresh seeds (space: confirm.seeds; default 100-102)"
+    )
+    con.add_argument(
+        "--baseline",
+        action="append",
+        metavar="KEY=VALUE",
+        help="run-config key and value of the baseline (repeatable; default policy.name=df)",
+    )
+    con.add_argument("--address")
+    con.add_argument("--no-progress", action="store_true")
+    con.add_argument("--num-cpus", type=int)
     results_cli.register(sub)
     analysis_cli.register(sub)
     pr = sub.add_parser(
@@ -152,6 +171,8 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
         print(f"  trial {trial_id} failed: {reason}{unrecorded}")
     for note in outcome.notes:
         print(f"note: {note}")
+    if outcome.confirm is not None:
+        _print_confirm(outcome.confirm)
     if outcome.results_dir.exists():
         results_cli.print_best_per_language(outcome.sweep_dir)
     print(f"results: {outcome.results_dir}")
@@ -162,7 +183,8 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
         print(
             f"error: {len(outcome.unrecorded)} failed trial(s) could not record their failure "
             f"in {outcome.results_dir} (see above); `fsf-sweep show` cannot list them. Fix the "
-            "folder (permissions, free space), then `fsf-sweep resume` the sweep",
+            "folder (permissions, free space): `fsf-sweep resume` then runs the trials that had "
+            "not finished (these stay failed)",
             file=sys.stderr,
         )
         code = 1
@@ -214,6 +236,48 @@ def _check_resources(spec, source: str) -> None:  # type: ignore[no-untyped-def]
     problems = check_resources(spec)
     if problems:
         raise ConfigError(problems, source)
+
+
+def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
+    if c.already_done:
+        print(f"confirmation: already done ({c.confirm_dir})")
+        return
+    done = ", ".join(f"{v} {k}" for k, v in sorted(c.statuses.items()))
+    print(f"confirmation finished: {c.num_trials} configurations on fresh seeds ({done})")
+    for trial_id, reason in sorted(c.errors.items()):
+        print(f"  trial {trial_id} failed: {reason}")
+
+
+def _confirm(args: argparse.Namespace) -> int:
+    from fsf.results import cli as results_cli
+    from fsf.results.storage import location
+    from fsf.sweep.confirm import confirm_spec, run_confirm
+    from fsf.sweep.space import load_space
+
+    try:
+        sweep_dir = location(args.dir).resolve()
+    except ValueError as exc:
+        raise _UsageError(f"confirm: {exc}") from None
+    space = sweep_dir / "space.yaml"
+    if not space.is_file():
+        raise _UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
+    spec = load_space(str(space))
+    if spec.probe is not None:
+        raise _UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
+    baseline = results_cli._baseline_arg(args.baseline)
+    confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
+    outcome = run_confirm(
+        spec,
+        sweep_dir,
+        confirm=confirm,
+        address=args.address,
+        progress=not args.no_progress,
+        num_cpus=args.num_cpus,
+    )
+    _print_confirm(outcome)
+    results_cli.print_best_per_language(sweep_dir)
+    print(f"results: {outcome.results_dir}")
+    return 0
 
 
 def _load_space(path: str, base: str | None):  # type: ignore[no-untyped-def]
@@ -331,6 +395,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "resume":
             return _resume(args)
+        if args.command == "confirm":
+            return _confirm(args)
         if args.command == "probe":
             return _probe(args)
         if args.command in (None, "run"):

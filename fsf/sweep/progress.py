@@ -33,7 +33,7 @@ def _error_text(trial: Any) -> str | None:
 class ProgressCallback(Callback):
     """Counts trials and remembers why failed trials failed (`errors[trial_id]`)."""
 
-    def __init__(self, total: int, objective: Any, enabled: bool = True):
+    def __init__(self, total: int, objective: Any, enabled: bool = True, desc: str = "trials"):
         self.total = total
         self.metric = objective.metric
         self.sign = 1.0 if objective.mode == "max" else -1.0
@@ -47,7 +47,7 @@ class ProgressCallback(Callback):
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc="trials", unit="trial", dynamic_ncols=True)
+            self._bar = tqdm(total=total, desc=desc, unit="trial", dynamic_ncols=True)
 
     def _refresh(self) -> None:
         if self._bar is None:

@@ -45,7 +45,9 @@ if TYPE_CHECKING:
     import optuna
 
 __all__ = [
+    "CHECKPOINT_RULES",
     "MAX_GRID_POINTS",
+    "ConfirmSpec",
     "Objective",
     "Parameter",
     "SchedulerSpec",
@@ -138,9 +140,21 @@ class Resources(_Strict):
         return value
 
 
+CHECKPOINT_RULES = ("source-dev", "target-dev", "all-dev")
+"""How a run's checkpoint (its evaluation step that counts) is chosen: the best source-
+language dev score (zero-shot honest), the best mean target dev score, or the best mean dev
+score over all languages (fsf.results.selection)."""
+
+
 class SearchSpec(_Strict):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     objective: list[Objective] = Field(default_factory=lambda: [Objective()])
+    checkpoint: Literal["source-dev", "target-dev", "all-dev"] = Field(
+        "source-dev",
+        description="which evaluation of each run the objective is read at (and the queries' "
+        "default checkpoint): the step with the best source-language dev score, the best "
+        "mean target dev score, or the best mean dev score over all languages",
+    )
     searcher: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
     searcher_seed: int = 0
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
@@ -198,6 +212,23 @@ class Storage(_Strict):
         return value
 
 
+class ConfirmSpec(_Strict):
+    """The confirmation stage: after the search, the `top_k` best configurations under the
+    sweep's objective, plus the best `baseline` configuration, are trained again at full
+    budget (no early stopping) on fresh `seeds`; the sweep's answer comes from these runs."""
+
+    top_k: int = Field(2, ge=1, le=50, description="configurations confirmed, best first")
+    seeds: list[int] = Field(
+        default_factory=lambda: [100, 101, 102],
+        min_length=2,
+        description="fresh seeds (none of search.seeds); >= 2 for a paired interval",
+    )
+    baseline: dict[str, Any] = Field(
+        default_factory=lambda: {"policy.name": "df"},
+        description="run-config keys and values that identify the baseline (plain DF)",
+    )
+
+
 class SweepSpec(_Strict):
     name: str = Field("sweep", description="the sweep's folder under storage.path")
     description: str = ""
@@ -206,6 +237,9 @@ class SweepSpec(_Strict):
     storage: Storage = Field(default_factory=Storage)
     probe: ProbeSpec | None = Field(
         None, description="a layer-probe sweep; `fsf-sweep probe` generates its grid"
+    )
+    confirm: ConfirmSpec | None = Field(
+        None, description="re-run the best configurations and the baseline on fresh seeds"
     )
 
     @field_validator("name")
@@ -495,7 +529,17 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
                 break
     valid_metrics = reported_metrics(base)
     for j, obj in enumerate(search.objective):
-        if obj.metric not in valid_metrics:
+        if obj.metric.startswith("test_"):
+            problems.append(
+                Problem(
+                    f"search.objective[{j}].metric",
+                    "the objective chooses configurations, and choosing on test data is "
+                    f"selection on test; use {obj.metric.replace('test_', 'dev_', 1)}",
+                    obj.metric,
+                    True,
+                )
+            )
+        elif obj.metric not in valid_metrics:
             problems.append(
                 Problem(
                     f"search.objective[{j}].metric",
@@ -550,6 +594,7 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
                     True,
                 )
             )
+    problems += _check_confirm(spec, base)
     if search.searcher == "grid" and not problems and grid_size(spec) is None:
         problems.append(
             Problem(
@@ -645,6 +690,38 @@ def with_overrides(
             flag = next((f for k, f in FLAGS.items() if prob.path == k), None)
             problems.append(Problem(flag or prob.path, prob.message, prob.value, prob.has_value))
         raise ConfigError(problems) from None
+
+
+def _check_confirm(spec: SweepSpec, base: RunConfig) -> list[Problem]:
+    confirm = spec.confirm
+    if confirm is None:
+        return []
+    problems = []
+    if spec.probe is not None:
+        problems.append(Problem("confirm", "a probe sweep has no confirmation stage; remove it"))
+    if len(set(confirm.seeds)) != len(confirm.seeds):
+        problems.append(Problem("confirm.seeds", "seeds must be distinct", confirm.seeds, True))
+    reused = sorted(set(confirm.seeds) & set(spec.search.seeds))
+    if reused:
+        problems.append(
+            Problem(
+                "confirm.seeds",
+                f"seeds {reused} were used by the search; confirmation needs fresh seeds",
+                confirm.seeds,
+                True,
+            )
+        )
+    if not confirm.baseline:
+        problems.append(Problem("confirm.baseline", "name the baseline, e.g. {policy.name: df}"))
+    try:
+        data = apply_overrides(spec.base, list(confirm.baseline.items()))
+        validate_run_config(data, prefix="base")
+    except ConfigError as exc:
+        problems += [
+            Problem("confirm.baseline", f"does not give a valid run config: {p}")
+            for p in exc.problems
+        ]
+    return problems
 
 
 def validate_space(data: Any, source: str | None = None) -> SweepSpec:

@@ -38,7 +38,7 @@ from fsf.results import (
     ParquetReporter,
     TrialInfo,
     atomic_write_table,
-    completed_evaluation,
+    completed_evaluations,
     fragment_path,
     read_fragment,
 )
@@ -83,6 +83,7 @@ class SweepOutcome:
     errors: dict[str, str]
     unrecorded: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    confirm: Any = None  # the confirmation stage's ConfirmOutcome, when the space has one
 
     @property
     def all_failed(self) -> bool:
@@ -104,24 +105,53 @@ def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -
 # --------------------------------------------------------------------- inside a trial
 
 
+def checkpoint_score(ev: Evaluation, checkpoint: str) -> float:
+    """The dev score by which a run's checkpoint is chosen (`search.checkpoint`), as
+    `fsf.results.selection` chooses it from the results."""
+    if checkpoint == "all-dev":
+        return ev.all_mean("dev")
+    if checkpoint == "target-dev":
+        return ev.target_mean("dev")
+    return ev.source("dev")
+
+
 class _ObjectiveTracker:
     """Turns evaluations into the scalars reported to Tune.
 
-    The objective metrics are averaged over the seeds run so far: the finished seeds' final
-    values plus the current seed's latest value. `progress_step` counts optimizer steps over
-    all seeds (ASHA's time attribute)."""
+    The objective of a run is its objective metric at its checkpoint so far: the evaluation
+    with the best `checkpoint` dev score (ties: the earlier), exactly as the queries choose
+    it. The reported objective is the mean over the seeds run so far: the finished seeds'
+    values plus the current seed's. So the last report of a trial, which Optuna and Tune
+    keep, is the value `fsf-sweep best` ranks the configuration by. `{m}_seed` is the current
+    seed's value, `{m}_last` the metric at this very step. `progress_step` counts optimizer
+    steps over all seeds (ASHA's time attribute)."""
 
-    def __init__(self, metrics: list[str], seed_index: int, finished: list[dict[str, float]]):
+    def __init__(
+        self,
+        metrics: list[str],
+        seed_index: int,
+        finished: list[dict[str, float]],
+        checkpoint: str = "source-dev",
+    ):
         self.metrics = metrics
         self.seed_index = seed_index
         self.finished = finished
+        self.checkpoint = checkpoint
+        self.best: tuple[float, int, dict[str, float]] | None = None
 
     def scalars(self, ev: Evaluation) -> dict[str, float]:
         out = ev.scalars()
+        key = checkpoint_score(ev, self.checkpoint)
+        if not math.isnan(key) and (self.best is None or key > self.best[0]):
+            self.best = (key, ev.step, {m: out.get(m, math.nan) for m in self.metrics})
+        at_ckpt = self.best[2] if self.best is not None else {}
         for m in self.metrics:
-            values = [f[m] for f in self.finished if m in f] + [out.get(m, math.nan)]
+            current = at_ckpt.get(m, math.nan)
+            values = [f[m] for f in self.finished if m in f] + [current]
+            out[f"{m}_last"] = out.get(m, math.nan)
+            out[f"{m}_seed"] = current
             out[m] = sum(values) / len(values)
-            out[f"{m}_seed"] = ev.scalars().get(m, math.nan)
+        out["checkpoint_step"] = self.best[1] if self.best is not None else -1
         out["progress_step"] = self.seed_index * ev.total_steps + ev.step
         out["seed_index"] = self.seed_index
         out["is_final"] = ev.is_final
@@ -199,7 +229,10 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         spec, loop_config["params"], loop_config["seed"], loop_config["trial_id"]
     )
     tracker = _ObjectiveTracker(
-        loop_config["metrics"], loop_config["seed_index"], loop_config["finished"]
+        loop_config["metrics"],
+        loop_config["seed_index"],
+        loop_config["finished"],
+        spec.search.checkpoint,
     )
     reporters: list[Reporter] = [_TrainReporter(tracker)]
     writer = None
@@ -263,10 +296,12 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
     metrics = [o.metric for o in spec.search.objective]
     finished: list[dict[str, float]] = []
     for index, seed in enumerate(spec.search.seeds):
-        done = completed_evaluation(results_dir, trial_id, seed)
+        done = completed_evaluations(results_dir, trial_id, seed)
         if done is not None:  # finished before an interruption: never trained (overwritten) again
-            tune_reporter = _TuneReporter(_ObjectiveTracker(metrics, index, finished))
-            tune_reporter.report(done)
+            tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
+            tune_reporter = _TuneReporter(tracker)
+            for ev in done:  # what it reported then, in order: the same objective
+                tune_reporter.report(ev)
             last = tune_reporter.last
         elif trial_workers(spec, params) > 1:
             loop_config = {
@@ -284,7 +319,8 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
             _set_threads(spec.search.resources.cpus)
             config = trial_run_config(spec, params, seed, trial_id)
             writer = ParquetReporter(results_dir, _trial_info(spec, config, trial_id, params))
-            tune_reporter = _TuneReporter(_ObjectiveTracker(metrics, index, finished))
+            tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
+            tune_reporter = _TuneReporter(tracker)
             try:
                 train(config, CompositeReporter(writer, tune_reporter))
             except SystemExit:  # Tune ends the trial from inside `tune.report` (ASHA, max_t)
@@ -320,45 +356,101 @@ class _ResumableOptunaSearch(OptunaSearch):
     the `trial_id` of its result rows.
     """
 
-    #: with `skip_repeats`, how many repeats in a row are answered before one is run anyway
-    #: (a small discrete space the sampler has exhausted); once that happens, repeats run
-    #: without redraws for the rest of the sweep (no study bloated with answered repeats)
+    #: with `skip_repeats`, how many repeats in a row a suggestion may draw before the space
+    #: counts as exhausted (every configuration the sampler proposes was tried): then the
+    #: searcher reports FINISHED and the sweep ends early instead of training repeats
     MAX_REDRAWS = 32
 
     def __init__(self, *args: Any, skip_repeats: bool = False, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.skip_repeats = skip_repeats
-        self._exhausted = False
+        self.exhausted = False
+        # draws that repeat a configuration still training, by the twin's Optuna number;
+        # they are told the twin's result when it finishes
+        self._parked: dict[int, list[Any]] = {}
+        self._waiting = False  # the last suggestion drew only repeats, some still training
 
-    def suggest(self, trial_id: str) -> dict | None:
-        redraws = 0 if self._exhausted or not self.skip_repeats else self.MAX_REDRAWS
-        for redraws_left in range(redraws, -1, -1):
+    def _setup_study(self, mode: Any) -> None:
+        super()._setup_study(mode)
+        metrics = self._metric if isinstance(self._metric, list) else [self._metric]
+        if metrics and None not in metrics and not self._ot_study.metric_names:
+            import warnings
+
+            import optuna
+
+            with warnings.catch_warnings():  # experimental since optuna 3.2, stable in use
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self._ot_study.set_metric_names(list(metrics))
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        from ray.tune.search import Searcher
+
+        if self.exhausted:
+            return Searcher.FINISHED
+        if self._waiting:
+            return None  # the last draws all repeated configurations in training: wait
+        for _ in range(self.MAX_REDRAWS + 1 if self.skip_repeats else 1):
             params = super().suggest(trial_id)
-            if not (redraws_left and self._answer_repeat(trial_id)):
+            verdict = self._answer_repeat(trial_id) if self.skip_repeats else "new"
+            if verdict == "new":
                 break
-        if redraws and not redraws_left:
-            self._exhausted = True
+            if verdict == "parked":
+                self._waiting = True  # the twin is training: ask again once it has finished
+                return None
+        else:
+            self.exhausted = True
+            log.warning(
+                "the searcher drew only configurations already trained (%d in a row): the "
+                "space is exhausted, so the sweep stops here instead of training repeats",
+                self.MAX_REDRAWS + 1,
+            )
+            return Searcher.FINISHED
         ot_trial = self._ot_trials[trial_id]
         if ot_trial.user_attrs.get("tune_trial_id") != trial_id:
             ot_trial.set_user_attr("tune_trial_id", trial_id)
         return params
 
-    def _answer_repeat(self, trial_id: str) -> bool:
-        """If the trial just sampled repeats a finished one, tell it that one's result (user
-        attr `fsf_repeat_of`) and forget it, so that a new one is asked for. Enqueued points
-        are never answered this way."""
+    def _answer_repeat(self, trial_id: str) -> str:
+        """`new` if the trial just sampled is a new configuration (or an enqueued point, which
+        always runs); `answered` if it repeats a finished one, whose result it is told (user
+        attr `fsf_repeat_of`); `parked` if it repeats one still training (user attr
+        `fsf_waiting_for`; told that one's result when it finishes). Either way a repeat is
+        never trained twice and its Tune trial gets another draw."""
         from optuna.trial import TrialState
 
         ot_trial = self._ot_trials[trial_id]
         if "fixed_params" in self._ot_study._storage.get_trial_system_attrs(ot_trial._trial_id):
-            return False  # an enqueued point (grid, points_to_evaluate) is always run
-        for done in self._ot_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if done.params == ot_trial.params and done.number != ot_trial.number:
-                ot_trial.set_user_attr("fsf_repeat_of", done.number)
-                self._ot_study.tell(ot_trial, done.values)
+            return "new"  # an enqueued point (grid, points_to_evaluate) is always run
+        states = (TrialState.COMPLETE, TrialState.RUNNING)
+        for other in self._ot_study.get_trials(deepcopy=False, states=states):
+            if other.number == ot_trial.number or other.params != ot_trial.params:
+                continue
+            if other.state == TrialState.COMPLETE:
+                ot_trial.set_user_attr("fsf_repeat_of", other.number)
+                self._ot_study.tell(ot_trial, other.values)
                 del self._ot_trials[trial_id]
-                return True
-        return False
+                return "answered"
+            if "tune_trial_id" in other.user_attrs:  # handed to Tune: training now
+                ot_trial.set_user_attr("fsf_waiting_for", other.number)
+                self._parked.setdefault(other.number, []).append(ot_trial)
+                del self._ot_trials[trial_id]
+                return "parked"
+        return "new"
+
+    def _release(self, trial_id: str) -> None:
+        """Tell the draws parked on a finished trial its result (or FAIL if it has none)."""
+        from optuna.trial import TrialState
+
+        stored = self._stored(trial_id)
+        if stored is None or stored.number not in self._parked:
+            return
+        self._waiting = False
+        for parked in self._parked.pop(stored.number):
+            if stored.state == TrialState.COMPLETE:
+                parked.set_user_attr("fsf_repeat_of", stored.number)
+                self._ot_study.tell(parked, stored.values)
+            else:
+                self._ot_study.tell(parked, state=TrialState.FAIL)
 
     def _stored(self, trial_id: str) -> Any:
         """The Optuna trial of `trial_id` as stored now (None if there is none)."""
@@ -377,8 +469,9 @@ class _ResumableOptunaSearch(OptunaSearch):
         stored = self._stored(trial_id)
         if stored is not None and stored.state.is_finished():
             self._completed_trials.add(trial_id)
-            return
-        super().on_trial_complete(trial_id, result, error)
+        else:
+            super().on_trial_complete(trial_id, result, error)
+        self._release(trial_id)
 
     def restore(self, checkpoint_path: str) -> None:
         super().restore(checkpoint_path)
@@ -404,6 +497,9 @@ def reconcile_orphans(study: Any, known: Any) -> list[int]:
     orphans = []
     for trial in study.get_trials(deepcopy=False):
         if trial._trial_id in known_ids or trial.number in handled:
+            continue
+        if trial.state == TrialState.RUNNING and "fsf_waiting_for" in trial.user_attrs:
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # a parked repeat
             continue
         if trial.state == TrialState.RUNNING:
             storage.set_trial_user_attr(
@@ -488,14 +584,18 @@ class _OrphanFragments(Callback):
 
 class _TrialResources:
     """What a trial asks Ray for: its CPUs/GPUs when it trains in its own process; a sliver of
-    a CPU when it only drives Ray Train workers, which ask for their own resources."""
+    a CPU when it only drives Ray Train workers, which ask for their own resources. With
+    `candidates` (the confirmation stage), a trial's config is `{"candidate": i}`."""
 
-    def __init__(self, spec: SweepSpec):
+    def __init__(self, spec: SweepSpec, candidates: list[dict[str, Any]] | None = None):
         self.spec = spec
+        self.candidates = candidates
 
     def __call__(self, params: dict[str, Any]):  # type: ignore[no-untyped-def]
         from ray.tune import PlacementGroupFactory
 
+        if self.candidates is not None:
+            params = self.candidates[params["candidate"]]["params"]
         res = self.spec.search.resources
         if trial_workers(self.spec, params) > 1:
             return PlacementGroupFactory([dict(res.driver_resources) or {"CPU": 0.01}])
@@ -694,9 +794,11 @@ def run_sweep(
     resume: bool = False,
     progress: bool = True,
     num_cpus: int | None = None,
+    confirm: bool = True,
     trust: bool = False,
 ) -> SweepOutcome:
-    """Run (or resume) the sweep; returns where its results are.
+    """Run (or resume) the sweep, then its confirmation stage when the space has one (and
+    `confirm`); returns where its results are.
 
     `name`, `storage_path`, `num_trials` and `max_concurrent` are validated like the same
     keys of a space file (a ConfigError naming the flag). Resuming loads Ray Tune's pickled
@@ -803,7 +905,14 @@ def run_sweep(
         statuses[key] = statuses.get(key, 0) + 1
     errors = {t: recorded.get(t, reason) for t, reason in callback.errors.items()}
     unrecorded = sorted(t for t in callback.errors if t not in recorded)
-    return SweepOutcome(sweep_dir, results_dir, len(grid), statuses, errors, unrecorded, notes)
+    outcome = SweepOutcome(sweep_dir, results_dir, len(grid), statuses, errors, unrecorded, notes)
+    if confirm and spec.confirm is not None and spec.probe is None and statuses.get("finished"):
+        from fsf.sweep.confirm import run_confirm
+
+        outcome.confirm = run_confirm(
+            spec, sweep_dir, address=address, progress=progress, num_cpus=num_cpus
+        )
+    return outcome
 
 
 def _tune_state_saved(tune_path: Location) -> bool:
@@ -923,7 +1032,11 @@ def check_trusted(sweep_dir: Location) -> None:
 def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
+        "stage": "search",
         "objective": [o.model_dump() for o in spec.search.objective],
+        "checkpoint": spec.search.checkpoint,
+        "baseline": spec.confirm.baseline if spec.confirm else {"policy.name": "df"},
+        "confirm": spec.confirm.model_dump() if spec.confirm else None,
         "searcher": spec.search.searcher,
         "scheduler": spec.search.scheduler.type,
         "seeds": spec.search.seeds,

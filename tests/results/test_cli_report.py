@@ -101,7 +101,7 @@ def test_best_formats(sweep, capsys):
         ["best", "--sweep", str(sweep), "--lang", "de", "--top", "3", "--format", "json"], capsys
     )
     data = json.loads(out)
-    assert code == 0 and data["format"] == "fsf.best/1" and len(data["entries"]) == 3
+    assert code == 0 and data["format"] == "fsf.best/2" and len(data["entries"]) == 3
     top = data["entries"][0]
     assert top["trial_id"] == "t21" and top["n_seeds"] == 2 and top["step"] == 150
     assert top["score"] == pytest.approx(0.55 + 0.09 + 0.05 + 0.0025)
@@ -125,9 +125,10 @@ def test_best_formats(sweep, capsys):
     assert code == 0 and [r["trial_id"] for r in rows] == ["t21", "t20"]
     assert rows[0]["config.policy"] == "fsf" and json.loads(rows[0]["config.params"])["lr"] == 2e-5
     code, out, _ = _run(["best", "--sweep", str(sweep), "--lang", "de"], capsys)
-    assert code == 0 and "t21" in out and "excluded: 1 failed run" in out
+    assert code == 0 and "t21" in out and "excluded:  1 failed run" in out
+    assert "rule objective" in out and "ORACLE" not in out
     code, out, _ = _run(
-        ["best", "--sweep", str(sweep), "--lang", "de", "--select", "target-dev"], capsys
+        ["best", "--sweep", str(sweep), "--lang", "de", "--select", "oracle-test"], capsys
     )
     assert code == 0 and "ORACLE" in out
 
@@ -223,7 +224,8 @@ def test_report(sweep, tmp_path, capsys):
     out_dir = tmp_path / "rep"
     code, out, _ = _run(["report", str(sweep), "--out", str(out_dir)], capsys)
     assert code == 0, out
-    for name in ("gap.png", "languages.png", "pareto.png", "importance.png", "curves.png"):
+    names = ("gap.png", "languages.png", "delta.png", "pareto.png", "importance.png", "curves.png")
+    for name in names:
         data = (out_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
     md = (out_dir / "report.md").read_text()
@@ -231,7 +233,8 @@ def test_report(sweep, tmp_path, capsys):
     assert "Gap curves and the P1/P2 boundary" in md  # no loss curve: recorded phase only
     assert "no per-step training loss" in md
     html = (out_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5
+    assert html.count("data:image/png;base64,") == 6
+    assert "rule objective" in md and "winner's curse" in md
 
 
 def test_report_without_study_says_why(sweep, tmp_path, capsys):
@@ -285,3 +288,40 @@ def test_mounted_in_fsf_sweep(sweep, capsys):
     assert sweep_main(["best", "--sweep", str(sweep), "--lang", "de", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"][0]["trial_id"] == "t21"
     assert sweep_main(["best", "--sweep", str(sweep), "--lang", "zz"]) == 2
+
+
+def test_importances_leave_out_answered_repeats(tmp_path):
+    """A repeat answered from the study is not a trial: it is not counted, and a conditional
+    parameter with a real effect gets a non-zero importance."""
+    import optuna
+
+    from fsf.results import Results
+    from fsf.results._plots import importance_plot, trained_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(
+        study_name="imp",
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    for _ in range(30):
+        t = study.ask()
+        policy = t.suggest_categorical("policy.name", ["df", "fsf"])
+        value = 0.5
+        if policy == "fsf":
+            value += 0.3 * t.suggest_float("policy.c1", 0.0, 1.0)  # drives the objective
+        study.tell(t, value)
+    done = study.trials[0]
+    for _ in range(20):  # answered repeats of the first trial
+        t = study.ask({"policy.name": optuna.distributions.CategoricalDistribution(["df", "fsf"])})
+        t.set_user_attr("fsf_repeat_of", done.number)
+        study.tell(t, done.value)
+    assert len(trained_trials(study)) == 30
+    (tmp_path / "results").mkdir()
+    res = Results(table=None, root=tmp_path / "results", sweep_dir=tmp_path, sweep={"name": "imp"})
+    assert importance_plot(res, tmp_path / "importance.png") is None
+    trained = optuna.create_study(direction="maximize")
+    trained.add_trials(trained_trials(study))
+    assert optuna.importance.get_param_importances(trained)["policy.c1"] > 0

@@ -13,7 +13,7 @@ import pytest
 from fsf.results import (
     ParquetReporter,
     ResultsWriteError,
-    completed_evaluation,
+    completed_evaluations,
     open_dataset,
     read_results,
 )
@@ -108,26 +108,28 @@ def _fill(path: Path, leave: int) -> None:
         fh.write(b"\0" * size)
 
 
-def test_completed_evaluation_reads_the_final_evaluation_back(tmp_path):
+def test_completed_evaluations_read_every_evaluation_back(tmp_path):
     root = tmp_path / "results"
-    evs = [ev2(0, 0.5, 0.4, 0.3), ev2(10, 0.8, 0.6, 0.5)]
-    final = evs[-1]
-    final.is_final = True
-    final.total_steps = 10
+    evs = [ev2(0, 0.5, 0.4, 0.3), ev2(5, 0.7, 0.5, 0.4, phase="P2"), ev2(10, 0.8, 0.6, 0.5)]
+    for ev in evs:
+        ev.total_steps = 10
+    evs[-1].is_final = True
     writer = _reporter(root)
     for ev in evs:
         writer.report(ev)
-    assert completed_evaluation(root, "t1", 0) is None  # still running
+    assert completed_evaluations(root, "t1", 0) is None  # still running
     writer.finish("completed")
-    got = completed_evaluation(root, "t1", 0)
-    assert got is not None and got.is_final and got.step == 10
-    want = final.scalars()
-    assert got.scalars().keys() == want.keys()
-    for key, value in want.items():
-        assert math.isclose(got.scalars()[key], value), key
-    assert got.target_langs == ["de", "sw"] and got.source_lang == "en"
-    assert completed_evaluation(root, "t1", 1) is None  # another seed
-    assert completed_evaluation(root, "nope", 0) is None
+    got = completed_evaluations(root, "t1", 0)
+    assert got is not None and [e.step for e in got] == [0, 5, 10]
+    assert [e.is_final for e in got] == [False, False, True]
+    for a, b in zip(got, evs, strict=True):
+        assert a.scalars().keys() == b.scalars().keys()
+        for key, value in b.scalars().items():
+            assert math.isclose(a.scalars()[key], value), key
+        assert (a.phase, a.multipliers, a.total_steps) == (b.phase, b.multipliers, 10)
+    assert got[0].target_langs == ["de", "sw"] and got[0].source_lang == "en"
+    assert completed_evaluations(root, "t1", 1) is None  # another seed
+    assert completed_evaluations(root, "nope", 0) is None
 
 
 @pytest.mark.parametrize("status", ["failed", "stopped"])
@@ -138,10 +140,10 @@ def test_only_completed_runs_count_as_completed(tmp_path, status):
     ev.is_final = True
     writer.report(ev)
     writer.finish(status, "boom" if status == "failed" else None)
-    assert completed_evaluation(root, "t1", 0) is None
+    assert completed_evaluations(root, "t1", 0) is None
     path = root / "trial=t1" / "seed-0.parquet"
     path.write_bytes(path.read_bytes()[:100])  # unreadable: not completed either
-    assert completed_evaluation(root, "t1", 0) is None
+    assert completed_evaluations(root, "t1", 0) is None
 
 
 def test_a_table_from_an_older_fsf_without_checksums_still_reads(tmp_path):

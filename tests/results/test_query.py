@@ -8,7 +8,7 @@ import pytest
 
 from fsf.errors import FsfError
 from fsf.results import best, best_per_language, summary
-from tests.results.helpers import ev2, evaluation, run, table
+from tests.results.helpers import ev2, run, table
 
 
 def toy():
@@ -47,7 +47,9 @@ def test_source_dev_ranking_ties_seeds_and_failed():
     assert rk.entries[1]["std"] is None
     assert rk.entries[2]["trial_ids"] == ["d", "e"]
     assert rk.excluded["failed_runs"] == 1 and rk.excluded["failed_trials"] == 1
-    assert not rk.oracle and a["oracle"] is False and a["selection"] == "source-dev"
+    assert rk.excluded["duplicate_runs"] == 0
+    assert not rk.oracle and a["oracle"] is False and a["selection"] == "objective"
+    assert a["selection_score"] == pytest.approx(0.65625)  # de's own dev at the checkpoint
     assert a["metric"] == "accuracy" and a["language"] == "de"
     assert a["config"]["policy"] == "fsf" and a["config"]["params"]["lr"] == 1e-5
     assert [e["rank"] for e in rk.entries] == [1, 2, 3, 4, 5]
@@ -60,38 +62,6 @@ def test_missing_language_not_ranked():
     assert rk.excluded["runs_without_score"] == 1
 
 
-def test_each_selection_rule():
-    x = table(
-        [
-            run(
-                "x",
-                [
-                    evaluation(10, {"en": 0.5, "de": 0.75, "sw": 0.25}, {"de": 0.125}),
-                    evaluation(20, {"en": 0.75, "de": 0.25, "sw": 0.25}, {"de": 0.25}),
-                    evaluation(30, {"en": 0.25, "de": 0.5, "sw": 0.875}, {"de": 0.375}),
-                ],
-            )
-        ]
-    )
-    assert best(x, "de").entries[0]["score"] == 0.25
-    assert best(x, "de", select="all-dev").entries[0]["score"] == 0.375
-    oracle = best(x, "de", select="target-dev")
-    assert oracle.entries[0]["score"] == 0.125 and oracle.entries[0]["step"] == 10
-    assert oracle.oracle and oracle.entries[0]["oracle"] and oracle.to_dict()["oracle"]
-    per = best_per_language(x, select="target-dev")
-    assert per.oracle and per.languages[0]["score"] == 0.125
-
-
-def test_target_dev_per_run():
-    rk = best(toy(), "de", select="target-dev", top=1)
-    # a: seed 0 now picks step 10 (dev de .75 -> test .5), seed 1 step 10 (.6875)
-    a = next(
-        e for e in best(toy(), "de", select="target-dev", top=9).entries if e["trial_id"] == "a"
-    )
-    assert a["steps"] == [10, 10] and a["score"] == pytest.approx((0.5 + 0.6875) / 2)
-    assert rk.entries[0]["oracle"]
-
-
 def test_unknown_language_lists_available():
     with pytest.raises(FsfError) as err:
         best(toy(), "xx")
@@ -100,7 +70,7 @@ def test_unknown_language_lists_available():
 
 
 def test_bad_selection_and_top():
-    with pytest.raises(FsfError, match="source-dev, all-dev, target-dev"):
+    with pytest.raises(FsfError, match="objective, source-dev, target-dev, all-dev, oracle-test"):
         best(toy(), "de", select="oracle")
     with pytest.raises(FsfError, match="top"):
         best(toy(), "de", top=0)
@@ -117,7 +87,7 @@ def test_best_per_language_and_target_mean():
     assert tm["trial_id"] == "a" and tm["score"] == pytest.approx(0.578125)
     assert tm["languages"] == ["de", "sw"]
     d = per.to_dict()
-    assert d["format"] == "fsf.best-per-language/1" and d["source_lang"] == "en"
+    assert d["format"] == "fsf.best-per-language/2" and d["source_lang"] == "en"
 
 
 def test_summary_counts_and_policies():

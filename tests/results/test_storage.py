@@ -167,7 +167,7 @@ def test_readers_never_see_a_partial_fragment_while_it_is_rewritten(root):
 def test_cli_queries_on_a_uri(root, capsys, monkeypatch, tmp_path):
     sweep = _sweep(root)
     assert results_cli.main(["show", str(sweep)]) == 0
-    assert "sw: " in capsys.readouterr().out
+    assert "sw (search stage)" in capsys.readouterr().out
     assert results_cli.main(["best", "--sweep", str(sweep), "--per-language"]) == 0
     assert "de" in capsys.readouterr().out
     monkeypatch.chdir(tmp_path)

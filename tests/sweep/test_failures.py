@@ -276,3 +276,28 @@ def test_a_study_with_finished_trials_but_no_tune_state_is_not_wiped(tmp_path):
     with pytest.raises(FsfError, match="finished trial"):
         _restart_stillborn(validate_space({"name": "sb"}), folder, url)
     assert optuna.get_all_study_names(url) == ["sb"]
+
+
+def test_a_completed_run_read_back_gives_optuna_the_same_objective(tmp_path):
+    """A run completed before an interruption is not trained again: its recorded evaluations
+    go through the same objective tracker, which must then report what the run reported."""
+    from fsf.results import ParquetReporter, completed_evaluations
+    from fsf.sweep.tune import _ObjectiveTracker
+    from tests.results.helpers import info
+
+    evs = [ev2(0, 0.5, 0.4, 0.3), ev2(5, 0.9, 0.7, 0.6), ev2(10, 0.8, 0.6, 0.5)]
+    for ev in evs:
+        ev.total_steps = 10
+    evs[-1].is_final = True
+    writer = ParquetReporter(tmp_path, info("t1"))
+    live = _ObjectiveTracker(["dev_target_mean"], 0, [], "source-dev")
+    for ev in evs:
+        writer.report(ev)
+        reported = live.scalars(ev)
+    writer.finish("completed")
+    again = _ObjectiveTracker(["dev_target_mean"], 0, [], "source-dev")
+    for ev in completed_evaluations(tmp_path, "t1", 0):
+        replayed = again.scalars(ev)
+    assert replayed["checkpoint_step"] == reported["checkpoint_step"] == 5
+    for key in ("dev_target_mean", "dev_target_mean_seed", "progress_step", "is_final"):
+        assert replayed[key] == pytest.approx(reported[key]), key

@@ -61,15 +61,46 @@ def test_repeated_configurations_are_answered_from_the_study(tmp_path):
         assert "tune_trial_id" not in t.user_attrs
 
 
-def test_an_exhausted_space_still_runs_the_trials_asked_for(tmp_path):
+def test_an_exhausted_space_ends_the_search_instead_of_training_repeats(tmp_path):
+    from ray.tune.search import Searcher
+
     searcher = _searcher(tmp_path, skip_repeats=True)
-    configs = _run(searcher, 9)
-    assert len(configs) == 9 and len(set(configs)) == 5
-    # the redraws give up once: later trials run their repeats without answering more
+    configs = _run(searcher, 5)
+    assert len(set(configs)) == 5
+    assert searcher.suggest("t5") == Searcher.FINISHED  # every configuration is trained
+    assert searcher.suggest("t6") == Searcher.FINISHED
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
-    answered = [t for t in study.trials if "fsf_repeat_of" in t.user_attrs]
-    assert len(study.trials) == 9 + len(answered)
-    assert len(answered) <= 2 * _ResumableOptunaSearch.MAX_REDRAWS
+    assert len([t for t in study.trials if "tune_trial_id" in t.user_attrs]) == 5
+    assert study.metric_names == ["dev_target_mean"]
+
+
+def test_a_repeat_of_a_configuration_in_training_waits_for_it(tmp_path):
+    spec = validate_space(
+        {"search": {"parameters": {"policy.name": {"type": "categorical", "values": ["df"]}}}}
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = _ResumableOptunaSearch(
+        space=define_by_run(spec),
+        metric="dev_target_mean",
+        mode="max",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}"),
+        study_name="s",
+        skip_repeats=True,
+    )
+    assert searcher.suggest("t0") == {"policy.name": "df"}  # training, no result yet
+    assert searcher.suggest("t1") is None  # the same configuration: wait, do not launch it
+    assert searcher.suggest("t2") is None
+    searcher.on_trial_complete("t0", {"dev_target_mean": 0.7})
+    from ray.tune.search import Searcher
+
+    assert searcher.suggest("t3") == Searcher.FINISHED  # answered from t0; nothing else to try
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    launched = [t for t in study.trials if "tune_trial_id" in t.user_attrs]
+    assert [t.user_attrs["tune_trial_id"] for t in launched] == ["t0"]
+    waited = [t for t in study.trials if "fsf_waiting_for" in t.user_attrs]
+    assert len(waited) == 1 and waited[0].values == [0.7] and waited[0].state.name == "COMPLETE"
+    assert all(t.state.name == "COMPLETE" for t in study.trials)
 
 
 def test_without_skip_repeats_the_sampler_decides(tmp_path):

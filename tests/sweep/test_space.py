@@ -221,6 +221,21 @@ MALFORMED = [
         "multiple of workers",
     ),
     ("bad storage key", _set("storage/uri", "s3://x"), "storage.uri"),
+    (
+        "objective on test data",
+        _set("search/objective", {"metric": "test_target_mean"}),
+        "selection on test; use dev_target_mean",
+    ),
+    ("unknown checkpoint rule", _set("search/checkpoint", "test"), "search.checkpoint"),
+    ("confirm seeds not fresh", _set("confirm", {"seeds": [0, 5]}), "fresh seeds"),
+    ("confirm one seed", _set("confirm", {"seeds": [5]}), "confirm.seeds"),
+    ("confirm duplicate seeds", _set("confirm", {"seeds": [5, 5]}), "distinct"),
+    (
+        "confirm bad baseline",
+        _set("confirm", {"baseline": {"policy.name": "slowfast"}}),
+        "confirm.baseline",
+    ),
+    ("confirm unknown key", _set("confirm", {"top": 3}), "confirm.top: unknown key"),
 ]
 
 
@@ -270,3 +285,26 @@ def test_resume_refuses_settings_it_cannot_change(tmp_path, capsys):
     assert "--num-trials cannot change a resumed sweep" in err
     assert "--max-concurrent" in err
     assert not runs.exists()
+
+
+def test_the_objective_is_read_at_the_checkpoint():
+    """What a trial reports to Tune: the objective at its best-source-dev evaluation so far,
+    averaged with the finished seeds' (what `fsf-sweep best` ranks by)."""
+    from fsf.sweep.tune import _ObjectiveTracker
+    from tests.results.helpers import evaluation
+
+    def ev(step, en, de):
+        return evaluation(step, {"en": en, "de": de}, {"en": en, "de": de})
+
+    t = _ObjectiveTracker(["dev_target_mean"], 1, [{"dev_target_mean": 0.5}])
+    out = t.scalars(ev(10, 0.6, 0.7))
+    assert out["dev_target_mean"] == pytest.approx((0.5 + 0.7) / 2)
+    out = t.scalars(ev(20, 0.9, 0.3))  # a better source dev score: the new checkpoint
+    assert out["dev_target_mean_seed"] == 0.3 and out["dev_target_mean_last"] == 0.3
+    assert out["checkpoint_step"] == 20
+    out = t.scalars(ev(30, 0.9, 0.8))  # a tie on source dev keeps the earlier checkpoint
+    assert out["dev_target_mean_seed"] == 0.3 and out["dev_target_mean_last"] == 0.8
+    assert out["dev_target_mean"] == pytest.approx(0.4)
+    other = _ObjectiveTracker(["dev_target_mean"], 0, [], checkpoint="target-dev")
+    other.scalars(ev(10, 0.6, 0.7))
+    assert other.scalars(ev(20, 0.9, 0.3))["dev_target_mean"] == 0.7

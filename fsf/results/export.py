@@ -1,0 +1,78 @@
+"""Export: every validated row to one Parquet or CSV file; entries as flat CSV rows."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from fsf.results._errors import ResultsUsageError
+from fsf.results.reader import Results, load
+from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
+from fsf.results.writer import atomic_write_table
+
+__all__ = ["export", "flat", "write_csv"]
+
+
+def export(
+    results: Results | str | os.PathLike[str] | pa.Table, path: str | Path | StoragePath
+) -> Location:
+    """Write every validated row to `path` (.parquet or .csv; a local path or a URI),
+    atomically; return the path."""
+    path = location(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ResultsUsageError(
+            f"cannot export to {path.name!r}: the file name must end in .parquet or .csv"
+        )
+    table = load(results).table
+    if suffix == ".parquet":
+        return atomic_write_table(table, path)
+    import pyarrow.csv as pacsv
+
+    if isinstance(path, StoragePath):
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed"))
+        write_bytes_atomic(path, sink.getvalue().to_pybytes())
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
+    try:
+        pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def flat(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry as one flat CSV row: config columns prefixed `config.`, the comparison with
+    the baseline prefixed `vs_baseline.`, other lists and objects as JSON."""
+    out: dict[str, Any] = {}
+    for k, v in entry.items():
+        if k == "config":
+            for ck, cv in v.items():
+                out[f"config.{ck}"] = json.dumps(cv, sort_keys=True) if ck == "params" else cv
+        elif k == "vs_baseline" and isinstance(v, dict):
+            for bk, bv in v.items():
+                out[f"vs_baseline.{bk}"] = json.dumps(bv) if isinstance(bv, (list, dict)) else bv
+        elif isinstance(v, (list, dict)):
+            out[k] = json.dumps(v)
+        else:
+            out[k] = v
+    return out
+
+
+def write_csv(rows: list[dict[str, Any]], fh: Any) -> None:
+    """Write flat rows (see `flat`) as CSV with the union of their keys as header."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)

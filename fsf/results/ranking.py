@@ -1,0 +1,505 @@
+"""Best configurations per target language, under a selection rule, against a baseline.
+
+Every query accepts a `Results` (from `read_results`), a path to a sweep or results folder,
+or an in-memory `pyarrow.Table` with the results schema. The rules (docs/results.md):
+
+- A *run* is one (trial_id, seed); failed runs are excluded and counted.
+- A *configuration* is the runs sharing the typed config columns and the sampled parameters
+  except `seed`. It counts each seed once: a (configuration, seed) trained twice is one run
+  (the one with the most steps trained; the other is counted in `duplicates`).
+- A `SelectionRule` (`fsf.results.selection`) picks each run's checkpoint and the score that
+  ranks configurations; the reported score is the `report` split (test) at the checkpoint.
+  The default rule `objective` ranks by the sweep's objective (what Optuna optimised) for the
+  target mean and by each language's own dev score for a language; nothing is ranked on test
+  unless the `oracle-test` rule is named.
+- Scores are means over distinct seeds; `std` is the sample std (null for one seed).
+- Ranking: better selection score first; ties: more seeds, then the smaller trial id.
+- Each entry is compared with the best *baseline* configuration (default: `policy.name: df`,
+  chosen by the same rule for the same language) on the seeds both have: the paired
+  difference, its 95% t-interval and p-value (`fsf.results.stats`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from fsf.results._cube import Aggregate, Evals, at, evals
+from fsf.results._errors import ResultsUsageError, choices
+from fsf.results._frame import Frame, frame
+from fsf.results.reader import Results, SkippedFragment, load
+from fsf.results.selection import SelectionRule, selection_rule
+from fsf.results.stats import PairedDifference, paired_difference
+
+__all__ = [
+    "BEST_FORMAT",
+    "DEFAULT_BASELINE",
+    "PER_LANGUAGE_FORMAT",
+    "TARGET_MEAN",
+    "PerLanguage",
+    "Ranking",
+    "baseline_of",
+    "best",
+    "best_per_language",
+    "config_value",
+    "entry_run_config",
+    "top_configurations",
+]
+
+BEST_FORMAT = "fsf.best/2"
+PER_LANGUAGE_FORMAT = "fsf.best-per-language/2"
+#: The `language` of the entry for the mean over the target languages.
+TARGET_MEAN = "target-mean"
+#: What the baseline is when the sweep names none: plain fine-tuning.
+DEFAULT_BASELINE: dict[str, Any] = {"policy.name": "df"}
+_STATUS_ORDER = ("failed", "running", "stopped", "completed")
+_RESULTS = Results | str | os.PathLike[str] | pa.Table
+
+
+def _stage(res: Results) -> dict[str, Any]:
+    """Which stage of a sweep the results are (search, or the confirmation on fresh seeds)."""
+    sweep = res.sweep
+    if sweep.get("stage") == "confirm":
+        return {
+            "name": "confirm",
+            "seeds": sweep.get("seeds"),
+            "note": "confirmation stage: the candidates chosen in the search, re-run at full "
+            f"budget on fresh seeds {sweep.get('seeds')}; the answer comes from these runs only",
+        }
+    return {
+        "name": "search",
+        "note": "search stage: configurations were chosen on dev scores of these same runs, so "
+        "the winner's score is optimistic (winner's curse); confirm it on fresh seeds "
+        "(`confirm:` in the space, or `fsf-sweep confirm DIR`)",
+    }
+
+
+@dataclass
+class Ranking:
+    """Configurations ranked for one language (`best`); `to_dict()` is the JSON format."""
+
+    language: str
+    task: str
+    metric: str
+    rule: SelectionRule
+    entries: list[dict[str, Any]]
+    excluded: dict[str, int]
+    baseline: dict[str, Any]
+    stage: dict[str, Any]
+    skipped: list[SkippedFragment] = field(default_factory=list)
+
+    @property
+    def oracle(self) -> bool:
+        return self.rule.oracle
+
+    @property
+    def split(self) -> str:
+        return self.rule.report
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": BEST_FORMAT,
+            "language": self.language,
+            "task": self.task,
+            "metric": self.metric,
+            "selection": self.rule.to_dict(),
+            "oracle": self.oracle,
+            "split": self.split,
+            "stage": self.stage,
+            "baseline": self.baseline,
+            "entries": self.entries,
+            "excluded": self.excluded,
+            "skipped_fragments": [s.to_dict() for s in self.skipped],
+        }
+
+
+@dataclass
+class PerLanguage:
+    """The best configuration of each target language, and of the target mean."""
+
+    task: str
+    metric: str
+    rule: SelectionRule
+    source_lang: str | None
+    languages: list[dict[str, Any]]
+    target_mean: dict[str, Any] | None
+    excluded: dict[str, int]
+    baseline: dict[str, Any]
+    stage: dict[str, Any]
+    skipped: list[SkippedFragment] = field(default_factory=list)
+
+    @property
+    def oracle(self) -> bool:
+        return self.rule.oracle
+
+    @property
+    def split(self) -> str:
+        return self.rule.report
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": PER_LANGUAGE_FORMAT,
+            "task": self.task,
+            "metric": self.metric,
+            "selection": self.rule.to_dict(),
+            "oracle": self.oracle,
+            "split": self.split,
+            "stage": self.stage,
+            "source_lang": self.source_lang,
+            "baseline": self.baseline,
+            "languages": self.languages,
+            "target_mean": self.target_mean,
+            "excluded": self.excluded,
+            "skipped_fragments": [s.to_dict() for s in self.skipped],
+        }
+
+
+# -- configuration lookups -------------------------------------------------------------------
+
+
+def _run_config(fr: Frame, run: int) -> dict[str, Any]:
+    """The full run config (`config_json`) of run `run`; cached."""
+    cache = fr.results.cache.setdefault("run_config", {})
+    if run not in cache:
+        start = int(fr.results.cache["run_starts"][run])
+        raw = fr.results.table["config_json"][start].as_py()
+        try:
+            cache[run] = json.loads(raw) if raw else {}
+        except ValueError:
+            cache[run] = {}
+    return cache[run]
+
+
+def config_value(config: Mapping[str, Any], key: str) -> Any:
+    """The value at dotted `key` (`policy.name`) of a run config dict (KeyError if absent)."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(key)
+        node = node[part]
+    return node
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a == b or str(a) == str(b):
+        return True
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-12)
+    except (TypeError, ValueError):
+        return False
+
+
+def _matches(fr: Frame, k: int, baseline: Mapping[str, Any]) -> bool:
+    config = _run_config(fr, fr.configs[k]["runs"][0])
+    try:
+        return all(_same(config_value(config, key), v) for key, v in baseline.items())
+    except KeyError:
+        return False
+
+
+def baseline_of(res: Results) -> dict[str, Any]:
+    """The baseline a sweep compares against: sweep.json's `baseline`, else plain DF."""
+    raw = res.sweep.get("baseline")
+    return dict(raw) if isinstance(raw, Mapping) and raw else dict(DEFAULT_BASELINE)
+
+
+# -- one entry (a language or the target mean) ----------------------------------------------
+
+
+@dataclass
+class _Answer:
+    """Checkpoints, configuration scores and their order for one entry under a rule."""
+
+    E: Evals
+    rule: SelectionRule
+    entry: int | None  # language index; None: the target mean
+    ckpt: np.ndarray
+    report: np.ndarray  # per run: the reported score at its checkpoint
+    agg: Aggregate
+    order: np.ndarray
+
+    @classmethod
+    def of(cls, E: Evals, rule: SelectionRule, entry: int | None) -> _Answer:
+        ckpt = E.checkpoint(rule.checkpoint, entry)
+        sign = 1.0
+        if rule.configuration == "objective":
+            if entry is None:
+                per_eval = E.metric(rule.objective.metric)
+                sign = rule.objective.sign
+            else:
+                per_eval = E.value("dev", entry)
+        else:
+            per_eval = E.data(rule.configuration, entry)
+        report = at(E.value(rule.report, entry), ckpt)
+        agg = E.aggregate(at(per_eval, ckpt), report)
+        return cls(E, rule, entry, ckpt, report, agg, E.order(agg, sign))
+
+    def seed_values(self, k: int) -> dict[int, float]:
+        return {
+            self.E.fr.runs[i]["seed"]: float(self.report[i]) for i in self.E.runs_of(self.agg, k)
+        }
+
+    def baseline_config(self, matching: np.ndarray) -> int | None:
+        hits = self.order[matching[self.order]]
+        return int(hits[0]) if len(hits) else None
+
+    def compare(self, k: int, b: int | None) -> dict[str, Any] | None:
+        if b is None:
+            return None
+        if k == b:
+            return {"is_baseline": True, "trial_id": self.E.fr.configs[b]["trial_id"]}
+        mine, theirs = self.seed_values(k), self.seed_values(b)
+        shared = sorted(set(mine) & set(theirs))
+        diff: PairedDifference = paired_difference(
+            [mine[s] for s in shared], [theirs[s] for s in shared], shared
+        )
+        return {
+            "is_baseline": False,
+            "trial_id": self.E.fr.configs[b]["trial_id"],
+            "baseline_score": float(self.agg.report[b]),
+            **diff.to_dict(),
+        }
+
+    def entry_dict(self, k: int, rank: int, language: str) -> dict[str, Any]:
+        E, fr, agg = self.E, self.E.fr, self.agg
+        cfg = fr.configs[k]
+        runs = E.runs_of(agg, k)
+        statuses = {fr.runs[i]["status"] for i in runs}
+        steps = [int(E.step[self.ckpt[i]]) for i in runs]
+        trained = [int(E.trained[i]) for i in runs]
+        planned = [int(E.planned[i]) for i in runs]
+        full = all(p >= 0 and t >= p for t, p in zip(trained, planned, strict=True))
+        std = float(agg.std[k])
+        return {
+            "rank": rank,
+            "language": language,
+            "is_source": language == fr.source_lang,
+            "score": float(agg.report[k]),
+            "std": None if math.isnan(std) else std,
+            "n_seeds": int(agg.count[k]),
+            "selection_score": float(agg.select[k]),
+            "chosen_by": self.rule.configuration_data(self.entry is None),
+            "metric": fr.metric,
+            "split": self.rule.report,
+            "selection": self.rule.name,
+            "oracle": self.rule.oracle,
+            "task": fr.task,
+            "trial_id": cfg["trial_id"],
+            "trial_ids": cfg["trial_ids"],
+            "seeds": [fr.runs[i]["seed"] for i in runs],
+            "run_trials": [fr.runs[i]["trial_id"] for i in runs],
+            "steps": steps,
+            "step": steps[0],
+            "budget": {"trained": trained, "planned": planned, "full": full},
+            "stopped": "stopped" in statuses or not full,
+            "duplicates": int(E.duplicates[k]),
+            "policy": cfg["config"]["policy"],
+            "status": next(s for s in (*_STATUS_ORDER, *sorted(statuses)) if s in statuses),
+            "config": cfg["config"],
+        }
+
+
+def _link_search(res: Results, entries: list[dict[str, Any]]) -> None:
+    """In a confirmation, tell each entry where its configuration came from in the search
+    (`search`: its trial and rank there, and its role: candidate or baseline)."""
+    candidates = res.sweep.get("candidates") if res.sweep.get("stage") == "confirm" else None
+    if not candidates:
+        return
+    by_params = {json.dumps(c["params"], sort_keys=True, default=str): c for c in candidates}
+    for e in entries:
+        c = by_params.get(json.dumps(e["config"]["params"], sort_keys=True, default=str))
+        if c is not None:
+            e["search"] = {
+                "trial_id": c.get("trial_id"),
+                "rank": c.get("rank"),
+                "role": c.get("role"),
+                "selection_score": c.get("selection_score"),
+            }
+
+
+def _frame_and_rule(
+    results: _RESULTS, task: str | None, metric: str | None, select: str | None, split: str
+) -> tuple[Results, Frame, Evals, SelectionRule]:
+    res = load(results)
+    rule = selection_rule(select, res.sweep, report=split)
+    fr = frame(res, task, metric)
+    return res, fr, evals(fr), rule
+
+
+def _excluded(fr: Frame, E: Evals, counted: np.ndarray) -> dict[str, int]:
+    usable = int((fr.cfg >= 0).sum())
+    return {
+        "failed_runs": fr.failed_runs,
+        "failed_trials": fr.failed_trials,
+        "duplicate_runs": int(E.duplicates.sum()),
+        "runs_without_score": usable - int(E.duplicates.sum()) - int(counted.sum()),
+    }
+
+
+def _matching(fr: Frame, baseline: Mapping[str, Any]) -> np.ndarray:
+    return np.array([_matches(fr, k, baseline) for k in range(len(fr.configs))], bool)
+
+
+def _with_baseline(
+    ans: _Answer, entries: list[dict[str, Any]], ks: list[int], matching: np.ndarray
+) -> None:
+    b = ans.baseline_config(matching)
+    for e, k in zip(entries, ks, strict=True):
+        e["vs_baseline"] = ans.compare(k, b)
+
+
+def best(
+    results: _RESULTS,
+    lang: str,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    select: str | None = None,
+    top: int = 1,
+    split: str = "test",
+    baseline: Mapping[str, Any] | None = None,
+) -> Ranking:
+    """The `top` configurations for language `lang` (or `target-mean`) under the rule
+    `select` (default `objective`; see the module docstring).
+
+    Raises `ResultsUsageError` for an unknown language (listing the available ones), task,
+    metric or rule, and `ResultsError` when there are no results.
+    """
+    if top < 1:
+        raise ResultsUsageError(f"top must be >= 1, got {top}")
+    res, fr, E, rule = _frame_and_rule(results, task, metric, select, split)
+    if lang == TARGET_MEAN:
+        entry = None
+    elif lang in E.langs:
+        entry = E.lang(lang)
+    else:
+        raise ResultsUsageError(
+            f"unknown language {lang!r} for task {fr.task!r}; available: "
+            f"{choices([*E.langs, TARGET_MEAN])}"
+        )
+    base = dict(baseline) if baseline is not None else baseline_of(res)
+    ans = _Answer.of(E, rule, entry)
+    ks = [int(k) for k in ans.order[:top]]
+    entries = [ans.entry_dict(k, i + 1, lang) for i, k in enumerate(ks)]
+    _with_baseline(ans, entries, ks, _matching(fr, base))
+    _link_search(res, entries)
+    return Ranking(
+        language=lang,
+        task=fr.task,
+        metric=fr.metric,
+        rule=rule,
+        entries=entries,
+        excluded=_excluded(fr, E, ans.agg.ok),
+        baseline=base,
+        stage=_stage(res),
+        skipped=list(res.skipped),
+    )
+
+
+def best_per_language(
+    results: _RESULTS,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    select: str | None = None,
+    split: str = "test",
+    baseline: Mapping[str, Any] | None = None,
+) -> PerLanguage:
+    """The best configuration of every target language and of the target mean (the mean
+    over all target languages at the checkpoint; a run lacking one is not ranked for it)."""
+    res, fr, E, rule = _frame_and_rule(results, task, metric, select, split)
+    base = dict(baseline) if baseline is not None else baseline_of(res)
+    matching = _matching(fr, base)
+    langs = []
+    counted = np.zeros(len(fr.runs), bool)
+    for li in E.targets:
+        ans = _Answer.of(E, rule, int(li))
+        counted |= ans.agg.ok
+        if len(ans.order):
+            k = int(ans.order[0])
+            e = ans.entry_dict(k, 1, E.langs[li])
+            _with_baseline(ans, [e], [k], matching)
+            langs.append(e)
+    ans = _Answer.of(E, rule, None)
+    mean_entry = None
+    if len(ans.order):
+        k = int(ans.order[0])
+        mean_entry = ans.entry_dict(k, 1, TARGET_MEAN)
+        mean_entry["languages"] = [E.langs[i] for i in E.targets]
+        _with_baseline(ans, [mean_entry], [k], matching)
+    _link_search(res, [*langs, *([mean_entry] if mean_entry else [])])
+    return PerLanguage(
+        task=fr.task,
+        metric=fr.metric,
+        rule=rule,
+        source_lang=fr.source_lang,
+        languages=sorted(langs, key=lambda e: e["language"]),
+        target_mean=mean_entry,
+        excluded=_excluded(fr, E, counted | ans.agg.ok),
+        baseline=base,
+        stage=_stage(res),
+        skipped=list(res.skipped),
+    )
+
+
+def top_configurations(
+    results: _RESULTS,
+    k: int,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    select: str | None = None,
+    baseline: Mapping[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The `k` best configurations for the target mean under the rule (default: the sweep's
+    objective), and the best baseline configuration (None if no configuration matches).
+
+    Each is `{"params": sampled parameters, "trial_id", "trial_ids", "selection_score",
+    "n_seeds", "policy", "rank"}`: what a confirmation stage re-runs.
+    """
+    res, fr, E, rule = _frame_and_rule(results, task, metric, select, "dev")
+    if rule.oracle:
+        raise ResultsUsageError("a confirmation stage never chooses on test data")
+    base = dict(baseline) if baseline is not None else baseline_of(res)
+    ans = _Answer.of(E, rule, None)
+
+    def brief(c: int, rank: int) -> dict[str, Any]:
+        cfg = fr.configs[c]
+        return {
+            "rank": rank,
+            "params": cfg["config"]["params"],
+            "trial_id": cfg["trial_id"],
+            "trial_ids": cfg["trial_ids"],
+            "selection_score": float(ans.agg.select[c]),
+            "n_seeds": int(ans.agg.count[c]),
+            "policy": cfg["config"]["policy"],
+        }
+
+    top = [brief(int(c), i + 1) for i, c in enumerate(ans.order[:k])]
+    b = ans.baseline_config(_matching(fr, base))
+    rank = int(np.flatnonzero(ans.order == b)[0]) + 1 if b is not None else None
+    return top, (brief(b, rank) if b is not None and rank is not None else None)
+
+
+def entry_run_config(results: _RESULTS, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The full run config (as recorded) of an entry's first run: what `fsf-train --config`
+    needs to train that configuration again."""
+    import pyarrow.compute as pc
+
+    res = load(results)
+    table = res.table
+    mask = pc.and_(
+        pc.equal(table["trial_id"], entry["run_trials"][0]),
+        pc.equal(table["seed"], entry["seeds"][0]),
+    )
+    rows = table.filter(mask)["config_json"].drop_null()
+    if not len(rows):
+        raise ResultsUsageError(f"trial {entry['run_trials'][0]} has no recorded run config")
+    return json.loads(rows[0].as_py())

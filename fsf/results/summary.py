@@ -1,0 +1,171 @@
+"""A sweep at a glance: trials by status, the best configuration per objective, and the
+policies compared, each policy by its best configuration under the selection rule."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fsf.results._cube import Evals, at, evals
+from fsf.results._errors import ResultsError, ResultsUsageError, choices
+from fsf.results._frame import frame, runs_of
+from fsf.results.ranking import _RESULTS, _Answer, _matching, _stage, baseline_of
+from fsf.results.reader import load
+from fsf.results.selection import Objective, SelectionRule, objectives_of, selection_rule
+
+__all__ = ["SUMMARY_FORMAT", "summary"]
+
+SUMMARY_FORMAT = "fsf.summary/2"
+_STATUS_ORDER = ("failed", "running", "stopped", "completed")
+_SCALARS = ("source", "target_mean", "all_mean", "gap")
+
+
+def _worst(statuses: set[str]) -> str:
+    return next(s for s in (*_STATUS_ORDER, *sorted(statuses)) if s in statuses)
+
+
+def _nan_none(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def _brief(E: Evals, ans: _Answer, k: int) -> dict[str, Any]:
+    c = E.fr.configs[k]
+    runs = E.runs_of(ans.agg, k)
+    trained = [int(E.trained[i]) for i in runs]
+    planned = [int(E.planned[i]) for i in runs]
+    return {
+        "trial_id": c["trial_id"],
+        "trial_ids": c["trial_ids"],
+        "n_seeds": int(ans.agg.count[k]),
+        "seeds": [E.fr.runs[i]["seed"] for i in runs],
+        "budget": {
+            "trained": trained,
+            "planned": planned,
+            "full": all(p >= 0 and t >= p for t, p in zip(trained, planned, strict=True)),
+        },
+        "policy": c["config"]["policy"],
+        "config": c["config"],
+    }
+
+
+def _objective_best(E: Evals, sweep: Mapping[str, Any], o: Objective) -> dict[str, Any]:
+    """The best configuration by one objective at the sweep's own checkpoints: the value
+    Optuna received for it."""
+    item: dict[str, Any] = {"metric": o.metric, "mode": o.mode, "task": E.fr.task}
+    own = selection_rule("objective", sweep)
+    sub = SelectionRule("objective", own.checkpoint, "objective", o, own.report)
+    ans = _Answer.of(E, sub, None)
+    if not len(ans.order):
+        return {**item, "value": None, "note": "no run has this value yet"}
+    k = int(ans.order[0])
+    return {**item, "value": float(ans.agg.select[k]), **_brief(E, ans, k)}
+
+
+def _policies(E: Evals, rule: SelectionRule, matching: np.ndarray) -> list[dict[str, Any]]:
+    fr = E.fr
+    ans = _Answer.of(E, rule, None)
+    base = ans.baseline_config(matching)
+    scal = {}  # per configuration, the scalars over the runs the ranking counted
+    for split in ("test", "dev"):
+        for kind in _SCALARS:
+            per_run = at(E.scalar(split, kind), ans.ckpt)
+            agg = E.aggregate(np.where(ans.agg.ok, 0.0, np.nan), per_run)
+            scal[f"{split}_{kind}"] = agg.report
+    by_policy: dict[str, list[int]] = {}
+    for k, c in enumerate(fr.configs):
+        by_policy.setdefault(c["config"]["policy"], []).append(k)
+    out = []
+    for policy, ks in sorted(by_policy.items()):
+        mine = np.zeros(len(fr.configs), bool)
+        mine[ks] = True
+        hits = ans.order[mine[ans.order]]
+        item: dict[str, Any] = {
+            "policy": policy,
+            "task": fr.task,
+            "n_configs": len(ks),
+            "n_runs": sum(len(fr.configs[j]["runs"]) for j in ks),
+        }
+        k = int(hits[0]) if len(hits) else None
+        for name, values in scal.items():
+            item[name] = None if k is None else _nan_none(values[k])
+        item["selection_score"] = None if k is None else float(ans.agg.select[k])
+        item["best"] = None if k is None else _brief(E, ans, k)
+        item["vs_baseline"] = None if k is None else ans.compare(k, base)
+        out.append(item)
+    out.sort(
+        key=lambda p: -(p["selection_score"] if p["selection_score"] is not None else -math.inf)
+    )
+    return out
+
+
+def summary(
+    results: _RESULTS,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    select: str | None = None,
+    baseline: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Trials by status, the best configuration per objective, and policies compared.
+
+    A trial's status is the worst of its runs (failed, running, stopped, completed). Each
+    objective of sweep.json (default: dev_target_mean, max) is valued per configuration at
+    each run's checkpoint, mean over distinct seeds: the value Optuna received. Policies are
+    compared by their best configuration under the rule (default `objective`), with test
+    scores and the paired difference of the target mean against the baseline.
+    """
+    res = load(results)
+    rule = selection_rule(select, res.sweep)
+    base = dict(baseline) if baseline is not None else baseline_of(res)
+    table = res.table
+    runs = runs_of(res)[1] if table.num_rows else []
+    by_trial: dict[str, set[str]] = {}
+    for r in runs:
+        by_trial.setdefault(r["trial_id"], set()).add(r["status"])
+    tasks = sorted({r["task"] for r in runs if r["task"] is not None})
+    if task is not None and task not in tasks:
+        raise ResultsUsageError(f"unknown task {task!r}; choose one of: {choices(tasks)}")
+    out: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "name": res.name,
+        "root": str(res.root) if res.root else None,
+        "stage": _stage(res),
+        "selection": rule.to_dict(),
+        "baseline": base,
+        "rows": table.num_rows,
+        "fragments": len(res.fragments),
+        "runs": {"total": len(runs), "by_status": dict(Counter(r["status"] for r in runs))},
+        "trials": {
+            "total": len(by_trial),
+            "by_status": dict(Counter(_worst(s) for s in by_trial.values())),
+        },
+        "failures": [
+            {"trial_id": r["trial_id"], "seed": r["seed"], "reason": r["failure_reason"]}
+            for r in runs
+            if r["status"] == "failed"
+        ],
+        "tasks": tasks,
+        "objectives": [],
+        "policies": [],
+        "languages": {},
+        "skipped_fragments": [s.to_dict() for s in res.skipped],
+    }
+    for t in [task] if task else tasks:
+        try:
+            fr = frame(res, t, metric)
+        except ResultsError as exc:
+            out.setdefault("notes", []).append(f"task {t}: {exc}")
+            continue
+        E = evals(fr)
+        out["languages"][t] = {
+            "source": fr.source_lang,
+            "targets": [E.langs[i] for i in E.targets],
+            "metric": fr.metric,
+        }
+        out["objectives"] += [_objective_best(E, res.sweep, o) for o in objectives_of(res.sweep)]
+        out["policies"] += _policies(E, rule, _matching(fr, base))
+    return out

@@ -1,0 +1,123 @@
+"""A real tiny sweep with a confirmation stage: Optuna, Ray Tune and `fsf-sweep best` agree on
+the winner; the confirmation re-runs the winners and the baseline on fresh seeds at full
+budget; the answer comes from it, with paired statistics; `--emit-config` gives a run config
+that trains the chosen configuration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _space(assets, tmp_path: Path) -> Path:
+    data = {
+        "name": "honest",
+        "base": {
+            "model": {"name": str(assets["xlmr"])},
+            "task": {"name": "pawsx", "dataset": str(assets["pawsx"])},
+            "target_langs": ["de", "fr"],
+            "optim": {"max_steps": 8, "batch_size": 8, "lr": 1e-3},
+            "eval": {"every_steps": 4},
+        },
+        "search": {
+            "parameters": {
+                "policy.name": {"type": "categorical", "values": ["df", "fsf"]},
+                "optim.lr": {"type": "float", "low": 1e-4, "high": 3e-3, "log": True},
+            },
+            "objective": {"metric": "dev_target_mean", "mode": "max"},
+            "searcher": "tpe",
+            "num_trials": 4,
+            "max_concurrent": 2,
+            "scheduler": {"type": "asha", "grace_period": 4, "reduction_factor": 2},
+            "seeds": [0],
+        },
+        "confirm": {"top_k": 1, "seeds": [7, 8], "baseline": {"policy.name": "df"}},
+        "storage": {"path": str(tmp_path / "runs")},
+    }
+    path = tmp_path / "honest.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_search_then_confirmation(assets, tmp_path, capsys):
+    import optuna
+    import ray
+    from ray import tune
+
+    from fsf.config import read_yaml, validate_run_config
+    from fsf.results import best, best_per_language, read_results
+    from fsf.sweep.cli import main
+    from fsf.sweep.tune import _trial
+
+    space = _space(assets, tmp_path)
+    try:
+        code = main(["--space", str(space), "--no-progress", "--num-cpus", "2"])
+        sweep = tmp_path / "runs" / "honest"
+        assert code == 0
+        out = capsys.readouterr().out
+        assert "confirmation finished: " in out and "confirmed configurations" in out
+
+        # one objective: Optuna's best, Tune's best and fsf's best are the same configuration
+        study = optuna.load_study(study_name="honest", storage=f"sqlite:///{sweep / 'optuna.db'}")
+        assert study.metric_names == ["dev_target_mean"]
+        search = read_results(sweep)
+        top = best(search, "target-mean").entries[0]
+        assert study.best_trial.user_attrs["tune_trial_id"] in top["trial_ids"]
+        assert study.best_value == pytest.approx(top["selection_score"], abs=1e-12)
+        grid = tune.Tuner.restore(str(sweep / "tune"), _trial).get_results()
+        tune_best = grid.get_best_result("dev_target_mean", "max", scope="last")
+        assert tune_best.metrics["trial_id"] in top["trial_ids"]
+        for t in study.trials:  # every trained trial: Optuna's value is fsf's
+            if t.state.name == "COMPLETE" and "tune_trial_id" in t.user_attrs:
+                rk = best(search, "target-mean", top=10)
+                (e,) = [x for x in rk.entries if t.user_attrs["tune_trial_id"] in x["trial_ids"]]
+                assert t.value == pytest.approx(e["selection_score"], abs=1e-12)
+
+        # the confirmation: the search's best and the best DF, fresh seeds, full budget
+        meta = json.loads((sweep / "confirm" / "sweep.json").read_text())
+        assert meta["stage"] == "confirm" and meta["seeds"] == [7, 8] and meta["finished"]
+        roles = [c["role"] for c in meta["candidates"]]
+        assert roles in (["candidate", "baseline"], ["candidate+baseline"])
+        assert meta["candidates"][0]["trial_id"] == top["trial_id"]
+        confirmed = read_results(sweep / "confirm")
+        runs = confirmed.table.select(["trial_id", "seed", "status", "step"]).to_pylist()
+        assert {r["seed"] for r in runs} == {7, 8} and {r["status"] for r in runs} == {"completed"}
+        assert max(r["step"] for r in runs) == 8
+        per = best_per_language(confirmed)
+        assert per.stage["name"] == "confirm"
+        assert per.target_mean["n_seeds"] == 2 and per.target_mean["budget"]["full"]
+        vs = per.target_mean["vs_baseline"]
+        assert vs["is_baseline"] or (vs["n"] == 2 and vs["verdict"] != "untested")
+        assert per.target_mean["search"]["trial_id"] in {c["trial_id"] for c in meta["candidates"]}
+
+        # queries on the sweep answer from the confirmation by default
+        assert main(["best", "--sweep", str(sweep), "--per-language", "--format", "json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["stage"]["name"] == "confirm" and data["target_mean"]["seeds"] == [7, 8]
+        assert main(["best", "--sweep", str(sweep), "--lang", "de", "--stage", "search"]) == 0
+        assert "search stage" in capsys.readouterr().out
+        # running it again reports it done, nothing retrained
+        assert main(["confirm", str(sweep), "--no-progress", "--num-cpus", "2"]) == 0
+        assert "already done" in capsys.readouterr().out
+        assert main(["confirm", str(sweep), "--seeds", "9", "10", "--no-progress"]) == 1
+        assert "other settings" in capsys.readouterr().err
+
+        # --emit-config: the run config of the confirmed winner
+        emitted = tmp_path / "best.yaml"
+        assert (
+            main(["best", "--sweep", str(sweep), "--per-language", "--emit-config", str(emitted)])
+            == 0
+        )
+        config = validate_run_config(read_yaml(emitted))
+        assert config.seed == 7 and config.optim.max_steps == 8
+        assert config.policy.name == per.target_mean["policy"]
+        assert config.optim.lr == pytest.approx(per.target_mean["config"]["lr"])
+        assert "rule objective" in emitted.read_text().splitlines()[1]
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
