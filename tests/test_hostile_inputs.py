@@ -293,6 +293,8 @@ CASES = [
     ),
     Case("resume-not-a-sweep", "sweep", ["resume", "{tmp}"], ["not a sweep folder", "{tmp}"]),
     Case("resume-bad-uri", "sweep", ["resume", "ftp://h/x"], ["resume", "'ftp://h/x'"]),
+    Case("confirm-not-a-sweep", "sweep", ["confirm", "{tmp}"], ["not a sweep folder", "{tmp}"]),
+    Case("confirm-bad-uri", "sweep", ["confirm", "ftp://h/x"], ["confirm", "'ftp://h/x'"]),
     Case(
         "best-no-folder",
         "sweep",
