@@ -96,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="run-config key and value of the baseline (repeatable; default policy.name=df)",
     )
+    con.add_argument(
+        "--trust",
+        action="store_true",
+        help="continue a confirmation another user could have written (it unpickles "
+        "DIR/confirm/tune/)",
+    )
     con.add_argument("--address")
     con.add_argument("--no-progress", action="store_true")
     con.add_argument("--num-cpus", type=int)
@@ -264,6 +270,10 @@ def _confirm(args: argparse.Namespace) -> int:
     spec = load_space(str(space))
     if spec.probe is not None:
         raise _UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
+    if not args.trust and (sweep_dir / "confirm" / "tune").exists():
+        from fsf.sweep.tune import check_trusted
+
+        check_trusted(sweep_dir)  # continuing the confirmation unpickles its tune/ state
     baseline = results_cli._baseline_arg(args.baseline)
     confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
     outcome = run_confirm(

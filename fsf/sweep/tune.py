@@ -986,7 +986,7 @@ def check_trusted(sweep_dir: Location) -> None:
     """Refuse to resume a local sweep folder that another user could have written.
 
     Resuming unpickles Ray Tune's state from `<sweep>/tune/` (its searcher, scheduler and
-    trials), and unpickling runs code: a folder someone else can write is code someone else
+    trials; `<sweep>/confirm/tune/` for the confirmation stage), and unpickling runs code: a folder someone else can write is code someone else
     can run as you. So the sweep folder and everything under `tune/` must be owned by this
     user, be no symlinks, and not be writable by others (nor by a group other than this
     user's own). A sweep on an object store (`s3://...`) cannot be checked: whoever may
@@ -995,11 +995,12 @@ def check_trusted(sweep_dir: Location) -> None:
         return
     uid, gid = os.getuid(), os.getgid()
     paths = [sweep_dir, sweep_dir / "sweep.json", sweep_dir / "space.yaml"]
-    tune_path = sweep_dir / TUNE_DIR
-    if tune_path.exists() or tune_path.is_symlink():
-        paths.append(tune_path)
-        if tune_path.is_dir() and not tune_path.is_symlink():
-            paths += sorted(tune_path.rglob("*"))
+    # Tune's state of the search, and of the confirmation stage (`confirm/tune/`)
+    for tune_path in (sweep_dir / TUNE_DIR, sweep_dir / "confirm" / TUNE_DIR):
+        if tune_path.exists() or tune_path.is_symlink():
+            paths += [tune_path.parent, tune_path]
+            if tune_path.is_dir() and not tune_path.is_symlink():
+                paths += sorted(tune_path.rglob("*"))
     for path in paths:
         try:
             st = path.lstat()

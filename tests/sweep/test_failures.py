@@ -199,6 +199,20 @@ def test_a_folder_written_by_someone_else_is_not_resumed(tmp_path):
         check_trusted(folder)
 
 
+def test_the_confirmation_stage_state_is_checked_too(tmp_path, capsys):
+    folder = _sweep_folder(tmp_path)
+    (folder / "confirm" / "tune").mkdir(parents=True)
+    state = folder / "confirm" / "tune" / "tuner.pkl"
+    state.write_bytes(b"pickle")
+    check_trusted(folder)
+    state.chmod(0o666)
+    with pytest.raises(UsageError, match=r"confirm/tune/tuner\.pkl is writable by every user"):
+        check_trusted(folder)
+    (folder / "space.yaml").write_text(_space(tmp_path).read_text())
+    assert main(["confirm", str(folder), "--no-progress"]) == 2
+    assert "refusing to resume" in capsys.readouterr().err
+
+
 def test_resume_refuses_an_untrusted_folder_unless_told_to_trust_it(tmp_path, capsys):
     folder = _sweep_folder(tmp_path / "runs")
     (folder / "space.yaml").write_text(_space(tmp_path).read_text())
