@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fsf.errors import FsfError
+from fsf.errors import FsfError, clip, os_reason
 
 __all__ = [
     "add_common_arguments",
@@ -153,6 +153,16 @@ def run_main(fn: Callable[[], int], args: argparse.Namespace | None = None) -> i
     except FsfError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{os_reason(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return 1
+    except RecursionError as exc:
+        print(f"error: input nested too deeply ({clip(str(exc), 200)})", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

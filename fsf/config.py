@@ -21,11 +21,12 @@ from pydantic import (
     model_validator,
 )
 
-from fsf.errors import ConfigError, Problem, problems_from_pydantic
+from fsf.errors import ConfigError, Problem, clip, problems_from_pydantic, short_repr
 from fsf.policies.config import PolicyConfig
 from fsf.policies.weight_sets import ArchitecturePatterns
 
 __all__ = [
+    "NAME_PATTERN",
     "AnalysisConfig",
     "CheckpointConfig",
     "CkaConfig",
@@ -38,12 +39,31 @@ __all__ = [
     "QAConfig",
     "RunConfig",
     "TaskConfig",
+    "YamlLimits",
     "apply_overrides",
+    "check_name",
     "load_run_config",
+    "load_yaml",
     "parse_overrides",
     "read_yaml",
     "validate_run_config",
 ]
+
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+"""Names that become a folder (a run's `name`, a sweep's `name`): letters, digits, `_`, `.`,
+`-`, not starting with `.` or `-` (so never `.`, `..` or hidden), at most 128 characters."""
+
+
+def check_name(value: Any) -> str | None:
+    """What is wrong with a name that becomes a folder (`NAME_PATTERN`), or None."""
+    import re
+
+    if isinstance(value, str) and re.fullmatch(NAME_PATTERN, value):
+        return None
+    return (
+        "must be a plain folder name: letters, digits, '_', '.' and '-', not starting with "
+        "'.' or '-', at most 128 characters (no '/', no '..')"
+    )
 
 
 class _Strict(BaseModel):
@@ -285,7 +305,7 @@ class AnalysisConfig(_Strict):
 class RunConfig(_Strict):
     """Everything one training run needs."""
 
-    name: str = "run"
+    name: str = Field("run", description="the run's folder under output_dir (NAME_PATTERN)")
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: TaskConfig = Field(
@@ -311,6 +331,14 @@ class RunConfig(_Strict):
         description="deepspeed: a DeepSpeed engine (any ZeRO stage, any number of ranks); torch: "
         "plain PyTorch, one rank only (no DeepSpeed needed; bf16 by autocast on a GPU)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        problem = check_name(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _languages(self) -> RunConfig:
@@ -382,8 +410,10 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
             problems.append(Problem("--set", "expected key=value, e.g. policy.c1=0.1", item, True))
             continue
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError:
+            value = load_yaml(raw, f"--set {key.strip()}") if raw.strip() else None
+        except ConfigError as exc:
+            if not isinstance(exc.__cause__, yaml.YAMLError):
+                raise  # a bomb or a duplicate key, not merely a plain string
             value = raw
         out.append((key.strip(), value))
     if problems:
@@ -419,17 +449,133 @@ def validate_run_config(data: Any, source: str | None = None, prefix: str = "") 
         raise ConfigError(problems_from_pydantic(exc, prefix), source) from None
 
 
+class YamlLimits:
+    """What a config file may hold: hostile YAML (an alias "billion laughs" bomb, deep
+    nesting) is refused at load, before anything walks it."""
+
+    #: values (scalars, lists, mappings) once aliases are expanded
+    max_values = 100_000
+    #: nesting depth
+    max_depth = 64
+    #: bytes of text
+    max_bytes = 10 * 2**20
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """`line L, column C: what` of a YAML syntax error (PyYAML's own text quotes the input)."""
+    mark = getattr(exc, "problem_mark", None)
+    what = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"not valid YAML: {where}{clip(what, 200)}"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key written twice in one mapping (instead of keeping
+    the last). Keys brought in by a merge (`<<: *base`) may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: SafeConstructor reports it
+                if first is not None:
+                    raise _DuplicateKey(
+                        f"line {key_node.start_mark.line + 1}: the key {short_repr(key)} is "
+                        f"written twice in one mapping (first on line {first + 1}); remove one"
+                    )
+                seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    "tag:yaml.org,2002:map",
+    lambda loader, node: (yield from yaml.SafeLoader.construct_yaml_map(loader, node)),
+)
+
+
+def _check_size(data: Any, source: str | None) -> None:
+    """Refuse data whose expansion (aliases repeated) exceeds `YamlLimits`; shared values
+    are counted once per use without walking them again."""
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def fail(message: str) -> None:
+        raise ConfigError([Problem("", message)], source)
+
+    def size(value: Any, depth: int) -> int:
+        if not isinstance(value, (list, tuple, set, frozenset, dict)):
+            return 1
+        key = id(value)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            fail("a YAML alias refers to a value that contains it (a recursive structure)")
+        if depth > YamlLimits.max_depth:
+            fail(f"values are nested more than {YamlLimits.max_depth} levels deep")
+        open_.add(key)
+        n = 1
+        items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        for item in items:
+            n += size(item, depth + 1)
+            if n > YamlLimits.max_values:
+                fail(
+                    f"the YAML expands to more than {YamlLimits.max_values:,} values "
+                    "(aliases repeated in aliases: an alias bomb?); a config is not that large"
+                )
+        open_.discard(key)
+        sizes[key] = n
+        return n
+
+    size(data, 0)
+
+
+def load_yaml(text: str, source: str | None = None) -> Any:
+    """Parse YAML text safely: no Python tags, a key written twice in a mapping is an error,
+    and the size limits of `YamlLimits` hold. Raises ConfigError naming `source`."""
+    if len(text) > YamlLimits.max_bytes:
+        raise ConfigError(
+            [
+                Problem(
+                    "", f"{len(text):,} bytes; a config file is at most {YamlLimits.max_bytes:,}"
+                )
+            ],
+            source,
+        )
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem("", _yaml_problem(exc))], source) from exc
+    except _DuplicateKey as exc:
+        raise ConfigError([Problem("", str(exc))], source) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem("", f"values are nested more than {YamlLimits.max_depth} levels deep")],
+            source,
+        ) from None
+    _check_size(data, source)
+    return data
+
+
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; an unreadable or malformed file is a ConfigError naming it."""
+    """Parse a YAML file (`load_yaml`); an unreadable or malformed file is a ConfigError
+    naming it."""
     source = str(path)
     try:
         text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError([Problem("", f"cannot read file: {exc.strerror}")], source) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([Problem("", f"not valid YAML: {exc}")], source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError([Problem("", f"cannot read file: {clip(reason)}")], source) from None
+    return load_yaml(text, source)
 
 
 def load_run_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

@@ -7,6 +7,7 @@ user never sees a traceback from deep inside a library.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,9 +16,50 @@ __all__ = [
     "FsfError",
     "Problem",
     "UsageError",
+    "clip",
     "format_problems",
+    "os_reason",
     "problems_from_pydantic",
+    "short_repr",
 ]
+
+#: Longest rendering of a value in an error message (a hostile input can be huge).
+VALUE_CHARS = 120
+#: Longest message of one problem.
+MESSAGE_CHARS = 600
+
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = VALUE_CHARS // 2
+_repr.maxlist = _repr.maxtuple = _repr.maxdict = _repr.maxset = _repr.maxfrozenset = 6
+_repr.maxlevel = 3
+
+
+def clip(text: str, limit: int = MESSAGE_CHARS) -> str:
+    """`text` on one line, at most `limit` characters (the cut is marked)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 30]}... ({len(text) - limit + 30} more characters)"
+
+
+def short_repr(value: Any, limit: int = VALUE_CHARS) -> str:
+    """A bounded, one-line `repr` of `value`: nested and long containers are elided without
+    walking them whole (a YAML alias bomb renders in microseconds)."""
+    try:
+        text = _repr.repr(value)
+    except Exception:  # a value whose repr fails: name its type
+        text = f"<{type(value).__name__}>"
+    return clip(text, limit)
+
+
+def os_reason(exc: BaseException) -> str:
+    """Why an OS call failed, in a few words (`Permission denied`, `No space left on device`,
+    `Read-only file system`), without the path (messages name the path themselves)."""
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return str(strerror)
+    lines = str(exc).strip().splitlines()
+    return clip(lines[0], 300) if lines else type(exc).__name__
 
 
 class FsfError(Exception):
@@ -43,9 +85,9 @@ class Problem:
         self.has_value = has_value
 
     def __str__(self) -> str:
-        got = f" (got {self.value!r})" if self.has_value else ""
-        where = self.path or "<root>"
-        return f"{where}: {self.message}{got}"
+        got = f" (got {short_repr(self.value)})" if self.has_value else ""
+        where = f"{clip(self.path, VALUE_CHARS)}: " if self.path else ""
+        return f"{where}{clip(self.message)}{got}"
 
     def __repr__(self) -> str:
         return f"Problem({self!s})"
@@ -62,11 +104,21 @@ class ConfigError(FsfError):
         super().__init__(format_problems(self.problems, source))
 
 
+#: Problems listed in one message; the rest are counted.
+MAX_LISTED = 50
+
+
 def format_problems(problems: list[Problem], source: str | None = None) -> str:
+    """One line for one problem (`FILE: path: message (got value)`), else a header and one
+    line per problem."""
     head = f"{source}: " if source else ""
     n = len(problems)
-    lines = [f"{head}config is not valid, found {n} problem{'s' if n != 1 else ''}:"]
-    lines += [f"  - {p}" for p in problems]
+    if n == 1:
+        return f"{head}{problems[0]}"
+    lines = [f"{head}config is not valid, found {n} problems:"]
+    lines += [f"  - {p}" for p in problems[:MAX_LISTED]]
+    if n > MAX_LISTED:
+        lines.append(f"  ... and {n - MAX_LISTED} more")
     return "\n".join(lines)
 
 

@@ -58,6 +58,18 @@ def _read(path: str) -> Any:
     return read(path)
 
 
+def _exit_code(skipped: Any) -> int:
+    from fsf.results.cli import exit_code as code
+
+    return code(skipped)
+
+
+def _command(fn: Any) -> Any:
+    from fsf.results.cli import command
+
+    return command(fn)
+
+
 def _gap(args: argparse.Namespace) -> int:
     from fsf.analysis.gap import gap_curves
 
@@ -66,8 +78,9 @@ def _gap(args: argparse.Namespace) -> int:
         raise ResultsUsageError(f"unknown --split {args.split!r}; choose one of: dev, test")
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise ResultsUsageError(f"--threshold must be a number, got {args.threshold}")
+    res = _read(args.dir)
     gc = gap_curves(
-        _read(args.dir),
+        res,
         task=args.task,
         metric=args.metric,
         window=args.window,
@@ -86,14 +99,15 @@ def _gap(args: argparse.Namespace) -> int:
     if args.format == "table":
         for n in gc.notes:
             print(f"note: {n}")
-    return 0
+    return _exit_code(res.skipped)
 
 
 def _cka(args: argparse.Namespace) -> int:
     from fsf.analysis.forgetting import cka_curves
 
     _check_format(args.format)
-    curves = cka_curves(_read(args.dir), task=args.task)
+    res = _read(args.dir)
+    curves = cka_curves(res, task=args.task)
     if not curves.runs:
         raise ResultsError(
             f"{args.dir}: no CKA rows; runs record them with analysis.cka.every_steps > 0"
@@ -117,7 +131,7 @@ def _cka(args: argparse.Namespace) -> int:
                 rows.append(row)
         title = "CKA with the pretrained model at the last recorded step (layer 0 = embeddings)"
     _emit(rows, args.format, title)
-    return 0
+    return _exit_code(res.skipped)
 
 
 def register(subparsers: Any) -> None:
@@ -133,10 +147,10 @@ def register(subparsers: Any) -> None:
     g.add_argument("--task")
     g.add_argument("--metric")
     g.add_argument("--format", default="table", metavar="|".join(FORMATS))
-    g.set_defaults(func=_gap, handler=_gap)
+    g.set_defaults(func=_command(_gap), handler=_command(_gap))
     c = subparsers.add_parser("cka", help="per-layer CKA with the pretrained model (forgetting)")
     c.add_argument("dir", metavar="DIR", help="sweep, run or results folder")
     c.add_argument("--all-steps", action="store_true", help="every recorded step (long table)")
     c.add_argument("--task")
     c.add_argument("--format", default="table", metavar="|".join(FORMATS))
-    c.set_defaults(func=_cka, handler=_cka)
+    c.set_defaults(func=_command(_cka), handler=_command(_cka))

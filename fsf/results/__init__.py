@@ -1,5 +1,6 @@
 """Results: the versioned Arrow schema, atomic Parquet writing, queries and reports."""
 
+from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.export import export
 from fsf.results.ranking import (
     PerLanguage,
@@ -12,8 +13,10 @@ from fsf.results.reader import (
     Results,
     SkippedFragment,
     compact,
+    completed_evaluations,
     load,
     open_dataset,
+    read_fragment,
     read_results,
 )
 from fsf.results.report import Report, write_report
@@ -40,6 +43,9 @@ __all__ = [
     "Ranking",
     "Report",
     "Results",
+    "ResultsError",
+    "ResultsUsageError",
+    "ResultsWriteError",
     "SchemaVersionError",
     "SelectionRule",
     "SkippedFragment",
@@ -48,12 +54,14 @@ __all__ = [
     "best",
     "best_per_language",
     "compact",
+    "completed_evaluations",
     "evaluation_rows",
     "export",
     "fragment_path",
     "load",
     "open_dataset",
     "paired_difference",
+    "read_fragment",
     "read_results",
     "selection_rule",
     "summary",

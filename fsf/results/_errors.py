@@ -6,11 +6,18 @@ from collections.abc import Iterable
 
 from fsf.errors import FsfError
 
-__all__ = ["ResultsError", "ResultsUsageError", "choices"]
+__all__ = ["ResultsError", "ResultsUsageError", "ResultsWriteError", "choices"]
 
 
 class ResultsError(FsfError):
     """Results that cannot answer the question (none yet, every fragment unreadable, ...)."""
+
+    exit_code = 1
+
+
+class ResultsWriteError(ResultsError):
+    """Results that could not be written (a read-only folder, a full disk, an unreachable
+    store); the message names the file and the reason. Nothing half-written is left."""
 
     exit_code = 1
 

@@ -3,7 +3,9 @@
 `register(subparsers)` adds them to any argparse subparsers object (fsf-sweep mounts them);
 each sets `func` and `handler` (the same function) taking the parsed `argparse.Namespace` and
 returning an exit code.
-Bad input raises `ResultsUsageError` (an `FsfError`, exit code 2). Standalone:
+Bad input raises `ResultsUsageError` (an `FsfError`, exit code 2). An answer that had to leave
+out unreadable fragments is printed, the fragments are listed on stderr, and the exit code is
+`SKIPPED_EXIT` (3), so that a script never takes a partial answer for a whole one. Standalone:
 
     python -m fsf.results.cli best DIR --lang de --top 5 --format json
 """
@@ -18,25 +20,57 @@ from pathlib import Path
 from typing import Any
 
 from fsf._cli import add_common_arguments, print_table, run_main
-from fsf.results._errors import ResultsError, ResultsUsageError
+from fsf.errors import os_reason
+from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.export import export, flat, write_csv
 from fsf.results.ranking import best, best_per_language, entry_run_config
 from fsf.results.reader import Results, SkippedFragment, compact, confirmation_of, read_results
 from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
 
-__all__ = ["FORMATS", "STAGES", "main", "print_best_per_language", "register"]
+__all__ = [
+    "FORMATS",
+    "SKIPPED_EXIT",
+    "STAGES",
+    "command",
+    "exit_code",
+    "main",
+    "print_best_per_language",
+    "register",
+]
 
 FORMATS = ("table", "json", "csv")
 #: Which stage of a sweep a query answers from: `auto` = the confirmation when there is one.
 STAGES = ("auto", "search", "confirm")
+#: Exit code of a query answered without the rows of skipped (unreadable) fragments.
+SKIPPED_EXIT = 3
+#: Fragments skipped (and warned about) while the current command ran.
+_SKIPPED: list[SkippedFragment] = []
+
+
+def exit_code(skipped: Sequence[SkippedFragment] = ()) -> int:
+    """0, or `SKIPPED_EXIT` when fragments were left out of the answer: `skipped`, or any the
+    current command warned about (a search stage read before its confirmation)."""
+    return SKIPPED_EXIT if skipped or _SKIPPED else 0
+
+
+def command(fn: Any) -> Any:
+    """A subcommand handler whose exit code counts only the fragments it skipped itself."""
+
+    def handler(args: argparse.Namespace) -> int:
+        _SKIPPED.clear()
+        return int(fn(args))
+
+    return handler
 
 
 def _warn_skipped(skipped: list[SkippedFragment]) -> None:
+    _SKIPPED.extend(skipped)
     if not skipped:
         return
     print(
-        f"warning: {len(skipped)} fragment(s) skipped; their rows are NOT in these answers:",
+        f"warning: {len(skipped)} fragment(s) skipped; their rows are NOT in these answers "
+        f"(exit code {SKIPPED_EXIT}):",
         file=sys.stderr,
     )
     for s in skipped:
@@ -251,7 +285,7 @@ def _best(args: argparse.Namespace) -> int:
         first = "language" if args.per_language else "rank"
         rows = [_row(e["language"] if args.per_language else e["rank"], e) for e in entries]
         _print_entries(first, rows, title, answer, lines)
-    return 0
+    return exit_code(res.skipped)
 
 
 def print_best_per_language(path: str | Path, *, select: str | None = None) -> None:
@@ -298,7 +332,7 @@ def _show(args: argparse.Namespace) -> int:
     s = summary(res, task=args.task, select=args.select, baseline=_baseline_arg(args.baseline))
     if args.format == "json":
         _dump(s)
-        return 0
+        return exit_code(res.skipped)
     statuses = sorted(set(s["runs"]["by_status"]) | set(s["trials"]["by_status"]))
     print_table(
         ["", "total", *statuses],
@@ -367,30 +401,42 @@ def _show(args: argparse.Namespace) -> int:
     print(f"stage:     {s['stage']['note']}")
     for n in s.get("notes", []):
         print(f"note: {n}")
-    return 0
+    return exit_code(res.skipped)
 
 
 def _export(args: argparse.Namespace) -> int:
     res = _read(args.dir)
-    path = export(res, args.to)
+    try:
+        path = export(res, args.to)
+    except OSError as exc:
+        raise ResultsWriteError(
+            f"cannot write {exc.filename or args.to}: {os_reason(exc)}"
+        ) from exc
     print(f"wrote {res.table.num_rows:,} rows to {path}")
     print(
         "every evaluation of every run, nothing selected; fsf's answers (which rule chose which "
         "configuration) come from `fsf-sweep best`, and docs/results.md gives SQL that "
         "reproduces them from these rows"
     )
-    return 0
+    return exit_code(res.skipped)
 
 
 def _report(args: argparse.Namespace) -> int:
     from fsf.results.report import write_report
 
     res = _read(args.dir)
-    rep = write_report(res, args.out, task=args.task, select=args.select)
+    try:
+        rep = write_report(res, args.out, task=args.task, select=args.select)
+    except OSError as exc:
+        where = exc.filename or args.out or "the report folder"
+        raise ResultsWriteError(
+            f"cannot write the report to {where}: {os_reason(exc)}; pass --out DIR, a folder "
+            "you can write"
+        ) from exc
     print(f"wrote {rep.markdown} and {rep.html} ({len(rep.images)} plots)")
     for n in rep.notes:
         print(f"note: {n}")
-    return 0
+    return exit_code(res.skipped)
 
 
 def _compact(args: argparse.Namespace) -> int:
@@ -404,7 +450,7 @@ def _compact(args: argparse.Namespace) -> int:
     if rep.removed_leftovers:
         print(f"removed {len(rep.removed_leftovers)} leftover(s) of an interrupted compaction")
     _warn_skipped(rep.skipped)
-    return 0
+    return exit_code(rep.skipped)
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -451,17 +497,17 @@ def register(subparsers: Any) -> None:
         help="write the run config of the best configuration (--lang: rank 1; --per-language: "
         "the target mean's) for fsf-train --config FILE",
     )
-    b.set_defaults(func=_best, handler=_best)
+    b.set_defaults(func=command(_best), handler=command(_best))
     s = subparsers.add_parser("show", help="trials by status, best per objective, policies")
     s.add_argument("dir", metavar="DIR")
     s.add_argument("--task")
     _add_selection(s)
     s.add_argument("--format", default="table", metavar="table|json")
-    s.set_defaults(func=_show, handler=_show)
+    s.set_defaults(func=command(_show), handler=command(_show))
     e = subparsers.add_parser("export", help="all validated rows to one .parquet or .csv file")
     e.add_argument("dir", metavar="DIR")
     e.add_argument("--to", required=True, metavar="FILE", help="FILE.parquet or FILE.csv")
-    e.set_defaults(func=_export, handler=_export)
+    e.set_defaults(func=command(_export), handler=command(_export))
     r = subparsers.add_parser("report", help="report.md, report.html and PNG plots")
     r.add_argument("dir", metavar="DIR")
     r.add_argument(
@@ -474,11 +520,11 @@ def register(subparsers: Any) -> None:
         metavar="|".join(RULES),
         help="selection rule (default objective; see `best --help`)",
     )
-    r.set_defaults(func=_report, handler=_report)
+    r.set_defaults(func=command(_report), handler=command(_report))
     c = subparsers.add_parser("compact", help="fold finished runs' fragments into one file")
     c.add_argument("dir", metavar="DIR")
     c.add_argument("--min-fragments", type=int, default=2)
-    c.set_defaults(func=_compact, handler=_compact)
+    c.set_defaults(func=command(_compact), handler=command(_compact))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ Contract:
 - Hidden files and folders (name starts with '.' or '_', e.g. the writer's `.tmp-*` files)
   and files not ending in `.parquet` are ignored, as pyarrow and pandas ignore them.
 - Each fragment is read whole and checked before its rows are used: unreadable (truncated,
-  corrupt), not an fsf file, a newer schema version, an older version without a registered
+  corrupt: every page's CRC checksum is verified, so a flipped bit is caught), not an fsf file, a newer schema version, an older version without a registered
   upgrade, or columns that do not convert to `SCHEMA`. Such a fragment is *skipped*: its rows
   are left out of every answer and it is listed in `Results.skipped` with the reason.
 - Each (trial_id, seed) comes from one source only. A loose fragment wins over compacted rows
@@ -22,6 +22,7 @@ Contract:
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -36,8 +37,15 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from fsf.results._errors import ResultsUsageError
-from fsf.results.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check_schema
+from fsf.results.schema import (
+    EVAL_SPLITS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SchemaVersionError,
+    check_schema,
+)
 from fsf.results.storage import Location, StoragePath, location
+from fsf.train.reporter import Evaluation
 
 if TYPE_CHECKING:
     from fsf.results._compact import CompactionReport
@@ -50,10 +58,12 @@ __all__ = [
     "ResultsDataset",
     "SkippedFragment",
     "compact",
+    "completed_evaluations",
     "confirmation_of",
     "list_fragments",
     "load",
     "open_dataset",
+    "read_fragment",
     "read_results",
     "resolve_root",
 ]
@@ -235,21 +245,92 @@ def _read_schema(path: Location) -> pa.Schema:
 
 
 def _parquet_file(path: Location, attempts: int = 4) -> pq.ParquetFile:
-    """The Parquet file at `path`. On an object store the whole object is fetched, then
-    parsed: a read is several requests (size, then ranges), and one that straddles a rewrite
-    of the object mixes two versions and fails to parse, so it is retried; a parse that
-    succeeds saw one complete version (a mix cannot end in the footer's magic bytes)."""
+    """The Parquet file at `path`, its pages' checksums verified when read (files written
+    before fsf wrote checksums have none, and read as before). On an object store the whole
+    object is fetched, then parsed: a read is several requests (size, then ranges), and one
+    that straddles a rewrite of the object mixes two versions and fails to parse, so it is
+    retried; a parse that succeeds saw one complete version (a mix cannot end in the footer's
+    magic bytes)."""
     if not isinstance(path, StoragePath):
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, page_checksum_verification=True)
     for attempt in range(attempts):
         data = path.read_bytes()
         try:
-            return pq.ParquetFile(pa.BufferReader(data))
+            return pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
         except pa.ArrowInvalid:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.05 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def read_fragment(path: str | Path | StoragePath) -> pa.Table:
+    """One Parquet file read whole, its page checksums verified (raises OSError or
+    `pyarrow.ArrowException` when it is unreadable or corrupt)."""
+    return _parquet_file(location(path)).read()
+
+
+def completed_evaluations(
+    root: str | Path | StoragePath, trial_id: str, seed: int
+) -> list[Evaluation] | None:
+    """The evaluations (in step order, the last one final) of run (`trial_id`, `seed`) if
+    its fragment under the results folder `root` records it as completed, else None (no
+    fragment, not completed, unreadable).
+
+    A sweep asks this before it trains a run, so that a run finished before an interruption
+    is never trained (and its completed rows never overwritten) again: its recorded
+    evaluations are reported instead, in the order they were made."""
+    from fsf.results.writer import fragment_path
+
+    path = fragment_path(root, trial_id, seed)
+    try:
+        if not path.exists():
+            return None
+        table = read_fragment(path)
+    except (OSError, pa.ArrowException, ValueError):
+        return None
+    rows = table.to_pylist()
+    if not rows or any(r["status"] != "completed" for r in rows):
+        return None
+    scored = [r for r in rows if r["split"] in EVAL_SPLITS and r["step"] is not None]
+    if not any(r["is_final"] for r in scored):
+        return None
+    first = scored[0]
+    try:
+        targets = list(json.loads(first["config_json"])["target_langs"])
+    except (TypeError, ValueError, KeyError):
+        targets = sorted({r["language"] for r in scored} - {first["source_lang"]})
+    names = {"S_I": "mult_s1", "S_II": "mult_s2", "V_I": "mult_v1", "V_II": "mult_v2"}
+    names.update(embeddings="mult_embeddings", head="mult_head")
+    by_step: dict[int, list[dict[str, Any]]] = {}
+    for r in scored:
+        by_step.setdefault(r["step"], []).append(r)
+    out = []
+    for step in sorted(by_step):
+        group = by_step[step]
+        head = group[0]
+        scores: dict[str, dict[str, dict[str, float]]] = {}
+        for r in group:
+            value = r["value"] if r["value"] is not None else math.nan
+            scores.setdefault(r["split"], {}).setdefault(r["language"], {})[r["metric"]] = value
+        out.append(
+            Evaluation(
+                step=step,
+                epoch=head["epoch"],
+                loss=head["train_loss"],
+                phase=head["phase"],
+                phi=head["phi"],
+                multipliers={k: head[c] for k, c in names.items()},
+                scores=scores,
+                metric=head["primary_metric"],
+                source_lang=head["source_lang"],
+                target_langs=targets,
+                elapsed_s=head["elapsed_s"] or 0.0,
+                total_steps=head["total_steps"],
+                is_final=bool(head["is_final"]),
+            )
+        )
+    return out
 
 
 def _read_one(root: Location, rel: str) -> _Source:
@@ -392,7 +473,8 @@ def open_dataset(path: str | Path | StoragePath) -> ResultsDataset:
     """A lazy `pyarrow.dataset` (hive partitioning, key `trial`, typed string) of the results.
 
     Only the footers are checked here (schema version, readable metadata): a file whose footer
-    is intact but whose data pages are corrupt fails when scanned. `read_results` reads every
+    is intact but whose data pages are corrupt fails when scanned (page checksums are
+    verified). `read_results` reads every
     fragment whole and is the reader the queries use. Compacted leftovers are not removed.
     """
     root, _ = resolve_root(path)
@@ -408,10 +490,13 @@ def open_dataset(path: str | Path | StoragePath) -> ResultsDataset:
             skipped.append(SkippedFragment(rel, str(exc)))
         except (OSError, pa.ArrowException) as exc:
             skipped.append(SkippedFragment(rel, f"{rel}: unreadable ({exc})"))
+    verified = ds.ParquetFileFormat(
+        default_fragment_scan_options=ds.ParquetFragmentScanOptions(page_checksum_verification=True)
+    )
     dataset = ds.dataset(
         good,
         schema=SCHEMA.append(pa.field("trial", pa.string())),
-        format="parquet",
+        format=verified,
         partitioning=PARTITIONING,
         partition_base_dir=base,
         filesystem=fs,

@@ -73,8 +73,10 @@ class StoragePath:
     def from_uri(cls, uri: str) -> StoragePath:
         try:
             fs, path = pafs.FileSystem.from_uri(uri)
-        except (pafs.ArrowInvalid, OSError, ValueError) as exc:  # type: ignore[attr-defined]
+        except ValueError as exc:  # pyarrow.ArrowInvalid: an unknown scheme, a malformed URI
             raise ValueError(f"{uri!r}: not a storage URI pyarrow can open ({exc})") from exc
+        except OSError as exc:  # a known scheme that cannot be reached (network, no driver)
+            raise ValueError(f"{uri!r}: cannot open this storage ({_first_line(exc)})") from exc
         parts = urlsplit(uri)
         clean = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), parts.query, ""))
         return cls(fs, path, clean)
@@ -255,6 +257,11 @@ class StoragePath:
         for rel, src in self.files():
             self.fs.move(src.path, (target / rel).path)
         return target
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 Location = Path | StoragePath

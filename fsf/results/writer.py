@@ -18,11 +18,23 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fsf.errors import os_reason
+from fsf.results._errors import ResultsWriteError
 from fsf.results.schema import SCHEMA, TrialInfo, evaluation_rows
 from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
 from fsf.train.reporter import Evaluation
 
-__all__ = ["ParquetReporter", "atomic_write_table", "fragment_path"]
+__all__ = [
+    "WRITE_OPTIONS",
+    "ParquetReporter",
+    "atomic_write_table",
+    "check_writable",
+    "fragment_path",
+]
+
+#: How fsf writes every Parquet file: zstd pages, each with a CRC-32 checksum that the readers
+#: verify (`fsf.results.reader`), so a flipped bit is reported like a truncated file.
+WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
 
 
 def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Location:
@@ -33,18 +45,19 @@ def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Locat
     discovery) and ends in '.part', not '.parquet' (DuckDB's `**/*.parquet` glob matches
     hidden files, so the suffix is what keeps it out of DuckDB). On a URI (`s3://...`) the
     file is serialised in memory and written as one object (see `fsf.results.storage`).
+    Every page carries a checksum (`WRITE_OPTIONS`).
     """
     path = location(path)
     if isinstance(path, StoragePath):
         sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
+        pq.write_table(table, sink, **WRITE_OPTIONS)
         write_bytes_atomic(path, sink.getvalue().to_pybytes())
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
     try:
         with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
+            pq.write_table(table, fh, **WRITE_OPTIONS)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -52,6 +65,21 @@ def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Locat
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def check_writable(folder: str | Path | StoragePath) -> Location:
+    """Create `folder` if needed and prove that a file can be written in it (a hidden probe,
+    removed at once), so that a run or sweep fails before training, not after it. Raises
+    `ResultsWriteError` naming the folder and the reason."""
+    folder = location(folder)
+    probe = folder / f".fsf-write-test-{uuid.uuid4().hex}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(probe, b"fsf")
+        probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise ResultsWriteError(f"cannot write results to {folder}: {os_reason(exc)}") from exc
+    return folder
 
 
 def _safe(name: str) -> str:
@@ -75,8 +103,18 @@ class ParquetReporter:
         self._write("running", None)
 
     def finish(self, status: str = "completed", reason: str | None = None) -> Location:
-        """Mark the trial's rows with its final status (completed, failed or stopped)."""
-        return self._write(status, reason)
+        """Mark the trial's rows with its final status (completed, failed or stopped).
+
+        Raises `ResultsWriteError` when the fragment cannot be written; for a failed run its
+        message keeps the failure's reason, since the results cannot."""
+        try:
+            return self._write(status, reason)
+        except ResultsWriteError as exc:
+            if status != "failed":
+                raise
+            raise ResultsWriteError(
+                f"the run failed ({reason}) and the failure could not be recorded: {exc}"
+            ) from exc
 
     def _write(self, status: str, reason: str | None) -> Location:
         rows: list[dict[str, Any]] = []
@@ -93,4 +131,10 @@ class ParquetReporter:
                     "timestamp": datetime.now(timezone.utc),
                 }
             ]
-        return atomic_write_table(pa.Table.from_pylist(rows, schema=SCHEMA), self.path)
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        try:
+            return atomic_write_table(table, self.path)
+        except OSError as exc:
+            raise ResultsWriteError(
+                f"cannot write results to {self.path}: {os_reason(exc)}"
+            ) from exc

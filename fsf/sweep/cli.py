@@ -42,6 +42,12 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--num-trials", type=int, help="override search.num_trials")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --resume: resume a folder another user could have written (resuming "
+        "unpickles its tune/ state, which runs code)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument(
@@ -92,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_set(val)
     res = sub.add_parser("resume", help="continue the interrupted sweep in DIR")
     res.add_argument("dir")
+    res.add_argument(
+        "--trust",
+        action="store_true",
+        help="resume a folder another user could have written (resuming unpickles its "
+        "tune/ state, which runs code)",
+    )
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
@@ -109,6 +121,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="KEY=VALUE",
         help="run-config key and value of the baseline (repeatable; default policy.name=df)",
+    )
+    con.add_argument(
+        "--trust",
+        action="store_true",
+        help="continue a confirmation another user could have written (it unpickles "
+        "DIR/confirm/tune/)",
     )
     con.add_argument("--address")
     con.add_argument("--no-progress", action="store_true")
@@ -156,6 +174,8 @@ def _run(args: argparse.Namespace) -> int:
     if problems:
         raise UsageError("; ".join(problems))
     spec = _load_space(args.space, args.base, args.set)
+    if not args.resume:
+        _check_resources(spec, args.space)
     if args.dry_run is not None:
         from fsf.sweep.plan import print_plan
 
@@ -182,6 +202,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=_progress(args),
         num_cpus=args.num_cpus,
+        trust=args.trust,
     )
     return _finish(outcome)
 
@@ -191,12 +212,17 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
+    """Print how the sweep ended; exit 1 when every trial failed or a failure could not be
+    recorded in the results (so that nothing fails silently)."""
     from fsf.results import cli as results_cli
 
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
     print(f"\nsweep finished: {outcome.num_trials} trials ({done})")
     for trial_id, reason in sorted(outcome.errors.items()):
-        print(f"  trial {trial_id} failed: {reason}")
+        unrecorded = " [NOT recorded in the results]" if trial_id in outcome.unrecorded else ""
+        print(f"  trial {trial_id} failed: {reason}{unrecorded}")
+    for note in outcome.notes:
+        print(f"note: {note}")
     if outcome.confirm is not None:
         _print_confirm(outcome.confirm)
     if outcome.results_dir.exists():
@@ -204,7 +230,23 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     print(f"results: {outcome.results_dir}")
     print(f"query:   fsf-sweep best {outcome.sweep_dir} --per-language")
     print(f"report:  fsf-sweep report {outcome.sweep_dir}")
-    return 0
+    code = 0
+    if outcome.unrecorded:
+        print(
+            f"error: {len(outcome.unrecorded)} failed trial(s) could not record their failure "
+            f"in {outcome.results_dir} (see above); `fsf-sweep show` cannot list them. Fix the "
+            "folder (permissions, free space): `fsf-sweep resume` then runs the trials that had "
+            "not finished (these stay failed)",
+            file=sys.stderr,
+        )
+        code = 1
+    if outcome.all_failed:
+        print(
+            f"error: every trial of the sweep failed ({outcome.num_trials}); see the reasons above",
+            file=sys.stderr,
+        )
+        code = 1
+    return code
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -212,7 +254,10 @@ def _resume(args: argparse.Namespace) -> int:
     from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
-    sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
+    try:
+        sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
+    except ValueError as exc:
+        raise UsageError(f"resume: {exc}") from None
     space = sweep_dir / "space.yaml"
     if not space.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
@@ -225,6 +270,7 @@ def _resume(args: argparse.Namespace) -> int:
         resume=True,
         progress=_progress(args),
         num_cpus=args.num_cpus,
+        trust=args.trust,
     )
     code = _finish(outcome)
     if spec.probe is not None:
@@ -232,6 +278,16 @@ def _resume(args: argparse.Namespace) -> int:
 
         _analyse_probe(outcome.sweep_dir, spec, output_dir(outcome.sweep_dir, spec.name))
     return code
+
+
+def _check_resources(spec, source: str) -> None:  # type: ignore[no-untyped-def]
+    """The model and data the space names, checked before anything trains (exit 2)."""
+    from fsf.errors import ConfigError
+    from fsf.sweep.space import check_resources
+
+    problems = check_resources(spec)
+    if problems:
+        raise ConfigError(problems, source)
 
 
 def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
@@ -250,13 +306,20 @@ def _confirm(args: argparse.Namespace) -> int:
     from fsf.sweep.confirm import confirm_spec, run_confirm
     from fsf.sweep.space import load_space
 
-    sweep_dir = location(args.dir).resolve()
+    try:
+        sweep_dir = location(args.dir).resolve()
+    except ValueError as exc:
+        raise UsageError(f"confirm: {exc}") from None
     space = sweep_dir / "space.yaml"
     if not space.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
     spec = load_space(str(space))
     if spec.probe is not None:
         raise UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
+    if not args.trust and (sweep_dir / "confirm" / "tune").exists():
+        from fsf.sweep.tune import check_trusted
+
+        check_trusted(sweep_dir)  # continuing the confirmation unpickles its tune/ state
     baseline = results_cli._baseline_arg(args.baseline)
     confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
     outcome = run_confirm(
@@ -389,8 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         if args.command == "validate":
             spec = _load_space(args.space, args.base, args.set)
+            _check_resources(spec, args.space)
             n = len(spec.search.parameters)
-            print(f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher})")
+            print(
+                f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher}; model "
+                "and data checked where they are local)"
+            )
             return 0
         if args.command == "resume":
             return _resume(args)

@@ -4,6 +4,8 @@ best objective so far, instead of Ray Tune's wall of logs."""
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
@@ -12,8 +14,20 @@ __all__ = ["ProgressCallback"]
 
 
 def _last_line(text: str | None) -> str:
+    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped)."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
-    return lines[-1][:500] if lines else "unknown error"
+    if not lines:
+        return "unknown error"
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", lines[-1])[:500]
+
+
+def _error_text(trial: Any) -> str | None:
+    """The trial's error as Tune wrote it: the driver's own copy (written at once), else the
+    one in the experiment's storage (synced later)."""
+    local = getattr(trial, "error_file", None)
+    if local and Path(local).is_file():
+        return Path(local).read_text(errors="replace")
+    return trial.get_error()
 
 
 class ProgressCallback(Callback):
@@ -83,7 +97,7 @@ class ProgressCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.failed += 1
         try:
-            self.errors[trial.trial_id] = _last_line(trial.get_error())
+            self.errors[trial.trial_id] = _last_line(_error_text(trial))
         except Exception:
             self.errors[trial.trial_id] = "trial failed"
         self._finished(trial)

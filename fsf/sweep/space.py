@@ -31,28 +31,39 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fsf.analysis._spec import ProbeSpec
-from fsf.config import RunConfig, apply_overrides, read_yaml, validate_run_config
-from fsf.errors import ConfigError, Problem, problems_from_pydantic
+from fsf.config import (
+    RunConfig,
+    apply_overrides,
+    check_name,
+    load_yaml,
+    read_yaml,
+    validate_run_config,
+)
+from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = [
     "CHECKPOINT_RULES",
+    "MAX_GRID_POINTS",
     "ConfirmSpec",
     "Objective",
     "Parameter",
     "SchedulerSpec",
     "SearchSpec",
     "SweepSpec",
+    "check_resources",
     "define_by_run",
     "grid_points",
+    "grid_size",
     "load_space",
     "missing_logger_packages",
     "reported_metrics",
     "trial_run_config",
     "trial_workers",
     "validate_space",
+    "with_overrides",
 ]
 
 
@@ -228,7 +239,7 @@ class ConfirmSpec(_Strict):
 
 
 class SweepSpec(_Strict):
-    name: str = Field("sweep", pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field("sweep", description="the sweep's folder under storage.path")
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec = Field(default_factory=SearchSpec)
@@ -260,6 +271,14 @@ class SweepSpec(_Strict):
             if unknown:
                 raise ValueError(f"unknown logger {unknown}; choose from: {', '.join(LOGGERS)}")
             value = {k: ({} if v is None else v) for k, v in value.items()}
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        problem = check_name(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def base_config(self) -> RunConfig:
@@ -331,28 +350,59 @@ def define_by_run(spec: SweepSpec) -> _DefineByRun:
     return _DefineByRun(spec.search.parameters)
 
 
-def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every grid point, honouring conditions (a conditional parameter multiplies only the
-    points where its condition holds)."""
+MAX_GRID_POINTS = 10_000
+"""The most points a grid may have (each is a trial)."""
+
+
+class _GridTooLarge(Exception):
+    pass
+
+
+def _distinct(values: list[Any]) -> list[Any]:
+    """`values` without repeats (by repr, as YAML values compare), first occurrence kept."""
+    seen: set[str] = set()
+    out = []
+    for v in values:
+        key = repr(v)
+        if key not in seen:
+            seen.add(key)
+            out.append(v)
+    return out
+
+
+def _grid(spec: SweepSpec, limit: int | None) -> list[dict[str, Any]]:
     points: list[dict[str, Any]] = [{}]
     for key, p in spec.search.parameters.items():
         values = p.values if p.type == "categorical" else p.grid
         assert values is not None
+        values = _distinct(values)
         nxt = []
         for point in points:
             if _condition_holds(p.when, point):
                 nxt += [{**point, key: v} for v in values]
             else:
                 nxt.append(point)
+            # with distinct values no two points are equal and the count only grows, so
+            # the grid is known to be too large before it is built whole
+            if limit is not None and len(nxt) > limit:
+                raise _GridTooLarge
         points = nxt
-    # identical points can arise when conditions drop keys; keep the first of each
-    seen, unique = set(), []
-    for point in points:
-        key = tuple(sorted((k, repr(v)) for k, v in point.items()))
-        if key not in seen:
-            seen.add(key)
-            unique.append(point)
-    return unique
+    return points
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every grid point, honouring conditions (a conditional parameter multiplies only the
+    points where its condition holds); a value listed twice counts once."""
+    return _grid(spec, None)
+
+
+def grid_size(spec: SweepSpec, limit: int = MAX_GRID_POINTS) -> int | None:
+    """The number of grid points, or None when it exceeds `limit` (counted without building
+    more than `limit` + 1 points)."""
+    try:
+        return len(_grid(spec, limit))
+    except _GridTooLarge:
+        return None
 
 
 LOGGERS = {"mlflow": "mlflow", "wandb": "wandb"}
@@ -492,7 +542,8 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
                     problems.append(
                         Problem(
                             f"{path}.when.{cond_key}",
-                            f"values {unknown} are not among {cond_key}'s values {cond.values}",
+                            f"values {short_repr(unknown)} are not among {cond_key}'s values "
+                            f"{short_repr(cond.values)}",
                         )
                     )
         if not p.apply:
@@ -517,7 +568,8 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
                     problems.append(
                         Problem(
                             path,
-                            f"value {value!r} gives an invalid run config (at {point}): {prob}",
+                            f"value {short_repr(value)} gives an invalid run config (at "
+                            f"{short_repr(point)}): {prob}",
                         )
                     )
                 break
@@ -589,13 +641,101 @@ def _check_semantics(spec: SweepSpec) -> list[Problem]:
                 )
             )
     problems += _check_confirm(spec, base)
-    if search.searcher == "grid":
-        n = len(grid_points(spec)) if not problems else 0
-        if n > 10_000:
-            problems.append(
-                Problem("search.parameters", f"the grid has {n} points; that is too many")
+    if search.searcher == "grid" and not problems and grid_size(spec) is None:
+        problems.append(
+            Problem(
+                "search.parameters",
+                f"the grid has more than {MAX_GRID_POINTS:,} points (one trial each); "
+                "search fewer values, or use searcher: tpe with num_trials",
             )
+        )
     return problems
+
+
+#: Search parameters whose values change what `check_resources` looks at.
+_RESOURCE_PREFIXES = (
+    "model.",
+    "task.",
+    "source_lang",
+    "target_langs",
+    "policy.sets",
+    "probe.",
+    "few_shot.",
+    "eval.splits",
+)
+
+
+def check_resources(spec: SweepSpec, limit: int = 32) -> list[Problem]:
+    """Problems of the model and data a sweep names, found without training
+    (`fsf.train.check.check_run`): the base config, and the base with each value of the
+    parameters that change the model, the task, the languages or the layer ranges (at most
+    `limit` configs). A problem only some values have is reported under that parameter."""
+    from fsf.train.check import check_run
+
+    params = spec.search.parameters
+    configs: list[tuple[str | None, Any, RunConfig]] = [(None, None, spec.base_config())]
+    for key, p in params.items():
+        if not p.apply or key in RESOURCE_KEYS or not key.startswith(_RESOURCE_PREFIXES):
+            continue
+        for value in (p.values if p.type == "categorical" else [p.low, p.high]) or []:
+            point = _walk(params, {**_conditions_of(params, key), key: value})
+            try:
+                configs.append((key, value, trial_run_config(spec, point, 0, "check")))
+            except ConfigError:
+                continue  # reported by validate_space
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    base_problems: set[str] = set()
+    for key, value, config in configs[:limit]:
+        for prob in check_run(config, prefix="base"):
+            if key is None:
+                base_problems.add(str(prob))
+            elif str(prob) in base_problems:
+                continue
+            else:
+                prob = Problem(
+                    f"search.parameters.{key}",
+                    f"value {short_repr(value)}: {prob}",
+                )
+            if str(prob) not in seen:
+                seen.add(str(prob))
+                problems.append(prob)
+    return problems
+
+
+#: Command-line flags of `fsf-sweep` and the space keys they set.
+FLAGS = {
+    "name": "--name",
+    "storage.path": "--storage-path",
+    "search.num_trials": "--num-trials",
+    "search.max_concurrent": "--max-concurrent",
+}
+
+
+def with_overrides(
+    spec: SweepSpec,
+    *,
+    name: str | None = None,
+    storage_path: str | None = None,
+    num_trials: int | None = None,
+    max_concurrent: int | None = None,
+) -> SweepSpec:
+    """`spec` with the command line's values set, each validated exactly as the same key in
+    a space file; a bad one is a ConfigError naming its flag (`--name ../x` is refused like
+    `name: ../x`)."""
+    values = dict(zip(FLAGS, (name, storage_path, num_trials, max_concurrent), strict=True))
+    values = {k: v for k, v in values.items() if v is not None}
+    if not values:
+        return spec
+    data = apply_overrides(spec.model_dump(mode="json"), list(values.items()))
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for prob in problems_from_pydantic(exc):
+            flag = next((f for k, f in FLAGS.items() if prob.path == k), None)
+            problems.append(Problem(flag or prob.path, prob.message, prob.value, prob.has_value))
+        raise ConfigError(problems) from None
 
 
 def _check_confirm(spec: SweepSpec, base: RunConfig) -> list[Problem]:
@@ -658,17 +798,11 @@ def load_space(path: str | Path) -> SweepSpec:
     """Read and validate a space file (a local path, or a URI such as a sweep's
     s3://.../space.yaml)."""
     if isinstance(path, str) and "://" in path:
-        import yaml
-
         from fsf.results.storage import location
 
         try:
             text = location(path).read_text()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise ConfigError([Problem("", f"cannot read file: {exc}")], path) from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError([Problem("", f"not valid YAML: {exc}")], path) from None
-        return validate_space(data, path)
+        return validate_space(load_yaml(text, path), path)
     return validate_space(read_yaml(path), str(path))

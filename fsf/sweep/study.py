@@ -27,17 +27,41 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fsf.errors import FsfError
-from fsf.results.storage import Location, StoragePath
+from fsf.errors import FsfError, UsageError
+from fsf.results.storage import Location, StoragePath, is_uri
 
 __all__ = [
     "ENV_VAR",
+    "OBJECT_STORES",
     "check_study_url",
     "display_url",
     "open_study_storage",
     "readable_study_url",
+    "require_study_storage",
     "resolve_study_url",
 ]
+
+#: URI schemes of object stores: no POSIX files, so no default study storage there.
+OBJECT_STORES = ("s3", "gs", "gcs", "abfs", "abfss")
+
+
+def _no_study_storage(where: str) -> str:
+    return (
+        f"the sweep folder {where} is on an object store, where the Optuna study cannot live "
+        "(SQLite and journal files need a POSIX disk): set the space's storage.optuna (or "
+        f"${ENV_VAR}) to a PostgreSQL/MySQL URL, e.g. postgresql://fsf:PASSWORD@db-host/optuna, "
+        "or to journal:/a/disk/the/driver/keeps/optuna.journal (see cluster/README.md)"
+    )
+
+
+def require_study_storage(configured: str | None, storage_root: str) -> None:
+    """Refuse a sweep kept on an object store (`s3://`, `gs://`, ...) with no study storage
+    configured, from the URI alone, before the store is contacted (UsageError, exit 2)."""
+    if not is_uri(storage_root) or os.environ.get(ENV_VAR) or configured:
+        return
+    if storage_root.split("://", 1)[0].lower() in OBJECT_STORES:
+        raise UsageError(_no_study_storage(storage_root))
+
 
 ENV_VAR = "FSF_OPTUNA_STORAGE"
 JOURNAL = "journal:"
@@ -84,13 +108,7 @@ def resolve_study_url(configured: str | None, sweep_dir: Location) -> str:
     local = _local_dir(sweep_dir)
     if not url:
         if local is None:
-            raise FsfError(
-                f"the sweep folder {sweep_dir} is on an object store, where the Optuna study "
-                "cannot live (SQLite and journal files need a POSIX disk): set the space's "
-                f"storage.optuna (or ${ENV_VAR}) to a PostgreSQL/MySQL URL, e.g. "
-                "postgresql://fsf:PASSWORD@db-host/optuna, or to journal:/a/disk/the/driver/"
-                "keeps/optuna.journal (see cluster/README.md)"
-            )
+            raise UsageError(_no_study_storage(str(sweep_dir)))
         return f"sqlite:///{local / 'optuna.db'}"
     problem = check_study_url(url)
     if problem:

@@ -15,12 +15,16 @@ every node reaches, since trials write their fragments from whichever node runs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import secrets
 import socket
-from dataclasses import dataclass
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +33,35 @@ from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from fsf.errors import UsageError
-from fsf.results import ParquetReporter, TrialInfo, atomic_write_table, fragment_path
-from fsf.results.reader import COMPACTED_DIR, parquet_source
+from fsf.errors import FsfError, UsageError, os_reason
+from fsf.results import (
+    ParquetReporter,
+    TrialInfo,
+    atomic_write_table,
+    completed_evaluations,
+    fragment_path,
+    read_fragment,
+)
+from fsf.results.reader import COMPACTED_DIR, list_fragments
 from fsf.results.storage import Location, location, write_bytes_atomic
-from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
-from fsf.sweep.study import display_url, open_study_storage, resolve_study_url
+from fsf.results.writer import check_writable
+from fsf.sweep.space import (
+    SweepSpec,
+    define_by_run,
+    grid_points,
+    trial_run_config,
+    trial_workers,
+    with_overrides,
+)
+from fsf.sweep.study import (
+    display_url,
+    open_study_storage,
+    require_study_storage,
+    resolve_study_url,
+)
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
-__all__ = ["SweepOutcome", "result_grid", "run_sweep", "sweep_dir_for"]
+__all__ = ["SweepOutcome", "check_trusted", "result_grid", "run_sweep", "sweep_dir_for"]
 
 log = logging.getLogger("fsf.sweep")
 TUNE_DIR = "tune"
@@ -45,14 +69,25 @@ TUNE_DIR = "tune"
 
 @dataclass
 class SweepOutcome:
-    """Where a sweep's results are, and how its trials ended."""
+    """Where a sweep's results are, and how its trials ended.
+
+    `errors`: why each failed trial failed (the reason recorded in its results when there is
+    one). `unrecorded`: failed trials whose failure is not in the results (the fragment could
+    not be written: a read-only folder, a full disk), which `fsf-sweep show` cannot list.
+    `notes`: what else the driver wants said (a restart, an unwritable status update)."""
 
     sweep_dir: Location
     results_dir: Location
     num_trials: int
     statuses: dict[str, int]
     errors: dict[str, str]
+    unrecorded: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     confirm: Any = None  # the confirmation stage's ConfirmOutcome, when the space has one
+
+    @property
+    def all_failed(self) -> bool:
+        return self.num_trials > 0 and not self.statuses.get("finished")
 
 
 def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -> Location:
@@ -60,8 +95,8 @@ def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -
     root = storage_path or spec.storage.path
     try:
         base = location(root)
-    except ValueError as exc:
-        raise UsageError(f"--storage-path: {exc}") from None
+    except ValueError as exc:  # a URI that cannot be opened (unreachable, no driver)
+        raise FsfError(f"storage {root}: {exc}") from None
     if isinstance(base, Path):
         return (base / (name or spec.name)).resolve()
     return base / (name or spec.name)
@@ -295,7 +330,14 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
     metrics = [o.metric for o in spec.search.objective]
     finished: list[dict[str, float]] = []
     for index, seed in enumerate(spec.search.seeds):
-        if trial_workers(spec, params) > 1:
+        done = completed_evaluations(results_dir, trial_id, seed)
+        if done is not None:  # finished before an interruption: never trained (overwritten) again
+            tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
+            tune_reporter = _TuneReporter(tracker)
+            for ev in done:  # what it reported then, in order: the same objective
+                tune_reporter.report(ev)
+            last = tune_reporter.last
+        elif trial_workers(spec, params) > 1:
             loop_config = {
                 "spec": spec_data,
                 "params": params,
@@ -630,14 +672,50 @@ def _check_address(address: str | None) -> None:
         )
 
 
+LOOPBACK = "127.0.0.1"
+"""Where the private local Ray instance listens: Ray binds its GCS, raylet, object manager
+and workers to loopback only when the node's address is literally 127.0.0.1."""
+
+
+@contextlib.contextmanager
+def _loopback_node() -> Iterator[None]:
+    """Let `ray.init(_node_ip_address="127.0.0.1")` keep that address. Ray replaces a
+    loopback node address by the machine's outward one (for clusters), and then listens on
+    every interface; a private instance must not (tests/sweep/test_ray_security.py checks
+    the listening sockets of a real instance)."""
+    from ray._private import services
+
+    resolve = services.resolve_ip_for_localhost
+    services.resolve_ip_for_localhost = lambda host: host  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        services.resolve_ip_for_localhost = resolve  # type: ignore[assignment]
+
+
+def _private_token() -> None:
+    """Keep Ray's token authentication on for the private instance without writing a token
+    file: unless the user chose an auth mode or a token, a fresh random token goes into this
+    process's environment (readable by this user only), which Ray's processes inherit."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    # Ray turns token mode on by default when RAY_AUTH_MODE is unset, and says so once
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR
+    )
+
+
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
     import optuna
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _check_address(address)
-    if address is None:  # a private local instance: no token needed
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    private = address is None and not os.environ.get("RAY_ADDRESS")
+    if private:
+        _private_token()
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's own loggers stay on: each trial folder under <sweep>/tune/ gets result.json,
@@ -654,7 +732,10 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     )
     if address:
         ray.init(address=address, **kwargs)
-    else:
+    elif private:
+        with _loopback_node():
+            ray.init(num_cpus=num_cpus, _node_ip_address=LOOPBACK, **kwargs)
+    else:  # RAY_ADDRESS names a running cluster: join it
         ray.init(num_cpus=num_cpus, **kwargs)
 
 
@@ -687,27 +768,46 @@ def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
     return out
 
 
-def _finalise_statuses(results_dir: Location, errors: dict[str, str]) -> None:
+def _finalise_statuses(
+    results_dir: Location, errors: dict[str, str]
+) -> tuple[dict[str, str], list[str]]:
     """Fragments still marked `running` belong to trials that were stopped (ASHA) or died
-    without cleaning up (a killed worker): mark them stopped, or failed with the reason."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    without cleaning up (a killed worker): mark them stopped, or failed with the reason.
 
+    Returns the failure reason recorded in the results for each trial that has a failed
+    fragment, and notes on fragments whose status could not be updated."""
+    import pyarrow as pa
+
+    recorded: dict[str, str] = {}
+    notes: list[str] = []
     for path in sorted(results_dir.glob("trial=*/seed-*.parquet")):
         try:
-            where, fs = parquet_source(path)
-            table = pq.read_table(where, filesystem=fs)
+            table = read_fragment(path)
         except Exception:  # an unreadable fragment is reported by the readers
             continue
-        if set(table.column("status").to_pylist()) != {"running"}:
+        if table.num_rows == 0:
             continue
         trial_id = table.column("trial_id")[0].as_py()
+        statuses = set(table.column("status").to_pylist())
+        if "failed" in statuses:
+            reasons = [r for r in table.column("failure_reason").to_pylist() if r]
+            recorded.setdefault(trial_id, reasons[0] if reasons else "failed")
+            continue
+        if statuses != {"running"}:
+            continue
         status, reason = ("failed", errors[trial_id]) if trial_id in errors else ("stopped", None)
         n = table.num_rows
         for column, value in (("status", status), ("failure_reason", reason)):
             i = table.schema.get_field_index(column)
             table = table.set_column(i, table.schema.field(i), pa.array([value] * n, pa.string()))
-        atomic_write_table(table, path)
+        try:
+            atomic_write_table(table, path)
+        except OSError as exc:
+            notes.append(f"could not mark {path} as {status}: {os_reason(exc)}")
+            continue
+        if status == "failed" and reason is not None:
+            recorded[trial_id] = reason
+    return recorded, notes
 
 
 def _tune_config(
@@ -763,42 +863,72 @@ def run_sweep(
     progress: bool = True,
     num_cpus: int | None = None,
     confirm: bool = True,
+    trust: bool = False,
 ) -> SweepOutcome:
     """Run (or resume) the sweep, then its confirmation stage when the space has one (and
-    `confirm`); returns where its results are."""
+    `confirm`); returns where its results are.
+
+    `name`, `storage_path`, `num_trials` and `max_concurrent` are validated like the same
+    keys of a space file (a ConfigError naming the flag). Resuming loads Ray Tune's pickled
+    state from the folder: a local folder must be owned by this user and not writable by
+    others (`trust=True` skips that check; see `check_trusted`)."""
     from ray import tune
 
     from fsf.sweep.progress import ProgressCallback
 
     _check_address(address)
-    if name:
-        spec = spec.model_copy(update={"name": name})
-    sweep_dir = sweep_dir_for(spec, spec.name, storage_path)
-    tune_path = sweep_dir / TUNE_DIR
+    root = storage_path or spec.storage.path
+    checked = with_overrides(
+        spec,
+        name=name,
+        storage_path=storage_path,
+        num_trials=num_trials,
+        max_concurrent=max_concurrent,
+    )
+    spec = checked.model_copy(update={"storage": spec.storage})  # space.yaml keeps its own
     search = spec.search
-    if num_trials is not None:
-        search = search.model_copy(update={"num_trials": num_trials})
-    if max_concurrent is not None:
-        search = search.model_copy(update={"max_concurrent": max_concurrent})
-    spec = spec.model_copy(update={"search": search})
-    if resume and not tune_path.exists():
-        raise UsageError(f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)")
-    if not resume and sweep_dir.exists() and any(sweep_dir.iterdir()):
-        raise UsageError(
-            f"{sweep_dir} already holds a sweep; pass --resume to continue it, or --name NEW"
-        )
+    require_study_storage(spec.storage.optuna, root)  # before the store is contacted
+    sweep_dir = sweep_dir_for(spec, spec.name, root)
+    tune_path = sweep_dir / TUNE_DIR
+    notes: list[str] = []
+    restart = False
+    try:
+        if resume:
+            if not (sweep_dir / "space.yaml").is_file():
+                raise UsageError(
+                    f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)"
+                )
+            restart = not _tune_state_saved(tune_path)
+            if not restart and not trust:  # restoring unpickles tune/: check who wrote it
+                check_trusted(sweep_dir)
+        elif sweep_dir.exists() and any(sweep_dir.iterdir()):
+            if not _stillborn(sweep_dir):
+                raise UsageError(
+                    f"{sweep_dir} already holds a sweep; pass --resume to continue it, or "
+                    "--name NEW"
+                )
+            restart = True  # what a driver killed in its first seconds left: start over
+    except OSError as exc:
+        raise FsfError(f"cannot read the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
     from fsf.sweep.space import missing_logger_packages
 
     if not resume and missing_logger_packages(spec):
         raise UsageError("; ".join(missing_logger_packages(spec)))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
     results_dir = sweep_dir / "results"
     spec_data = spec.model_dump(mode="json")
-    if not resume:
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         meta = {**_sweep_meta(spec), "optuna_storage": display_url(study_url)}
-        _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
-        _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
+        if not resume:
+            _write_text(sweep_dir / "space.yaml", yaml.safe_dump(spec_data, sort_keys=False))
+        if not resume or (restart and not (sweep_dir / "sweep.json").is_file()):
+            _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
+    except OSError as exc:
+        raise FsfError(f"cannot write the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
+    check_writable(results_dir)  # a read-only or full disk fails now, not in every trial
+    if restart:
+        notes += _restart_stillborn(spec, sweep_dir, study_url)
 
     log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
     _init_ray(address, num_cpus)
@@ -809,8 +939,9 @@ def run_sweep(
         _TrialResources(spec),
     )
     callback = ProgressCallback(total=n, objective=search.objective[0], enabled=progress)
-    _LIVE_CALLBACKS[:] = [_OrphanFragments(results_dir), callback] if resume else [callback]
-    if resume:
+    restoring = resume and not restart
+    _LIVE_CALLBACKS[:] = [_OrphanFragments(results_dir), callback] if restoring else [callback]
+    if restoring:
         # Tune restores its own pickled searcher, scheduler and callbacks; building new ones
         # here would touch the study (OptunaSearch enqueues its points when constructed)
         tuner = tune.Tuner.restore(
@@ -837,13 +968,17 @@ def run_sweep(
     finally:
         callback.close()
         _LIVE_CALLBACKS.clear()
+    recorded: dict[str, str] = {}
     if results_dir.exists():
-        _finalise_statuses(results_dir, callback.errors)
+        recorded, more = _finalise_statuses(results_dir, callback.errors)
+        notes += more
     statuses: dict[str, int] = {}
     for result in grid:
         key = "failed" if result.error is not None else "finished"
         statuses[key] = statuses.get(key, 0) + 1
-    outcome = SweepOutcome(sweep_dir, results_dir, len(grid), statuses, dict(callback.errors))
+    errors = {t: recorded.get(t, reason) for t, reason in callback.errors.items()}
+    unrecorded = sorted(t for t in callback.errors if t not in recorded)
+    outcome = SweepOutcome(sweep_dir, results_dir, len(grid), statuses, errors, unrecorded, notes)
     if confirm and spec.confirm is not None and spec.probe is None and statuses.get("finished"):
         from fsf.sweep.confirm import run_confirm
 
@@ -851,6 +986,121 @@ def run_sweep(
             spec, sweep_dir, address=address, progress=progress, num_cpus=num_cpus
         )
     return outcome
+
+
+def _tune_state_saved(tune_path: Location) -> bool:
+    """Whether Ray Tune saved its experiment state (what `Tuner.restore` continues from):
+    `tuner.pkl` and at least one `experiment_state-*.json`. A driver killed in its first
+    seconds leaves neither, or `tuner.pkl` alone."""
+    saved = tune_path.glob("experiment_state-*.json")
+    return (tune_path / "tuner.pkl").is_file() and any(True for _ in saved)
+
+
+_SKELETON = ("space.yaml", "sweep.json", TUNE_DIR, "results", "optuna.db")
+
+
+def _stillborn(sweep_dir: Location) -> bool:
+    """Whether `sweep_dir` holds only what a driver killed before Ray Tune saved any state
+    leaves (space.yaml, sweep.json, a study, Tune's unsaved folder), and no result fragment:
+    a fresh run may then take the folder over."""
+    if _tune_state_saved(sweep_dir / TUNE_DIR):
+        return False
+    for entry in sweep_dir.iterdir():
+        if not (entry.name.startswith(_SKELETON) or entry.name.startswith(".")):
+            return False
+    results = sweep_dir / "results"
+    return not results.exists() or not list_fragments(results)
+
+
+def _restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> list[str]:
+    """Make a sweep whose driver died before Ray Tune saved any state startable afresh, in
+    place: its Optuna study (trials handed out, points enqueued, none finished) is deleted,
+    fragments of trials that had begun move to `results/.orphaned/`, Tune's partial folder
+    goes. Refused when the study holds a finished trial (then Tune's state was lost, not
+    never written)."""
+    import shutil
+
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = open_study_storage(study_url)
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=storage)
+    except KeyError:
+        study = None
+    if study is not None:
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if done:
+            raise FsfError(
+                f"{sweep_dir}: Ray Tune's saved state is missing, but the Optuna study has "
+                f"{len(done)} finished trial(s): the folder was damaged, so it cannot be "
+                "resumed; start a new sweep (--name NEW) and query this one as it is"
+            )
+        optuna.delete_study(study_name=spec.name, storage=storage)
+    moved = _OrphanFragments(sweep_dir / "results")
+    moved.on_step_begin(0, [])
+    tune_path = sweep_dir / TUNE_DIR
+    if isinstance(tune_path, Path):
+        shutil.rmtree(tune_path, ignore_errors=True)
+    else:
+        for _, file in tune_path.files():
+            file.unlink(missing_ok=True)
+    note = (
+        f"{sweep_dir} was interrupted before Ray Tune saved any state (in its first seconds): "
+        "starting it afresh"
+    )
+    if moved.moved:
+        note += f"; fragments of trials that had begun moved to results/{ORPHANED_DIR}/"
+    log.warning(note)
+    return [note]
+
+
+def check_trusted(sweep_dir: Location) -> None:
+    """Refuse to resume a local sweep folder that another user could have written.
+
+    Resuming unpickles Ray Tune's state from `<sweep>/tune/` (its searcher, scheduler and
+    trials; `<sweep>/confirm/tune/` for the confirmation stage), and unpickling runs code: a folder someone else can write is code someone else
+    can run as you. So the sweep folder and everything under `tune/` must be owned by this
+    user, be no symlinks, and not be writable by others (nor by a group other than this
+    user's own). A sweep on an object store (`s3://...`) cannot be checked: whoever may
+    write its prefix may run code on the driver that resumes it. Raises `UsageError`."""
+    if not isinstance(sweep_dir, Path):
+        return
+    uid, gid = os.getuid(), os.getgid()
+    paths = [sweep_dir, sweep_dir / "sweep.json", sweep_dir / "space.yaml"]
+    # Tune's state of the search, and of the confirmation stage (`confirm/tune/`)
+    for tune_path in (sweep_dir / TUNE_DIR, sweep_dir / "confirm" / TUNE_DIR):
+        if tune_path.exists() or tune_path.is_symlink():
+            paths += [tune_path.parent, tune_path]
+            if tune_path.is_dir() and not tune_path.is_symlink():
+                paths += sorted(tune_path.rglob("*"))
+    for path in paths:
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        why = None
+        if stat.S_ISLNK(st.st_mode):
+            why = "is a symbolic link"
+        elif st.st_uid != uid:
+            why = f"is owned by uid {st.st_uid}, not by you (uid {uid})"
+        elif st.st_mode & stat.S_IWOTH:
+            why = "is writable by every user"
+        elif st.st_mode & stat.S_IWGRP and st.st_gid != gid:
+            why = f"is writable by group {st.st_gid}"
+        if why:
+            raise UsageError(
+                f"refusing to resume {sweep_dir}: {path} {why}. Resuming loads Ray Tune's "
+                "pickled state from the folder, which runs code: resume only folders you "
+                "wrote (or pass --trust if you know who wrote this one)"
+            )
+    meta = sweep_dir / "sweep.json"
+    try:
+        ok = isinstance(json.loads(meta.read_text()), dict)
+    except (OSError, ValueError):
+        ok = False
+    if not ok:
+        raise UsageError(f"{sweep_dir} is not a sweep folder written by fsf (no valid sweep.json)")
 
 
 def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:

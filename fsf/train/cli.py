@@ -68,6 +68,7 @@ def print_summary(summary: RunSummary, title: str = "") -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from fsf.results import ParquetReporter, TrialInfo
+    from fsf.results.writer import check_writable
     from fsf.tasks import task_class
     from fsf.train.worker import train
 
@@ -75,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.print_config:
         print(json.dumps(config.model_dump(mode="json"), indent=2))
         return 0
-    root = config.run_dir() / "results"
+    root = check_writable(config.run_dir() / "results")  # fail now, not after training
     info = TrialInfo(
         config,
         node=socket.gethostname(),

@@ -214,3 +214,59 @@ def test_dockerfile_installs_the_pinned_stack():
     pins = _pins()
     assert f"FROM rayproject/ray:{pins['ray']}-py311-gpu" in text
     assert f'"torch=={pins["torch"]}"' in text and f"-e {IMAGE_REPO}" in text
+
+
+# ---------------------------------------------------------------------- security
+
+
+def _start_commands(cfg: dict) -> dict[str, str]:
+    return {kind: " ".join(cfg[f"{kind}_start_ray_commands"]) for kind in ("head", "worker")}
+
+
+def test_ray_cluster_yaml_keeps_ray_closed():
+    """Token auth on every node (the token shipped by file_mounts), the dashboard and job
+    API on the head's loopback only (reached through `ray dashboard`, an SSH tunnel)."""
+    cfg = _load(CLUSTER / "ray-cluster.yaml")
+    commands = _start_commands(cfg)
+    for kind, text in commands.items():
+        assert "export RAY_AUTH_MODE=token;" in text, kind
+        assert "0.0.0.0" not in text and "RAY_AUTH_MODE=disabled" not in text, kind
+    (host,) = re.findall(r"--dashboard-host[= ](\S+)", commands["head"])
+    assert host == "127.0.0.1"
+    assert cfg["file_mounts"]["/home/ray/.ray/auth_token"] == "~/.ray/auth_token"
+
+
+def test_raycluster_manifest_keeps_ray_closed():
+    """authOptions token mode, no container that turns auth off, a ClusterIP head Service, and
+    a NetworkPolicy that admits only the namespace's pods and the operator."""
+    cluster = _load(KUBERAY / "raycluster.yaml")
+    spec = cluster["spec"]
+    assert spec["authOptions"] == {"mode": "token"}
+    assert spec["headGroupSpec"]["serviceType"] == "ClusterIP"
+    for name, params, pod in _pods(cluster):
+        for container in pod["containers"]:
+            env = {e["name"]: e.get("value") for e in container.get("env", [])}
+            assert env.get("RAY_AUTH_MODE") in (None, "token"), name
+        # a dashboard host other than the pod's own interfaces would be an outside address
+        assert params.get("dashboard-host", "0.0.0.0") in ("0.0.0.0", "127.0.0.1"), name
+    policy = _load(KUBERAY / "networkpolicy.yaml")
+    assert policy["kind"] == "NetworkPolicy"
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "ray.io/cluster": cluster["metadata"]["name"]
+    }
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"], "an empty `from` admits everyone"
+    for peer in rule["from"]:
+        assert "ipBlock" not in peer, peer
+        assert set(peer) <= {"podSelector", "namespaceSelector"}
+        if "namespaceSelector" in peer:  # a named namespace, never every namespace
+            assert peer["namespaceSelector"].get("matchLabels"), peer
+
+
+def test_cluster_readme_says_how_to_reach_the_dashboard():
+    text = (CLUSTER / "README.md").read_text()
+    assert "kubectl port-forward svc/fsf-head-svc 8265:8265" in text
+    assert "ray dashboard cluster/ray-cluster.yaml" in text and "SSH tunnel" in text
+    assert "RAY_AUTH_MODE=token" in text and "## 9. Security" in text
+    assert "unpickles" in text  # resuming an untrusted folder runs its pickles

@@ -196,16 +196,28 @@ def test_export_both_formats(sweep, tmp_path, capsys):
     assert "params_json" in rows[0] and "trial_id" in rows[0]
 
 
-def test_warning_names_skipped_fragments(sweep, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "command",
+    [["best", "--sweep", "{}", "--lang", "de"], ["show", "{}"], ["export", "{}", "--to", "x.csv"]],
+)
+def test_skipped_fragments_are_named_and_the_exit_code_says_so(
+    sweep, tmp_path, capsys, monkeypatch, command
+):
+    """A partial answer is printed, but never passes for a whole one: exit 3."""
     import shutil
 
+    from fsf.results.cli import SKIPPED_EXIT
+
+    monkeypatch.chdir(tmp_path)
     copy = tmp_path / "copy"
     shutil.copytree(sweep, copy)
     bad = copy / "results" / "trial=t00" / "seed-0.parquet"
     bad.write_bytes(bad.read_bytes()[:100])
-    code, _, err = _run(["best", "--sweep", str(copy), "--lang", "de"], capsys)
-    assert code == 0 and "warning: 1 fragment(s) skipped" in err
+    code, out, err = _run([c.format(copy) for c in command], capsys)
+    assert code == SKIPPED_EXIT == 3, err
+    assert "warning: 1 fragment(s) skipped" in err and "exit code 3" in err
     assert "trial=t00/seed-0.parquet" in err
+    assert out.strip()  # the answer from the readable fragments is still there
 
 
 def test_report(sweep, tmp_path, capsys):
