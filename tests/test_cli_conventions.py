@@ -94,6 +94,10 @@ def test_usage_errors_and_refusals_exit_2(tmp_path):
     storage = tmp_path / "runs"
     (storage / "policies").mkdir(parents=True)
     (storage / "policies" / "space.yaml").write_text("name: policies\n")
+    tune = storage / "policies" / "tune"  # Tune saved its state: a sweep, not a stillborn one
+    tune.mkdir()
+    (tune / "tuner.pkl").write_bytes(b"")
+    (tune / "experiment_state-2026-12-01_00-00-00.json").write_text("{}")
     space = str(ROOT / "sweeps" / "policies.yaml")
     refused = run("fsf-sweep", "--space", space, "--storage-path", str(storage), "-q")
     assert refused.returncode == 2 and "already holds a sweep" in refused.stderr
