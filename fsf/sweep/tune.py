@@ -33,7 +33,7 @@ from ray.tune import Callback
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from fsf.errors import FsfError, UsageError, os_reason
+from fsf.errors import FsfError, UsageError, clip, os_reason
 from fsf.results import (
     ParquetReporter,
     TrialInfo,
@@ -707,11 +707,35 @@ def _private_token() -> None:
     )
 
 
+class _OneLineTrialFailures(logging.Filter):
+    """Ray Tune logs each failed trial with the worker's whole traceback (Ray's frames and
+    fsf's). fsf reports every failure itself, one line per trial with its recorded reason,
+    so by default Tune's record keeps its first line and the exception's type and message;
+    with `-v` (fsf's log level INFO or lower) the traceback is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and logging.getLogger("fsf").getEffectiveLevel() > logging.INFO:
+            exc = record.exc_info[1]
+            cause = exc.__cause__ or exc if exc is not None else None
+            reason = f"{type(cause).__name__}: {cause}" if cause is not None else ""
+            record.msg = f"{record.getMessage()}: {clip(reason, 300)} (-v for the traceback)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_TRIAL_FAILURES = _OneLineTrialFailures()
+
+
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
     import optuna
     import ray
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    controller = logging.getLogger("ray.tune.execution.tune_controller")
+    if _TRIAL_FAILURES not in controller.filters:
+        controller.addFilter(_TRIAL_FAILURES)
     _check_address(address)
     private = address is None and not os.environ.get("RAY_ADDRESS")
     if private:

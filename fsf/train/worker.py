@@ -183,8 +183,10 @@ def _one_rank() -> tuple[int, int]:
     process is one rank of several."""
     import torch.distributed as dist
 
-    world = (
-        dist.get_world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
+    # a launcher's WORLD_SIZE counts even when a one-rank group already exists in-process
+    world = max(
+        dist.get_world_size() if dist.is_initialized() else 1,
+        int(os.environ.get("WORLD_SIZE", "1")),
     )
     if world > 1:
         raise FsfError(
