@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fsf.analysis._spec import ProbeSpec
+from fsf.analysis.probe_spec import ProbeSpec
 from fsf.config import (
     RunConfig,
     apply_overrides,
@@ -182,7 +182,7 @@ _URI_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "file", "abfs", "abfss")
 class Storage(_Strict):
     """Where sweeps are kept: `path` is a folder or a URI read through pyarrow.fs (s3://,
     gs://, hdfs://, file://; on a cluster every node must reach it). `optuna` is the Optuna
-    study storage (see fsf.sweep.study): a SQLAlchemy URL or journal:PATH; by default
+    study storage (see fsf.results.study): a SQLAlchemy URL or journal:PATH; by default
     SQLite in the sweep folder, which must then be on a local or mounted disk."""
 
     path: str = Field("fsf-runs", description="folder (or URI) holding one folder per sweep")
@@ -205,7 +205,7 @@ class Storage(_Strict):
     @field_validator("optuna")
     @classmethod
     def _study_url(cls, value: str | None) -> str | None:
-        from fsf.sweep.study import check_study_url
+        from fsf.results.study import check_study_url
 
         problem = check_study_url(value) if value is not None else None
         if problem:
