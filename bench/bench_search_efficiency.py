@@ -188,8 +188,8 @@ def replay(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler
     from fsf.sweep.space import define_by_run
-    from fsf.sweep.tune import _ResumableOptunaSearch, _sampler
 
     search = spec.search.model_copy(
         update={"searcher": searcher, "searcher_seed": seed, "num_trials": trials}
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from fsf.sweep.tune import _init_ray
+    from fsf.sweep._ray import _init_ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     _init_ray(None, 2)

@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from fsf.sweep.tune import _init_ray
+    from fsf.sweep._ray import _init_ray
 
     t0 = time.perf_counter()
     _init_ray(None, args.concurrency)

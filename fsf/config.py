@@ -16,14 +16,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from fsf.errors import ConfigError, Problem, clip, problems_from_pydantic, short_repr
 from fsf.policies.config import PolicyConfig
-from fsf.policies.weight_sets import ArchitecturePatterns
+from fsf.tasks.config import ModelConfig, QAConfig, TaskConfig
 
 __all__ = [
     "NAME_PATTERN",
@@ -68,117 +67,6 @@ def check_name(value: Any) -> str | None:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ModelConfig(_Strict):
-    """The pretrained encoder: a hub name (`xlm-roberta-base`) or a local `save_pretrained`
-    folder; `synthetic` is the tiny encoder shipped with fsf."""
-
-    name: str = Field("synthetic", description="hub name, local path, or 'synthetic'")
-    tokenizer: str | None = Field(None, description="defaults to the model's own")
-    max_length: int = Field(64, ge=8, description="tokens per example (pairs together)")
-    patterns: ArchitecturePatterns | None = Field(
-        None, description="regexes placing parameters in layers, for unknown architectures"
-    )
-
-
-class QAConfig(_Strict):
-    """Extractive QA: windows over long contexts, and how an answer is read off the logits."""
-
-    doc_stride: int | None = Field(
-        None, ge=1, description="tokens shared by consecutive windows; default max_length // 3"
-    )
-    max_query_length: int | None = Field(
-        None, ge=1, description="question tokens kept; default min(64, max_length // 4)"
-    )
-    max_answer_length: int = Field(30, ge=1, description="longest answer, in tokens")
-    n_best: int = Field(20, ge=1, description="start and end candidates per window")
-    normalization: Literal["mlqa", "squad"] | None = Field(
-        None, description="answer normalisation of F1/EM; default: the task's (mlqa, squad)"
-    )
-
-
-class TaskConfig(_Strict):
-    """Which task, and where its data comes from.
-
-    `dataset` is a hub dataset name (`facebook/xnli`), a local folder in the hub layout (one
-    config per language), a file template with `{lang}` and `{split}` placeholders
-    (`data/{lang}/{split}.jsonl`; json, jsonl, parquet, csv and tsv), or
-    `synthetic:<task>` for the data shipped with fsf. Split names map fsf's train/dev/test to
-    the dataset's own.
-
-    On the hub (and in a local copy of its layout) each language is a config; `config_name`
-    is the template naming it (`PAN-X.{lang}`, `mlqa.{lang}.{lang}`; default: the task's own,
-    `{lang}` for most). `train_dataset` is where the source-language train split comes from
-    when that is another dataset (SQuAD for MLQA / XQuAD); `train_config_name` names its
-    config (a template or a fixed name; none by default). docs/tasks.md has every task.
-    """
-
-    name: str = Field("pawsx", description="task type; see fsf.tasks.task_names()")
-    dataset: str | None = Field(None, description="defaults to the task's hub dataset")
-    config_name: str | None = Field(
-        None, description="hub config of a language, a template with {lang}; task default"
-    )
-    train_dataset: str | None = Field(
-        None, description="source train split from this dataset instead (task default)"
-    )
-    train_config_name: str | None = Field(
-        None, description="config of train_dataset ({lang} allowed); default: none"
-    )
-    splits: dict[Literal["train", "dev", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"},
-        description="fsf's split -> the dataset's; default: the task's (XQuAD: test = "
-        "validation, no dev)",
-    )
-    text_fields: list[str] | None = Field(None, description="input columns (1 or 2)")
-    label_field: str | None = Field(
-        None, description="label column; default: the task's ('label', 'ner_tags')"
-    )
-    num_labels: int | None = Field(None, ge=2)
-    label_names: list[str] | None = Field(
-        None,
-        description="tagging: the tag set (B-X/I-X/O), default the dataset's, else WikiAnn's; "
-        "classification: the class names, default the dataset's",
-    )
-    qa: QAConfig = Field(default_factory=lambda: QAConfig(), description="extractive QA only")
-    max_train_examples: int | None = Field(None, ge=1)
-    max_eval_examples: int | None = Field(None, ge=1, description="per language and split")
-
-    @field_validator("config_name", "train_config_name")
-    @classmethod
-    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return value
-        import string
-
-        try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError as exc:
-            raise ValueError(f"not a valid template ({exc})") from None
-        if fields - {"lang"}:
-            raise ValueError(f"the only placeholder allowed is {{lang}}, found {sorted(fields)}")
-        if info.field_name == "config_name" and "lang" not in fields:
-            raise ValueError("must contain {lang}, e.g. 'PAN-X.{lang}' or 'mlqa.{lang}.{lang}'")
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        from fsf.tasks import task_names
-
-        if value not in task_names():
-            raise ValueError(f"unknown task; choose one of: {', '.join(task_names())}")
-        return value
-
-    @model_validator(mode="after")
-    def _task_splits(self) -> TaskConfig:
-        """Unset `splits` -> the task's own (resolved here, once, so a dumped config says
-        which splits it read)."""
-        if "splits" not in self.model_fields_set:
-            from fsf.tasks import task_class
-
-            self.splits = dict(task_class(self.name).hub_splits)  # type: ignore[arg-type]
-        return self
 
 
 class OptimConfig(_Strict):

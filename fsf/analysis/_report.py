@@ -1,4 +1,4 @@
-"""The analyses' sections of the sweep report (`fsf.results.report.write_report` calls
+"""The analyses' sections of the sweep report (`fsf.analysis.report.write_report` calls
 `analysis_sections` once per task).
 
 - Gap curves: for the best configuration of each policy, the P1/P2 boundary detected from the
@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from fsf.analysis._spec import ProbeSpec, SetRule
-from fsf.results._errors import ResultsError
-from fsf.results._frame import Frame
+from fsf.analysis.probe_spec import ProbeSpec, SetRule
+from fsf.results import ResultsError
+from fsf.results.frame import Frame
 from fsf.results.reader import Results
 
 __all__ = ["Sections", "analysis_sections"]
@@ -68,8 +68,8 @@ def _mean_curves(curves: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def _gap_section(
     res: Results, fr: Frame, best_cfg: dict[str, int], out: Path, suffix: str, sec: Sections
 ) -> None:
-    from fsf.analysis._plots import score_curves
     from fsf.analysis.gap import gap_curves
+    from fsf.analysis.plots import score_curves
 
     gc = gap_curves(res, task=fr.task, metric=fr.metric)
     by_run = {(c.trial_id, c.seed): c for c in gc.runs}
@@ -155,8 +155,8 @@ def _gap_section(
 def _cka_section(
     res: Results, fr: Frame, best_cfg: dict[str, int], out: Path, suffix: str, sec: Sections
 ) -> None:
-    from fsf.analysis._plots import cka_heatmaps
     from fsf.analysis.forgetting import cka_curves
+    from fsf.analysis.plots import cka_heatmaps
 
     cc = cka_curves(res, task=fr.task)
     if not cc.runs:
@@ -213,7 +213,7 @@ def _probe_rule(res: Results) -> ProbeSpec:
 
 
 def _probe_section(res: Results, fr: Frame, out: Path, suffix: str, sec: Sections) -> None:
-    from fsf.analysis._plots import probe_plot
+    from fsf.analysis.plots import probe_plot
     from fsf.analysis.probe import derive_weight_sets, probe_effects, sets_dict
 
     spec = _probe_rule(res)

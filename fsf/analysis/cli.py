@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from fsf._cli import print_table
-from fsf.results._errors import ResultsError, ResultsUsageError
+from fsf.results import ResultsError, ResultsUsageError
 
 __all__ = ["register"]
 
@@ -52,8 +52,8 @@ def _emit(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
         print_table(keys, [[_clean(r.get(k)) for k in keys] for r in rows], title=title)
 
 
-def _read(path: str) -> Any:
-    from fsf.results.cli import _read as read
+def read_warning_skipped(path: str) -> Any:
+    from fsf.results.cli import read_warning_skipped as read
 
     return read(path)
 
@@ -78,7 +78,7 @@ def _gap(args: argparse.Namespace) -> int:
         raise ResultsUsageError(f"unknown --split {args.split!r}; choose one of: dev, test")
     if args.threshold is not None and not math.isfinite(args.threshold):
         raise ResultsUsageError(f"--threshold must be a number, got {args.threshold}")
-    res = _read(args.dir)
+    res = read_warning_skipped(args.dir)
     gc = gap_curves(
         res,
         task=args.task,
@@ -106,7 +106,7 @@ def _cka(args: argparse.Namespace) -> int:
     from fsf.analysis.forgetting import cka_curves
 
     _check_format(args.format)
-    res = _read(args.dir)
+    res = read_warning_skipped(args.dir)
     curves = cka_curves(res, task=args.task)
     if not curves.runs:
         raise ResultsError(

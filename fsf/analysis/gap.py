@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsf.policies.phase import PhaseTracker
-from fsf.results._frame import frame, runs_of
+from fsf.results.frame import frame, runs_of
 from fsf.results.reader import Results, load
 from fsf.results.schema import LOSS_METRIC, TRAIN_SPLIT
 
@@ -251,7 +251,7 @@ def gap_curves(
     Raises `ResultsUsageError` for an unknown task or metric, `ResultsError` without results.
     """
     if window is not None and window < 1:
-        from fsf.results._errors import ResultsUsageError
+        from fsf.results import ResultsUsageError
 
         raise ResultsUsageError(f"window must be >= 1, got {window}")
     res = load(results)

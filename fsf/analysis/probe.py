@@ -40,10 +40,10 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from fsf.analysis._spec import ACTIONS, PARTS, ProbeSpec, SetRule
+from fsf.analysis.probe_spec import ACTIONS, PARTS, ProbeSpec, SetRule
 from fsf.policies.weight_sets import LayerRange, WeightSetsConfig, default_ranges
-from fsf.results._errors import ResultsUsageError
-from fsf.results._frame import frame
+from fsf.results import ResultsUsageError
+from fsf.results.frame import frame
 from fsf.results.reader import Results, load
 
 __all__ = [

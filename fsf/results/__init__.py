@@ -1,4 +1,5 @@
-"""Results: the versioned Arrow schema, atomic Parquet writing, queries and reports."""
+"""Results: the versioned Arrow schema, atomic Parquet writing, selection rules, queries and
+statistics (reports that combine results with analyses are `fsf.analysis.report`)."""
 
 from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.export import export
@@ -19,7 +20,6 @@ from fsf.results.reader import (
     read_fragment,
     read_results,
 )
-from fsf.results.report import Report, write_report
 from fsf.results.schema import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -41,7 +41,6 @@ __all__ = [
     "ParquetReporter",
     "PerLanguage",
     "Ranking",
-    "Report",
     "Results",
     "ResultsError",
     "ResultsUsageError",
@@ -66,5 +65,4 @@ __all__ = [
     "selection_rule",
     "summary",
     "top_configurations",
-    "write_report",
 ]

@@ -77,7 +77,9 @@ def _warn_skipped(skipped: list[SkippedFragment]) -> None:
         print(f"  {s.reason}", file=sys.stderr)
 
 
-def _read(path: str) -> Results:
+def read_warning_skipped(path: str) -> Results:
+    """`read_results(path)`, with every skipped fragment named on stderr (the commands of
+    fsf-sweep that read results all use this)."""
     res = read_results(path)
     _warn_skipped(res.skipped)
     return res
@@ -88,7 +90,7 @@ def _read_stage(path: str, stage: str) -> Results:
     `confirm`), else the search."""
     if stage not in STAGES:
         raise ResultsUsageError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGES)}")
-    res = _read(path)
+    res = read_warning_skipped(path)
     if stage == "search" or res.sweep.get("stage") == "confirm":
         return res
     confirmed = confirmation_of(res)
@@ -405,7 +407,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    res = _read(args.dir)
+    res = read_warning_skipped(args.dir)
     try:
         path = export(res, args.to)
     except OSError as exc:
@@ -422,9 +424,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from fsf.results.report import write_report
+    from fsf.analysis.report import write_report
 
-    res = _read(args.dir)
+    res = read_warning_skipped(args.dir)
     try:
         rep = write_report(res, args.out, task=args.task, select=args.select)
     except OSError as exc:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fsf.results._cube import Aggregate, Evals, at, evals
 from fsf.results._errors import ResultsUsageError, choices
-from fsf.results._frame import Frame, frame
+from fsf.results.cube import Aggregate, Evals, at, evals
+from fsf.results.frame import Frame, frame
 from fsf.results.reader import Results, SkippedFragment, load
 from fsf.results.selection import SelectionRule, selection_rule
 from fsf.results.stats import PairedDifference, paired_difference
@@ -43,8 +43,10 @@ __all__ = [
     "DEFAULT_BASELINE",
     "PER_LANGUAGE_FORMAT",
     "TARGET_MEAN",
+    "Answer",
     "PerLanguage",
     "Ranking",
+    "baseline_mask",
     "baseline_of",
     "best",
     "best_per_language",
@@ -214,8 +216,10 @@ def baseline_of(res: Results) -> dict[str, Any]:
 
 
 @dataclass
-class _Answer:
-    """Checkpoints, configuration scores and their order for one entry under a rule."""
+class Answer:
+    """Checkpoints, configuration scores and their order for one entry (a language, or the
+    target mean) under a selection rule: what `best`, the summary and the report all read.
+    Build it with `Answer.of(evals, rule, entry)`."""
 
     E: Evals
     rule: SelectionRule
@@ -226,7 +230,7 @@ class _Answer:
     order: np.ndarray
 
     @classmethod
-    def of(cls, E: Evals, rule: SelectionRule, entry: int | None) -> _Answer:
+    def of(cls, E: Evals, rule: SelectionRule, entry: int | None) -> Answer:
         ckpt = E.checkpoint(rule.checkpoint, entry)
         sign = 1.0
         if rule.configuration == "objective":
@@ -343,12 +347,13 @@ def _excluded(fr: Frame, E: Evals, counted: np.ndarray) -> dict[str, int]:
     }
 
 
-def _matching(fr: Frame, baseline: Mapping[str, Any]) -> np.ndarray:
+def baseline_mask(fr: Frame, baseline: Mapping[str, Any]) -> np.ndarray:
+    """Per configuration of `fr`: whether it matches the baseline's dotted keys."""
     return np.array([_matches(fr, k, baseline) for k in range(len(fr.configs))], bool)
 
 
 def _with_baseline(
-    ans: _Answer, entries: list[dict[str, Any]], ks: list[int], matching: np.ndarray
+    ans: Answer, entries: list[dict[str, Any]], ks: list[int], matching: np.ndarray
 ) -> None:
     b = ans.baseline_config(matching)
     for e, k in zip(entries, ks, strict=True):
@@ -385,10 +390,10 @@ def best(
             f"{choices([*E.langs, TARGET_MEAN])}"
         )
     base = dict(baseline) if baseline is not None else baseline_of(res)
-    ans = _Answer.of(E, rule, entry)
+    ans = Answer.of(E, rule, entry)
     ks = [int(k) for k in ans.order[:top]]
     entries = [ans.entry_dict(k, i + 1, lang) for i, k in enumerate(ks)]
-    _with_baseline(ans, entries, ks, _matching(fr, base))
+    _with_baseline(ans, entries, ks, baseline_mask(fr, base))
     _link_search(res, entries)
     return Ranking(
         language=lang,
@@ -416,18 +421,18 @@ def best_per_language(
     over all target languages at the checkpoint; a run lacking one is not ranked for it)."""
     res, fr, E, rule = _frame_and_rule(results, task, metric, select, split)
     base = dict(baseline) if baseline is not None else baseline_of(res)
-    matching = _matching(fr, base)
+    matching = baseline_mask(fr, base)
     langs = []
     counted = np.zeros(len(fr.runs), bool)
     for li in E.targets:
-        ans = _Answer.of(E, rule, int(li))
+        ans = Answer.of(E, rule, int(li))
         counted |= ans.agg.ok
         if len(ans.order):
             k = int(ans.order[0])
             e = ans.entry_dict(k, 1, E.langs[li])
             _with_baseline(ans, [e], [k], matching)
             langs.append(e)
-    ans = _Answer.of(E, rule, None)
+    ans = Answer.of(E, rule, None)
     mean_entry = None
     if len(ans.order):
         k = int(ans.order[0])
@@ -468,7 +473,7 @@ def top_configurations(
     if rule.oracle:
         raise ResultsUsageError("a confirmation stage never chooses on test data")
     base = dict(baseline) if baseline is not None else baseline_of(res)
-    ans = _Answer.of(E, rule, None)
+    ans = Answer.of(E, rule, None)
 
     def brief(c: int, rank: int) -> dict[str, Any]:
         cfg = fr.configs[c]
@@ -483,7 +488,7 @@ def top_configurations(
         }
 
     top = [brief(int(c), i + 1) for i, c in enumerate(ans.order[:k])]
-    b = ans.baseline_config(_matching(fr, base))
+    b = ans.baseline_config(baseline_mask(fr, base))
     rank = int(np.flatnonzero(ans.order == b)[0]) + 1 if b is not None else None
     return top, (brief(b, rank) if b is not None and rank is not None else None)
 

@@ -112,7 +112,7 @@ class Results:
     fragments: list[str] = field(default_factory=list)
     sweep: dict[str, Any] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
-    """Derived per-query state (see `fsf.results._cube`); do not rely on it."""
+    """Derived per-query state (see `fsf.results.cube`); do not rely on it."""
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Results:

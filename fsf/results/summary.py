@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from fsf.results._cube import Evals, at, evals
 from fsf.results._errors import ResultsError, ResultsUsageError, choices
-from fsf.results._frame import frame, runs_of
-from fsf.results.ranking import _RESULTS, _Answer, _matching, _stage, baseline_of
+from fsf.results.cube import Evals, at, evals
+from fsf.results.frame import frame, runs_of
+from fsf.results.ranking import _RESULTS, Answer, _stage, baseline_mask, baseline_of
 from fsf.results.reader import load
 from fsf.results.selection import Objective, SelectionRule, objectives_of, selection_rule
 
@@ -32,7 +32,7 @@ def _nan_none(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
 
-def _brief(E: Evals, ans: _Answer, k: int) -> dict[str, Any]:
+def _brief(E: Evals, ans: Answer, k: int) -> dict[str, Any]:
     c = E.fr.configs[k]
     runs = E.runs_of(ans.agg, k)
     trained = [int(E.trained[i]) for i in runs]
@@ -58,7 +58,7 @@ def _objective_best(E: Evals, sweep: Mapping[str, Any], o: Objective) -> dict[st
     item: dict[str, Any] = {"metric": o.metric, "mode": o.mode, "task": E.fr.task}
     own = selection_rule("objective", sweep)
     sub = SelectionRule("objective", own.checkpoint, "objective", o, own.report)
-    ans = _Answer.of(E, sub, None)
+    ans = Answer.of(E, sub, None)
     if not len(ans.order):
         return {**item, "value": None, "note": "no run has this value yet"}
     k = int(ans.order[0])
@@ -67,7 +67,7 @@ def _objective_best(E: Evals, sweep: Mapping[str, Any], o: Objective) -> dict[st
 
 def _policies(E: Evals, rule: SelectionRule, matching: np.ndarray) -> list[dict[str, Any]]:
     fr = E.fr
-    ans = _Answer.of(E, rule, None)
+    ans = Answer.of(E, rule, None)
     base = ans.baseline_config(matching)
     scal = {}  # per configuration, the scalars over the runs the ranking counted
     for split in ("test", "dev"):
@@ -167,5 +167,5 @@ def summary(
             "metric": fr.metric,
         }
         out["objectives"] += [_objective_best(E, res.sweep, o) for o in objectives_of(res.sweep)]
-        out["policies"] += _policies(E, rule, _matching(fr, base))
+        out["policies"] += _policies(E, rule, baseline_mask(fr, base))
     return out

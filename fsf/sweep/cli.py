@@ -405,12 +405,12 @@ def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[typ
 
 
 def _analyse_probe(sweep_dir, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
-    from fsf.results.cli import _read
+    from fsf.results.cli import read_warning_skipped
     from fsf.sweep.probe import write_probe_outputs
 
     assert spec.probe is not None
     outputs, reasons = write_probe_outputs(
-        _read(str(sweep_dir)),
+        read_warning_skipped(str(sweep_dir)),
         spec.probe,
         out,
         num_layers=spec.probe.num_layers,

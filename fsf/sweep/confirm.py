@@ -31,14 +31,14 @@ import yaml
 
 from fsf.errors import FsfError
 from fsf.results import read_results, top_configurations
+from fsf.results.fragments import finalise_statuses
 from fsf.results.reader import CONFIRM_DIR
 from fsf.results.storage import Location
+from fsf.sweep._ray import _init_ray
 from fsf.sweep.space import ConfirmSpec, SweepSpec
 from fsf.sweep.tune import (
     _LIVE_CALLBACKS,
     TUNE_DIR,
-    _finalise_statuses,
-    _init_ray,
     _LiveCallbacks,
     _OrphanFragments,
     _trial,
@@ -274,7 +274,7 @@ def run_confirm(
         callback.close()
         _LIVE_CALLBACKS.clear()
     if results_dir.exists():
-        _finalise_statuses(results_dir, callback.errors)
+        finalise_statuses(results_dir, callback.errors)
     statuses: dict[str, int] = {}
     for result in grid:
         key = "failed" if result.error is not None else "finished"

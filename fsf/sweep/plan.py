@@ -27,7 +27,7 @@ def sample_configurations(spec: SweepSpec, n: int) -> list[dict[str, Any]]:
     import optuna
     from optuna.trial import TrialState
 
-    from fsf.sweep.tune import _sampler
+    from fsf.sweep.searcher import _sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     directions = ["maximize" if o.mode == "max" else "minimize" for o in spec.search.objective]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsf.analysis._spec import ProbeSpec
+from fsf.analysis.probe_spec import ProbeSpec
 from fsf.errors import ConfigError, Problem
 from fsf.sweep.space import Parameter, SchedulerSpec, SweepSpec, validate_space
 
@@ -130,7 +130,7 @@ def write_probe_outputs(
 ) -> tuple[dict[str, Path], list[str]]:
     """Analyse a probe sweep's results; write probe.png, probe.md, probe.csv and
     policy-sets.yaml into `out`; return the paths and the reasons for the sets."""
-    from fsf.analysis._plots import probe_plot
+    from fsf.analysis.plots import probe_plot
     from fsf.analysis.probe import (
         derive_weight_sets,
         probe_effects,

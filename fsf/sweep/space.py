@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fsf.analysis._spec import ProbeSpec
+from fsf.analysis.probe_spec import ProbeSpec
 from fsf.config import (
     RunConfig,
     apply_overrides,
@@ -182,7 +182,7 @@ _URI_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "file", "abfs", "abfss")
 class Storage(_Strict):
     """Where sweeps are kept: `path` is a folder or a URI read through pyarrow.fs (s3://,
     gs://, hdfs://, file://; on a cluster every node must reach it). `optuna` is the Optuna
-    study storage (see fsf.sweep.study): a SQLAlchemy URL or journal:PATH; by default
+    study storage (see fsf.results.study): a SQLAlchemy URL or journal:PATH; by default
     SQLite in the sweep folder, which must then be on a local or mounted disk."""
 
     path: str = Field("fsf-runs", description="folder (or URI) holding one folder per sweep")
@@ -205,7 +205,7 @@ class Storage(_Strict):
     @field_validator("optuna")
     @classmethod
     def _study_url(cls, value: str | None) -> str | None:
-        from fsf.sweep.study import check_study_url
+        from fsf.results.study import check_study_url
 
         problem = check_study_url(value) if value is not None else None
         if problem:
@@ -455,203 +455,6 @@ def _walk(params: dict[str, Parameter], fixed: dict[str, Any]) -> dict[str, Any]
     return point
 
 
-def _check_semantics(spec: SweepSpec) -> list[Problem]:
-    """Problems that need the whole spec: conditions, objectives, values vs. the run config."""
-    problems: list[Problem] = []
-    search = spec.search
-    try:
-        base = spec.base_config()
-    except ConfigError as exc:
-        return exc.problems
-    if spec.probe is not None:
-        own = [k for k in search.parameters if not k.startswith("probe.")]
-        if own:
-            problems.append(
-                Problem(
-                    "search.parameters",
-                    "a space with a `probe` section gets its parameters from it (probe.action, "
-                    f"probe.layer, probe.part); remove {own}",
-                )
-            )
-    order = list(search.parameters)
-    for i, (key, p) in enumerate(search.parameters.items()):
-        path = f"search.parameters.{key}"
-        if p.type == "categorical":
-            if not p.values:
-                problems.append(
-                    Problem(f"{path}.values", "categorical needs a non-empty list", p.values, True)
-                )
-            for field in ("low", "high"):
-                if getattr(p, field) is not None:
-                    problems.append(
-                        Problem(
-                            f"{path}.{field}",
-                            "categorical takes `values`, not a range",
-                            getattr(p, field),
-                            True,
-                        )
-                    )
-        else:
-            if p.low is None or p.high is None:
-                problems.append(Problem(path, f"{p.type} needs `low` and `high`"))
-            elif p.low > p.high:
-                problems.append(
-                    Problem(f"{path}", f"empty range: low > high (low={p.low}, high={p.high})")
-                )
-            elif p.log and p.low <= 0:
-                problems.append(
-                    Problem(f"{path}.low", "a log-scale range needs low > 0", p.low, True)
-                )
-            if p.type == "int" and any(
-                v is not None and float(v) != int(v) for v in (p.low, p.high, p.step)
-            ):
-                problems.append(Problem(path, "int parameters need integer low/high/step"))
-            if p.values is not None:
-                problems.append(
-                    Problem(
-                        f"{path}.values", f"{p.type} takes low/high, not values", p.values, True
-                    )
-                )
-            if search.searcher == "grid" and not p.grid:
-                problems.append(
-                    Problem(
-                        f"{path}.grid",
-                        "the grid searcher needs a `grid` list of values for int/float parameters",
-                    )
-                )
-        for cond_key, cond_values in p.when.items():
-            if cond_key not in search.parameters:
-                problems.append(
-                    Problem(
-                        f"{path}.when.{cond_key}",
-                        f"condition names an unknown parameter; known: {order}",
-                    )
-                )
-                continue
-            if order.index(cond_key) >= i:
-                problems.append(
-                    Problem(
-                        f"{path}.when.{cond_key}",
-                        "a condition may only name a parameter written before this one",
-                    )
-                )
-            cond = search.parameters[cond_key]
-            if cond.type == "categorical" and cond.values:
-                unknown = [v for v in cond_values if v not in cond.values]
-                if unknown:
-                    problems.append(
-                        Problem(
-                            f"{path}.when.{cond_key}",
-                            f"values {short_repr(unknown)} are not among {cond_key}'s values "
-                            f"{short_repr(cond.values)}",
-                        )
-                    )
-        if not p.apply:
-            continue
-        if key in RESOURCE_KEYS:
-            values = p.values if p.type == "categorical" else [p.low, p.high]
-            bad = [v for v in values or [] if not isinstance(v, int) or v < 1]
-            if bad:
-                problems.append(Problem(path, "worker counts must be integers >= 1", bad, True))
-            continue
-        # every value the parameter can take must give a valid run config, together with
-        # the values its conditions need and the first value of every other parameter
-        samples = p.values if p.type == "categorical" else [p.low, p.high]
-        for value in samples or []:
-            if value is None:
-                continue
-            point = _walk(search.parameters, {**_conditions_of(search.parameters, key), key: value})
-            try:
-                trial_run_config(spec, point, 0, "check")
-            except ConfigError as exc:
-                for prob in exc.problems:
-                    problems.append(
-                        Problem(
-                            path,
-                            f"value {short_repr(value)} gives an invalid run config (at "
-                            f"{short_repr(point)}): {prob}",
-                        )
-                    )
-                break
-    valid_metrics = reported_metrics(base)
-    for j, obj in enumerate(search.objective):
-        if obj.metric.startswith("test_"):
-            problems.append(
-                Problem(
-                    f"search.objective[{j}].metric",
-                    "the objective chooses configurations, and choosing on test data is "
-                    f"selection on test; use {obj.metric.replace('test_', 'dev_', 1)}",
-                    obj.metric,
-                    True,
-                )
-            )
-        elif obj.metric not in valid_metrics:
-            problems.append(
-                Problem(
-                    f"search.objective[{j}].metric",
-                    f"no trial reports this metric; choose one of {valid_metrics}",
-                    obj.metric,
-                    True,
-                )
-            )
-    multi = len(search.objective) > 1
-    if multi and search.scheduler.type == "asha":
-        problems.append(
-            Problem(
-                "search.scheduler.type",
-                "asha stops trials on a single objective; use `none` for multi-objective search",
-                "asha",
-                True,
-            )
-        )
-    if multi and search.searcher == "cmaes":
-        problems.append(
-            Problem("search.searcher", "cmaes is single-objective; use nsga2 or tpe", "cmaes", True)
-        )
-    if not multi and search.searcher == "nsga2":
-        problems.append(
-            Problem(
-                "search.searcher", "nsga2 is for several objectives; use tpe for one", "nsga2", True
-            )
-        )
-    if (
-        search.scheduler.type == "asha"
-        and search.scheduler.max_t is None
-        and base.optim.max_steps is None
-    ):
-        problems.append(
-            Problem(
-                "search.scheduler.max_t", "set max_t (in optimizer steps) or base.optim.max_steps"
-            )
-        )
-    if len(set(search.seeds)) != len(search.seeds):
-        problems.append(Problem("search.seeds", "seeds must be distinct", search.seeds, True))
-    worker_counts = {search.resources.workers}
-    if "resources.workers" in search.parameters:
-        p = search.parameters["resources.workers"]
-        worker_counts = set(p.values or []) if p.type == "categorical" else {p.low, p.high}
-    for w in sorted(v for v in worker_counts if isinstance(v, (int, float)) and v >= 1):
-        if base.optim.batch_size % (int(w) * base.optim.grad_accum):
-            problems.append(
-                Problem(
-                    "search.resources.workers",
-                    f"base.optim.batch_size={base.optim.batch_size} must be a multiple of workers x grad_accum",
-                    int(w),
-                    True,
-                )
-            )
-    problems += _check_confirm(spec, base)
-    if search.searcher == "grid" and not problems and grid_size(spec) is None:
-        problems.append(
-            Problem(
-                "search.parameters",
-                f"the grid has more than {MAX_GRID_POINTS:,} points (one trial each); "
-                "search fewer values, or use searcher: tpe with num_trials",
-            )
-        )
-    return problems
-
-
 #: Search parameters whose values change what `check_resources` looks at.
 _RESOURCE_PREFIXES = (
     "model.",
@@ -738,38 +541,6 @@ def with_overrides(
         raise ConfigError(problems) from None
 
 
-def _check_confirm(spec: SweepSpec, base: RunConfig) -> list[Problem]:
-    confirm = spec.confirm
-    if confirm is None:
-        return []
-    problems = []
-    if spec.probe is not None:
-        problems.append(Problem("confirm", "a probe sweep has no confirmation stage; remove it"))
-    if len(set(confirm.seeds)) != len(confirm.seeds):
-        problems.append(Problem("confirm.seeds", "seeds must be distinct", confirm.seeds, True))
-    reused = sorted(set(confirm.seeds) & set(spec.search.seeds))
-    if reused:
-        problems.append(
-            Problem(
-                "confirm.seeds",
-                f"seeds {reused} were used by the search; confirmation needs fresh seeds",
-                confirm.seeds,
-                True,
-            )
-        )
-    if not confirm.baseline:
-        problems.append(Problem("confirm.baseline", "name the baseline, e.g. {policy.name: df}"))
-    try:
-        data = apply_overrides(spec.base, list(confirm.baseline.items()))
-        validate_run_config(data, prefix="base")
-    except ConfigError as exc:
-        problems += [
-            Problem("confirm.baseline", f"does not give a valid run config: {p}")
-            for p in exc.problems
-        ]
-    return problems
-
-
 def validate_space(data: Any, source: str | None = None) -> SweepSpec:
     """Build a SweepSpec from parsed YAML, raising one ConfigError listing every problem."""
     if not isinstance(data, dict):
@@ -788,7 +559,9 @@ def validate_space(data: Any, source: str | None = None) -> SweepSpec:
             except ConfigError as inner:
                 problems += inner.problems
         raise ConfigError(problems, source) from None
-    problems = _check_semantics(spec)
+    from fsf.sweep._checks import check_semantics
+
+    problems = check_semantics(spec)
     if problems:
         raise ConfigError(problems, source)
     return spec

@@ -24,7 +24,7 @@ import torch
 import transformers
 from transformers import AutoModel, AutoTokenizer
 
-from fsf.analysis.cka import linear_cka
+from fsf.cka import linear_cka
 from fsf.synthetic.finetune import FinetuneConfig, FinetuneResult, finetune, load_split
 from fsf.synthetic.probes import hidden_states, retrieval_at_1
 from fsf.synthetic.world import SOURCE_LANGUAGE

@@ -8,7 +8,7 @@
 * :func:`retrieval_at_1`: parallel sentences, mean-pooled hidden states (centred per language),
   nearest ``en`` neighbour by cosine; the share that finds its own translation.
 * :func:`linear_cka`: linear CKA between two sets of representations of the same inputs
-  (re-exported from :mod:`fsf.analysis.cka`, the one implementation in fsf).
+  (re-exported from :mod:`fsf.cka`, the one implementation in fsf).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from fsf.analysis.cka import linear_cka, pooled_hidden_states
+from fsf.cka import linear_cka, pooled_hidden_states
 from fsf.synthetic.world import NUM_TOPICS, SOURCE_LANGUAGE, World
 
 __all__ = ["encode", "hidden_states", "linear_cka", "retrieval_at_1", "topic_probe"]

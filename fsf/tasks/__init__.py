@@ -17,7 +17,7 @@ from fsf.tasks.qa import MlqaTask, QATask, XquadTask
 from fsf.tasks.tagging import PanXTask, TaggingTask, WikiannTask
 
 if TYPE_CHECKING:
-    from fsf.config import ModelConfig, TaskConfig
+    from fsf.tasks.config import ModelConfig, TaskConfig
 
 __all__ = [
     "ClassificationTask",

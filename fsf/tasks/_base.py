@@ -10,7 +10,7 @@ from fsf.tasks.data import DataError, load_split
 if TYPE_CHECKING:
     import torch
 
-    from fsf.config import ModelConfig, TaskConfig
+    from fsf.tasks.config import ModelConfig, TaskConfig
 
 __all__ = ["Task"]
 

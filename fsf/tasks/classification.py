@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsf.errors import ConfigError, Problem
 from fsf.tasks._base import Task
 from fsf.tasks.data import label_names
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ClassificationTask", "PawsXTask", "XnliTask"]
 
@@ -100,6 +101,8 @@ class ClassificationTask(Task):
         return out
 
     def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         for i, f in enumerate(features):

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsf.errors import ConfigError, Problem
 from fsf.tasks._base import Task
 from fsf.tasks.metrics import qa_scores
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["MlqaTask", "QATask", "XquadTask", "extract_answer"]
 
@@ -155,6 +156,8 @@ class QATask(Task):
         return start, max(start, end)
 
     def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         for i, f in enumerate(features):

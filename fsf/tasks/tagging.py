@@ -10,14 +10,15 @@ recall, never inflate the score.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsf.errors import ConfigError, Problem
 from fsf.tasks._base import Task
 from fsf.tasks.data import label_names
 from fsf.tasks.metrics import entity_scores
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["PanXTask", "TaggingTask", "WikiannTask"]
 
@@ -163,6 +164,8 @@ class TaggingTask(Task):
         return out
 
     def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+        import torch
+
         width = max(len(f["input_ids"]) for f in features)
         ids = torch.full((len(features), width), pad_id, dtype=torch.long)
         labels = torch.full((len(features), width), _IGNORE, dtype=torch.long)

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from fsf.analysis.cka import linear_cka, pooled_hidden_states
+from fsf.cka import linear_cka, pooled_hidden_states
 from fsf.config import RunConfig
 from fsf.errors import FsfError
 from fsf.tasks import Task

@@ -8,13 +8,9 @@ computes the same learning rates: the loss that drives the phase rule is average
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import math
-import os
-import socket
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +29,16 @@ from fsf.policies import (
     set_multipliers,
 )
 from fsf.tasks import Task, build_task
+from fsf.train._engine import (
+    _ds_config,
+    _one_rank,
+    _optimizer,
+    _process_group,
+    _quiet_libraries,
+    _stdout_to_stderr,
+    _TorchEngine,
+    _use_cuda,
+)
 from fsf.train._probe import apply_probe
 from fsf.train.reporter import Evaluation, Reporter, RunSummary, StepRecord
 
@@ -68,160 +74,6 @@ def scheduled_lr_factor(step: int, warmup: int, total: int) -> float:
     if warmup > 0 and step <= warmup:
         return step / warmup
     return max(0.0, min(1.0, (total - step + 1) / max(1, total - warmup)))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _use_cuda(config: RunConfig) -> bool:
-    if config.device == "cuda" and not torch.cuda.is_available():
-        raise FsfError("device: cuda was asked for, but no CUDA GPU is visible")
-    return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what libraries print to stdout to stderr instead, at the file-descriptor level
-    (DeepSpeed prints "DeepSpeed deepspeed_shm_comm built successfully" and op build
-    times with `print`, and a C++ op build writes to fd 1): stdout is for fsf's results."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no fd 1 (a daemon): nothing to protect
-        yield
-        return
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _process_group(cuda: bool) -> tuple[int, int]:
-    """(rank, world size) of the current process group, creating a one-rank group if none
-    exists. A group this function creates lives until the process exits: DeepSpeed caches
-    its groups, so a second run in the same process (Ray reuses trial actors) must find the
-    same group again."""
-    import torch.distributed as dist
-
-    if not cuda:
-        os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    with _stdout_to_stderr():
-        import deepspeed
-    if not cuda:
-        _skip_shm_comm_build(deepspeed)
-
-    if not dist.is_initialized():
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-            os.environ.update(
-                RANK="0",
-                WORLD_SIZE="1",
-                LOCAL_RANK="0",
-                MASTER_ADDR="127.0.0.1",
-                MASTER_PORT=str(_free_port()),
-            )
-        with _stdout_to_stderr():
-            deepspeed.init_distributed(
-                dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
-            )
-        atexit.register(_destroy_group)
-    return dist.get_rank(), dist.get_world_size()
-
-
-def _skip_shm_comm_build(deepspeed) -> None:
-    """Tell DeepSpeed's CPU backend not to JIT-compile its shared-memory all-reduce op.
-
-    `init_distributed` on CPU builds `deepspeed_shm_comm` with g++/ninja (~40 s on first use)
-    under a file lock in ~/.cache/torch_extensions. A process killed mid-build (a trial
-    stopped by Tune, a test timeout) leaves that lock behind, and every later run on the
-    machine waits on it forever. fsf's CPU runs all-reduce through gloo, which needs no op;
-    marking the op incompatible makes DeepSpeed fall back to gloo exactly as on a machine
-    without a compiler."""
-    ops = deepspeed.ops.__compatible_ops__
-    ops["deepspeed_shm_comm"] = False
-
-
-def _destroy_group() -> None:
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _quiet_libraries() -> None:
-    for name in ("DeepSpeed", "deepspeed", "transformers", "datasets", "torch.distributed"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()  # save_pretrained's "Writing model shards" bar
-    except ImportError:  # pragma: no cover
-        pass
-
-
-def _precision(config: RunConfig, cuda: bool) -> str:
-    precision = config.deepspeed.precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision != "fp32" and not cuda:
-        raise FsfError(f"deepspeed.precision={precision} needs a GPU; use fp32 (or auto) on CPU")
-    return precision
-
-
-def _one_rank() -> tuple[int, int]:
-    """(0, 1) for `engine: torch`, which never starts a process group; an error if this
-    process is one rank of several."""
-    import torch.distributed as dist
-
-    # a launcher's WORLD_SIZE counts even when a one-rank group already exists in-process
-    world = max(
-        dist.get_world_size() if dist.is_initialized() else 1,
-        int(os.environ.get("WORLD_SIZE", "1")),
-    )
-    if world > 1:
-        raise FsfError(
-            f"engine: torch runs one rank, but this process is one of {world}; use engine: "
-            "deepspeed for several workers"
-        )
-    return 0, 1
-
-
-def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
-    opt, ds = config.optim, config.deepspeed
-    per_rank = opt.batch_size // (world * opt.grad_accum)
-    if per_rank < 1 or per_rank * world * opt.grad_accum != opt.batch_size:
-        raise FsfError(
-            f"optim.batch_size={opt.batch_size} must be a multiple of workers ({world}) x "
-            f"optim.grad_accum ({opt.grad_accum})"
-        )
-    precision = _precision(config, cuda)
-    # One rank, ZeRO-0, fp32: whole gradients sit in .grad and the worker clips them itself
-    # with torch's clip_grad_norm_ (DeepSpeed's per-tensor loop costs ~2 ms a step on CPU)
-    own_clip = world == 1 and ds.zero_stage == 0 and precision == "fp32"
-    cfg: dict[str, Any] = {
-        "train_batch_size": opt.batch_size,
-        "train_micro_batch_size_per_gpu": per_rank,
-        "gradient_accumulation_steps": opt.grad_accum,
-        "gradient_clipping": 0.0 if own_clip else (opt.grad_clip or 0.0),
-        "zero_optimization": {"stage": ds.zero_stage},
-        "zero_allow_untested_optimizer": True,
-        "bf16": {"enabled": precision == "bf16"},
-        "fp16": {"enabled": precision == "fp16"},
-        "steps_per_print": 2**31 - 1,
-        "wall_clock_breakdown": False,
-    }
-    cfg.update(ds.extra)
-    return cfg
 
 
 def _param_groups(
@@ -317,59 +169,6 @@ def _batches(n: int, size: int, seed: int, lengths: list[int] | None = None) -> 
         buf = buf[size:]
 
 
-def _optimizer(groups: list[dict[str, Any]], config: RunConfig, cuda: bool) -> Any:
-    """The AdamW of `optim.adamw` over the policy's param groups."""
-    opt = config.optim
-    kwargs: dict[str, Any] = {"lr": opt.lr, "betas": opt.betas, "eps": opt.eps}
-    if opt.adamw == "deepspeed-cpu":
-        if cuda or config.engine != "deepspeed":
-            raise FsfError(
-                "optim.adamw=deepspeed-cpu is DeepSpeed's CPU Adam: it needs device cpu and "
-                "engine deepspeed; choose fused, foreach or for-loop"
-            )
-        from deepspeed.ops.adam import DeepSpeedCPUAdam
-
-        return DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
-    flags = {"torch": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}}
-    return torch.optim.AdamW(groups, **kwargs, **flags.get(opt.adamw, {"fused": True}))
-
-
-class _TorchEngine:
-    """The part of a DeepSpeed engine the training loop uses, in plain PyTorch, for one
-    rank (`engine: torch`): the loss is divided by `grad_accum` in `backward`, and `step`
-    updates at the end of each accumulation, as DeepSpeed does; bf16 runs under autocast
-    (fp32 weights and optimizer state)."""
-
-    def __init__(self, model: torch.nn.Module, optimizer: Any, config: RunConfig, cuda: bool):
-        self.device = torch.device("cuda" if cuda else "cpu")
-        self.module = model.to(self.device)
-        self.optimizer = optimizer
-        self.accum = config.optim.grad_accum
-        self.micro = 0
-        precision = _precision(config, cuda)
-        if precision not in ("fp32", "bf16"):
-            raise FsfError(
-                f"deepspeed.precision={precision}: engine torch runs fp32 or bf16 (autocast)"
-            )
-        self.bf16 = precision == "bf16"
-
-    def autocast(self) -> Any:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
-
-    def __call__(self, **batch: torch.Tensor) -> Any:
-        with self.autocast():
-            return self.module(**batch)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        (loss / self.accum if self.accum > 1 else loss).backward()
-
-    def step(self) -> None:
-        self.micro += 1
-        if self.micro % self.accum == 0:
-            self.optimizer.step()
-            self.optimizer.zero_grad(set_to_none=True)
-
-
 def train(
     config: RunConfig,
     reporter: Reporter | None = None,
@@ -405,96 +204,140 @@ def _train(
     cuda: bool,
     artifacts_dir: str | Path | None = None,
 ) -> RunSummary:
-    import torch.distributed as dist
-    from transformers import AutoTokenizer
+    recipe = _Recipe(config, reporter, rank, world, cuda)
+    recipe.setup()
+    recipe.loop(progress)
+    if config.keeps_artifacts and rank == 0:
+        recipe.write_artifacts(artifacts_dir)
+    return recipe.summary
 
-    t0 = time.perf_counter()
-    torch.manual_seed(config.seed)
-    task = build_task(config.task, config.model)
-    model_path = resolve_model_path(config.model.name)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or model_path)
-    except (OSError, ValueError) as exc:
-        raise FsfError(f"cannot load the tokenizer of model {model_path!r}: {exc}") from None
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_features, eval_sets = _load_data(task, config, tokenizer)
-    log.info(
-        "%d training features (%s); evaluating %s",
-        len(train_features),
-        config.source_lang,
-        ", ".join(f"{s}: {len(d)} languages" for s, d in eval_sets.items()),
-    )
 
-    try:
-        model = task.build_model(model_path)
-    except (OSError, ValueError) as exc:
-        raise FsfError(f"cannot load model {model_path!r}: {exc}") from None
-    num_layers = getattr(model.config, "num_hidden_layers", None)
-    param_map = map_parameters(
-        (n for n, _ in model.named_parameters()), config.model.patterns, num_layers
-    )
-    cka = None  # forgetting monitor: the pretrained states, taken before anything changes
-    if config.analysis.cka.every_steps:
-        from fsf.train._cka import CkaMonitor
+class _Recipe:
+    """One fine-tuning run in torchtune's recipe shape: `setup` (data, model, probe, policy,
+    engine), `evaluate` (every language and split, one `Evaluation` to the reporter), `loop`
+    (the optimizer steps with the policy's multipliers on the scheduled lr), and
+    `write_artifacts` (the selected checkpoint's predictions and weights). The mutable state
+    of the run (phase, multipliers, logs since the last evaluation) lives on the instance."""
 
-        feats = {s: {lang: es.features for lang, es in d.items()} for s, d in eval_sets.items()}
-        cka = CkaMonitor.build(config, task, tokenizer, feats, pad_id, model)
-    apply_probe(model, param_map, config.probe, torch.Generator().manual_seed(config.seed + 2))
-    sets = config.policy.sets.resolve(param_map.num_layers)
-    policy = build_policy(config.policy, sets, policy_iv=task.policy_iv_default)
-    policy.prepare(model, param_map, torch.Generator().manual_seed(config.seed + 1))
+    def __init__(
+        self, config: RunConfig, reporter: Reporter | None, rank: int, world: int, cuda: bool
+    ):
+        self.config, self.reporter = config, reporter
+        self.rank, self.world, self.cuda = rank, world, cuda
+        self.t0 = time.perf_counter()
+        self.summary = RunSummary()
+        self.step_log: list[StepRecord] = []  # analysis records since the previous evaluation
+        self.cka_log: dict[int, dict[str, list[float]]] = {}
+        self.keep = _Keeper(config, rank)  # the selected evaluation's predictions and weights
 
-    opt = config.optim
-    total = opt.max_steps or max(1, math.ceil(opt.epochs * len(train_features) / opt.batch_size))
-    warmup = int(opt.warmup_ratio * total)
-    groups, group_units = _param_groups(model, param_map.units, opt.weight_decay)
-    if config.engine == "torch":
-        engine: Any = _TorchEngine(model, None, config, cuda)  # on its device before AdamW
-        engine.optimizer = _optimizer(groups, config, cuda)
-        clip = opt.grad_clip or None
-    else:
-        import deepspeed
+    # -- setup ------------------------------------------------------------------------------
 
-        ds_config = _ds_config(config, world, cuda)
-        with _stdout_to_stderr():
-            engine, _, _, _ = deepspeed.initialize(
-                model=model,
-                optimizer=_optimizer(groups, config, cuda),
-                config=ds_config,
-                dist_init_required=False,
+    def setup(self) -> None:
+        from transformers import AutoTokenizer
+
+        config = self.config
+        torch.manual_seed(config.seed)
+        self.task = task = build_task(config.task, config.model)
+        model_path = resolve_model_path(config.model.name)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(config.model.tokenizer or model_path)
+        except (OSError, ValueError) as exc:
+            raise FsfError(f"cannot load the tokenizer of model {model_path!r}: {exc}") from None
+        self.tokenizer = tokenizer
+        self.pad_id = pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.train_features, self.eval_sets = _load_data(task, config, tokenizer)
+        log.info(
+            "%d training features (%s); evaluating %s",
+            len(self.train_features),
+            config.source_lang,
+            ", ".join(f"{s}: {len(d)} languages" for s, d in self.eval_sets.items()),
+        )
+
+        try:
+            model = task.build_model(model_path)
+        except (OSError, ValueError) as exc:
+            raise FsfError(f"cannot load model {model_path!r}: {exc}") from None
+        num_layers = getattr(model.config, "num_hidden_layers", None)
+        param_map = map_parameters(
+            (n for n, _ in model.named_parameters()), config.model.patterns, num_layers
+        )
+        self.cka = None  # forgetting monitor: the pretrained states, before anything changes
+        if config.analysis.cka.every_steps:
+            from fsf.train._cka import CkaMonitor
+
+            feats = {
+                s: {lang: es.features for lang, es in d.items()} for s, d in self.eval_sets.items()
+            }
+            self.cka = CkaMonitor.build(config, task, tokenizer, feats, pad_id, model)
+        apply_probe(model, param_map, config.probe, torch.Generator().manual_seed(config.seed + 2))
+        sets = config.policy.sets.resolve(param_map.num_layers)
+        self.policy = build_policy(config.policy, sets, policy_iv=task.policy_iv_default)
+        self.policy.prepare(model, param_map, torch.Generator().manual_seed(config.seed + 1))
+
+        opt = config.optim
+        n = len(self.train_features)
+        self.total = opt.max_steps or max(1, math.ceil(opt.epochs * n / opt.batch_size))
+        self.warmup = int(opt.warmup_ratio * self.total)
+        groups, self.group_units = _param_groups(model, param_map.units, opt.weight_decay)
+        self._build_engine(model, groups)
+        self.tracker = make_tracker(config.policy, self.total)
+        self.state = PhaseState(0, "P1", None)
+        self.mults = self.policy.multipliers(self.state)
+
+    def _build_engine(self, model: torch.nn.Module, groups: list[dict[str, Any]]) -> None:
+        config, opt, world, cuda = self.config, self.config.optim, self.world, self.cuda
+        if config.engine == "torch":
+            engine: Any = _TorchEngine(model, None, config, cuda)  # on its device before AdamW
+            engine.optimizer = _optimizer(groups, config, cuda)
+            self.clip = opt.grad_clip or None
+        else:
+            import deepspeed
+
+            ds_config = _ds_config(config, world, cuda)
+            with _stdout_to_stderr():
+                engine, _, _, _ = deepspeed.initialize(
+                    model=model,
+                    optimizer=_optimizer(groups, config, cuda),
+                    config=ds_config,
+                    dist_init_required=False,
+                )
+            self.clip = (
+                opt.grad_clip if opt.grad_clip and not ds_config["gradient_clipping"] else None
             )
-        clip = opt.grad_clip if opt.grad_clip and not ds_config["gradient_clipping"] else None
-        if world == 1 and config.deepspeed.zero_stage == 0:
-            # A one-rank all-reduce is the identity, yet DeepSpeed would still flatten, reduce
-            # and copy back every gradient at each step (~8% of a step of the tiny encoder on
-            # CPU; bench/bench_trainer.py). ZeRO >= 1 keeps its own reduction path.
-            engine.enable_backward_allreduce = False
-    device = engine.device
-    param_groups = engine.optimizer.param_groups
-    if len(param_groups) != len(group_units):  # pragma: no cover - a DeepSpeed change
-        raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
-    evaluating = engine.autocast if isinstance(engine, _TorchEngine) else contextlib.nullcontext
+            if world == 1 and config.deepspeed.zero_stage == 0:
+                # A one-rank all-reduce is the identity, yet DeepSpeed would still flatten,
+                # reduce and copy back every gradient at each step (~8% of a step of the tiny
+                # encoder on CPU; bench/bench_trainer.py). ZeRO >= 1 keeps its own reduction.
+                engine.enable_backward_allreduce = False
+        self.engine = engine
+        self.device = engine.device
+        self.param_groups = engine.optimizer.param_groups
+        if len(self.param_groups) != len(self.group_units):  # pragma: no cover - DeepSpeed
+            raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
+        self.evaluating = (
+            engine.autocast if isinstance(engine, _TorchEngine) else contextlib.nullcontext
+        )
 
-    tracker = make_tracker(config.policy, total)
-    state = PhaseState(0, "P1", None)
-    mults = policy.multipliers(state)
-    summary = RunSummary()
-    micro = opt.batch_size // world // opt.grad_accum
-    step_log: list[StepRecord] = []  # analysis records since the previous evaluation
-    cka_log: dict[int, dict[str, list[float]]] = {}
+    # -- evaluate ---------------------------------------------------------------------------
 
-    keep = _Keeper(config, rank)  # the selected evaluation's predictions and weights
-
-    def evaluate(step: int, loss: float | None, final: bool) -> None:
+    def evaluate(self, step: int, loss: float | None, final: bool) -> None:
+        config, engine, task = self.config, self.engine, self.task
         engine.module.eval()
         scores: dict[str, dict[str, dict[str, float]]] = {}
         test_preds: dict[str, list[Any]] = {}
-        with torch.no_grad(), evaluating():
-            for split, per_lang in eval_sets.items():
+        with torch.no_grad(), self.evaluating():
+            for split, per_lang in self.eval_sets.items():
                 scores[split] = {}
                 for lang, es in per_lang.items():
                     ordered = _predict(
-                        task, engine.module, es, config.eval.batch_size, pad_id, device, rank, world
+                        task,
+                        engine.module,
+                        es,
+                        config.eval.batch_size,
+                        self.pad_id,
+                        self.device,
+                        self.rank,
+                        self.world,
                     )
                     scores[split][lang] = task.score(ordered, es.features)
                     if split == "test":
@@ -502,98 +345,110 @@ def _train(
         engine.module.train()
         ev = Evaluation(
             step=step,
-            epoch=step * opt.batch_size / len(train_features),
+            epoch=step * config.optim.batch_size / len(self.train_features),
             loss=loss,
-            phase=state.phase,
-            phi=state.phi,
-            multipliers=set_multipliers(policy, mults),
+            phase=self.state.phase,
+            phi=self.state.phi,
+            multipliers=set_multipliers(self.policy, self.mults),
             scores=scores,
             metric=task.metric,
             source_lang=config.source_lang,
             target_langs=list(config.target_langs),
-            elapsed_s=time.perf_counter() - t0,
-            total_steps=total,
+            elapsed_s=time.perf_counter() - self.t0,
+            total_steps=self.total,
             is_final=final,
-            train_steps=list(step_log),
-            cka=dict(cka_log),
+            train_steps=list(self.step_log),
+            cka=dict(self.cka_log),
         )
-        step_log.clear()
-        cka_log.clear()
-        summary.evaluations.append(ev)
-        keep.offer(ev, test_preds, engine.module)
-        if reporter is not None:
-            reporter.report(ev)
+        self.step_log.clear()
+        self.cka_log.clear()
+        self.summary.evaluations.append(ev)
+        self.keep.offer(ev, test_preds, engine.module)
+        if self.reporter is not None:
+            self.reporter.report(ev)
 
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    # -- the optimizer steps ----------------------------------------------------------------
 
-        bar = tqdm(total=total, desc=f"{config.name} [{config.policy.name}]", unit="step")
-    engine.module.train()
-    if cka is not None:
-        cka_log[0] = cka.measure(engine.module, device)
-    if config.eval.at_start:
-        evaluate(0, None, final=False)
-    lengths = [len(f["input_ids"]) for f in train_features] if opt.group_by_length else None
-    stream = _batches(len(train_features), opt.batch_size, config.seed, lengths)
-    loss_sum, loss_n = 0.0, 0
-    for step in range(1, total + 1):
-        idx = next(stream)[rank::world]
-        step_loss = torch.zeros((), dtype=torch.float32)
-        for a in range(opt.grad_accum):
-            feats = [train_features[i] for i in idx[a * micro : (a + 1) * micro]]
-            batch = {k: v.to(device) for k, v in task.collate(feats, pad_id).items()}
-            loss = engine(**batch).loss
-            engine.backward(loss)
-            step_loss += loss.detach().float().cpu() / opt.grad_accum
-            if a < opt.grad_accum - 1:
-                engine.step()
-        if world > 1:
-            dist.all_reduce(step_loss)
-            step_loss /= world
-        value = float(step_loss)
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"the training loss is {value} at step {step}")
-        state = tracker.update(value)
-        if config.analysis.loss_curve:
-            step_log.append(StepRecord(step, value, state.phase, state.phi))
-        mults = policy.multipliers(state)
-        base = opt.lr * scheduled_lr_factor(step, warmup, total)
-        for pg, unit in zip(param_groups, group_units, strict=True):
-            pg["lr"] = base * mults[unit]
-        if clip is not None:  # see _ds_config: DeepSpeed does not clip in this case
-            torch.nn.utils.clip_grad_norm_(engine.module.parameters(), clip)
-        engine.step()
-        loss_sum += value
-        loss_n += 1
+    def loop(self, progress: bool) -> None:
+        import torch.distributed as dist
+
+        config, opt, engine, task = self.config, self.config.optim, self.engine, self.task
+        rank, world, device, total, cka = self.rank, self.world, self.device, self.total, self.cka
+        micro = opt.batch_size // world // opt.grad_accum
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, desc=f"{config.name} [{config.policy.name}]", unit="step")
+        engine.module.train()
+        if cka is not None:
+            self.cka_log[0] = cka.measure(engine.module, device)
+        if config.eval.at_start:
+            self.evaluate(0, None, final=False)
+        features = self.train_features
+        lengths = [len(f["input_ids"]) for f in features] if opt.group_by_length else None
+        stream = _batches(len(features), opt.batch_size, config.seed, lengths)
+        loss_sum, loss_n = 0.0, 0
+        for step in range(1, total + 1):
+            idx = next(stream)[rank::world]
+            step_loss = torch.zeros((), dtype=torch.float32)
+            for a in range(opt.grad_accum):
+                feats = [features[i] for i in idx[a * micro : (a + 1) * micro]]
+                batch = {k: v.to(device) for k, v in task.collate(feats, self.pad_id).items()}
+                loss = engine(**batch).loss
+                engine.backward(loss)
+                step_loss += loss.detach().float().cpu() / opt.grad_accum
+                if a < opt.grad_accum - 1:
+                    engine.step()
+            if world > 1:
+                dist.all_reduce(step_loss)
+                step_loss /= world
+            value = float(step_loss)
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"the training loss is {value} at step {step}")
+            self.state = state = self.tracker.update(value)
+            if config.analysis.loss_curve:
+                self.step_log.append(StepRecord(step, value, state.phase, state.phi))
+            self.mults = mults = self.policy.multipliers(state)
+            base = opt.lr * scheduled_lr_factor(step, self.warmup, total)
+            for pg, unit in zip(self.param_groups, self.group_units, strict=True):
+                pg["lr"] = base * mults[unit]
+            if self.clip is not None:  # see _ds_config: DeepSpeed does not clip in this case
+                torch.nn.utils.clip_grad_norm_(engine.module.parameters(), self.clip)
+            engine.step()
+            loss_sum += value
+            loss_n += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.3f}", phase=state.phase, refresh=False)
+            if cka is not None and (step % config.analysis.cka.every_steps == 0 or step == total):
+                self.cka_log[step] = cka.measure(engine.module, device)
+            if step % config.eval.every_steps == 0 or step == total:
+                self.evaluate(step, loss_sum / loss_n, final=step == total)
+                loss_sum, loss_n = 0.0, 0
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{value:.3f}", phase=state.phase, refresh=False)
-        if cka is not None and (step % config.analysis.cka.every_steps == 0 or step == total):
-            cka_log[step] = cka.measure(engine.module, device)
-        if step % config.eval.every_steps == 0 or step == total:
-            evaluate(step, loss_sum / loss_n, final=step == total)
-            loss_sum, loss_n = 0.0, 0
-    if bar is not None:
-        bar.close()
-    if config.keeps_artifacts and rank == 0:
+            bar.close()
+
+    # -- artifacts --------------------------------------------------------------------------
+
+    def write_artifacts(self, artifacts_dir: str | Path | None) -> None:
         from fsf.train.artifacts import write_artifacts
 
-        chosen, preds, state_dict = keep.result(summary)
+        config, module = self.config, self.engine.module
+        chosen, preds, state_dict = self.keep.result(self.summary)
         if state_dict is not None:
-            engine.module.load_state_dict(state_dict)
+            module.load_state_dict(state_dict)
         log.info("writing artifacts of step %d (%s)", chosen.step, config.selection)
-        summary.artifacts = write_artifacts(
+        self.summary.artifacts = write_artifacts(
             Path(artifacts_dir) if artifacts_dir is not None else config.run_dir(),
             config,
-            task,
+            self.task,
             chosen,
             preds,
-            {lang: es.features for lang, es in eval_sets.get("test", {}).items()},
-            engine.module if config.checkpoint.save != "none" else None,
-            tokenizer,
+            {lang: es.features for lang, es in self.eval_sets.get("test", {}).items()},
+            module if config.checkpoint.save != "none" else None,
+            self.tokenizer,
         )
-    return summary
 
 
 def evaluate_model(

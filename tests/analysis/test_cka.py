@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from fsf.analysis.cka import linear_cka, pooled_hidden_states
+from fsf.cka import linear_cka, pooled_hidden_states
 
 
 def _hsic_cka(x: np.ndarray, y: np.ndarray) -> float:

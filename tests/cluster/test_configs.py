@@ -12,8 +12,8 @@ import pytest
 import tomllib
 import yaml
 
+from fsf.results.study import check_study_url
 from fsf.sweep.space import load_space, validate_space
-from fsf.sweep.study import check_study_url
 
 ROOT = Path(__file__).parents[2]
 CLUSTER = ROOT / "cluster"

@@ -295,8 +295,8 @@ def test_importances_leave_out_answered_repeats(tmp_path):
     parameter with a real effect gets a non-zero importance."""
     import optuna
 
+    from fsf.analysis._report_plots import importance_plot, trained_trials
     from fsf.results import Results
-    from fsf.results._plots import importance_plot, trained_trials
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"

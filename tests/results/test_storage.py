@@ -22,7 +22,7 @@ from fsf.results import (
 )
 from fsf.results import cli as results_cli
 from fsf.results.storage import StoragePath, location, write_bytes_atomic
-from fsf.sweep.study import check_study_url, display_url, readable_study_url, resolve_study_url
+from fsf.results.study import check_study_url, display_url, readable_study_url, resolve_study_url
 from tests.results.helpers import ev2, run, write
 
 RUNS = [

@@ -60,7 +60,7 @@ def test_search_then_confirmation(tmp_path, capsys):
     from fsf.config import read_yaml, validate_run_config
     from fsf.results import best, best_per_language, read_results
     from fsf.sweep.cli import main
-    from fsf.sweep.tune import _trial
+    from fsf.sweep.trial import _trial
 
     space = _space(tmp_path)
     try:

@@ -16,11 +16,11 @@ import yaml
 
 from fsf.errors import FsfError, UsageError
 from fsf.results import read_results
+from fsf.results.fragments import finalise_statuses
 from fsf.sweep.cli import _finish, main
 from fsf.sweep.progress import ProgressCallback, _last_line
 from fsf.sweep.tune import (
     SweepOutcome,
-    _finalise_statuses,
     _restart_stillborn,
     _tune_state_saved,
     check_trusted,
@@ -110,7 +110,7 @@ def test_finalise_statuses_returns_the_recorded_reasons(tmp_path):
             run("asha", [ev2(0, 0.5, 0.4)], status="running"),
         ],
     )
-    recorded, notes = _finalise_statuses(root, {"killed": "RayActorError: the actor died"})
+    recorded, notes = finalise_statuses(root, {"killed": "RayActorError: the actor died"})
     assert recorded == {"bad": "TrainingDiverged: nan", "killed": "RayActorError: the actor died"}
     assert notes == []
     status = {
@@ -124,7 +124,7 @@ def test_finalise_statuses_reports_what_it_cannot_write(tmp_path):
     root = tmp_path / "results"
     write(root, [run("killed", [ev2(0, 0.5, 0.4)], status="running")])
     with read_only(root):
-        recorded, notes = _finalise_statuses(root, {"killed": "RayActorError"})
+        recorded, notes = finalise_statuses(root, {"killed": "RayActorError"})
     assert recorded == {} and len(notes) == 1 and "could not mark" in notes[0]
 
 
@@ -296,7 +296,7 @@ def test_a_completed_run_read_back_gives_optuna_the_same_objective(tmp_path):
     """A run completed before an interruption is not trained again: its recorded evaluations
     go through the same objective tracker, which must then report what the run reported."""
     from fsf.results import ParquetReporter, completed_evaluations
-    from fsf.sweep.tune import _ObjectiveTracker
+    from fsf.sweep.trial import _ObjectiveTracker
     from tests.results.helpers import info
 
     evs = [ev2(0, 0.5, 0.4, 0.3), ev2(5, 0.9, 0.7, 0.6), ev2(10, 0.8, 0.6, 0.5)]

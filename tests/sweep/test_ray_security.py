@@ -23,7 +23,7 @@ PROBE = r"""
 import json, os, time
 import psutil
 import ray
-from fsf.sweep.tune import _init_ray
+from fsf.sweep._ray import _init_ray
 
 _init_ray(None, 1)
 

@@ -13,8 +13,10 @@ import pytest
 from optuna.trial import TrialState
 
 from fsf.results import read_results
+from fsf.results.fragments import ORPHANED_DIR
+from fsf.sweep.searcher import _ResumableOptunaSearch
 from fsf.sweep.space import define_by_run, validate_space
-from fsf.sweep.tune import ORPHANED_DIR, _OrphanFragments, _ResumableOptunaSearch
+from fsf.sweep.tune import _OrphanFragments
 from tests.results.helpers import ev2, run, write
 
 POLICIES = ["df", "fs", "ff", "fsf"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import optuna
 
+from fsf.sweep.searcher import _ResumableOptunaSearch
 from fsf.sweep.space import define_by_run, validate_space
-from fsf.sweep.tune import _ResumableOptunaSearch
 
 
 def _searcher(tmp_path, skip_repeats: bool, searcher: str = "random"):

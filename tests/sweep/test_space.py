@@ -290,7 +290,7 @@ def test_resume_refuses_settings_it_cannot_change(tmp_path, capsys):
 def test_the_objective_is_read_at_the_checkpoint():
     """What a trial reports to Tune: the objective at its best-source-dev evaluation so far,
     averaged with the finished seeds' (what `fsf-sweep best` ranks by)."""
-    from fsf.sweep.tune import _ObjectiveTracker
+    from fsf.sweep.trial import _ObjectiveTracker
     from tests.results.helpers import evaluation
 
     def ev(step, en, de):

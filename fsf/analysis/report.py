@@ -31,17 +31,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fsf.results._cube import Evals, at, evals
-from fsf.results._errors import ResultsError, ResultsUsageError
-from fsf.results._frame import Frame, frame
-from fsf.results._plots import (
+from fsf.analysis._report_plots import (
     delta_heatmap,
     gap_plot,
     importance_plot,
     language_heatmap,
     pareto_plot,
 )
-from fsf.results.ranking import _Answer, best_per_language
+from fsf.results import ResultsError, ResultsUsageError
+from fsf.results.cube import Evals, at, evals
+from fsf.results.frame import Frame, frame
+from fsf.results.ranking import Answer, best_per_language
 from fsf.results.reader import Results, confirmation_of, load
 from fsf.results.selection import SelectionRule, selection_rule
 from fsf.results.storage import StoragePath, is_uri, write_bytes_atomic
@@ -323,7 +323,7 @@ def _baseline_words(baseline: dict[str, Any]) -> str:
 
 def _policy_best(E: Evals, rule: SelectionRule) -> dict[str, int]:
     """Per policy, its best configuration for the target mean under the rule."""
-    ans = _Answer.of(E, rule, None)
+    ans = Answer.of(E, rule, None)
     out: dict[str, int] = {}
     for k in ans.order:
         out.setdefault(E.fr.configs[int(k)]["config"]["policy"], int(k))
@@ -342,7 +342,7 @@ def _matrices(
     delta = np.full_like(mat, np.nan)
     verdict = np.full(mat.shape, "", dtype=object)
     for i, name in enumerate(langs):
-        ans = _Answer.of(E, rule, E.lang(name))
+        ans = Answer.of(E, rule, E.lang(name))
         for j, p in enumerate(pols):
             k = best_cfg[p]
             if ans.agg.count[k]:
@@ -364,10 +364,10 @@ def _task_plots(
     fr = frame(res, t, None)
     E = evals(fr)
     best_cfg = _policy_best(E, rule)
-    base_ans = _Answer.of(E, rule, None)
-    from fsf.results.ranking import _matching, baseline_of
+    base_ans = Answer.of(E, rule, None)
+    from fsf.results.ranking import baseline_mask, baseline_of
 
-    baseline = base_ans.baseline_config(_matching(fr, baseline_of(res)))
+    baseline = base_ans.baseline_config(baseline_mask(fr, baseline_of(res)))
     images: list[tuple[Path, str, str]] = []
     extra = None
     how = rule.describe()

@@ -262,7 +262,7 @@ def trained_trials(study: Any) -> list[Any]:
 
 def importance_plot(res: Results, path: Path) -> str | None:
     """Optuna parameter importances into `path`; a note (str) when it cannot be made."""
-    from fsf.sweep.study import display_url, open_study_storage, readable_study_url
+    from fsf.results.study import display_url, open_study_storage, readable_study_url
 
     url = readable_study_url(res.sweep_dir, res.sweep)
     if url is None:

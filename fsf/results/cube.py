@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsf.results._frame import Frame, _np, no_hugepage_advice, split_masks, take_rows
+from fsf.results.frame import Frame, _np, no_hugepage_advice, split_masks, take_rows
 
 __all__ = ["Aggregate", "Evals", "evals"]
 

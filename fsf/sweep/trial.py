@@ -1,0 +1,295 @@
+"""Inside a trial: what Ray Tune runs for one sampled configuration (every seed of the space,
+one after the other), in the trial's own process or as the driver of a Ray Train `TorchTrainer`
+whose workers are the DeepSpeed ranks. The objective Optuna receives is computed here
+(`_ObjectiveTracker`), at the checkpoint fsf's selection rule picks."""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+from pathlib import Path
+from typing import Any
+
+from fsf.results import (
+    ParquetReporter,
+    TrialInfo,
+    completed_evaluations,
+)
+from fsf.results.storage import location
+from fsf.sweep.space import (
+    SweepSpec,
+    trial_run_config,
+    trial_workers,
+)
+from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
+
+__all__ = ["checkpoint_score"]
+
+log = logging.getLogger("fsf.sweep")
+
+
+def checkpoint_score(ev: Evaluation, checkpoint: str) -> float:
+    """The dev score by which a run's checkpoint is chosen (`search.checkpoint`), as
+    `fsf.results.selection` chooses it from the results."""
+    if checkpoint == "all-dev":
+        return ev.all_mean("dev")
+    if checkpoint == "target-dev":
+        return ev.target_mean("dev")
+    return ev.source("dev")
+
+
+class _ObjectiveTracker:
+    """Turns evaluations into the scalars reported to Tune.
+
+    The objective of a run is its objective metric at its checkpoint so far: the evaluation
+    with the best `checkpoint` dev score (ties: the earlier), exactly as the queries choose
+    it. The reported objective is the mean over the seeds run so far: the finished seeds'
+    values plus the current seed's. So the last report of a trial, which Optuna and Tune
+    keep, is the value `fsf-sweep best` ranks the configuration by. `{m}_seed` is the current
+    seed's value, `{m}_last` the metric at this very step. `progress_step` counts optimizer
+    steps over all seeds (ASHA's time attribute)."""
+
+    def __init__(
+        self,
+        metrics: list[str],
+        seed_index: int,
+        finished: list[dict[str, float]],
+        checkpoint: str = "source-dev",
+    ):
+        self.metrics = metrics
+        self.seed_index = seed_index
+        self.finished = finished
+        self.checkpoint = checkpoint
+        self.best: tuple[float, int, dict[str, float]] | None = None
+
+    def scalars(self, ev: Evaluation) -> dict[str, float]:
+        out = ev.scalars()
+        key = checkpoint_score(ev, self.checkpoint)
+        if not math.isnan(key) and (self.best is None or key > self.best[0]):
+            self.best = (key, ev.step, {m: out.get(m, math.nan) for m in self.metrics})
+        at_ckpt = self.best[2] if self.best is not None else {}
+        for m in self.metrics:
+            current = at_ckpt.get(m, math.nan)
+            values = [f[m] for f in self.finished if m in f] + [current]
+            out[f"{m}_last"] = out.get(m, math.nan)
+            out[f"{m}_seed"] = current
+            out[m] = sum(values) / len(values)
+        out["checkpoint_step"] = self.best[1] if self.best is not None else -1
+        out["progress_step"] = self.seed_index * ev.total_steps + ev.step
+        out["seed_index"] = self.seed_index
+        out["is_final"] = ev.is_final
+        return out
+
+
+class _TuneReporter:
+    def __init__(self, tracker: _ObjectiveTracker):
+        self.tracker = tracker
+        self.last: dict[str, float] = {}
+
+    def report(self, evaluation: Evaluation) -> None:
+        from ray import tune
+
+        self.last = self.tracker.scalars(evaluation)
+        tune.report(self.last)
+
+
+class _TrainReporter:
+    """Reports from every Ray Train worker (Train V2 reports are collective)."""
+
+    def __init__(self, tracker: _ObjectiveTracker):
+        self.tracker = tracker
+
+    def report(self, evaluation: Evaluation) -> None:
+        import ray.train
+
+        ray.train.report(self.tracker.scalars(evaluation))
+
+
+def _stop_status(writer: ParquetReporter) -> str:
+    """A trial ended by Tune: completed if its last evaluation was the final one."""
+    evs = writer.evaluations
+    return "completed" if evs and evs[-1].is_final else "stopped"
+
+
+def _set_threads(cpus: float) -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(cpus)))
+
+
+def _node() -> str:
+    try:
+        import ray
+
+        return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()}"
+    except Exception:
+        return socket.gethostname()
+
+
+def _trial_info(spec: SweepSpec, config: Any, trial_id: str, params: dict[str, Any]) -> TrialInfo:
+    from fsf.tasks import task_class
+
+    return TrialInfo(
+        config,
+        sweep=spec.name,
+        trial_id=trial_id,
+        params=params,
+        num_workers=trial_workers(spec, params),
+        node=_node(),
+        policy_iv=task_class(config.task.name).policy_iv_default,
+    )
+
+
+def _worker_loop(loop_config: dict[str, Any]) -> None:
+    """One Ray Train worker = one DeepSpeed rank of a multi-worker trial."""
+    import ray.train
+
+    from fsf.train.worker import train
+
+    spec = SweepSpec.model_validate(loop_config["spec"])
+    _set_threads(spec.search.resources.cpus)
+    config = trial_run_config(
+        spec, loop_config["params"], loop_config["seed"], loop_config["trial_id"]
+    )
+    tracker = _ObjectiveTracker(
+        loop_config["metrics"],
+        loop_config["seed_index"],
+        loop_config["finished"],
+        spec.search.checkpoint,
+    )
+    reporters: list[Reporter] = [_TrainReporter(tracker)]
+    writer = None
+    if ray.train.get_context().get_world_rank() == 0:
+        info = _trial_info(spec, config, loop_config["trial_id"], loop_config["params"])
+        writer = ParquetReporter(loop_config["results_dir"], info)
+        reporters.insert(0, writer)
+    local, target = _artifacts_dir(config, loop_config["sweep_dir"], loop_config["trial_id"])
+    try:
+        train(config, CompositeReporter(*reporters), all_ranks_report=True, artifacts_dir=local)
+        _upload_artifacts(local, target)
+    except SystemExit:
+        if writer is not None:
+            writer.finish(_stop_status(writer))
+        raise
+    except BaseException as exc:
+        if writer is not None:
+            writer.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    if writer is not None:
+        writer.finish("completed")
+
+
+def _artifacts_dir(config: Any, sweep_dir: str, trial_id: str) -> tuple[Path | None, Any]:
+    """Where a trial's prediction files and checkpoint go (`eval.predictions`,
+    `checkpoint.save`; none by default): `<sweep>/runs/<trial>/seed-<seed>/`. For a sweep on
+    a URI the worker writes to a local temporary folder first (returned with the target)."""
+    if not config.keeps_artifacts:
+        return None, None
+    target = location(sweep_dir) / "runs" / trial_id / f"seed-{config.seed}"
+    if isinstance(target, Path):
+        return target, None
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"fsf-{trial_id}-")), target
+
+
+def _upload_artifacts(local: Path | None, target: Any) -> None:
+    """Copy a trial's artifacts written locally to the sweep's storage (a URI), then drop
+    the local copy."""
+    if local is None or target is None or not local.exists():
+        return
+    import shutil
+
+    import pyarrow.fs as pafs
+
+    pafs.copy_files(
+        str(local),
+        target.path,
+        source_filesystem=pafs.LocalFileSystem(),
+        destination_filesystem=target.fs,
+    )
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def _run_distributed(
+    spec: SweepSpec, loop_config: dict[str, Any], sweep_dir: str
+) -> dict[str, float]:
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    res = spec.search.resources
+    per_worker = {"CPU": res.cpus, **res.custom}
+    if res.gpus:
+        per_worker["GPU"] = res.gpus
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config=loop_config,
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=trial_workers(spec, loop_config["params"]),
+            use_gpu=res.gpus > 0,
+            resources_per_worker=per_worker,
+        ),
+        torch_config=TorchConfig(backend="nccl" if res.gpus else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=f"{loop_config['trial_id']}-seed{loop_config['seed']}",
+            storage_path=str(location(sweep_dir) / "train"),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    result = trainer.fit()
+    return dict(result.metrics or {})
+
+
+def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
+    """A Tune trial: one configuration, every seed of the space."""
+    from ray import tune
+
+    from fsf.train.worker import train
+
+    spec = SweepSpec.model_validate(spec_data)
+    trial_id = tune.get_context().get_trial_id()
+    results_dir = str(location(sweep_dir) / "results")
+    metrics = [o.metric for o in spec.search.objective]
+    finished: list[dict[str, float]] = []
+    for index, seed in enumerate(spec.search.seeds):
+        done = completed_evaluations(results_dir, trial_id, seed)
+        if done is not None:  # finished before an interruption: never trained (overwritten) again
+            tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
+            tune_reporter = _TuneReporter(tracker)
+            for ev in done:  # what it reported then, in order: the same objective
+                tune_reporter.report(ev)
+            last = tune_reporter.last
+        elif trial_workers(spec, params) > 1:
+            loop_config = {
+                "spec": spec_data,
+                "params": params,
+                "seed": seed,
+                "seed_index": index,
+                "trial_id": trial_id,
+                "metrics": metrics,
+                "finished": finished,
+                "results_dir": results_dir,
+                "sweep_dir": sweep_dir,
+            }
+            last = _run_distributed(spec, loop_config, sweep_dir)
+        else:
+            _set_threads(spec.search.resources.cpus)
+            config = trial_run_config(spec, params, seed, trial_id)
+            writer = ParquetReporter(results_dir, _trial_info(spec, config, trial_id, params))
+            tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
+            tune_reporter = _TuneReporter(tracker)
+            local, target = _artifacts_dir(config, sweep_dir, trial_id)
+            try:
+                train(config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
+                _upload_artifacts(local, target)
+            except SystemExit:  # Tune ends the trial from inside `tune.report` (ASHA, max_t)
+                writer.finish(_stop_status(writer))
+                raise
+            except BaseException as exc:
+                writer.finish("failed", f"{type(exc).__name__}: {exc}")
+                raise
+            writer.finish("completed")
+            last = tune_reporter.last
+        finished.append({m: last.get(f"{m}_seed", math.nan) for m in metrics})

@@ -1,0 +1,228 @@
+"""The engines a run trains in: DeepSpeed (any ZeRO stage, any number of ranks, its process
+group created once per process) or plain PyTorch on one rank (`engine: torch`, bf16 by
+autocast); the optimizer either wraps. `fsf.train.worker` builds one per run."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from fsf.config import RunConfig
+from fsf.errors import FsfError
+
+log = logging.getLogger("fsf.train")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _use_cuda(config: RunConfig) -> bool:
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise FsfError("device: cuda was asked for, but no CUDA GPU is visible")
+    return config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what libraries print to stdout to stderr instead, at the file-descriptor level
+    (DeepSpeed prints "DeepSpeed deepspeed_shm_comm built successfully" and op build
+    times with `print`, and a C++ op build writes to fd 1): stdout is for fsf's results."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no fd 1 (a daemon): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _process_group(cuda: bool) -> tuple[int, int]:
+    """(rank, world size) of the current process group, creating a one-rank group if none
+    exists. A group this function creates lives until the process exits: DeepSpeed caches
+    its groups, so a second run in the same process (Ray reuses trial actors) must find the
+    same group again."""
+    import torch.distributed as dist
+
+    if not cuda:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    with _stdout_to_stderr():
+        import deepspeed
+    if not cuda:
+        _skip_shm_comm_build(deepspeed)
+
+    if not dist.is_initialized():
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+            os.environ.update(
+                RANK="0",
+                WORLD_SIZE="1",
+                LOCAL_RANK="0",
+                MASTER_ADDR="127.0.0.1",
+                MASTER_PORT=str(_free_port()),
+            )
+        with _stdout_to_stderr():
+            deepspeed.init_distributed(
+                dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
+            )
+        atexit.register(_destroy_group)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _skip_shm_comm_build(deepspeed) -> None:
+    """Tell DeepSpeed's CPU backend not to JIT-compile its shared-memory all-reduce op.
+
+    `init_distributed` on CPU builds `deepspeed_shm_comm` with g++/ninja (~40 s on first use)
+    under a file lock in ~/.cache/torch_extensions. A process killed mid-build (a trial
+    stopped by Tune, a test timeout) leaves that lock behind, and every later run on the
+    machine waits on it forever. fsf's CPU runs all-reduce through gloo, which needs no op;
+    marking the op incompatible makes DeepSpeed fall back to gloo exactly as on a machine
+    without a compiler."""
+    ops = deepspeed.ops.__compatible_ops__
+    ops["deepspeed_shm_comm"] = False
+
+
+def _destroy_group() -> None:
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _quiet_libraries() -> None:
+    for name in ("DeepSpeed", "deepspeed", "transformers", "datasets", "torch.distributed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()  # save_pretrained's "Writing model shards" bar
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _precision(config: RunConfig, cuda: bool) -> str:
+    precision = config.deepspeed.precision
+    if precision == "auto":
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if precision != "fp32" and not cuda:
+        raise FsfError(f"deepspeed.precision={precision} needs a GPU; use fp32 (or auto) on CPU")
+    return precision
+
+
+def _one_rank() -> tuple[int, int]:
+    """(0, 1) for `engine: torch`, which never starts a process group; an error if this
+    process is one rank of several."""
+    import torch.distributed as dist
+
+    # a launcher's WORLD_SIZE counts even when a one-rank group already exists in-process
+    world = max(
+        dist.get_world_size() if dist.is_initialized() else 1,
+        int(os.environ.get("WORLD_SIZE", "1")),
+    )
+    if world > 1:
+        raise FsfError(
+            f"engine: torch runs one rank, but this process is one of {world}; use engine: "
+            "deepspeed for several workers"
+        )
+    return 0, 1
+
+
+def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
+    opt, ds = config.optim, config.deepspeed
+    per_rank = opt.batch_size // (world * opt.grad_accum)
+    if per_rank < 1 or per_rank * world * opt.grad_accum != opt.batch_size:
+        raise FsfError(
+            f"optim.batch_size={opt.batch_size} must be a multiple of workers ({world}) x "
+            f"optim.grad_accum ({opt.grad_accum})"
+        )
+    precision = _precision(config, cuda)
+    # One rank, ZeRO-0, fp32: whole gradients sit in .grad and the worker clips them itself
+    # with torch's clip_grad_norm_ (DeepSpeed's per-tensor loop costs ~2 ms a step on CPU)
+    own_clip = world == 1 and ds.zero_stage == 0 and precision == "fp32"
+    cfg: dict[str, Any] = {
+        "train_batch_size": opt.batch_size,
+        "train_micro_batch_size_per_gpu": per_rank,
+        "gradient_accumulation_steps": opt.grad_accum,
+        "gradient_clipping": 0.0 if own_clip else (opt.grad_clip or 0.0),
+        "zero_optimization": {"stage": ds.zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "bf16": {"enabled": precision == "bf16"},
+        "fp16": {"enabled": precision == "fp16"},
+        "steps_per_print": 2**31 - 1,
+        "wall_clock_breakdown": False,
+    }
+    cfg.update(ds.extra)
+    return cfg
+
+
+def _optimizer(groups: list[dict[str, Any]], config: RunConfig, cuda: bool) -> Any:
+    """The AdamW of `optim.adamw` over the policy's param groups."""
+    opt = config.optim
+    kwargs: dict[str, Any] = {"lr": opt.lr, "betas": opt.betas, "eps": opt.eps}
+    if opt.adamw == "deepspeed-cpu":
+        if cuda or config.engine != "deepspeed":
+            raise FsfError(
+                "optim.adamw=deepspeed-cpu is DeepSpeed's CPU Adam: it needs device cpu and "
+                "engine deepspeed; choose fused, foreach or for-loop"
+            )
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+        return DeepSpeedCPUAdam(groups, adamw_mode=True, **kwargs)
+    flags = {"torch": {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}}
+    return torch.optim.AdamW(groups, **kwargs, **flags.get(opt.adamw, {"fused": True}))
+
+
+class _TorchEngine:
+    """The part of a DeepSpeed engine the training loop uses, in plain PyTorch, for one
+    rank (`engine: torch`): the loss is divided by `grad_accum` in `backward`, and `step`
+    updates at the end of each accumulation, as DeepSpeed does; bf16 runs under autocast
+    (fp32 weights and optimizer state)."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: Any, config: RunConfig, cuda: bool):
+        self.device = torch.device("cuda" if cuda else "cpu")
+        self.module = model.to(self.device)
+        self.optimizer = optimizer
+        self.accum = config.optim.grad_accum
+        self.micro = 0
+        precision = _precision(config, cuda)
+        if precision not in ("fp32", "bf16"):
+            raise FsfError(
+                f"deepspeed.precision={precision}: engine torch runs fp32 or bf16 (autocast)"
+            )
+        self.bf16 = precision == "bf16"
+
+    def autocast(self) -> Any:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def __call__(self, **batch: torch.Tensor) -> Any:
+        with self.autocast():
+            return self.module(**batch)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss / self.accum if self.accum > 1 else loss).backward()
+
+    def step(self) -> None:
+        self.micro += 1
+        if self.micro % self.accum == 0:
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
