@@ -46,12 +46,12 @@ def _pos_int(text: str) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():  # checked before torch is imported
+        raise UsageError(f"--out must be a directory, but {str(out)!r} is a file")
     from fsf.synthetic.build import build
     from fsf.synthetic.pretrain import AlignmentError
 
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out must be a directory, but {str(out)!r} is a file")
     bar = None
     last_probe = ["-"]  # the latest raw topic probe, minimum over target languages
     progress: Callable[[int, int, dict], None] | None = None
