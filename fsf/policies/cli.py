@@ -1,4 +1,4 @@
-"""`fsf-policy`: see exactly what a policy does, iteration by iteration.
+"""`fsf-policy` (also `fsf policy`): see exactly what a policy does, iteration by iteration.
 
 fsf-policy list
 fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]

@@ -1,4 +1,4 @@
-"""`fsf-sweep`: run, validate, resume and query sweeps.
+"""`fsf-sweep`: run, validate, resume and query sweeps (each is also `fsf COMMAND`: fsf.cli).
 
 fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR|URI] [--address ADDR]
           [--num-trials N] [--max-concurrent N] [--set KEY=VALUE ...] [--resume] [--dry-run]

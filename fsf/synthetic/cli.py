@@ -1,4 +1,4 @@
-"""``fsf-synth``: rebuild or inspect the embedded synthetic benchmark.
+"""``fsf-synth`` (also ``fsf synth``): rebuild or inspect the embedded synthetic benchmark.
 
     fsf-synth build --out DIR [--seed S] [--steps N] [--data-only]
     fsf-synth info [--json]

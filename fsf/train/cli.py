@@ -1,4 +1,4 @@
-"""`fsf-train`: one fine-tuning run with per-language evaluation.
+"""`fsf-train` (also `fsf train`): one fine-tuning run with per-language evaluation.
 
     fsf-train [--config run.yaml] [--set key=value ...] [--no-progress]
 
