@@ -1,9 +1,13 @@
 """What every fsf console script shares: `--version`, `-v` / `-q`, clean errors and exit
 codes, a quiet end on a closed pipe, tables.
 
-A command builds its argparse parser, calls `add_common_arguments(parser, prog)` once (it
-reaches every subcommand's parser too, so `fsf-sweep best DIR -q` works as well as
-`fsf-sweep -q best DIR`), then runs its body with `run_main(body, args)`:
+A command is a `Command`: its one-line help, a function adding its arguments to a parser and
+the handler (`args -> exit code`) that `set_defaults(handler=...)` stores on the parser.
+Every command-line module exposes its commands as a `COMMANDS` name -> `Command` map; a
+console script builds its parser from them (`add_commands`, `configure`), calls
+`add_common_arguments(parser, prog)` once (it reaches every subcommand's parser too, so
+`fsf-sweep best DIR -q` works as well as `fsf-sweep -q best DIR`), and `dispatch(parser,
+argv)` parses and runs `args.handler(args)` under `run_main`:
 
 * an `FsfError` becomes one line (or a list of config problems) on stderr and its exit code
   (2 for usage errors, bad configs and refusals; argparse's own usage errors exit 2 too);
@@ -20,14 +24,19 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fsf.errors import FsfError, clip, os_reason
 
 __all__ = [
+    "Command",
+    "add_commands",
     "add_common_arguments",
+    "configure",
     "configure_verbosity",
+    "dispatch",
     "print_table",
     "progress_enabled",
     "run_main",
@@ -78,14 +87,68 @@ def _add_verbosity(parser: argparse.ArgumentParser, top: bool) -> None:
         )
 
 
+def _add_version(parser: argparse.ArgumentParser, prog: str) -> None:
+    if "--version" not in parser._option_string_actions:
+        parser.add_argument("--version", action="version", version=version_string(prog))
+
+
 def add_common_arguments(parser: argparse.ArgumentParser, prog: str) -> argparse.ArgumentParser:
-    """`--version` on the command, `-v` / `-q` on it and every subcommand; call once the
+    """`--version`, `-v` and `-q` on the command and every subcommand; call once the
     subcommands are added. Returns `parser`."""
-    parser.add_argument("--version", action="version", version=version_string(prog))
+    _add_version(parser, prog)
     _add_verbosity(parser, top=True)
     for sub in _subparsers(parser):
+        _add_version(sub, prog)
         _add_verbosity(sub, top=False)
     return parser
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command of fsf's command line.
+
+    `add_arguments(parser)` adds the command's arguments (or its own subcommands, each
+    configured with `add_commands`) to `parser`; `handler(args)` runs it and returns the exit
+    code (None for a command whose subcommands carry the handlers). Bad usage raises
+    `fsf.errors.UsageError` (exit 2)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Handler | None = None
+
+
+def configure(parser: argparse.ArgumentParser, command: Command) -> argparse.ArgumentParser:
+    """`command`'s arguments on `parser`, and its handler as `parser`'s default. Returns
+    `parser`."""
+    command.add_arguments(parser)
+    if command.handler is not None:
+        parser.set_defaults(handler=command.handler)
+    return parser
+
+
+def add_commands(
+    subparsers: Any, commands: Mapping[str, Command], names: Mapping[str, str] | None = None
+) -> None:
+    """One subcommand per entry of `commands` (an argparse subparsers object), named by
+    `names[name]` where given (fsf-sweep calls `sweep` `run`)."""
+    for name, command in commands.items():
+        sub = subparsers.add_parser(
+            (names or {}).get(name, name), help=command.help, description=command.help
+        )
+        configure(sub, command)
+
+
+def dispatch(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse `argv` with `parser` and run the chosen handler under `run_main` (argparse's own
+    usage errors exit 2 before it runs)."""
+    args = parser.parse_args(argv)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:  # a parser without a default command; argparse says what is missing
+        parser.error("give a command")
+    return run_main(lambda: int(handler(args)), args)
 
 
 def verbosity(args: argparse.Namespace | None) -> int:

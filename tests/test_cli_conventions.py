@@ -16,7 +16,7 @@ from fsf import __version__
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("fsf-train", "fsf-sweep", "fsf-policy", "fsf-synth")
+SCRIPTS = ("fsf", "fsf-train", "fsf-sweep", "fsf-policy", "fsf-synth")
 
 
 def _env() -> dict[str, str]:

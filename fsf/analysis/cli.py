@@ -4,8 +4,8 @@
                       [--task T] [--metric M] [--format table|json|csv]
     fsf-sweep cka DIR [--all-steps] [--task T] [--format table|json|csv]
 
-`register(subparsers)` adds them to an argparse subparsers object; bad input raises
-`ResultsUsageError` (exit code 2).
+`COMMANDS` holds them (`fsf gap ...`); `register(subparsers)` adds them to an argparse
+subparsers object; bad input raises `ResultsUsageError` (a `fsf.errors.UsageError`, exit 2).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import math
 import sys
 from typing import Any
 
-from fsf._cli import print_table
+from fsf._cli import Command, add_commands, print_table
 from fsf.results import ResultsError, ResultsUsageError
 
-__all__ = ["register"]
+__all__ = ["COMMANDS", "register"]
 
 FORMATS = ("table", "json", "csv")
 
@@ -65,9 +65,15 @@ def _exit_code(skipped: Any) -> int:
 
 
 def _command(fn: Any) -> Any:
-    from fsf.results.cli import command
+    """`fn` as a handler whose exit code counts only the fragments it skipped itself
+    (fsf.results.cli.command, imported when the command runs)."""
 
-    return command(fn)
+    def handler(args: argparse.Namespace) -> int:
+        from fsf.results.cli import command
+
+        return int(command(fn)(args))
+
+    return handler
 
 
 def _gap(args: argparse.Namespace) -> int:
@@ -134,11 +140,7 @@ def _cka(args: argparse.Namespace) -> int:
     return _exit_code(res.skipped)
 
 
-def register(subparsers: Any) -> None:
-    """Add `gap` and `cka` to an argparse subparsers object."""
-    g = subparsers.add_parser(
-        "gap", help="source, target mean and gap over steps; P1/P2 boundary from the loss"
-    )
+def _gap_args(g: argparse.ArgumentParser) -> None:
     g.add_argument("dir", metavar="DIR", help="sweep, run or results folder")
     g.add_argument("--split", default="dev", metavar="dev|test")
     g.add_argument("--curves", action="store_true", help="every evaluation step, not a summary")
@@ -147,10 +149,28 @@ def register(subparsers: Any) -> None:
     g.add_argument("--task")
     g.add_argument("--metric")
     g.add_argument("--format", default="table", metavar="|".join(FORMATS))
-    g.set_defaults(func=_command(_gap), handler=_command(_gap))
-    c = subparsers.add_parser("cka", help="per-layer CKA with the pretrained model (forgetting)")
+
+
+def _cka_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("dir", metavar="DIR", help="sweep, run or results folder")
     c.add_argument("--all-steps", action="store_true", help="every recorded step (long table)")
     c.add_argument("--task")
     c.add_argument("--format", default="table", metavar="|".join(FORMATS))
-    c.set_defaults(func=_command(_cka), handler=_command(_cka))
+
+
+#: The analysis commands (fsf gap|cka; fsf-sweep mounts them too).
+COMMANDS: dict[str, Command] = {
+    "gap": Command(
+        "source, target mean and gap over steps; P1/P2 boundary from the loss",
+        _gap_args,
+        _command(_gap),
+    ),
+    "cka": Command(
+        "per-layer CKA with the pretrained model (forgetting)", _cka_args, _command(_cka)
+    ),
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add `gap` and `cka` to an argparse subparsers object."""
+    add_commands(subparsers, COMMANDS)

@@ -19,12 +19,12 @@ address, but leaves other loopback addresses alone. The head's GCS declares a no
 about 3 s without a heartbeat (instead of Ray's default of about 15 s), so tests that kill a
 node see its trials fail quickly.
 
-`python -m fsf.cluster up|down|status` does the same from a shell (cluster/local/).
+`fsf cluster up|down|status|kill-node` (fsf.cluster.cli; also `python -m fsf.cluster ...`) does
+the same from a shell (cluster/local/).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -40,7 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalCluster", "NodeSpec", "RayProcess", "free_port", "main"]
+__all__ = ["LocalCluster", "NodeSpec", "RayProcess", "free_port"]
 
 MARKER = "FSF_LOCAL_CLUSTER"
 NODE_MARKER = "FSF_LOCAL_NODE"
@@ -357,72 +357,3 @@ def _killpg(pgid: int, sig: int) -> None:
 def _kill(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
-
-
-# ---------------------------------------------------------------------- command line
-
-
-def _parse_node(text: str) -> NodeSpec:
-    """NAME[:CPUS[:GPUS]], e.g. node_a:2 (the node also gets the custom resource NAME: 1)."""
-    parts = text.split(":")
-    name = parts[0]
-    cpus = float(parts[1]) if len(parts) > 1 else 1
-    gpus = int(parts[2]) if len(parts) > 2 else 0
-    return NodeSpec(name, cpus, gpus, {name: 1})
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m fsf.cluster",
-        description="A Ray cluster of several nodes on this machine (see cluster/README.md).",
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start a head and worker nodes; print the address")
-    up.add_argument("--dir", help="cluster folder (default: a new /tmp/fsfray-*)")
-    up.add_argument(
-        "--node",
-        action="append",
-        type=_parse_node,
-        metavar="NAME[:CPUS[:GPUS]]",
-        help="a worker node (repeat; default: node_a:1 node_b:1)",
-    )
-    up.add_argument("--head-cpus", type=float, default=0)
-    up.add_argument("--dashboard", action="store_true", help="start the dashboard (ray job)")
-    down = sub.add_parser("down", help="kill every process of the cluster in DIR")
-    down.add_argument("dir")
-    st = sub.add_parser("status", help="list the processes of the cluster in DIR")
-    st.add_argument("dir")
-    kill = sub.add_parser("kill-node", help="SIGKILL one node of the cluster in DIR")
-    kill.add_argument("dir")
-    kill.add_argument("name")
-    args = p.parse_args(argv)
-    if args.command == "up":
-        cluster = LocalCluster(
-            args.node, head_cpus=args.head_cpus, root=args.dir, dashboard=args.dashboard
-        )
-        try:
-            cluster.start()
-        except BaseException:
-            cluster.stop()
-            raise
-        print(f"cluster folder: {cluster.root}")
-        print(f"export RAY_ADDRESS={cluster.address}")
-        if cluster.dashboard_url:
-            print(f"dashboard / ray job submit --address {cluster.dashboard_url}")
-        for name, node_id in cluster.node_ids().items():
-            print(f"  {name}: node {node_id}")
-        return 0
-    cluster = LocalCluster.load(args.dir)
-    if args.command == "status":
-        for proc in cluster.processes():
-            print(f"{proc.pid:>8} {proc.node or '-':>8}  {proc.args[:100]}")
-        return 0
-    if args.command == "kill-node":
-        cluster.kill_node(args.name)
-        return 0
-    left = cluster.stop()
-    if left:
-        print(f"{len(left)} process(es) would not die: {[p.pid for p in left]}", file=sys.stderr)
-        return 1
-    print(f"stopped the cluster in {cluster.root}")
-    return 0

@@ -1,4 +1,4 @@
-"""`fsf-policy`: see exactly what a policy does, iteration by iteration.
+"""`fsf-policy` (also `fsf policy`): see exactly what a policy does, iteration by iteration.
 
 fsf-policy list
 fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]
@@ -17,24 +17,20 @@ import json
 import sys
 from pathlib import Path
 
-from fsf._cli import add_common_arguments, print_table, run_main
+from fsf._cli import Command, add_commands, add_common_arguments, configure, dispatch, print_table
 from fsf.config import apply_overrides, parse_overrides
 from fsf.errors import ConfigError, Problem, problems_from_pydantic
 from fsf.policies.config import PolicyConfig
 from fsf.policies.explain import EXAMPLE_LOSS, explain
 from fsf.policies.registry import policy_class, policy_names
 
-__all__ = ["EXPLAIN_WINDOW", "main"]
+__all__ = ["COMMANDS", "EXPLAIN_WINDOW", "SUBCOMMANDS", "main"]
 
 EXPLAIN_WINDOW = 20
 """`explain`'s loss-trend window unless --set window=N: the shipped spaces' value."""
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fsf-policy", description=__doc__.split("\n\n")[0])
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the registered policies")
-    e = sub.add_parser("explain", help="multipliers per iteration")
+def _explain_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--policy", required=True, help="policy name (see `fsf-policy list`)")
     e.add_argument("--layers", type=int, required=True, help="encoder depth L")
     e.add_argument(
@@ -52,7 +48,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--no-policy-iv", action="store_true", help="as on NER: Policy IV off")
     e.add_argument("--format", choices=("json", "table"), default="table")
-    return add_common_arguments(p, "fsf-policy")
 
 
 def _read_losses(path: str) -> list[float]:
@@ -155,18 +150,41 @@ def _print_records(records: list[dict], sets: dict[str, str]) -> None:
 _SET_COLUMNS = ("S_I", "S_II", "V_I", "V_II", "embeddings", "head")
 
 
+def _list(args: argparse.Namespace) -> int:
+    for name in policy_names():
+        doc = (policy_class(name).__doc__ or "").strip().splitlines()[0]
+        print(f"{name:10s} {doc}")
+    return 0
+
+
+def _no_args(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+#: `fsf-policy list|explain`.
+SUBCOMMANDS: dict[str, Command] = {
+    "list": Command("the registered policies", _no_args, _list),
+    "explain": Command("multipliers per iteration", _explain_args, _explain),
+}
+
+
+def _policy_args(p: argparse.ArgumentParser) -> None:
+    add_commands(p.add_subparsers(dest="command", required=True), SUBCOMMANDS)
+
+
+#: `fsf policy list|explain` (the same as `fsf-policy`).
+COMMANDS: dict[str, Command] = {
+    "policy": Command("list the policies; explain one's multipliers step by step", _policy_args),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fsf-policy", description=__doc__.split("\n\n")[0])
+    return add_common_arguments(configure(p, COMMANDS["policy"]), "fsf-policy")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-
-    def body() -> int:
-        if args.command == "list":
-            for name in policy_names():
-                doc = (policy_class(name).__doc__ or "").strip().splitlines()[0]
-                print(f"{name:10s} {doc}")
-            return 0
-        return _explain(args)
-
-    return run_main(body, args)
+    return dispatch(_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fsf.errors import FsfError
+from fsf.errors import FsfError, UsageError
 
 __all__ = ["ResultsError", "ResultsUsageError", "ResultsWriteError", "choices"]
 
@@ -22,8 +22,10 @@ class ResultsWriteError(ResultsError):
     exit_code = 1
 
 
-class ResultsUsageError(ResultsError):
-    """A bad argument: a missing folder, an unknown language, task, metric or format."""
+class ResultsUsageError(ResultsError, UsageError):
+    """A bad argument: a missing folder, an unknown language, task, metric or format. A
+    `fsf.errors.UsageError` (exit code 2) that is also a `ResultsError`, so that code catching
+    either sees it."""
 
     exit_code = 2
 

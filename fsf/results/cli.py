@@ -1,9 +1,9 @@
 """Results subcommands: `best`, `show`, `export`, `report`, `compact`.
 
-`register(subparsers)` adds them to any argparse subparsers object (fsf-sweep mounts them);
-each sets `func` and `handler` (the same function) taking the parsed `argparse.Namespace` and
-returning an exit code.
-Bad input raises `ResultsUsageError` (an `FsfError`, exit code 2). An answer that had to leave
+`COMMANDS` holds them (`fsf best ...`; `register(subparsers)` adds them to any argparse
+subparsers object, as fsf-sweep does); each parser's `handler` takes the parsed
+`argparse.Namespace` and returns an exit code.
+Bad input raises `ResultsUsageError` (a `fsf.errors.UsageError`, exit code 2). An answer that had to leave
 out unreadable fragments is printed, the fragments are listed on stderr, and the exit code is
 `SKIPPED_EXIT` (3), so that a script never takes a partial answer for a whole one. Standalone:
 
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fsf._cli import add_common_arguments, print_table, run_main
+from fsf._cli import Command, add_commands, add_common_arguments, dispatch, print_table
 from fsf.errors import os_reason
 from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.export import export, flat, write_csv
@@ -29,6 +29,7 @@ from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
 
 __all__ = [
+    "COMMANDS",
     "FORMATS",
     "SKIPPED_EXIT",
     "STAGES",
@@ -480,9 +481,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(subparsers: Any) -> None:
-    """Add `best`, `show`, `export`, `report` and `compact` to an argparse subparsers object."""
-    b = subparsers.add_parser("best", help="best configurations for a target language")
+def _best_args(b: argparse.ArgumentParser) -> None:
     b.add_argument("dir", nargs="?", metavar="DIR", help="sweep or results folder")
     b.add_argument("--sweep", metavar="DIR", help=argparse.SUPPRESS)  # the older spelling
     b.add_argument("--lang", help="target language (or target-mean) to rank configurations for")
@@ -499,18 +498,21 @@ def register(subparsers: Any) -> None:
         help="write the run config of the best configuration (--lang: rank 1; --per-language: "
         "the target mean's) for fsf-train --config FILE",
     )
-    b.set_defaults(func=command(_best), handler=command(_best))
-    s = subparsers.add_parser("show", help="trials by status, best per objective, policies")
+
+
+def _show_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("dir", metavar="DIR")
     s.add_argument("--task")
     _add_selection(s)
     s.add_argument("--format", default="table", metavar="table|json")
-    s.set_defaults(func=command(_show), handler=command(_show))
-    e = subparsers.add_parser("export", help="all validated rows to one .parquet or .csv file")
+
+
+def _export_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("dir", metavar="DIR")
     e.add_argument("--to", required=True, metavar="FILE", help="FILE.parquet or FILE.csv")
-    e.set_defaults(func=command(_export), handler=command(_export))
-    r = subparsers.add_parser("report", help="report.md, report.html and PNG plots")
+
+
+def _report_args(r: argparse.ArgumentParser) -> None:
     r.add_argument("dir", metavar="DIR")
     r.add_argument(
         "--out", metavar="DIR", help="local output folder (default: DIR/report, or ./report-NAME)"
@@ -522,20 +524,37 @@ def register(subparsers: Any) -> None:
         metavar="|".join(RULES),
         help="selection rule (default objective; see `best --help`)",
     )
-    r.set_defaults(func=command(_report), handler=command(_report))
-    c = subparsers.add_parser("compact", help="fold finished runs' fragments into one file")
+
+
+def _compact_args(c: argparse.ArgumentParser) -> None:
     c.add_argument("dir", metavar="DIR")
     c.add_argument("--min-fragments", type=int, default=2)
-    c.set_defaults(func=command(_compact), handler=command(_compact))
+
+
+#: The results commands (fsf best|show|export|report|compact; fsf-sweep mounts them too).
+COMMANDS: dict[str, Command] = {
+    "best": Command("best configurations for a target language", _best_args, command(_best)),
+    "show": Command("trials by status, best per objective, policies", _show_args, command(_show)),
+    "export": Command(
+        "all validated rows to one .parquet or .csv file", _export_args, command(_export)
+    ),
+    "report": Command("report.md, report.html and PNG plots", _report_args, command(_report)),
+    "compact": Command(
+        "fold finished runs' fragments into one file", _compact_args, command(_compact)
+    ),
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add `best`, `show`, `export`, `report` and `compact` to an argparse subparsers object."""
+    add_commands(subparsers, COMMANDS)
 
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m fsf.results.cli SUBCOMMAND ...` (the same subcommands as fsf-sweep's)."""
     parser = argparse.ArgumentParser(prog="python -m fsf.results.cli", description=__doc__)
     register(parser.add_subparsers(dest="command", required=True))
-    add_common_arguments(parser, "python -m fsf.results.cli")
-    args = parser.parse_args(argv)
-    return run_main(lambda: args.func(args), args)
+    return dispatch(add_common_arguments(parser, "python -m fsf.results.cli"), argv)
 
 
 if __name__ == "__main__":

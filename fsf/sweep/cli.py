@@ -1,4 +1,4 @@
-"""`fsf-sweep`: run, validate, resume and query sweeps.
+"""`fsf-sweep`: run, validate, resume and query sweeps (each is also `fsf COMMAND`: fsf.cli).
 
 fsf-sweep --space sweeps/policies.yaml [--name N] [--storage-path DIR|URI] [--address ADDR]
           [--num-trials N] [--max-concurrent N] [--set KEY=VALUE ...] [--resume] [--dry-run]
@@ -20,10 +20,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from fsf._cli import add_common_arguments, progress_enabled, run_main
+from fsf._cli import Command, add_commands, add_common_arguments, dispatch, progress_enabled
 from fsf.errors import UsageError
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
 
 
 def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -78,25 +78,17 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    from fsf.analysis import cli as analysis_cli
-    from fsf.results import cli as results_cli
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    _add_run_args(p, required=True)
 
-    p = argparse.ArgumentParser(
-        prog="fsf-sweep",
-        description="Search FSF policies with Ray Tune + Optuna; query the results.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split("\n\n", 1)[1],
-    )
-    _add_run_args(p, required=False)
-    sub = p.add_subparsers(dest="command")
-    run = sub.add_parser("run", help="run a sweep (the default command)")
-    _add_run_args(run, required=True)
-    val = sub.add_parser("validate", help="check a space file; exit 2 listing every problem")
+
+def _validate_args(val: argparse.ArgumentParser) -> None:
     val.add_argument("--space", required=True)
     val.add_argument("--base", metavar="FILE", help="run-config YAML merged into the base")
     _add_set(val)
-    res = sub.add_parser("resume", help="continue the interrupted sweep in DIR")
+
+
+def _resume_args(res: argparse.ArgumentParser) -> None:
     res.add_argument("dir")
     res.add_argument(
         "--trust",
@@ -107,10 +99,9 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
-    con = sub.add_parser(
-        "confirm",
-        help="re-run the best configurations and the baseline on fresh seeds (full budget)",
-    )
+
+
+def _confirm_args(con: argparse.ArgumentParser) -> None:
     con.add_argument("dir")
     con.add_argument("--top-k", type=int, help="configurations to confirm (space: confirm.top_k)")
     con.add_argument(
@@ -131,11 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     con.add_argument("--address")
     con.add_argument("--no-progress", action="store_true")
     con.add_argument("--num-cpus", type=int)
-    results_cli.register(sub)
-    analysis_cli.register(sub)
-    pr = sub.add_parser(
-        "probe", help="layer probes: re-init/freeze each layer part; suggest weight sets"
-    )
+
+
+def _probe_args(pr: argparse.ArgumentParser) -> None:
     what = pr.add_mutually_exclusive_group(required=True)
     what.add_argument("--space", help="space YAML (base, search seeds/resources, probe section)")
     what.add_argument("dir", nargs="?", metavar="DIR", help="analyse an existing probe sweep again")
@@ -147,7 +136,46 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance")
     pr.add_argument("--no-progress", action="store_true")
     pr.add_argument("--out", metavar="DIR", help="with DIR: output folder (DIR/probe)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from fsf.analysis import cli as analysis_cli
+    from fsf.results import cli as results_cli
+
+    p = argparse.ArgumentParser(
+        prog="fsf-sweep",
+        description="Search FSF policies with Ray Tune + Optuna; query the results.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 1)[1],
+    )
+    _add_run_args(p, required=False)
+    p.set_defaults(handler=_default)  # no subcommand: `fsf-sweep --space FILE` runs a sweep
+    sub = p.add_subparsers(dest="command")
+    own = {k: v for k, v in COMMANDS.items() if k != "probe"}
+    add_commands(sub, own, names={"sweep": "run"})
+    add_commands(sub, results_cli.COMMANDS)
+    add_commands(sub, analysis_cli.COMMANDS)
+    add_commands(sub, {"probe": COMMANDS["probe"]})
     return add_common_arguments(p, "fsf-sweep")
+
+
+def _default(args: argparse.Namespace) -> int:
+    """`fsf-sweep [--space FILE ...]` without a subcommand: a sweep, if a space is given."""
+    if not args.space:
+        _parser().print_usage(sys.stderr)
+        raise UsageError("give --space FILE (e.g. sweeps/policies.yaml)")
+    return _run(args)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    spec = _load_space(args.space, args.base, args.set)
+    _check_resources(spec, args.space)
+    n = len(spec.search.parameters)
+    print(
+        f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher}; model "
+        "and data checked where they are local)"
+    )
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -445,34 +473,29 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The sweep commands (fsf sweep|validate|resume|confirm|probe); fsf-sweep calls `sweep` `run`.
+COMMANDS: dict[str, Command] = {
+    "sweep": Command(
+        "run a sweep from a space file (fsf-sweep's default command)", _sweep_args, _run
+    ),
+    "validate": Command(
+        "check a space file; exit 2 listing every problem", _validate_args, _validate
+    ),
+    "resume": Command("continue the interrupted sweep in DIR", _resume_args, _resume),
+    "confirm": Command(
+        "re-run the best configurations and the baseline on fresh seeds (full budget)",
+        _confirm_args,
+        _confirm,
+    ),
+    "probe": Command(
+        "layer probes: re-init/freeze each layer part; suggest weight sets", _probe_args, _probe
+    ),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-
-    def body() -> int:
-        if args.command == "validate":
-            spec = _load_space(args.space, args.base, args.set)
-            _check_resources(spec, args.space)
-            n = len(spec.search.parameters)
-            print(
-                f"{args.space}: valid ({n} parameters, searcher {spec.search.searcher}; model "
-                "and data checked where they are local)"
-            )
-            return 0
-        if args.command == "resume":
-            return _resume(args)
-        if args.command == "confirm":
-            return _confirm(args)
-        if args.command == "probe":
-            return _probe(args)
-        if args.command in (None, "run"):
-            if not args.space:
-                parser.print_usage(sys.stderr)
-                raise UsageError("give --space FILE (e.g. sweeps/policies.yaml)")
-            return _run(args)
-        return int(args.handler(args))
-
-    return run_main(body, args)
+    """`fsf-sweep`: the sweep, results and analysis commands; no subcommand runs a sweep."""
+    return dispatch(_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``fsf-synth``: rebuild or inspect the embedded synthetic benchmark.
+"""``fsf-synth`` (also ``fsf synth``): rebuild or inspect the embedded synthetic benchmark.
 
     fsf-synth build --out DIR [--seed S] [--steps N] [--data-only]
     fsf-synth info [--json]
@@ -15,13 +15,17 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fsf._cli import add_common_arguments, run_main
+from fsf._cli import (
+    Command,
+    add_commands,
+    add_common_arguments,
+    configure,
+    dispatch,
+    progress_enabled,
+)
+from fsf.errors import UsageError, os_reason
 
-__all__ = ["main"]
-
-
-class _UsageError(Exception):
-    """Bad input; reported on stderr with exit code 2."""
+__all__ = ["COMMANDS", "SUBCOMMANDS", "main"]
 
 
 def _nonneg_int(text: str) -> int:
@@ -42,16 +46,16 @@ def _pos_int(text: str) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if out.exists() and not out.is_dir():  # checked before torch is imported
+        raise UsageError(f"--out must be a directory, but {str(out)!r} is a file")
     from fsf.synthetic.build import build
     from fsf.synthetic.pretrain import AlignmentError
 
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise _UsageError(f"--out must be a directory, but {str(out)!r} is a file")
     bar = None
     last_probe = ["-"]  # the latest raw topic probe, minimum over target languages
     progress: Callable[[int, int, dict], None] | None = None
-    if not args.data_only and not args.quiet:
+    if not args.data_only and progress_enabled():
         from tqdm import tqdm
 
         def progress(step: int, total: int, info: dict) -> None:
@@ -69,6 +73,9 @@ def _build(args: argparse.Namespace) -> int:
         manifest = build(
             out, seed=args.seed, steps=args.steps, data_only=args.data_only, progress=progress
         )
+    except OSError as exc:  # an --out that cannot be written: bad input, as before (exit 2)
+        where = exc.filename or out
+        raise UsageError(f"cannot write {where}: {os_reason(exc)}") from exc
     except AlignmentError as exc:
         print(f"fsf-synth build: {exc}", file=sys.stderr)
         return 1
@@ -129,41 +136,46 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"build": _build, "info": _info}
+def _build_args(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
+    b.add_argument("--seed", type=_nonneg_int, default=0, help="world and training seed (0)")
+    b.add_argument("--steps", type=_pos_int, default=None, help="pretraining steps (default 4000)")
+    b.add_argument("--data-only", action="store_true", help="only the data and corpus (seconds)")
+    # -q / --quiet (no progress bar, errors only) comes from add_common_arguments
+
+
+def _info_args(i: argparse.ArgumentParser) -> None:
+    i.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+
+
+#: `fsf-synth build|info`.
+SUBCOMMANDS: dict[str, Command] = {
+    "build": Command("regenerate data, tokenizer and pretrained checkpoint", _build_args, _build),
+    "info": Command("where the shipped assets are, and their manifest", _info_args, _info),
+}
+
+
+def _synth_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="command", required=True, metavar="{build,info}")
+    add_commands(sub, SUBCOMMANDS)
+
+
+#: `fsf synth build|info` (the same as `fsf-synth`).
+COMMANDS: dict[str, Command] = {
+    "synth": Command("rebuild or inspect the embedded synthetic benchmark", _synth_args),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fsf-synth", description="Rebuild or inspect the embedded synthetic benchmark."
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{build,info}")
-    b = sub.add_parser("build", help="regenerate data, tokenizer and pretrained checkpoint")
-    b.add_argument("--out", type=Path, required=True, help="output folder (created if missing)")
-    b.add_argument("--seed", type=_nonneg_int, default=0, help="world and training seed (0)")
-    b.add_argument("--steps", type=_pos_int, default=None, help="pretraining steps (default 4000)")
-    b.add_argument("--data-only", action="store_true", help="only the data and corpus (seconds)")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
-    i = sub.add_parser("info", help="where the shipped assets are, and their manifest")
-    i.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
-    return add_common_arguments(parser, "fsf-synth")
+    return add_common_arguments(configure(parser, COMMANDS["synth"]), "fsf-synth")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fsf-synth``; returns the exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
-
-    def body() -> int:
-        try:
-            return _COMMANDS[args.command](args)
-        except _UsageError as exc:
-            print(f"fsf-synth {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"fsf-synth {args.command}: error: {exc}", file=sys.stderr)
-            return 2
-
-    return run_main(body, args)
+    return dispatch(_parser(), argv)  # exits 2 with a usage message on bad arguments
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`fsf-train`: one fine-tuning run with per-language evaluation.
+"""`fsf-train` (also `fsf train`): one fine-tuning run with per-language evaluation.
 
     fsf-train [--config run.yaml] [--set key=value ...] [--no-progress]
 
@@ -13,15 +13,21 @@ import json
 import socket
 import sys
 
-from fsf._cli import add_common_arguments, print_table, progress_enabled, run_main
+from fsf._cli import (
+    Command,
+    add_common_arguments,
+    configure,
+    dispatch,
+    print_table,
+    progress_enabled,
+)
 from fsf.config import load_run_config
 from fsf.train.reporter import Evaluation, RunSummary
 
-__all__ = ["main", "print_summary"]
+__all__ = ["COMMANDS", "main", "print_summary"]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fsf-train", description=__doc__.split("\n\n")[0])
+def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="run config YAML (default: the embedded synthetic benchmark)")
     p.add_argument(
         "--set",
@@ -32,7 +38,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    return add_common_arguments(p, "fsf-train")
 
 
 def print_summary(summary: RunSummary, title: str = "") -> None:
@@ -96,9 +101,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: `fsf train` (the same as `fsf-train`).
+COMMANDS: dict[str, Command] = {
+    "train": Command("one fine-tuning run with a per-language table", _train_args, _run),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fsf-train", description=__doc__.split("\n\n")[0])
+    return add_common_arguments(configure(p, COMMANDS["train"]), "fsf-train")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return run_main(lambda: _run(args), args)
+    return dispatch(_parser(), argv)
 
 
 if __name__ == "__main__":

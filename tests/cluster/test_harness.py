@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 
-from fsf.cluster.local import MARKER, NODE_MARKER, LocalCluster, NodeSpec, _Node, main
+from fsf.cluster.cli import main
+from fsf.cluster.local import MARKER, NODE_MARKER, LocalCluster, NodeSpec, _Node
 
 
 def _sleeper(env: dict[str, str]) -> subprocess.Popen:

@@ -93,7 +93,7 @@ def test_register_on_own_parser(sweep):
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="cmd", required=True))
     args = parser.parse_args(["best", "--sweep", str(sweep), "--lang", "de", "--format", "json"])
-    assert args.func(args) == 0
+    assert args.handler(args) == 0
 
 
 def test_best_formats(sweep, capsys):
@@ -170,7 +170,7 @@ def test_usage_errors_are_fsf_errors(sweep):
     cli.register(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(["best", "--sweep", str(sweep), "--lang", "xx"])
     with pytest.raises(FsfError) as err:
-        args.func(args)
+        args.handler(args)
     assert err.value.exit_code == 2
 
 
