@@ -26,9 +26,9 @@ from fsf.config import RunConfig
 from fsf.errors import FsfError
 from fsf.policies import (
     PhaseState,
+    PhaseTracker,
     Unit,
     build_policy,
-    make_tracker,
     map_parameters,
     set_multipliers,
 )
@@ -473,7 +473,7 @@ def _train(
         raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
     evaluating = engine.autocast if isinstance(engine, _TorchEngine) else contextlib.nullcontext
 
-    tracker = make_tracker(config.policy, total)
+    tracker = PhaseTracker.from_config(config.policy, total)
     state = PhaseState(0, "P1", None)
     mults = policy.multipliers(state)
     summary = RunSummary()
