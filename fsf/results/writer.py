@@ -42,8 +42,8 @@ def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Locat
 
     The data goes to a hidden `.tmp-*.part` file in the same folder, is fsynced, then renamed
     over `path` in one step (`fsf.atomic`, which says why the name keeps it out of pyarrow,
-    pandas and DuckDB dataset discovery). On a URI (`s3://...`) the
-    file is serialised in memory and written as one object (see `fsf.results.storage`).
+    pandas and DuckDB dataset discovery). On a URI (`s3://...`) the file is serialised in
+    memory and written as one object (see `fsf.results.storage`).
     Every page carries a checksum (`WRITE_OPTIONS`).
     """
     path = location(path)
