@@ -14,7 +14,7 @@ PACKAGE = ROOT / "fsf"
 
 #: Bottom to top. A module may import its own layer and any layer below it.
 LAYERS = (
-    "base",  # fsf.errors, fsf.cka
+    "base",  # fsf.errors, fsf.cka, fsf.atomic
     "synthetic",  # the embedded world, tokenizer, encoder (needs only base)
     "policies",
     "tasks",
@@ -25,7 +25,7 @@ LAYERS = (
     "sweep",  # with fsf.cluster: the only layer that imports Ray
     "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `__main__` module
 )
-BASE_MODULES = {"fsf.errors", "fsf.cka"}
+BASE_MODULES = {"fsf.errors", "fsf.cka", "fsf.atomic"}
 CLI_MODULE_NAMES = {"cli", "__main__", "_cli"}
 
 

@@ -41,6 +41,7 @@ import pyarrow as pa
 import yaml
 
 from fsf.analysis.probe_spec import ACTIONS, PARTS, ProbeSpec, SetRule
+from fsf.atomic import write_atomic
 from fsf.policies.weight_sets import LayerRange, WeightSetsConfig, default_ranges
 from fsf.results import ResultsUsageError
 from fsf.results.frame import frame
@@ -335,11 +336,7 @@ def write_policy_config(
     lines += [f"#   {r}" for r in reasons or []]
     lines.append("# Use: fsf-train --config THIS_FILE, or fsf-sweep run --space S --base THIS_FILE")
     body = yaml.safe_dump({"policy": {"sets": sets_dict(sets)}}, sort_keys=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    tmp.write_text("\n".join(lines) + "\n" + body)
-    os.replace(tmp, path)
-    return path
+    return write_atomic(path, "\n".join(lines) + "\n" + body)
 
 
 def _cell(e: dict[str, Any] | None) -> str:

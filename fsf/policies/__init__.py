@@ -5,7 +5,7 @@ This package is the heart of FSF and depends on neither Ray nor DeepSpeed.
 
 from fsf.policies._base import BasePolicy, Rule, RulePolicy, set_multipliers
 from fsf.policies.config import PolicyConfig
-from fsf.policies.explain import explain, make_tracker
+from fsf.policies.explain import explain
 from fsf.policies.phase import PhaseState, PhaseTracker
 from fsf.policies.registry import build_policy, policy_class, policy_names
 from fsf.policies.weight_sets import (
@@ -37,7 +37,6 @@ __all__ = [
     "build_policy",
     "default_ranges",
     "explain",
-    "make_tracker",
     "map_parameters",
     "policy_class",
     "policy_names",

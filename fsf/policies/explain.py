@@ -12,7 +12,7 @@ from fsf.policies.phase import PhaseTracker
 from fsf.policies.registry import build_policy
 from fsf.policies.weight_sets import KINDS, Unit
 
-__all__ = ["EXAMPLE_LOSS", "example_losses", "explain", "make_tracker"]
+__all__ = ["EXAMPLE_LOSS", "example_losses", "explain"]
 
 EXAMPLE_LOSS = "0.35 + 0.75 * exp(-t / 60)"
 """The loss curve `explain` replays when it is given none: iteration t's training loss falls
@@ -25,19 +25,6 @@ at t = 76 (threshold 0.1; t = 117 at 0.05), where phi = 0.86, so Policy II's K f
 def example_losses(steps: int) -> list[float]:
     """`EXAMPLE_LOSS` at iterations 1..steps."""
     return [0.35 + 0.75 * math.exp(-t / 60) for t in range(1, steps + 1)]
-
-
-def make_tracker(config: PolicyConfig, total_steps: int | None) -> PhaseTracker:
-    """The phase tracker a run with this policy config uses."""
-    return PhaseTracker(
-        mode=config.switch,
-        window=config.window,
-        threshold=config.threshold,
-        sticky=config.sticky,
-        switch_step=config.switch_step,
-        switch_fraction=config.switch_fraction,
-        total_steps=total_steps,
-    )
 
 
 def explain(
@@ -61,7 +48,7 @@ def explain(
         raise ValueError(f"{total} steps asked for but only {len(curve)} losses given")
     sets = config.sets.resolve(num_layers)
     policy: BasePolicy = build_policy(config, sets, policy_iv=policy_iv)
-    tracker = make_tracker(config, total)
+    tracker = PhaseTracker.from_config(config, total)
     out = []
     for loss in curve[:total]:
         state = tracker.update(loss)

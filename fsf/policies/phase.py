@@ -16,9 +16,12 @@ stays P2 unless `sticky` is false (then only `loss-trend` can return to P1).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-__all__ = ["PhaseState", "PhaseTracker", "SwitchMode", "loss_trend"]
+if TYPE_CHECKING:
+    from fsf.policies.config import PolicyConfig
+
+__all__ = ["PhaseState", "PhaseTracker", "SwitchMode"]
 
 SwitchMode = Literal["loss-trend", "step", "fraction"]
 
@@ -30,16 +33,6 @@ class PhaseState:
     step: int
     phase: Literal["P1", "P2"]
     phi: float | None
-
-
-def loss_trend(losses: list[float], window: int) -> tuple[float, float] | None:
-    """(a, b): mean loss of the previous and of the last window, or None before 2w losses."""
-    t = len(losses)
-    if t < 2 * window:
-        return None
-    a = sum(losses[t - 2 * window : t - window]) / window
-    b = sum(losses[t - window : t]) / window
-    return a, b
 
 
 class PhaseTracker:
@@ -76,6 +69,20 @@ class PhaseTracker:
             self.p1_steps = None
         self._prefix: list[float] = [0.0]  # prefix sums of the losses
         self._in_p2 = False
+
+    @classmethod
+    def from_config(cls, config: PolicyConfig, total_steps: int | None) -> PhaseTracker:
+        """The phase tracker a run with this policy config uses (`total_steps`: the run's
+        optimizer steps, needed by the `fraction` switch mode)."""
+        return cls(
+            mode=config.switch,
+            window=config.window,
+            threshold=config.threshold,
+            sticky=config.sticky,
+            switch_step=config.switch_step,
+            switch_fraction=config.switch_fraction,
+            total_steps=total_steps,
+        )
 
     @property
     def step(self) -> int:

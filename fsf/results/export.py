@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from fsf.atomic import atomic_path
 from fsf.results._errors import ResultsUsageError
 from fsf.results.reader import Results, load
 from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
@@ -40,13 +40,8 @@ def export(
         pacsv.write_csv(table, sink, pacsv.WriteOptions(quoting_style="needed"))
         write_bytes_atomic(path, sink.getvalue().to_pybytes())
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
-    try:
+    with atomic_path(path) as tmp:
         pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -26,13 +26,14 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
+
+from fsf.atomic import temp_name, write_atomic
 
 __all__ = [
     "Location",
@@ -281,21 +282,11 @@ def location(value: str | os.PathLike[str] | StoragePath) -> Location:
 def write_bytes_atomic(path: Location, data: bytes) -> None:
     """Write `data` to `path` so that readers never see a partial file (see the module doc)."""
     if isinstance(path, Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
-        try:
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        write_atomic(path, data)
         return
     path.parent.mkdir()
     if path.fs.type_name in _RENAMING:
-        tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
+        tmp = path.parent / temp_name(path.name)
         try:
             with path.fs.open_output_stream(tmp.path) as fh:
                 fh.write(data)

@@ -9,7 +9,6 @@ restarts rewrites its fragment from scratch, so its rows are never duplicated.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fsf.atomic import atomic_path
 from fsf.errors import os_reason
 from fsf.results._errors import ResultsWriteError
 from fsf.results.schema import SCHEMA, TrialInfo, evaluation_rows
@@ -40,11 +40,10 @@ WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": T
 def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Location:
     """Write `table` to `path` so that readers never see a partial file.
 
-    The data goes to a hidden temp file in the same folder, is fsynced, then renamed over
-    `path` in one step. The temp name starts with '.' (skipped by pyarrow and pandas dataset
-    discovery) and ends in '.part', not '.parquet' (DuckDB's `**/*.parquet` glob matches
-    hidden files, so the suffix is what keeps it out of DuckDB). On a URI (`s3://...`) the
-    file is serialised in memory and written as one object (see `fsf.results.storage`).
+    The data goes to a hidden `.tmp-*.part` file in the same folder, is fsynced, then renamed
+    over `path` in one step (`fsf.atomic`, which says why the name keeps it out of pyarrow,
+    pandas and DuckDB dataset discovery). On a URI (`s3://...`) the file is serialised in
+    memory and written as one object (see `fsf.results.storage`).
     Every page carries a checksum (`WRITE_OPTIONS`).
     """
     path = location(path)
@@ -53,17 +52,8 @@ def atomic_write_table(table: pa.Table, path: str | Path | StoragePath) -> Locat
         pq.write_table(table, sink, **WRITE_OPTIONS)
         write_bytes_atomic(path, sink.getvalue().to_pybytes())
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp-{uuid.uuid4().hex}-{path.name}.part"
-    try:
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, **WRITE_OPTIONS)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **WRITE_OPTIONS)
     return path
 
 
@@ -91,16 +81,44 @@ def fragment_path(root: str | Path | StoragePath, trial_id: str, seed: int) -> L
 
 
 class ParquetReporter:
-    """A `Reporter` that keeps a trial's rows in one atomically rewritten fragment."""
+    """A `Reporter` that keeps a trial's rows in one atomically rewritten fragment.
 
-    def __init__(self, root: str | Path | StoragePath, info: TrialInfo):
+    Every `report` rewrites the fragment with all rows so far, status `running`; `finish`
+    rewrites it with the final status (it may be called again: the last call wins). Used as
+    a context manager, it finishes the trial when the block ends: `completed` without an
+    exception; on one, `failed` with the reason `<ExceptionType>: <message>`, and the
+    exception propagates. With `exit_is_stop=True` a `SystemExit` means the trial was ended
+    from outside (Ray Tune does that from inside `tune.report`: ASHA, max_t): `completed`
+    when its last evaluation was the final one, else `stopped`.
+    """
+
+    def __init__(
+        self, root: str | Path | StoragePath, info: TrialInfo, *, exit_is_stop: bool = False
+    ):
         self.info = info
         self.path = fragment_path(root, info.columns["trial_id"], info.columns["seed"])
         self.evaluations: list[Evaluation] = []
+        self.exit_is_stop = exit_is_stop
+
+    def __enter__(self) -> ParquetReporter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.finish("completed")
+        elif self.exit_is_stop and isinstance(exc, SystemExit):
+            self.finish(self.stop_status())
+        else:
+            self.finish("failed", f"{type(exc).__name__}: {exc}")
 
     def report(self, evaluation: Evaluation) -> None:
         self.evaluations.append(evaluation)
         self._write("running", None)
+
+    def stop_status(self) -> str:
+        """A trial ended from outside: completed if its last evaluation was the final one."""
+        evs = self.evaluations
+        return "completed" if evs and evs[-1].is_final else "stopped"
 
     def finish(self, status: str = "completed", reason: str | None = None) -> Location:
         """Mark the trial's rows with its final status (completed, failed or stopped).

@@ -5,6 +5,7 @@ whose workers are the DeepSpeed ranks. The objective Optuna receives is computed
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import socket
@@ -106,12 +107,6 @@ class _TrainReporter:
         ray.train.report(self.tracker.scalars(evaluation))
 
 
-def _stop_status(writer: ParquetReporter) -> str:
-    """A trial ended by Tune: completed if its last evaluation was the final one."""
-    evs = writer.evaluations
-    return "completed" if evs and evs[-1].is_final else "stopped"
-
-
 def _set_threads(cpus: float) -> None:
     import torch
 
@@ -159,25 +154,15 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         spec.search.checkpoint,
     )
     reporters: list[Reporter] = [_TrainReporter(tracker)]
-    writer = None
+    writer: ParquetReporter | contextlib.nullcontext[None] = contextlib.nullcontext()
     if ray.train.get_context().get_world_rank() == 0:
         info = _trial_info(spec, config, loop_config["trial_id"], loop_config["params"])
-        writer = ParquetReporter(loop_config["results_dir"], info)
+        writer = ParquetReporter(loop_config["results_dir"], info, exit_is_stop=True)
         reporters.insert(0, writer)
     local, target = _artifacts_dir(config, loop_config["sweep_dir"], loop_config["trial_id"])
-    try:
+    with writer:  # rank 0 finishes the trial's rows: completed, stopped by Tune, or failed
         train(config, CompositeReporter(*reporters), all_ranks_report=True, artifacts_dir=local)
         _upload_artifacts(local, target)
-    except SystemExit:
-        if writer is not None:
-            writer.finish(_stop_status(writer))
-        raise
-    except BaseException as exc:
-        if writer is not None:
-            writer.finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    if writer is not None:
-        writer.finish("completed")
 
 
 def _artifacts_dir(config: Any, sweep_dir: str, trial_id: str) -> tuple[Path | None, Any]:
@@ -277,19 +262,13 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
         else:
             _set_threads(spec.search.resources.cpus)
             config = trial_run_config(spec, params, seed, trial_id)
-            writer = ParquetReporter(results_dir, _trial_info(spec, config, trial_id, params))
+            info = _trial_info(spec, config, trial_id, params)
             tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
             tune_reporter = _TuneReporter(tracker)
             local, target = _artifacts_dir(config, sweep_dir, trial_id)
-            try:
+            # Tune ends a trial from inside `tune.report` (ASHA, max_t) with SystemExit
+            with ParquetReporter(results_dir, info, exit_is_stop=True) as writer:
                 train(config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
                 _upload_artifacts(local, target)
-            except SystemExit:  # Tune ends the trial from inside `tune.report` (ASHA, max_t)
-                writer.finish(_stop_status(writer))
-                raise
-            except BaseException as exc:
-                writer.finish("failed", f"{type(exc).__name__}: {exc}")
-                raise
-            writer.finish("completed")
             last = tune_reporter.last
         finished.append({m: last.get(f"{m}_seed", math.nan) for m in metrics})

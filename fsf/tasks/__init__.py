@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fsf.errors import FsfError
-from fsf.tasks._base import Task
+from fsf.tasks._base import Task, pad_input_ids, pad_sequences
 from fsf.tasks.classification import ClassificationTask, PawsXTask, XnliTask
 from fsf.tasks.data import DataError, label_names, load_split
 from fsf.tasks.qa import MlqaTask, QATask, XquadTask
@@ -34,6 +34,8 @@ __all__ = [
     "build_task",
     "label_names",
     "load_split",
+    "pad_input_ids",
+    "pad_sequences",
     "task_class",
     "task_names",
 ]

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from fsf.tasks.config import ModelConfig, TaskConfig
 
-__all__ = ["Task"]
+__all__ = ["Task", "pad_input_ids", "pad_sequences"]
 
 
 class Task(ABC):
@@ -135,3 +135,20 @@ class Task(ABC):
     def score_prediction_text(self, text: str, examples: list[dict[str, Any]]) -> dict[str, float]:
         """The metrics of a prediction file against the gold labels of `examples` (raw, as
         `load` gives them, in the same order)."""
+
+
+def pad_sequences(rows: list[list[int]], value: int) -> torch.Tensor:
+    """Right-pad integer sequences with `value` into one (len(rows), longest) long tensor."""
+    import torch
+
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def pad_input_ids(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
+    """`input_ids` of `features` right-padded with `pad_id`, and the `attention_mask` that is 1
+    on every token that is not `pad_id`: the part of a batch every task's collate shares."""
+    ids = pad_sequences([f["input_ids"] for f in features], pad_id)
+    return {"input_ids": ids, "attention_mask": (ids != pad_id).long()}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsf.errors import ConfigError, Problem
-from fsf.tasks._base import Task
+from fsf.tasks._base import Task, pad_input_ids
 from fsf.tasks.data import label_names
 
 if TYPE_CHECKING:
@@ -103,13 +103,8 @@ class ClassificationTask(Task):
     def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
         import torch
 
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-        for i, f in enumerate(features):
-            ids[i, : len(f["input_ids"])] = torch.tensor(f["input_ids"], dtype=torch.long)
         return {
-            "input_ids": ids,
-            "attention_mask": (ids != pad_id).long(),
+            **pad_input_ids(features, pad_id),
             "labels": torch.tensor([f["label"] for f in features], dtype=torch.long),
         }
 

@@ -31,7 +31,6 @@ from functools import cache
 from typing import Literal
 
 __all__ = [
-    "MLQA_LANGUAGES",
     "entities",
     "entity_scores",
     "normalize_answer",
@@ -131,7 +130,6 @@ _ARTICLES = {
     # so every "ال" is replaced, inside words too
     "ar": re.compile(r"\sال^|ال"),
 }
-MLQA_LANGUAGES = ("en", "es", "hi", "vi", "de", "ar", "zh")
 _MIXED_SEGMENTATION = ("zh",)
 
 Normalization = Literal["mlqa", "squad"]

@@ -27,7 +27,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsf.errors import ConfigError, Problem
-from fsf.tasks._base import Task
+from fsf.tasks._base import Task, pad_input_ids
 from fsf.tasks.metrics import qa_scores
 
 if TYPE_CHECKING:
@@ -158,13 +158,8 @@ class QATask(Task):
     def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
         import torch
 
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-        for i, f in enumerate(features):
-            ids[i, : len(f["input_ids"])] = torch.tensor(f["input_ids"], dtype=torch.long)
         return {
-            "input_ids": ids,
-            "attention_mask": (ids != pad_id).long(),
+            **pad_input_ids(features, pad_id),
             "start_positions": torch.tensor([f["start_positions"] for f in features]),
             "end_positions": torch.tensor([f["end_positions"] for f in features]),
         }

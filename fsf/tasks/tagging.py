@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsf.errors import ConfigError, Problem
-from fsf.tasks._base import Task
+from fsf.tasks._base import Task, pad_input_ids, pad_sequences
 from fsf.tasks.data import label_names
 from fsf.tasks.metrics import entity_scores
 
@@ -164,15 +164,9 @@ class TaggingTask(Task):
         return out
 
     def collate(self, features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-        import torch
-
-        width = max(len(f["input_ids"]) for f in features)
-        ids = torch.full((len(features), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(features), width), _IGNORE, dtype=torch.long)
-        for i, f in enumerate(features):
-            ids[i, : len(f["input_ids"])] = torch.tensor(f["input_ids"], dtype=torch.long)
-            labels[i, : len(f["labels"])] = torch.tensor(f["labels"], dtype=torch.long)
-        return {"input_ids": ids, "attention_mask": (ids != pad_id).long(), "labels": labels}
+        # one label per token (encode), so the labels are as wide as input_ids
+        labels = pad_sequences([f["labels"] for f in features], _IGNORE)
+        return {**pad_input_ids(features, pad_id), "labels": labels}
 
     def build_model(self, path: str) -> torch.nn.Module:
         from transformers import AutoModelForTokenClassification

@@ -23,30 +23,17 @@ so a reader never sees half a file.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fsf.atomic import write_atomic
 from fsf.config import RunConfig
 from fsf.tasks import Task
 from fsf.train.reporter import Evaluation
 
 __all__ = ["auto_model_class", "model_card", "selection_text", "write_artifacts"]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def selection_text(config: RunConfig, ev: Evaluation) -> str:
@@ -92,8 +79,8 @@ def write_artifacts(
         folder = root / "predictions" / task.name
         for lang, preds in test_predictions.items():
             text = task.prediction_text(preds, test_features[lang])
-            _atomic_write(folder / f"test-{lang}.{task.prediction_suffix}", text)
-        _atomic_write(folder / "selection.json", json.dumps(rule, indent=2, allow_nan=True))
+            write_atomic(folder / f"test-{lang}.{task.prediction_suffix}", text)
+        write_atomic(folder / "selection.json", json.dumps(rule, indent=2, allow_nan=True))
         out["predictions"] = str(folder.parent)
     if model is not None:
         folder = root / "checkpoint"
@@ -101,9 +88,9 @@ def write_artifacts(
         model.save_pretrained(str(folder))
         tokenizer.save_pretrained(str(folder))
         run = config.model_dump(mode="json")
-        _atomic_write(folder / "fsf_run.yaml", yaml.safe_dump(run, sort_keys=False))
-        _atomic_write(folder / "fsf_checkpoint.json", json.dumps(rule, indent=2, allow_nan=True))
-        _atomic_write(folder / "README.md", model_card(config, task, ev))
+        write_atomic(folder / "fsf_run.yaml", yaml.safe_dump(run, sort_keys=False))
+        write_atomic(folder / "fsf_checkpoint.json", json.dumps(rule, indent=2, allow_nan=True))
+        write_atomic(folder / "README.md", model_card(config, task, ev))
         out["checkpoint"] = str(folder)
     return out
 

@@ -87,13 +87,9 @@ def _run(args: argparse.Namespace) -> int:
         node=socket.gethostname(),
         policy_iv=task_class(config.task.name).policy_iv_default,
     )
-    writer = ParquetReporter(root, info)
-    try:
+    with ParquetReporter(root, info) as writer:  # finished: completed, or failed and raised
         summary = train(config, writer, progress=not args.no_progress and progress_enabled())
-    except BaseException as exc:
-        writer.finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    path = writer.finish("completed")
+    path = writer.path
     print_summary(summary, title=f"{config.name} [{config.policy.name}]")
     print(f"evaluation rows: {path}")
     for what, where in summary.artifacts.items():

@@ -22,9 +22,9 @@ from fsf.config import RunConfig
 from fsf.errors import FsfError
 from fsf.policies import (
     PhaseState,
+    PhaseTracker,
     Unit,
     build_policy,
-    make_tracker,
     map_parameters,
     set_multipliers,
 )
@@ -280,7 +280,7 @@ class _Recipe:
         self.warmup = int(opt.warmup_ratio * self.total)
         groups, self.group_units = _param_groups(model, param_map.units, opt.weight_decay)
         self._build_engine(model, groups)
-        self.tracker = make_tracker(config.policy, self.total)
+        self.tracker = PhaseTracker.from_config(config.policy, self.total)
         self.state = PhaseState(0, "P1", None)
         self.mults = self.policy.multipliers(self.state)
 

@@ -1,20 +1,4 @@
-"""Tiny models and datasets in the hub's formats, for tests and smoke benchmarks.
-
-`tiny_model(dir, arch)` writes a randomly initialised XLM-R or BERT (any depth) plus a word-level
-tokenizer with `save_pretrained`; `pair_dataset(dir, schema)` writes a PAWS-X- or XNLI-shaped
-dataset in the hub layout (one config per language) or as per-language files;
-`tagging_dataset` a PAN-X / WikiAnn-shaped one (`tokens`, `ner_tags`) and `qa_dataset` an
-MLQA / XQuAD / SQuAD-shaped one, both in the hub's layout (config names as on the hub, Parquet
-files with the hub's features) or as local files. The labels are learnable from the words, so
-a few steps of training beat chance.
-
-`hub_mirror(root)` writes local copies of the hub repositories fsf's tasks load by name
-(`facebook/xnli`, `google-research-datasets/paws-x`, `google/xtreme`, `unimelb-nlp/wikiann`,
-`google/xquad`, `rajpurkar/squad`), each laid out as that repository is: the README's
-`dataset_info` (features, splits) and `configs` (`data_files` globs), Parquet files named
-`<config dir>/<split>-00000-of-00001.parquet`, the same config names, splits and features.
-Point `FSF_HUB_MIRROR` at `root` and the tasks' hub names load from it (fsf.tasks.data).
-"""
+"""Tiny models and hub-shaped datasets (the assets half of `fsf.testing`)."""
 
 from __future__ import annotations
 
@@ -26,6 +10,7 @@ from typing import Literal
 __all__ = [
     "HUB_REPOS",
     "NER_TAGS",
+    "XNLI_LABELS",
     "hub_mirror",
     "pair_dataset",
     "qa_dataset",
@@ -153,17 +138,7 @@ def pair_dataset(
     for lang in langs:
         (root / lang).mkdir(parents=True, exist_ok=True)
         for split, n in zip(split_names, sizes, strict=True):
-            rows = []
-            for i in range(n):
-                t1 = rng.randrange(3)
-                same = rng.random() < 0.5
-                t2 = t1 if same else (t1 + rng.randrange(1, 3)) % 3
-                s1, s2 = _sentence(rng, lang, t1), _sentence(rng, lang, t2)
-                if schema == "pawsx":
-                    rows.append({"id": i, "sentence1": s1, "sentence2": s2, "label": int(same)})
-                else:
-                    label = 0 if same else rng.choice((1, 2))
-                    rows.append({"premise": s1, "hypothesis": s2, "label": label})
+            rows = _pair_rows(rng, lang, n, schema)
             target = root / lang / f"{split}.{file_format}"
             if file_format == "jsonl":
                 target.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -248,22 +223,7 @@ def tagging_dataset(
     for lang in langs:
         config = f"PAN-X.{lang}" if hub == "panx" else lang
         for split, n in zip(_SPLITS, sizes, strict=True):
-            rows = []
-            for _ in range(n):
-                tokens: list[str] = []
-                tags: list[str] = []
-                length = rng.randrange(5, 12)
-                while len(tokens) < length:
-                    if rng.random() < 0.35:
-                        kind = rng.randrange(3)
-                        for j in range(rng.randrange(1, 4)):
-                            tokens.append(_word(rng, lang, f"t{kind}_{rng.randrange(4)}"))
-                            tags.append(f"{'B' if j == 0 else 'I'}-{_NER_TYPES[kind]}")
-                    else:
-                        tokens.append(_word(rng, lang, rng.choice(_WORDS)))
-                        tags.append("O")
-                ids = [NER_TAGS.index(t) for t in tags]
-                rows.append({"tokens": tokens, "ner_tags": ids, "langs": [lang] * len(tokens)})
+            rows = _ner_rows(rng, lang, n)
             if layout == "hub":
                 rel = f"{config}/{split}-00000-of-00001.parquet"
                 _write_parquet(rows, features, root / rel)
