@@ -118,3 +118,42 @@ def test_mlflow_logger_records_the_trials_in_the_sweep(assets, tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'ml' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["ml"])
     assert len(runs) == 1 and runs["metrics.dev_target_mean"].notna().all()
+
+
+def test_wandb_logger_records_the_trials_offline(assets, tmp_path, monkeypatch):
+    """W&B in offline mode (no account, no network): one run per trial, with fsf's scalars in
+    its summary."""
+    pytest.importorskip("wandb")
+    import json
+
+    import ray
+
+    from fsf.sweep.space import validate_space
+    from fsf.sweep.tune import run_sweep
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_API_KEY", "0" * 40)  # Ray's callback asks for one even offline
+    spec = validate_space(
+        {
+            "name": "wb",
+            "base": {
+                "model": {"name": str(assets["xlmr"])},
+                "task": {"name": "pawsx", "dataset": str(assets["pawsx"])},
+                "target_langs": ["de"],
+                "optim": {"max_steps": 2, "batch_size": 8},
+                "eval": {"every_steps": 2},
+            },
+            "search": {"num_trials": 1, "searcher": "random"},
+            "loggers": {"wandb": {"mode": "offline", "dir": str(tmp_path / "wb")}},
+        }
+    )
+    try:
+        out = run_sweep(spec, storage_path=str(tmp_path), progress=False, num_cpus=1)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    assert out.statuses == {"finished": 1}
+    summaries = list((tmp_path / "wb").rglob("offline-run-*/files/wandb-summary.json"))
+    assert len(summaries) == 1
+    assert "dev_target_mean" in json.loads(summaries[0].read_text())
