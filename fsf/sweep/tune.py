@@ -197,6 +197,9 @@ def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
         elif name == "wandb":
             from ray.air.integrations.wandb import WandbLoggerCallback
 
+            if options.get("mode") in ("offline", "disabled"):
+                # Ray's callback asks for an API key unless the environment says offline
+                os.environ.setdefault("WANDB_MODE", str(options["mode"]))
             out.append(WandbLoggerCallback(**{"project": spec.name, **options}))
     return out
 
