@@ -38,7 +38,8 @@ def finalise_statuses(
     results_dir: Location, errors: dict[str, str]
 ) -> tuple[dict[str, str], list[str]]:
     """Fragments still marked `running` belong to trials that were stopped (ASHA) or died
-    without cleaning up (a killed worker): mark them stopped, or failed with the reason.
+    without cleaning up (a killed worker): mark them failed with the reason when the trial
+    failed, completed when their final evaluation is recorded, else stopped.
 
     Returns the failure reason recorded in the results for each trial that has a failed
     fragment, and notes on fragments whose status could not be updated."""
@@ -61,7 +62,14 @@ def finalise_statuses(
             continue
         if statuses != {"running"}:
             continue
-        status, reason = ("failed", errors[trial_id]) if trial_id in errors else ("stopped", None)
+        if trial_id in errors:
+            status, reason = "failed", errors[trial_id]
+        elif any(table.column("is_final").to_pylist()):
+            # its final evaluation is recorded: Tune ended it after the last report (ASHA or
+            # max_t at the last step) before the writer could say so; the run is whole
+            status, reason = "completed", None
+        else:
+            status, reason = "stopped", None
         n = table.num_rows
         for column, value in (("status", status), ("failure_reason", reason)):
             i = table.schema.get_field_index(column)

@@ -4,6 +4,7 @@ recorded, the sweep's exit code. Fast: no Ray instance is started here."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -108,16 +109,19 @@ def test_finalise_statuses_returns_the_recorded_reasons(tmp_path):
             run("bad", [ev2(0, 0.5, 0.4)], status="failed", reason="TrainingDiverged: nan"),
             run("killed", [ev2(0, 0.5, 0.4)], status="running"),
             run("asha", [ev2(0, 0.5, 0.4)], status="running"),
+            run("ended", [ev2(0, 0.5, 0.4), dataclasses.replace(ev2(8, 0.6, 0.5), is_final=True)],
+                status="running"),
         ],
-    )
+    )  # fmt: skip
     recorded, notes = finalise_statuses(root, {"killed": "RayActorError: the actor died"})
     assert recorded == {"bad": "TrainingDiverged: nan", "killed": "RayActorError: the actor died"}
     assert notes == []
     status = {
         t: pq.read_table(root / f"trial={t}" / "seed-0.parquet")["status"][0].as_py()
-        for t in ("killed", "asha")
+        for t in ("killed", "asha", "ended")
     }
-    assert status == {"killed": "failed", "asha": "stopped"}
+    # `ended`: Tune stopped it after its final evaluation was recorded (a whole run)
+    assert status == {"killed": "failed", "asha": "stopped", "ended": "completed"}
 
 
 def test_finalise_statuses_reports_what_it_cannot_write(tmp_path):
