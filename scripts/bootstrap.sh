@@ -9,9 +9,4 @@ PY=${PYTHON:-python3}
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==2.13.0"
 python -m pip install -q -e ".[dev]" "torch==2.13.0"
-# The CPU accelerator of DeepSpeed compiles a small op on first use; do it once here.
-export DS_ACCELERATOR=cpu
-python - <<'PY' >/dev/null 2>&1 || true
-import deepspeed.comm  # noqa: F401
-PY
 echo "fsf installed in .venv ($(python -c 'import fsf; print(fsf.__version__)'))"
