@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -32,6 +32,7 @@ __all__ = [
     "DeepSpeedConfig",
     "EvalConfig",
     "FewShotConfig",
+    "FolderName",
     "ModelConfig",
     "OptimConfig",
     "ProbeConfig",
@@ -63,6 +64,17 @@ def check_name(value: Any) -> str | None:
         "must be a plain folder name: letters, digits, '_', '.' and '-', not starting with "
         "'.' or '-', at most 128 characters (no '/', no '..')"
     )
+
+
+def _folder_name(value: str) -> str:
+    problem = check_name(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+FolderName = Annotated[str, AfterValidator(_folder_name)]
+"""A `str` field that becomes a folder: validated against `NAME_PATTERN`."""
 
 
 class _Strict(BaseModel):
@@ -195,7 +207,7 @@ class AnalysisConfig(_Strict):
 class RunConfig(_Strict):
     """Everything one training run needs."""
 
-    name: str = Field("run", description="the run's folder under output_dir (NAME_PATTERN)")
+    name: FolderName = Field("run", description="the run's folder under output_dir (NAME_PATTERN)")
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: TaskConfig = Field(
@@ -221,14 +233,6 @@ class RunConfig(_Strict):
         description="deepspeed: a DeepSpeed engine (any ZeRO stage, any number of ranks); torch: "
         "plain PyTorch, one rank only (no DeepSpeed needed; bf16 by autocast on a GPU)",
     )
-
-    @field_validator("name")
-    @classmethod
-    def _folder_name(cls, value: str) -> str:
-        problem = check_name(value)
-        if problem:
-            raise ValueError(problem)
-        return value
 
     @model_validator(mode="after")
     def _languages(self) -> RunConfig:

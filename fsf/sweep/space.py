@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fsf.analysis.probe_spec import ProbeSpec
 from fsf.config import (
+    FolderName,
     RunConfig,
     apply_overrides,
-    check_name,
     load_yaml,
     read_yaml,
     validate_run_config,
@@ -239,7 +239,7 @@ class ConfirmSpec(_Strict):
 
 
 class SweepSpec(_Strict):
-    name: str = Field("sweep", description="the sweep's folder under storage.path")
+    name: FolderName = Field("sweep", description="the sweep's folder under storage.path")
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)
     search: SearchSpec = Field(default_factory=SearchSpec)
@@ -271,14 +271,6 @@ class SweepSpec(_Strict):
             if unknown:
                 raise ValueError(f"unknown logger {unknown}; choose from: {', '.join(LOGGERS)}")
             value = {k: ({} if v is None else v) for k, v in value.items()}
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _folder_name(cls, value: str) -> str:
-        problem = check_name(value)
-        if problem:
-            raise ValueError(problem)
         return value
 
     def base_config(self) -> RunConfig:
