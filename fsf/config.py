@@ -217,7 +217,10 @@ class RunConfig(_Strict):
         description="default: the embedded synthetic topic benchmark",
     )
     source_lang: str = "en"
-    target_langs: list[str] = Field(default_factory=lambda: ["fk", "fr", "ja", "cy"])
+    target_langs: list[str] = Field(
+        default_factory=lambda: ["fk", "fr", "ja", "cy", "sw", "ur"],
+        description="default: the embedded benchmark's six target languages",
+    )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
@@ -253,6 +256,16 @@ class RunConfig(_Strict):
             from fsf.tasks import task_class
 
             self.eval.splits = list(task_class(self.task.name).eval_splits)  # type: ignore[arg-type]
+        return self
+
+    @model_validator(mode="after")
+    def _policy_iv(self) -> RunConfig:
+        """Unset `policy.policy_iv` -> the task's default (off for NER, as in the paper): the
+        one place the effective Policy IV setting is decided; everyone reads this value."""
+        if self.policy.policy_iv is None:
+            from fsf.tasks import task_class
+
+            self.policy.policy_iv = task_class(self.task.name).policy_iv_default
         return self
 
     @model_validator(mode="after")

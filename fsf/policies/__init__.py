@@ -4,9 +4,9 @@ This package is the heart of FSF and depends on neither Ray nor DeepSpeed.
 """
 
 from fsf.policies._base import BasePolicy, Rule, RulePolicy, set_multipliers
-from fsf.policies.config import PolicyConfig
+from fsf.policies.config import PolicyConfig, PolicyIVCkaConfig
 from fsf.policies.explain import explain
-from fsf.policies.phase import PhaseState, PhaseTracker
+from fsf.policies.phase import CkaTrend, PhaseState, PhaseTracker
 from fsf.policies.registry import build_policy, policy_class, policy_names
 from fsf.policies.weight_sets import (
     ArchitecturePatterns,
@@ -23,11 +23,13 @@ from fsf.policies.weight_sets import (
 __all__ = [
     "ArchitecturePatterns",
     "BasePolicy",
+    "CkaTrend",
     "LayerRange",
     "ParameterMap",
     "PhaseState",
     "PhaseTracker",
     "PolicyConfig",
+    "PolicyIVCkaConfig",
     "Rule",
     "RulePolicy",
     "Unit",

@@ -60,7 +60,8 @@ class Rule:
 
     I   : K = c1 in P1 (slow)           II : K = max(1 - phi^r, 0) in P2 (slow)
     III : K = 1 in P1: the set is exempt from Policy I's slow-down
-    IV  : K = c2 in P2 (fast; skipped when `policy_iv` is off)
+    IV  : K = c2 in P2 (fast; skipped when `policy_iv` is off; with `policy_iv: cka` only
+          while `PhaseState.cka_falling` is not False)
     """
 
     policy: Literal["I", "II", "III", "IV"]
@@ -72,7 +73,9 @@ class RulePolicy(BasePolicy):
 
     rules: tuple[Rule, ...] = ()
 
-    def __init__(self, config: PolicyConfig, sets: WeightSets, policy_iv: bool = True):
+    def __init__(
+        self, config: PolicyConfig, sets: WeightSets, policy_iv: bool | Literal["cka"] = True
+    ):
         super().__init__(config, sets)
         self.policy_iv = policy_iv
         self._units = sets.units()
@@ -81,6 +84,9 @@ class RulePolicy(BasePolicy):
     def multipliers(self, state: PhaseState) -> dict[Unit, float]:
         c = self.config
         p1 = state.phase == "P1"
+        fast = self.policy_iv is True or (
+            self.policy_iv == "cka" and state.cka_falling is not False
+        )
         # R(phi) = max(1 - phi^r, 0); while phi is undefined (fewer than 2w losses, only
         # possible in P2 with the step/fraction switch modes) Policy II leaves K = 1.
         slow2 = 1.0 if state.phi is None else max(1.0 - max(state.phi, 0.0) ** c.r, 0.0)
@@ -96,7 +102,7 @@ class RulePolicy(BasePolicy):
                     k *= c.c1
                 elif rule.policy == "II" and not p1:
                     k *= slow2
-                elif rule.policy == "IV" and not p1 and self.policy_iv:
+                elif rule.policy == "IV" and not p1 and fast:
                     k *= c.c2
             out[unit] = k
         return out

@@ -47,6 +47,12 @@ def _explain_args(e: argparse.ArgumentParser) -> None:
         help="policy setting, e.g. c1=0.1, switch=step, switch_step=50, sets.s1=1-8",
     )
     e.add_argument("--no-policy-iv", action="store_true", help="as on NER: Policy IV off")
+    e.add_argument(
+        "--cka",
+        metavar="FILE",
+        help="a recorded CKA curve of the V_II layers (lines 'step value', e.g. a run's cka_v2 "
+        "rows): shows policy_iv: cka, c2 only while that curve is still falling",
+    )
     e.add_argument("--format", choices=("json", "table"), default="table")
 
 
@@ -66,6 +72,29 @@ def _read_losses(path: str) -> list[float]:
             bad.append(Problem(f"--losses line {i}", "not a number", item, True))
     if bad:
         raise ConfigError(bad[:10])
+    return out
+
+
+def _read_cka(path: str) -> list[tuple[int, float]]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError([Problem("--cka", f"cannot read: {exc.strerror}", path, True)]) from None
+    bad, out = [], []
+    for i, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = line.replace(",", " ").split()
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            out.append((int(parts[0]), float(parts[1])))
+        except ValueError:
+            bad.append(Problem(f"--cka line {i}", "expected 'step value'", line.strip(), True))
+    if bad:
+        raise ConfigError(bad[:10])
+    if not out:
+        raise ConfigError([Problem("--cka", "holds no 'step value' line", path, True)])
     return out
 
 
@@ -97,7 +126,11 @@ def _explain(args: argparse.Namespace) -> int:
     if problems:
         raise ConfigError(problems)
     assert config is not None
-    records = explain(config, args.layers, losses, args.steps, policy_iv=not args.no_policy_iv)
+    cka = _read_cka(args.cka) if args.cka else None
+    iv: bool | str = not args.no_policy_iv and ("cka" if cka is not None else True)
+    if config.policy_iv is None:
+        config = config.model_copy(update={"policy_iv": iv})
+    records = explain(config, args.layers, losses, args.steps, cka=cka)
     if args.format == "json":
         json.dump(
             [{k: v for k, v in r.items() if k != "set_multipliers"} for r in records], sys.stdout
@@ -114,31 +147,41 @@ def _explain(args: argparse.Namespace) -> int:
         if config.switch == "loss-trend"
         else f"switch={config.switch}"
     )
-    print(f"{loss}; {rule}")
+    iv_rule = {
+        False: "Policy IV off",
+        True: "Policy IV on",
+        "cka": f"Policy IV while the CKA of V_II fell by > {config.cka.min_drop} over the last "
+        f"{config.cka.window} measurements"
+        + (f" (curve: {args.cka})" if args.cka else " (no curve given: c2 throughout P2)"),
+    }[config.policy_iv if config.policy_iv is not None else True]
+    print(f"{loss}; {rule}; {iv_rule}")
     return 0
 
 
 def _print_records(records: list[dict], sets: dict[str, str]) -> None:
     """One row per run of iterations whose multipliers agree to 2 decimals (K of S_II moves
     a little at every step in P2), showing the run's last K and phi; one column per weight
-    set. `--format json` has every step's exact values."""
+    set, and with a recorded CKA curve whether it was still falling. `--format json` has
+    every step's exact values."""
+    with_cka = any(rec.get("cka_falling") is not None for rec in records)
     rows: list[list] = []
     prev = None
     for rec in records:
         k = rec["set_multipliers"]
         exact = [k[s] for s in _SET_COLUMNS]
-        key = (rec["phase"], *(None if v is None else round(v, 2) for v in exact))
+        falling = rec.get("cka_falling")
+        cka = ["-" if falling is None else ("yes" if falling else "no")] if with_cka else []
+        key = (rec["phase"], *cka, *(None if v is None else round(v, 2) for v in exact))
         phi = "-" if rec["phi"] is None else f"{rec['phi']:.3f}"
         if key == prev:
             rows[-1][0] = f"{rows[-1][0].split('-')[0]}-{rec['step']}"
             rows[-1][2] = phi
-            rows[-1][3:] = exact
+            rows[-1][3 + len(cka) :] = exact
             continue
-        rows.append([str(rec["step"]), rec["phase"], phi, *exact])
+        rows.append([str(rec["step"]), rec["phase"], phi, *cka, *exact])
         prev = key
-    headers = ["steps", "phase", "phi (last)"] + [
-        f"{s}\n{sets[s]}" if s in sets else s for s in _SET_COLUMNS
-    ]
+    headers = ["steps", "phase", "phi (last)"] + (["CKA V_II\nfalling"] if with_cka else [])
+    headers += [f"{s}\n{sets[s]}" if s in sets else s for s in _SET_COLUMNS]
     print_table(
         headers,
         rows,

@@ -7,14 +7,14 @@ problem of a config at once, each under its own field.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from fsf.policies.phase import SwitchMode
 from fsf.policies.weight_sets import WeightSetsConfig
 
-__all__ = ["PolicyConfig"]
+__all__ = ["PolicyConfig", "PolicyIVCkaConfig"]
 
 
 def _uses(info: ValidationInfo) -> frozenset[str]:
@@ -24,13 +24,40 @@ def _uses(info: ValidationInfo) -> frozenset[str]:
     return cls.uses if cls is not None else frozenset()
 
 
+class PolicyIVCkaConfig(BaseModel):
+    """`policy_iv: cka`: how the CKA of the V_II layers is measured while training.
+
+    Every `every_steps` optimizer steps (and before the first), the first `probe_size`
+    source-language training examples (unlabelled use only: no target-language data decides
+    anything) go through the model; the mean over the V_II layers of the linear CKA between
+    their pooled hidden states and the pretrained model's is one measurement. c2 applies in
+    P2 while the last `window` measurements fell by more than `min_drop`
+    (`fsf.policies.CkaTrend`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    every_steps: int = Field(20, ge=1, description="measure every N optimizer steps")
+    probe_size: int = Field(64, ge=2, description="source training examples in the probe batch")
+    window: int = Field(3, ge=2, description="measurements the falling test spans")
+    min_drop: float = Field(
+        0.001, ge=0, description="falling: the CKA dropped by more than this over the window"
+    )
+
+
 class PolicyConfig(BaseModel):
     """Which policy to use and every knob of it; defaults are the paper's."""
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field("fsf", description="policy name; see `fsf-policy list`")
-    policy_iv: bool | None = Field(None, description="apply Policy IV; None = task default")
+    policy_iv: bool | Literal["cka"] | None = Field(
+        None,
+        description="apply Policy IV: true, false, or cka (c2 only while the V_II layers' "
+        "CKA to the pretrained model is still falling); None = the task's default",
+    )
+    cka: PolicyIVCkaConfig = Field(
+        default_factory=PolicyIVCkaConfig, description="policy_iv: cka's measurement"
+    )
     c1: float = Field(0.01, validate_default=True, description="Policy I: S_I's K in P1")
     c2: float = Field(10.0, validate_default=True, description="Policy IV: V_II's K in P2")
     r: float = Field(3.0, description="Policy II: S_II's K in P2 is max(1 - phi^r, 0)")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 from fsf.policies._base import BasePolicy, set_multipliers
 from fsf.policies.config import PolicyConfig
-from fsf.policies.phase import PhaseTracker
+from fsf.policies.phase import CkaTrend, PhaseTracker
 from fsf.policies.registry import build_policy
 from fsf.policies.weight_sets import KINDS, Unit
 
@@ -32,13 +33,16 @@ def explain(
     num_layers: int,
     losses: Sequence[float] | None = None,
     steps: int | None = None,
-    policy_iv: bool = True,
+    policy_iv: bool | Literal["cka"] = True,
+    cka: Sequence[tuple[int, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """One record per iteration, as `fsf-policy explain --format json` prints it (which
     leaves out `set_multipliers`, the per-set summary the table shows).
 
     Without `losses`, the loss follows `EXAMPLE_LOSS` (a fast fall, then a plateau). `steps`
-    defaults to the number of losses.
+    defaults to the number of losses. `cka`: a recorded curve of `policy_iv: cka`'s
+    measurement, `(step, value)` pairs (a run's `cka_v2` rows); iteration t sees the
+    measurements made at steps <= t, as in training (measured before the update of step t).
     """
     if losses is None and steps is None:
         raise ValueError("give losses, steps, or both")
@@ -49,15 +53,22 @@ def explain(
     sets = config.sets.resolve(num_layers)
     policy: BasePolicy = build_policy(config, sets, policy_iv=policy_iv)
     tracker = PhaseTracker.from_config(config, total)
+    trend = CkaTrend(config.cka.window, config.cka.min_drop) if cka is not None else None
+    pending = sorted(cka or [])
     out = []
     for loss in curve[:total]:
         state = tracker.update(loss)
+        if trend is not None:
+            while pending and pending[0][0] <= state.step:
+                trend.update(*pending.pop(0))
+            state = replace(state, cka_falling=trend.falling)
         k = policy.multipliers(state)
         out.append(
             {
                 "step": state.step,
                 "phase": state.phase,
                 "phi": state.phi,
+                "cka_falling": state.cka_falling,
                 "embeddings": k[Unit.embeddings()],
                 "head": k[Unit.head()],
                 "set_multipliers": set_multipliers(policy, k),

@@ -21,18 +21,56 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from fsf.policies.config import PolicyConfig
 
-__all__ = ["PhaseState", "PhaseTracker", "SwitchMode"]
+__all__ = ["CkaTrend", "PhaseState", "PhaseTracker", "SwitchMode"]
 
 SwitchMode = Literal["loss-trend", "step", "fraction"]
 
 
 @dataclass(frozen=True)
 class PhaseState:
-    """The phase of iteration `step` and the loss trend phi (None before 2w losses)."""
+    """The phase of iteration `step` and the loss trend phi (None before 2w losses).
+
+    `cka_falling`: with `policy_iv: cka`, whether the CKA of the V_II layers to the
+    pretrained model is still falling (:class:`CkaTrend`; None: not measured, or too few
+    measurements yet to tell)."""
 
     step: int
     phase: Literal["P1", "P2"]
     phi: float | None
+    cka_falling: bool | None = None
+
+
+class CkaTrend:
+    """Whether a CKA curve is still falling, for `policy_iv: cka` (the paper applies Policy
+    IV in P2 "whenever the CKA similarity of the last two layers is still falling").
+
+    Feed it one measurement at a time (the CKA of the V_II layers' hidden states to the
+    pretrained model's on a fixed probe batch). With the last `window` measurements
+    m_1 .. m_window, the curve is falling when m_1 - m_window > `min_drop`; with fewer
+    measurements `falling` is None (the caller decides; fsf applies c2 then, since
+    fine-tuning starts at CKA 1 and can only fall). A pure function of the values fed.
+    """
+
+    def __init__(self, window: int = 3, min_drop: float = 0.001):
+        if window < 2:
+            raise ValueError(f"window must be >= 2 measurements, got {window}")
+        self.window = window
+        self.min_drop = min_drop
+        self.values: list[tuple[int, float]] = []
+
+    def update(self, step: int, value: float) -> bool | None:
+        """Record the measurement at `step` and return :attr:`falling`."""
+        self.values.append((step, float(value)))
+        return self.falling
+
+    @property
+    def falling(self) -> bool | None:
+        if len(self.values) < self.window:
+            return None
+        first, last = self.values[-self.window][1], self.values[-1][1]
+        if first != first or last != last:  # NaN: CKA undefined, say nothing
+            return None
+        return first - last > self.min_drop
 
 
 class PhaseTracker:

@@ -20,7 +20,7 @@ equals FSF (Policy III only matters where V_I overlaps S_I) and `swap-v` equals 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from fsf.errors import FsfError
 from fsf.policies._base import BasePolicy, Rule, RulePolicy
@@ -112,9 +112,12 @@ def policy_class(name: str) -> type[BasePolicy]:
         raise FsfError(f"unknown policy {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
 
 
-def build_policy(config: PolicyConfig, sets: WeightSets, policy_iv: bool = True) -> BasePolicy:
-    """Instantiate the configured policy; `policy_iv` is the task default unless the config
-    sets `policy_iv` explicitly."""
+def build_policy(
+    config: PolicyConfig, sets: WeightSets, policy_iv: bool | Literal["cka"] = True
+) -> BasePolicy:
+    """Instantiate the configured policy. A run config has resolved `config.policy_iv`
+    (`RunConfig` puts the task's default there); `policy_iv` is used only where it is unset
+    (a bare `PolicyConfig`, e.g. in `fsf-policy explain`)."""
     cls = policy_class(config.name)
     iv = policy_iv if config.policy_iv is None else config.policy_iv
     if issubclass(cls, RulePolicy):

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CKA_SPLIT",
+    "CKA_V2_METRIC",
     "EVAL_SPLITS",
     "LOSS_METRIC",
     "SCHEMA",
@@ -45,6 +46,7 @@ EVAL_SPLITS = ("dev", "test")
 TRAIN_SPLIT, LOSS_METRIC = "train", "loss"
 #: Split of the CKA rows; their metric is `cka_layer_{i}` (layer 0 = the embeddings).
 CKA_SPLIT = "cka"
+CKA_V2_METRIC = "cka_v2"  # policy_iv: cka's measurement (mean over the V_II layers, source probe)
 
 _FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("schema_version", pa.int16(), "version of this schema"),
@@ -136,7 +138,6 @@ class TrialInfo:
         params: dict[str, Any] | None = None,
         num_workers: int = 1,
         node: str = "",
-        policy_iv: bool = True,
     ):
         p = config.policy
         switch_point = (
@@ -163,7 +164,9 @@ class TrialInfo:
             "threshold": p.threshold,
             "switch_mode": p.switch,
             "switch_point": switch_point,
-            "policy_iv": policy_iv if p.policy_iv is None else p.policy_iv,
+            # the run config resolves policy_iv (true, false or cka; cka is Policy IV on,
+            # gated by the CKA trend: its effect shows in mult_v2 per evaluation)
+            "policy_iv": p.policy_iv is not False,
             "lr": config.optim.lr,
             "batch_size": config.optim.batch_size,
             "few_shot_m": config.few_shot.m,
@@ -246,21 +249,25 @@ def _analysis_rows(base: dict[str, Any], ev: Evaluation) -> list[dict[str, Any]]
     phases.update({r.step: (r.phase, _num(r.phi)) for r in ev.train_steps})
     phases[ev.step] = (ev.phase, _num(ev.phi))
     common = {**base, **blank, "is_final": False}
-    rows = [
-        {
+    rows = []
+    for r in ev.train_steps:
+        step_row = {
             **common,
             "step": r.step,
             "epoch": r.step * per_step,
             "phase": r.phase,
             "phi": _num(r.phi),
-            "split": TRAIN_SPLIT,
             "language": ev.source_lang,
             "is_source": True,
-            "metric": LOSS_METRIC,
-            "value": _num(r.loss),
         }
-        for r in ev.train_steps
-    ]
+        if r.loss is not None:
+            rows.append(
+                {**step_row, "split": TRAIN_SPLIT, "metric": LOSS_METRIC, "value": _num(r.loss)}
+            )
+        if r.cka_v2 is not None:  # policy_iv: cka's measurement on the source probe batch
+            rows.append(
+                {**step_row, "split": CKA_SPLIT, "metric": CKA_V2_METRIC, "value": _num(r.cka_v2)}
+            )
     for step, per_lang in sorted(ev.cka.items()):
         phase, phi = phases.get(step, (None, None))
         for lang, values in per_lang.items():

@@ -123,8 +123,6 @@ def _node() -> str:
 
 
 def _trial_info(spec: SweepSpec, config: Any, trial_id: str, params: dict[str, Any]) -> TrialInfo:
-    from fsf.tasks import task_class
-
     return TrialInfo(
         config,
         sweep=spec.name,
@@ -132,7 +130,6 @@ def _trial_info(spec: SweepSpec, config: Any, trial_id: str, params: dict[str, A
         params=params,
         num_workers=trial_workers(spec, params),
         node=_node(),
-        policy_iv=task_class(config.task.name).policy_iv_default,
     )
 
 

@@ -42,7 +42,9 @@ __all__ = [
     "sha256",
 ]
 
-GENERATOR_VERSION = "2"  # 2: adds the ner and qa tasks (topic and pawsx bytes unchanged)
+GENERATOR_VERSION = (
+    "3"  # 3: seven languages with resource levels, 12 layers, topic p_topic 0.6 (v2 world)
+)
 DEFAULT_TASK = "topic"
 MAX_LENGTH = 64
 
@@ -191,4 +193,6 @@ def _build_model(
         "final_mlm_loss": round(result.final_loss, 4),
         "topic_probe_raw": result.probe,
         "topic_probe_centred": result.probe_centred,
+        "topic_probe_linked": result.probe_linked,
+        "topic_probe_unlinked": result.probe_unlinked,
     }

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from fsf.synthetic.world import NUM_TOPICS, SOURCE_LANGUAGE, Frame, World
+from fsf.synthetic.world import NUM_TOPICS, RESOURCES, SOURCE_LANGUAGE, Frame, World
 
 __all__ = [
     "NER_TAGS",
@@ -79,7 +79,7 @@ NER_TYPES: tuple[str, ...] = ("PER", *(f"T{t}" for t in range(NUM_TOPICS)), "GEN
 NER_TAGS: tuple[str, ...] = ("O", *(f"{bi}-{t}" for t in NER_TYPES for bi in "BI"))
 
 TASKS: dict[str, TaskSpec] = {
-    "topic": TaskSpec("topic", False, NUM_TOPICS, 0.45, 0.15, 3000, 300, 300, 400),
+    "topic": TaskSpec("topic", False, NUM_TOPICS, 0.6, 0.1, 3000, 300, 300, 400),
     "pawsx": TaskSpec("pawsx", True, 2, 0.6, 0.1, 5000, 300, 300, 400),
     "ner": TaskSpec("ner", False, len(NER_TAGS), 0.6, 0.15, 600, 20, 150, 150, "tagging"),
     "qa": TaskSpec("qa", False, 0, 0.6, 0.15, 1200, 20, 150, 150, "qa"),
@@ -89,7 +89,10 @@ _QA_SENTENCES = (2, 3)  # sentences per context (inclusive)
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """The pretraining corpus: comparable monolingual text plus cross-lingual signals."""
+    """The pretraining corpus: comparable monolingual text plus cross-lingual signals.
+
+    ``sentences_per_language`` is a high-resource language's share; the others get their
+    :data:`~fsf.synthetic.world.RESOURCES` ``text_share`` of it."""
 
     sentences_per_language: int = 20_000
     p_topic: float = 0.8
@@ -348,27 +351,43 @@ def pretraining_corpus(
     world: World, spec: CorpusSpec | None = None
 ) -> Iterator[tuple[str, str | None]]:
     """The unlabelled pretraining sequences: ``(text, None)`` for a monolingual (possibly
-    code-switched) sentence, ``(text_a, text_b)`` for a translation pair (TLM)."""
+    code-switched) sentence, ``(text_a, text_b)`` for a translation pair (TLM).
+
+    Each language gets its resource level's share of monolingual text; a translation pair's
+    two languages are drawn in proportion to their ``pair_weight`` and its sentence uses only
+    concepts linked in both (:attr:`World.linked`), so a low-resource language's unlinked
+    words are learnt from its monolingual text alone.
+    """
     spec = spec or CorpusSpec()
     rng = _rng("corpus", world.seed)
     langs = world.languages
+    mono = [
+        lang
+        for lang in langs
+        for _ in range(round(spec.sentences_per_language * RESOURCES[lang].text_share))
+    ]
+    rng.shuffle(mono)
+    pairs = [(a, b) for a in langs for b in langs if a != b]
+    weights = [RESOURCES[a].pair_weight * RESOURCES[b].pair_weight for a, b in pairs]
+    content = [c for c, (cat, _) in world.concepts.items() if cat in ("N", "V", "A")]
+    unlinked = {
+        lang: frozenset(c for c in content if c not in world.linked[lang]) for lang in langs
+    }
 
-    def frame() -> Frame:
-        return world.sample_frame(rng, rng.randrange(NUM_TOPICS), spec.p_topic, spec.p_other)
+    def frame(exclude: frozenset[str] = frozenset()) -> Frame:
+        topic = rng.randrange(NUM_TOPICS)
+        return world.sample_frame(rng, topic, spec.p_topic, spec.p_other, exclude=exclude)
 
-    n_mono = spec.sentences_per_language * len(langs)
-    n_tlm = round(spec.tlm_share * n_mono)
-    for i in range(n_mono + n_tlm):
+    for lang in mono:
         f = frame()
-        if i < n_mono:
-            lang = langs[i % len(langs)]
-            if rng.random() < spec.code_switch_share:
-                yield world.code_switch(f, lang, rng, spec.code_switch_words), None
-            else:
-                yield world.realize(f, lang), None
+        if rng.random() < spec.code_switch_share:
+            yield world.code_switch(f, lang, rng, spec.code_switch_words), None
         else:
-            a, b = rng.sample(langs, 2)
-            yield world.realize(f, a), world.realize(f, b)
+            yield world.realize(f, lang), None
+    for _ in range(round(spec.tlm_share * len(mono))):
+        a, b = rng.choices(pairs, weights)[0]
+        f = frame(unlinked[a] | unlinked[b])
+        yield world.realize(f, a), world.realize(f, b)
 
 
 def write_corpus(corpus: list[tuple[str, str | None]], path: Path) -> Path:

@@ -26,9 +26,19 @@ __all__ = ["encode", "hidden_states", "linear_cka", "retrieval_at_1", "topic_pro
 
 @torch.no_grad()
 def topic_probe(
-    embeddings: torch.Tensor, vocab: dict[str, int], world: World, centred: bool = False
+    embeddings: torch.Tensor,
+    vocab: dict[str, int],
+    world: World,
+    centred: bool = False,
+    words: str = "all",
 ) -> dict[str, float]:
-    """Topic-centroid probe accuracy per target language (chance = 1 / NUM_TOPICS)."""
+    """Topic-centroid probe accuracy per target language (chance = 1 / NUM_TOPICS).
+
+    ``words``: ``"all"`` non-cognate topic words of the language, ``"linked"`` only those the
+    pretraining corpus's cross-lingual signals cover for it (:attr:`World.linked`),
+    ``"unlinked"`` only the others (a language without unlinked words is left out)."""
+    if words not in ("all", "linked", "unlinked"):
+        raise ValueError(f"words must be 'all', 'linked' or 'unlinked', not {words!r}")
     emb = embeddings.detach().float()
 
     def vecs(lang: str, concepts: list[str]) -> torch.Tensor:
@@ -48,6 +58,10 @@ def topic_probe(
         if lang == SOURCE_LANGUAGE:
             continue
         own = [c for c in topical if world.lexicon[lang][c] != world.lexicon[SOURCE_LANGUAGE][c]]
+        if words != "all":
+            own = [c for c in own if (c in world.linked[lang]) == (words == "linked")]
+        if not own:
+            continue
         pred = (nn.functional.normalize(vecs(lang, own), dim=-1) @ centroids.T).argmax(-1)
         gold = torch.tensor([world.topic_of(c) for c in own])
         out[lang] = (pred == gold).float().mean().item()

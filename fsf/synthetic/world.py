@@ -1,21 +1,29 @@
-"""A seeded synthetic multilingual world: one concept inventory, five languages.
+"""A seeded synthetic multilingual world: one concept inventory, seven languages.
 
 The world follows the feasibility study's recipe (docs/synthetic.md): 77 concepts (4 topics
 x (6 nouns, 3 verbs, 3 adjectives), generic 6/3/3, 8 proper names, 9 function concepts) and
-five languages that differ the way real ones do:
+seven languages that differ the way real ones do, in form, in order and in how much of
+them the pretraining corpus holds (:data:`RESOURCES`):
 
-| lang | word order | adjective | determiner | adposition | lexicon |
-|------|------------|-----------|------------|------------|---------|
-| en   | SVO        | before    | before     | pre        | source |
-| fk   | SVO        | before    | before     | pre        | en's forms with shifted letters |
-| fr   | SVO        | after     | before     | pre        | own forms, 25% cognates |
-| ja   | SOV        | before    | after      | post, PP first | own forms, no cognates |
-| cy   | VSO        | after     | before     | pre        | own forms, 25% cognates |
+| lang | word order | adjective | determiner | adposition | lexicon | resources |
+|------|------------|-----------|------------|------------|---------|-----------|
+| en   | SVO        | before    | before     | pre        | source | high |
+| fk   | SVO        | before    | before     | pre        | en's forms with shifted letters | high |
+| fr   | SVO        | after     | before     | pre        | own forms, 25% cognates | high |
+| ja   | SOV        | before    | after      | post, PP first | own forms, no cognates | mid |
+| cy   | VSO        | after     | before     | pre        | own forms, 25% cognates | mid |
+| sw   | SVO        | after     | after      | pre        | own forms, 25% cognates | low |
+| ur   | SOV        | before    | none       | post       | own forms, no cognates | low |
 
-Every language except ``ja`` shares the cognate forms of 25% of the content concepts; all of
-them share the proper names and ".". A sentence is first drawn as a language-neutral
-:class:`Frame` and then realised in any language, which is how the parallel dev/test sets are
-built. Everything is a pure function of the seed (``random.Random`` seeded with strings).
+Every language except ``ja`` and ``ur`` shares the cognate forms of 25% of the content
+concepts; all of them share the proper names and ".". A language's *linked* concepts
+(:attr:`World.linked`) are the content concepts that the cross-lingual signals of the
+pretraining corpus (translation pairs, code-switching) cover for it: all of them for a
+high-resource language, fewer for mid and low ones, as real low-resource languages have
+little parallel text and few dictionary entries. A sentence is first drawn as a
+language-neutral :class:`Frame` and then realised in any language, which is how the parallel
+dev/test sets are built. Everything is a pure function of the seed (``random.Random``
+seeded with strings).
 """
 
 from __future__ import annotations
@@ -29,16 +37,18 @@ __all__ = [
     "FUNCTION_CONCEPTS",
     "LANGUAGES",
     "NUM_TOPICS",
+    "RESOURCES",
     "SOURCE_LANGUAGE",
     "Clause",
     "Frame",
     "Grammar",
     "NounPhrase",
+    "Resources",
     "World",
 ]
 
 SOURCE_LANGUAGE = "en"
-LANGUAGES: tuple[str, ...] = ("en", "fk", "fr", "ja", "cy")
+LANGUAGES: tuple[str, ...] = ("en", "fk", "fr", "ja", "cy", "sw", "ur")
 NUM_TOPICS = 4
 CATEGORIES = ("N", "V", "A")
 _PER_TOPIC = {"N": 6, "V": 3, "A": 3}
@@ -46,7 +56,7 @@ _GENERIC = {"N": 6, "V": 3, "A": 3}
 _NUM_NAMES = 8
 FUNCTION_CONCEPTS = ("DEF", "INDEF", "NEG", "CONJ", "P_IN", "P_WITH", "PUNCT", "PLUR", "PAST")
 _COGNATE_SHARE = 0.25
-_NO_COGNATES = frozenset({"ja"})
+_NO_COGNATES = frozenset({"ja", "ur"})
 GENERIC_TOPIC = -1
 
 
@@ -61,6 +71,7 @@ class Grammar:
     pp_first: bool = False
     neg_after_verb: bool = False
     tense_before_verb: bool = False
+    no_det: bool = False  # no articles: DEF / INDEF are not realised
 
 
 GRAMMARS: dict[str, Grammar] = {
@@ -71,6 +82,39 @@ GRAMMARS: dict[str, Grammar] = {
         "SOV", det_after_noun=True, postpositions=True, pp_first=True, neg_after_verb=True
     ),
     "cy": Grammar("VSO", adj_after_noun=True, tense_before_verb=True),
+    "sw": Grammar("SVO", adj_after_noun=True, det_after_noun=True, tense_before_verb=True),
+    "ur": Grammar("SOV", postpositions=True, no_det=True),
+}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How much of a language the pretraining corpus holds.
+
+    ``text_share``: its monolingual sentences, relative to a high-resource language;
+    ``linked_share``: the share of its content concepts (per topic and category) that the
+    cross-lingual signals cover: only those appear in its translation pairs and only those
+    are code-switched into or out of it (cognates are shared forms and linked anyway);
+    ``pair_weight``: how often it is drawn for a translation pair, relative to a
+    high-resource language."""
+
+    level: str  # "high", "mid" or "low"
+    text_share: float
+    linked_share: float
+    pair_weight: float
+
+
+_HIGH = Resources("high", 1.0, 1.0, 1.0)
+_MID = Resources("mid", 0.5, 0.75, 0.5)
+_LOW = Resources("low", 0.2, 0.5, 0.2)
+RESOURCES: dict[str, Resources] = {
+    "en": _HIGH,
+    "fk": _HIGH,
+    "fr": _HIGH,
+    "ja": _MID,
+    "cy": _MID,
+    "sw": _LOW,
+    "ur": _LOW,
 }
 
 # Letters each language builds its word forms from (its "phonotactics").
@@ -79,6 +123,8 @@ _ONSETS = {
     "fr": ["b", "ch", "d", "f", "g", "j", "l", "m", "n", "p", "r", "s", "t", "v", "gr", "pl"],
     "ja": ["k", "s", "sh", "t", "ch", "n", "h", "m", "y", "r", "w", "g", "z", "b", "p"],
     "cy": ["b", "c", "d", "dd", "f", "ff", "g", "ll", "m", "n", "rh", "th", "w", "gw", "cr"],
+    "sw": ["b", "ch", "d", "f", "h", "j", "k", "m", "mb", "nd", "ng", "ny", "w", "z", "kw"],
+    "ur": ["bh", "d", "dh", "g", "gh", "j", "k", "kh", "l", "m", "n", "ph", "r", "s", "sh"],
     "cog": ["b", "d", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z"],
 }
 _NUCLEI = {
@@ -86,6 +132,8 @@ _NUCLEI = {
     "fr": ["a", "e", "i", "o", "ou", "eau", "ai"],
     "ja": ["a", "i", "u", "e", "o"],
     "cy": ["a", "e", "i", "o", "u", "w", "y", "ae"],
+    "sw": ["a", "e", "i", "o", "u"],
+    "ur": ["a", "aa", "i", "ii", "u", "e", "o"],
     "cog": ["a", "e", "i", "o", "u"],
 }
 _CODAS = {
@@ -93,6 +141,8 @@ _CODAS = {
     "fr": ["", "", "", "n", "s", "l", "rt"],
     "ja": ["", "", "", "", "n"],
     "cy": ["", "", "n", "dd", "th", "ch", "l"],
+    "sw": [""],
+    "ur": ["", "", "n", "r", "l", "m"],
     "cog": ["", "", "n", "r", "s"],
 }
 # fk is en with every letter moved along this cycle: no fk form equals an en form.
@@ -165,6 +215,7 @@ class World:
     concepts: dict[str, tuple[str, int]] = field(init=False)  # id -> (category, topic)
     lexicon: dict[str, dict[str, str]] = field(init=False)  # lang -> concept -> form
     cognates: frozenset[str] = field(init=False)
+    linked: dict[str, frozenset[str]] = field(init=False)  # lang -> linked content concepts
 
     def __post_init__(self) -> None:
         self.concepts = {}
@@ -207,6 +258,25 @@ class World:
                         shifted = _word(rng, "en", taken).translate(_FK_SHIFT)
                     taken.add(shifted)
                     self.lexicon["fk"][c] = shifted
+        self.linked = {lang: self._linked(lang) for lang in self.languages}
+
+    def _linked(self, lang: str) -> frozenset[str]:
+        """The content concepts the cross-lingual signals cover for ``lang``: its cognates,
+        and ``linked_share`` of the others in every (topic, category) group."""
+        share = RESOURCES[lang].linked_share
+        rng = random.Random(f"fsf-synthetic-linked:{self.seed}:{lang}")
+        has_cognates = lang not in _NO_COGNATES
+        out = set(self.cognates) if has_cognates else set()
+        for topic in (*range(NUM_TOPICS), GENERIC_TOPIC):
+            for cat in CATEGORIES:
+                own = [c for c in self.words(cat, topic) if not (has_cognates and c in out)]
+                out.update(rng.sample(own, round(share * len(own))))
+        return frozenset(out)
+
+    def is_linked(self, concept: str, lang: str) -> bool:
+        """Whether the cross-lingual signals cover ``concept`` in ``lang`` (function words
+        and names always are)."""
+        return self.concepts[concept][0] not in CATEGORIES or concept in self.linked[lang]
 
     # ------------------------------------------------------------------ inventory
     def words(self, cat: str, topic: int) -> list[str]:
@@ -294,7 +364,7 @@ class World:
             out = [p.head] + (["PLUR"] if p.plural else [])
             if p.adj:
                 out = [*out, p.adj] if g.adj_after_noun else [p.adj, *out]
-            if p.det:
+            if p.det and not g.no_det:
                 out = [*out, p.det] if g.det_after_noun else [p.det, *out]
             return [(c, role) for c in out]
 
@@ -335,11 +405,19 @@ class World:
         others: Sequence[str] | None = None,
     ) -> str:
         """Realise ``frame`` in ``lang`` with each word swapped, with probability ``p_word``,
-        for the same concept's word in a random other language (word-level code-switching)."""
+        for the same concept's word in a random other language (word-level code-switching).
+
+        Only linked concepts switch (:meth:`is_linked` in both languages): a word that the
+        cross-lingual signals do not cover for a language is never swapped into or out of it.
+        """
         pool = [x for x in (others or self.languages) if x != lang]
         words = []
         for c in self.linearize(frame, lang):
-            src = rng.choice(pool) if rng.random() < p_word else lang
+            src = lang
+            if rng.random() < p_word:
+                src = rng.choice(pool)
+                if not (self.is_linked(c, lang) and self.is_linked(c, src)):
+                    src = lang
             words.append(self.lexicon[src][c])
         return " ".join(words)
 

@@ -74,7 +74,6 @@ def print_summary(summary: RunSummary, title: str = "") -> None:
 def _run(args: argparse.Namespace) -> int:
     from fsf.results import ParquetReporter, TrialInfo
     from fsf.results.writer import check_writable
-    from fsf.tasks import task_class
     from fsf.train.worker import train
 
     config = load_run_config(args.config, args.set)
@@ -82,11 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(config.model_dump(mode="json"), indent=2))
         return 0
     root = check_writable(config.run_dir() / "results")  # fail now, not after training
-    info = TrialInfo(
-        config,
-        node=socket.gethostname(),
-        policy_iv=task_class(config.task.name).policy_iv_default,
-    )
+    info = TrialInfo(config, node=socket.gethostname())
     with ParquetReporter(root, info) as writer:  # finished: completed, or failed and raised
         summary = train(config, writer, progress=not args.no_progress and progress_enabled())
     path = writer.path

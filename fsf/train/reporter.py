@@ -22,12 +22,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class StepRecord:
-    """One optimizer step: its training loss (averaged over ranks) and the phase it was in."""
+    """One optimizer step: its training loss (averaged over ranks; None when the loss curve
+    is not recorded), the phase it was in and, with `policy_iv: cka`, the V_II layers' CKA
+    to the pretrained model measured before its update (None between measurements)."""
 
     step: int
-    loss: float
+    loss: float | None
     phase: str
     phi: float | None
+    cka_v2: float | None = None
 
 
 @dataclass

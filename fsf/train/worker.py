@@ -13,6 +13,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from fsf.policies import (
     Unit,
     build_policy,
     map_parameters,
+    policy_class,
     set_multipliers,
 )
 from fsf.tasks import Task, build_task
@@ -271,7 +273,14 @@ class _Recipe:
             self.cka = CkaMonitor.build(config, task, tokenizer, feats, pad_id, model)
         apply_probe(model, param_map, config.probe, torch.Generator().manual_seed(config.seed + 2))
         sets = config.policy.sets.resolve(param_map.num_layers)
-        self.policy = build_policy(config.policy, sets, policy_iv=task.policy_iv_default)
+        self.gate = None  # policy_iv: cka: the V_II layers' CKA trend, from the pretrained model
+        if config.policy.policy_iv == "cka" and "IV" in policy_class(config.policy.name).uses:
+            from fsf.train._cka import VCkaGate
+
+            v2 = sets.ranges["V_II"]
+            layers = list(v2.layers()) if v2 is not None else []
+            self.gate = VCkaGate.build(config, task, self.train_features, pad_id, model, layers)
+        self.policy = build_policy(config.policy, sets)
         self.policy.prepare(model, param_map, torch.Generator().manual_seed(config.seed + 1))
 
         opt = config.optim
@@ -383,6 +392,10 @@ class _Recipe:
         engine.module.train()
         if cka is not None:
             self.cka_log[0] = cka.measure(engine.module, device)
+        gate, falling = self.gate, None
+        if gate is not None:
+            falling = gate.measure(engine.module, device, 0)
+            self.step_log.append(StepRecord(0, None, "P1", None, cka_v2=gate.last))
         if config.eval.at_start:
             self.evaluate(0, None, final=False)
         features = self.train_features
@@ -406,9 +419,20 @@ class _Recipe:
             value = float(step_loss)
             if not math.isfinite(value):
                 raise TrainingDiverged(f"the training loss is {value} at step {step}")
-            self.state = state = self.tracker.update(value)
-            if config.analysis.loss_curve:
-                self.step_log.append(StepRecord(step, value, state.phase, state.phi))
+            state = self.tracker.update(value)
+            measured = None
+            if gate is not None and step % config.policy.cka.every_steps == 0:
+                # measured before this step's update, like the loss the phase uses
+                falling = gate.measure(engine.module, device, step)
+                measured = gate.last
+            if gate is not None:
+                state = replace(state, cka_falling=falling)
+            self.state = state
+            if config.analysis.loss_curve or measured is not None:
+                loss_v = value if config.analysis.loss_curve else None
+                self.step_log.append(
+                    StepRecord(step, loss_v, state.phase, state.phi, cka_v2=measured)
+                )
             self.mults = mults = self.policy.multipliers(state)
             base = opt.lr * scheduled_lr_factor(step, self.warmup, total)
             for pg, unit in zip(self.param_groups, self.group_units, strict=True):

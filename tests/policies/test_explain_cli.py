@@ -19,7 +19,8 @@ def test_json_output_schema_and_values(capsys):
     records = json.loads(out)
     assert [r["step"] for r in records] == list(range(1, 202))
     first, last = records[0], records[-1]
-    assert set(first) == {"step", "phase", "phi", "embeddings", "head", "layers"}
+    assert set(first) == {"step", "phase", "phi", "cka_falling", "embeddings", "head", "layers"}
+    assert first["cka_falling"] is None  # no recorded CKA curve given
     assert first["phase"] == "P1" and first["phi"] is None
     assert len(first["layers"]) == 12 and set(first["layers"][0]) == {"attention", "ffn", "other"}
     assert first["layers"][0] == {"attention": 0.01, "ffn": 0.01, "other": 0.01}
