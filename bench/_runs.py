@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-__all__ = ["Curve", "md_table", "mean_std", "run_many", "smoke_assets"]
+__all__ = ["Curve", "checkpoint_scores", "md_table", "mean_std", "run_many", "smoke_assets"]
 
 
 @dataclass
@@ -129,3 +129,69 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str =
     lines.append("|" + "---|" * len(headers))
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def checkpoint_scores(folder: Any) -> list[dict[str, Any]]:
+    """Every run of a sweep (or confirmation) folder, read with fsf's reader: its learning
+    rate, parameters, steps, the test scores per language at the last step (`final`) and at
+    the checkpoint chosen on source-language dev (`checkpoint`, ties to the earlier step, as
+    fsf selects), the dev target mean there, and the dev gap at every evaluation."""
+    import json
+    from collections import defaultdict
+
+    import numpy as np
+
+    from fsf.results import read_results
+
+    t = read_results(folder).table
+    keep = [
+        "trial_id", "seed", "status", "step", "split", "language", "metric", "value",
+        "primary_metric", "lr", "source_lang", "params_json", "policy",
+    ]  # fmt: skip
+    runs: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in t.select(keep).to_pylist():
+        if r["status"] == "failed" or r["split"] not in ("dev", "test"):
+            continue
+        if r["metric"] != r["primary_metric"]:
+            continue
+        run = runs.setdefault(
+            (r["trial_id"], r["seed"]),
+            {
+                "lr": r["lr"],
+                "source": r["source_lang"],
+                "policy": r["policy"],
+                "params": json.loads(r["params_json"] or "{}"),
+                "s": defaultdict(dict),
+            },
+        )
+        run["s"][(r["split"], r["step"])][r["language"]] = r["value"]
+    out = []
+    for (trial, seed), run in sorted(runs.items()):
+        steps = sorted({s for _, s in run["s"]})
+        src, sc = run["source"], run["s"]
+
+        def tmean(split: str, step: int, src: str = src, sc: dict = sc) -> float:
+            v = [x for lang, x in sc.get((split, step), {}).items() if lang != src]
+            return float(np.mean(v)) if v else float("nan")
+
+        dev_src = np.array([sc.get(("dev", s), {}).get(src, np.nan) for s in steps])
+        ckpt = steps[int(np.nanargmax(dev_src))] if np.isfinite(dev_src).any() else steps[-1]
+        out.append(
+            {
+                "trial_id": trial,
+                "seed": seed,
+                "lr": run["lr"],
+                "policy": run["policy"],
+                "params": run["params"],
+                "source": src,
+                "steps": steps,
+                "final": dict(sc.get(("test", steps[-1]), {})),
+                "checkpoint_step": ckpt,
+                "checkpoint": dict(sc.get(("test", ckpt), {})),
+                "dev_target_mean_ckpt": tmean("dev", ckpt),
+                "gap_dev": [
+                    sc.get(("dev", s), {}).get(src, np.nan) - tmean("dev", s) for s in steps
+                ],
+            }
+        )
+    return out

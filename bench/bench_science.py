@@ -1,273 +1,311 @@
-"""Science: DF, NoisyTune, FS, FF and FSF on the embedded benchmark, and FSF's sensitivity.
+"""Science, tuned vs tuned: does a policy beat DF when both get the same search budget?
 
-Every run is the real fsf worker on the base config of `sweeps/policies.yaml` (the synthetic
-topic task, the shipped 6-layer encoder, lr 2e-3, 300 steps, batch 32, evaluation every 50
-steps), with the paper's defaults (c1 = 0.01, c2 = 10, r = 3) and several fine-tuning seeds.
-Reported per policy (mean +- std over seeds, at the last step): source accuracy, mean target
-accuracy and gap (source - mean target) on test, the gap on dev, the gap of the checkpoint
-selected by source dev accuracy, and the paired difference to DF (same seed) of the mean
-target accuracy. Then the paper's sensitivity study (its Table 5): c1, c2 and r varied one
-at a time around the FSF defaults. A PNG shows both.
+For every policy (DF, NoisyTune, FS, FF, FSF) one real `fsf-sweep` over the default space
+(`sweeps/policies.yaml`, the embedded benchmark) with the policy fixed and the same budget:
+`--trials` Optuna TPE trials over the peak learning rate and the policy's own knobs (c1, r,
+c2, switch point, noise), ASHA, one seed, chosen on target-language dev data (the space's
+objective). Each sweep then confirms its best configuration on the same fresh seeds at full
+budget (the space's `confirm` stage, `top_k` 1). The answer comes from those confirmation
+runs only, compared with DF's confirmed runs seed by seed (paired; 95% t interval; "~ noise"
+when it contains 0). Test scores of the checkpoint chosen on source-language dev.
 
-    python bench/bench_science.py [--seeds 0 1 2 3 4] [--sens-seeds 0 1 2] [--png FILE]
+Printed: the paper's Table 2/4 analogue (source, target mean, gap, the paired difference to
+DF), a per-language table of paired differences (its Table 3 analogue), and with
+`--sensitivity` its Table 5 analogue (FSF's c1, c2 and r one at a time around FSF's tuned
+configuration, on the same fresh seeds). A PNG shows the paired differences.
+
+    python bench/bench_science.py [--out DIR] [--trials 12] [--seeds 100 101 102 103 104]
+                                  [--policies df fs ...] [--sensitivity] [--png FILE]
     python bench/bench_science.py --smoke
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import _runs
-from _runs import Curve, md_table, mean_std
-
-from fsf.config import apply_overrides
-from fsf.sweep.space import load_space, trial_run_config
+import yaml
+from _runs import checkpoint_scores, md_table
 
 ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "sweeps" / "policies.yaml"
 POLICIES = ("df", "noisytune", "fs", "ff", "fsf")
-DEFAULTS = {"c1": 0.01, "c2": 10.0, "r": 3.0}
-SENSITIVITY = {
-    "c1": [0.5, 0.1, 0.01, 0.001, 0.0],
-    "c2": [5.0, 10.0, 15.0, 20.0, 100.0],
-    "r": [1.0, 2.0, 3.0, 4.0],
-}
+SENSITIVITY = {"c1": [0.5, 0.1, 0.001], "c2": [5.0, 20.0], "r": [1.0, 4.0]}
 
 
-def _pm(values: list[float], scale: float = 100.0) -> str:
-    m, s = mean_std(values)
-    return f"{m * scale:.1f} ± {s * scale:.1f}"
+def policy_space(space: dict[str, Any], policy: str, trials: int, seeds: list[int]) -> dict:
+    """The default space with `policy` fixed: the lr and the policy's own knobs, `trials`
+    trials, then its best configuration confirmed on `seeds`."""
+    out = copy.deepcopy(space)
+    out["name"] = f"science-{policy}"
+    out["description"] = f"{policy}, tuned: lr and its own knobs ({trials} trials)"
+    out["base"].setdefault("policy", {})["name"] = policy
+    params = {}
+    for key, p in space["search"]["parameters"].items():
+        if key == "policy.name":
+            continue
+        when = dict(p.get("when", {}))
+        names = when.pop("policy.name", None)
+        if names is not None and policy not in names:
+            continue
+        q = {k: v for k, v in p.items() if k != "when"}
+        if when:
+            q["when"] = when
+        params[key] = q
+    if "optim.lr" not in params:
+        raise SystemExit(f"{SPACE} does not search optim.lr: a tuned-vs-tuned comparison needs it")
+    out["search"]["parameters"] = params
+    out["search"]["num_trials"] = trials
+    out["confirm"] = {
+        "top_k": 1,
+        "seeds": seeds,
+        "baseline": {"policy.name": policy},
+        "predictions": False,
+        "checkpoints": "none",
+    }
+    return out
 
 
-def _spec(smoke_root: Path | None) -> Any:
-    spec = load_space(ROOT / "sweeps" / "policies.yaml")
-    if smoke_root is None:
-        return spec
-    base = apply_overrides(
-        spec.base,
-        [(k, v) for k, v in _runs.smoke_assets(smoke_root).items()]
-        + [("optim.max_steps", 6), ("optim.batch_size", 8), ("eval.every_steps", 3)],
+def run_sweep(space: dict, out: Path, extra: list[str]) -> Path:
+    folder = out / space["name"]
+    if (folder / "confirm" / "results").is_dir() and (folder / "confirm" / "sweep.json").is_file():
+        done = json.loads((folder / "confirm" / "sweep.json").read_text()).get("finished")
+        if done:
+            return folder
+    path = out / f"{space['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    cmd = [sys.executable, "-m", "fsf", "sweep", "--space", str(path)]
+    cmd += ["--storage-path", str(out), *extra]
+    if (folder / "tune").is_dir():
+        cmd = [sys.executable, "-m", "fsf", "resume", str(folder), "--trust"]
+    subprocess.run(cmd, check=True)
+    return folder
+
+
+def per_seed(folder: Path) -> tuple[dict[int, dict[str, float]], dict[str, Any], str]:
+    """Confirmed runs of the sweep's winner: seed -> test score per language (source-dev
+    checkpoint), its parameters, the source language."""
+    runs = checkpoint_scores(folder / "confirm")
+    if not runs:
+        raise SystemExit(f"{folder}/confirm has no runs")
+    params = runs[0]["params"]
+    return {r["seed"]: r["checkpoint"] for r in runs}, params, runs[0]["source"]
+
+
+def _tm(scores: dict[str, float], src: str) -> float:
+    return statistics.mean(v for k, v in scores.items() if k != src)
+
+
+def _pm(values: list[float]) -> str:
+    m = statistics.mean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * m:.1f} ± {100 * s:.1f}"
+
+
+def _diff(a: list[float], b: list[float], seeds: list[int]) -> tuple[str, Any]:
+    from fsf.results import paired_difference
+
+    d = paired_difference(a, b, seeds)
+    if d.mean is None:
+        return "-", d
+    if d.interval is None:
+        return f"{100 * d.mean:+.1f} (1 seed)", d
+    lo, hi = d.interval
+    verdict = "~ noise" if lo <= 0 <= hi else ("better" if lo > 0 else "worse")
+    return f"{100 * d.mean:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] {verdict}", d
+
+
+def _params(p: dict[str, Any]) -> str:
+    short = {k.split(".")[-1]: v for k, v in p.items() if k != "policy.name"}
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in short.items()
     )
-    return spec.model_copy(update={"base": base})
 
 
-def policy_table(curves: dict[str, list[Curve]]) -> list[list[Any]]:
-    df = {c.seed: c for c in curves["df"]}
-    rows = []
-    for name, runs in curves.items():
-        f = [c.final for c in runs]
-        paired = [c.final["test_target_mean"] - df[c.seed].final["test_target_mean"] for c in runs]
+def tables(results: dict[str, tuple], trials: int) -> tuple[str, str, dict]:
+    df, _, src = results["df"]
+    seeds = sorted(df)
+    langs = sorted(k for k in df[seeds[0]] if k != src)
+    rows, lang_rows, diffs = [], [], {}
+    for name, (scores, params, _) in results.items():
+        common = [s for s in seeds if s in scores]
+        s_src = [scores[s][src] for s in common]
+        s_tgt = [_tm(scores[s], src) for s in common]
+        s_gap = [a - b for a, b in zip(s_src, s_tgt, strict=True)]
+        b_tgt = [_tm(df[s], src) for s in common]
+        b_src = [df[s][src] for s in common]
+        if name == "df":
+            dt, ds = "baseline", "-"
+        else:
+            dt, d = _diff(s_tgt, b_tgt, common)
+            ds, _ = _diff(s_src, b_src, common)
+            diffs[name] = {"target_mean": d}
         rows.append(
-            [
-                name,
-                _pm([x["test_source"] for x in f]),
-                _pm([x["test_target_mean"] for x in f]),
-                _pm([x["test_gap"] for x in f]),
-                _pm([x["dev_gap"] for x in f]),
-                _pm([c.best_dev["test_gap"] for c in runs]),
-                "-" if name == "df" else _pm(paired),
-                sum(p > 0 for p in paired) if name != "df" else "-",
-            ]
+            [name, _pm(s_src), _pm(s_tgt), _pm(s_gap), dt, ds, len(common), _params(params)]
         )
-    return rows
+        if name != "df":
+            cells = []
+            for lang in langs:
+                text, d = _diff(
+                    [scores[s][lang] for s in common], [df[s][lang] for s in common], common
+                )
+                diffs[name][lang] = d
+                cells.append(text)
+            lang_rows.append([name, *cells])
+    main = md_table(
+        ["policy", "source", "target mean", "gap", "Δ target vs DF [95% CI]", "Δ source vs DF",
+         "seeds", "tuned configuration"],
+        rows,
+        title=(
+            f"each policy tuned with the same budget ({trials} TPE trials over lr and its own "
+            f"knobs, chosen on target dev), confirmed on fresh seeds {seeds}; test accuracy "
+            "(points) of the source-dev checkpoint, mean ± std over seeds; Δ paired by seed"
+        ),
+    )  # fmt: skip
+    per_lang = md_table(
+        ["policy", *langs],
+        lang_rows,
+        title="paired difference to DF per target language (points, 95% CI)",
+    )
+    return main, per_lang, diffs
 
 
-def sensitivity_table(sens: dict[tuple[str, float], list[Curve]]) -> list[list[Any]]:
-    rows = []
-    for (param, value), runs in sens.items():
-        f = [c.final for c in runs]
-        rows.append(
-            [
-                f"{param} = {value:g}" + (" (default)" if DEFAULTS[param] == value else ""),
-                _pm([x["test_source"] for x in f]),
-                _pm([x["test_target_mean"] for x in f]),
-                _pm([x["test_gap"] for x in f]),
-                _pm([x["dev_target_mean"] for x in f]),
-            ]
-        )
-    return rows
-
-
-def plot(
-    curves: dict[str, list[Curve]], sens: dict[tuple[str, float], list[Curve]], path: Path
-) -> None:
-    """Top row: mean target accuracy; bottom row: gap. Left: the policies (one dot per
-    seed, mean +- std); then FSF's sensitivity to c1, c2 and r."""
+def plot(diffs: dict[str, dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(
-        2,
-        4,
-        figsize=(15, 6),
-        sharex="col",
-        sharey="row",
-        gridspec_kw={"width_ratios": [1.4, 1, 1, 1]},
-    )
-    rows = (
-        ("test_target_mean", "mean target acc (test, %)"),
-        ("test_gap", "gap src - tgt (test, points)"),
-    )
-    groups: list[tuple[str, list[str], list[list[Curve]]]] = [
-        ("policy (paper defaults)", list(curves), list(curves.values()))
-    ]
-    for param in SENSITIVITY:
-        values = [v for (p, v) in sens if p == param]
-        groups.append(
-            (f"FSF, {param} (others at defaults)", [f"{v:g}" for v in values],
-             [sens[(param, v)] for v in values])
-        )  # fmt: skip
-    for r, (metric, ylabel) in enumerate(rows):
-        for c, (xlabel, ticks, runs) in enumerate(groups):
-            ax = axes[r][c]
-            for x, group in enumerate(runs):
-                vals = [g.final[metric] * 100 for g in group]
-                ax.scatter([x] * len(vals), vals, s=10, color="0.6", zorder=2)
-                m, s = mean_std(vals)
-                ax.errorbar(x, m, yerr=s, fmt="o", color="tab:blue" if r == 0 else "tab:red",
-                            capsize=4, zorder=3)  # fmt: skip
-            ax.set_xticks(range(len(ticks)), ticks)
-            ax.grid(axis="y", alpha=0.3)
-            if r == 1:
-                ax.set_xlabel(xlabel)
-            if c == 0:
-                ax.set_ylabel(ylabel)
-    n = len(next(iter(curves.values())))
-    m = len(next(iter(sens.values())))
-    fig.suptitle(
-        f"Embedded benchmark (synthetic topic, 300 steps): policies over {n} seeds, "
-        f"sensitivity over {m} seeds; dots = seeds, markers = mean ± std"
-    )
+    names = list(diffs)
+    keys = list(next(iter(diffs.values())))
+    fig, ax = plt.subplots(figsize=(1.2 * len(keys) + 3, 3.6))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        xs, ms, lo, hi = [], [], [], []
+        for j, k in enumerate(keys):
+            d = diffs[name][k]
+            if d.mean is None:
+                continue
+            xs.append(j + (i - (len(names) - 1) / 2) * width)
+            ms.append(100 * d.mean)
+            a, b = d.interval if d.interval else (d.mean, d.mean)
+            lo.append(100 * (d.mean - a))
+            hi.append(100 * (b - d.mean))
+        ax.errorbar(xs, ms, yerr=[lo, hi], fmt="o", capsize=3, label=name)
+    ax.axhline(0, color="0.4", lw=0.8)
+    ax.set_xticks(range(len(keys)), keys)
+    ax.set_ylabel("Δ vs DF (test acc, points)")
+    ax.set_title("tuned vs tuned: paired difference to DF on fresh seeds, 95% CI")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _load_json(path: Path) -> list[Curve]:
-    out = []
-    for d in json.loads(path.read_text()):
-        c = Curve(d["label"], d["seed"], {int(k): v for k, v in d["points"].items()}, d["langs"])
-        best = max(sorted(c.points), key=lambda s: c.points[s].get("dev_source", -1.0))
-        c.best_dev_step = d.get("best_dev_step", best)
-        c.seconds = d.get("seconds", 0.0)
-        out.append(c)
-    return out
+def sensitivity(fsf_folder: Path, seeds: list[int], smoke_over: dict) -> str:
+    """FSF's Table 5 analogue: one knob at a time around FSF's tuned configuration."""
+    from fsf.config import apply_overrides
+    from fsf.sweep.space import load_space, trial_run_config
+
+    spec = load_space(fsf_folder / "space.yaml")
+    if smoke_over:
+        spec = spec.model_copy(
+            update={"base": apply_overrides(spec.base, list(smoke_over.items()))}
+        )
+    scores, params, src = per_seed(fsf_folder)
+    jobs = []
+    for knob, values in SENSITIVITY.items():
+        for v in values:
+            p = {**params, f"policy.{knob}": v}
+            for s in seeds:
+                jobs.append((f"{knob}={v:g}", trial_run_config(spec, p, s, f"{knob}{v:g}-{s}")))
+    curves = _runs.run_many(jobs, desc="sensitivity runs")
+    rows = [["tuned FSF", _pm([_tm(scores[s], src) for s in seeds]), "-", _params(params)]]
+    by: dict[str, dict[int, float]] = {}
+    for c in curves:
+        by.setdefault(c.label, {})[c.seed] = c.best_dev["test_target_mean"]
+    for label, vals in by.items():
+        common = [s for s in seeds if s in vals]
+        text, _ = _diff([vals[s] for s in common], [_tm(scores[s], src) for s in common], common)
+        rows.append([label, _pm([vals[s] for s in common]), text, ""])
+    return md_table(
+        ["FSF with", "target mean", "Δ vs tuned FSF [95% CI]", "tuned configuration"],
+        rows,
+        title=f"FSF sensitivity around its tuned configuration (one knob at a time), seeds {seeds}",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    p.add_argument("--sens-seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--no-sensitivity", action="store_true")
-    p.add_argument("--workers", type=int, default=2, help="parallel runs (1 torch thread each)")
+    p.add_argument("--out", type=Path, default=ROOT / "fsf-runs" / "science")
+    p.add_argument("--trials", type=int, default=12, help="search trials per policy")
+    p.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
+    p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
+    p.add_argument("--sensitivity", action="store_true", help="also FSF's Table 5 analogue")
     p.add_argument("--png", type=Path, default=ROOT / "docs" / "img" / "bench_science.png")
-    p.add_argument("--json", type=Path, default=None, help="write every run's curve here")
-    p.add_argument(
-        "--from-json", type=Path, default=None, help="tables and figure from a --json file"
-    )
+    p.add_argument("--json", type=Path, help="write the paired differences here")
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
     args = p.parse_args(argv)
+    if "df" not in args.policies:
+        p.error("--policies must include df (the baseline)")
+    space = yaml.safe_load(SPACE.read_text())
     tmp = tempfile.TemporaryDirectory()
-    smoke_root = None
+    extra: list[str] = []
+    smoke_over: dict[str, Any] = {}
     if args.smoke:
-        smoke_root = Path(tmp.name)
-        args.seeds, args.sens_seeds = [0], [0]
+        args.out, args.trials, args.seeds = Path(tmp.name) / "runs", 2, [100, 101]
+        args.png = Path(tmp.name) / "science.png"
+        assets = _runs.smoke_assets(Path(tmp.name) / "assets")
+        smoke_over = {
+            "model.name": assets["model"]["name"],
+            "task": {"name": "pawsx", "dataset": assets["task"]["dataset"]},
+            "target_langs": ["de", "fr"],
+            "optim.max_steps": 6,
+            "optim.batch_size": 8,
+            "eval.every_steps": 3,
+            "policy.window": 2,
+        }
+        for k, v in smoke_over.items():
+            extra += ["--set", f"{k}={json.dumps(v)}"]
+        space["search"]["scheduler"] = {"type": "none"}
         for values in SENSITIVITY.values():
-            del values[2:]
-        args.png = smoke_root / "science.png"
-    spec = _spec(smoke_root)
-    sens_seeds = [] if args.no_sensitivity else args.sens_seeds
-    jobs: list[tuple[str, Any]] = []
-    for name in POLICIES:
-        jobs += [
-            (name, trial_run_config(spec, {"policy.name": name}, s, f"{name}-{s}"))
-            for s in args.seeds
-        ]
-    sens_keys = [(param, v) for param, vals in SENSITIVITY.items() for v in vals]
-    for param, value in sens_keys:
-        params = {"policy.name": "fsf", f"policy.{param}": value}
-        for s in sens_seeds:
-            if DEFAULTS[param] == value and s in args.seeds:
-                continue  # the FSF run at the defaults: reused
-            jobs.append(
-                (f"{param}={value:g}", trial_run_config(spec, params, s, f"{param}{value:g}-{s}"))
-            )
-    if args.from_json:
-        results = _load_json(args.from_json)
-    else:
-        results = _runs.run_many(jobs, workers=args.workers, desc="science runs")
-    curves: dict[str, list[Curve]] = {name: [] for name in POLICIES}
-    by_label: dict[str, list[Curve]] = {}
-    for c in results:
-        by_label.setdefault(c.label, []).append(c)
-    for name in POLICIES:
-        curves[name] = by_label[name]
-    sens: dict[tuple[str, float], list[Curve]] = {}
-    if sens_seeds:
-        for param, value in sens_keys:
-            runs = list(by_label.get(f"{param}={value:g}", []))
-            if DEFAULTS[param] == value:
-                runs += [c for c in curves["fsf"] if c.seed in sens_seeds]
-            sens[(param, value)] = sorted(runs, key=lambda c: c.seed)
-
-    base = spec.base_config()
-    print(
-        md_table(
-            [
-                "policy",
-                "src test",
-                "tgt test",
-                "gap test",
-                "gap dev",
-                "gap test @best src dev",
-                "Δ tgt vs DF (paired)",
-                "seeds tgt > DF",
-            ],
-            policy_table(curves),
-            title=(
-                f"policies at paper defaults (c1 {DEFAULTS['c1']}, c2 {DEFAULTS['c2']:g}, r "
-                f"{DEFAULTS['r']:g}); {base.task.dataset}, lr {base.optim.lr:g}, "
-                f"{base.optim.max_steps} steps; accuracy points, mean ± std over seeds "
-                f"{args.seeds}; last step unless stated"
-            ),
-        )
-    )
-    if sens:
+            del values[1:]
+    results = {}
+    for name in args.policies:
+        folder = run_sweep(policy_space(space, name, args.trials, args.seeds), args.out, extra)
+        results[name] = per_seed(folder)
+    main_table, lang_table, diffs = tables(results, args.trials)
+    print(main_table)
+    print()
+    print(lang_table)
+    if diffs:
+        plot(diffs, args.png)
+        print(f"\nfigure: {args.png}")
+    if args.sensitivity and "fsf" in results:
         print()
-        print(
-            md_table(
-                ["FSF with", "src test", "tgt test", "gap test", "tgt dev"],
-                sensitivity_table(sens),
-                title=f"FSF sensitivity (one knob at a time), seeds {sens_seeds}",
-            )
-        )
-        plot(curves, sens, args.png)
-        print(f"figure: {args.png}")
-    seconds = sum(c.seconds for c in results)
-    print(f"{len(results)} runs, {seconds:.0f} s of run time in all")
+        print(sensitivity(args.out / "science-fsf", args.seeds, smoke_over))
     if args.json:
         args.json.write_text(
             json.dumps(
-                [
-                    {
-                        "label": c.label,
-                        "seed": c.seed,
-                        "points": c.points,
-                        "langs": c.final_langs,
-                        "best_dev_step": c.best_dev_step,
-                        "seconds": c.seconds,
-                    }
-                    for c in results
-                ]
+                {
+                    n: {k: {"mean": d.mean, "interval": d.interval, "p": d.p_value}
+                        for k, d in v.items()}
+                    for n, v in diffs.items()
+                },
+                indent=1,
             )
-        )
+        )  # fmt: skip
     tmp.cleanup()
     return 0
 

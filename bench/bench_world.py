@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _runs import md_table
+from _runs import checkpoint_scores, md_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "sweeps" / "world.yaml"
@@ -79,66 +79,6 @@ def run_sweep(out: Path, smoke: bool) -> None:
             "policy.window=2",
         ]
     subprocess.run(cmd, check=True)
-
-
-def collect(sweep: Path) -> dict[str, Any]:
-    """Per learning rate and seed: final and checkpoint test scores per language, the dev
-    target mean at the checkpoint, and the dev gap curve."""
-    from fsf.results import read_results
-
-    res = read_results(sweep)
-    t = res.table
-    keep = [
-        "trial_id", "seed", "status", "step", "split", "language", "metric", "value",
-        "primary_metric", "lr", "source_lang", "total_steps",
-    ]  # fmt: skip
-    rows = t.select(keep).to_pylist()
-    runs: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in rows:
-        if r["status"] == "failed" or r["split"] not in ("dev", "test"):
-            continue
-        if r["metric"] != r["primary_metric"]:
-            continue
-        run = runs.setdefault(
-            (r["trial_id"], r["seed"]),
-            {
-                "lr": r["lr"],
-                "source": r["source_lang"],
-                "total": r["total_steps"],
-                "s": defaultdict(dict),
-            },
-        )
-        run["s"][(r["split"], r["step"])][r["language"]] = r["value"]
-    out: dict[str, Any] = {"runs": []}
-    for (trial, seed), run in sorted(runs.items()):
-        steps = sorted({s for _, s in run["s"]})
-        src = run["source"]
-
-        def scores(split: str, step: int, run: dict = run) -> dict[str, float]:
-            return run["s"].get((split, step), {})
-
-        def tmean(split: str, step: int, src: str = src, scores=scores) -> float:
-            v = [x for lang, x in scores(split, step).items() if lang != src]
-            return float(np.mean(v)) if v else float("nan")
-
-        dev_src = [scores("dev", s).get(src, float("nan")) for s in steps]
-        ckpt = steps[int(np.nanargmax(dev_src))] if np.isfinite(dev_src).any() else steps[-1]
-        gap_dev = [scores("dev", s).get(src, np.nan) - tmean("dev", s) for s in steps]
-        out["runs"].append(
-            {
-                "trial_id": trial,
-                "seed": seed,
-                "lr": run["lr"],
-                "source": src,
-                "steps": steps,
-                "final": scores("test", steps[-1]),
-                "checkpoint_step": ckpt,
-                "checkpoint": scores("test", ckpt),
-                "dev_target_mean_ckpt": tmean("dev", ckpt),
-                "gap_dev": gap_dev,
-            }
-        )
-    return out
 
 
 def _cka(sweep: Path) -> dict[float, dict[str, Any]]:
@@ -290,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error("give a sweep folder (or --smoke)")
         if not (sweep / "results").is_dir():
             run_sweep(sweep, args.smoke)
-        result = analyse(collect(sweep), levels)
+        result = analyse({"runs": checkpoint_scores(sweep)}, levels)
         cka = _cka(sweep)
     print(render(result, cka, levels))
     if args.json:
