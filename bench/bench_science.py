@@ -60,6 +60,13 @@ def policy_space(space: dict[str, Any], policy: str, trials: int, seeds: list[in
         if when:
             q["when"] = when
         params[key] = q
+    changed = True
+    while changed:  # a knob conditioned on a dropped one (switch_fraction on switch) goes too
+        changed = False
+        for key, q in list(params.items()):
+            if any(cond not in params for cond in q.get("when", {})):
+                del params[key]
+                changed = True
     if "optim.lr" not in params:
         raise SystemExit(f"{SPACE} does not search optim.lr: a tuned-vs-tuned comparison needs it")
     out["search"]["parameters"] = params
@@ -117,10 +124,10 @@ def _diff(a: list[float], b: list[float], seeds: list[int]) -> tuple[str, Any]:
     d = paired_difference(a, b, seeds)
     if d.mean is None:
         return "-", d
-    if d.interval is None:
+    if d.ci is None:
         return f"{100 * d.mean:+.1f} (1 seed)", d
-    lo, hi = d.interval
-    verdict = "~ noise" if lo <= 0 <= hi else ("better" if lo > 0 else "worse")
+    lo, hi = d.ci
+    verdict = "~ noise" if d.verdict == "within noise" else d.verdict
     return f"{100 * d.mean:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}] {verdict}", d
 
 
@@ -197,7 +204,7 @@ def plot(diffs: dict[str, dict], path: Path) -> None:
                 continue
             xs.append(j + (i - (len(names) - 1) / 2) * width)
             ms.append(100 * d.mean)
-            a, b = d.interval if d.interval else (d.mean, d.mean)
+            a, b = d.ci if d.ci else (d.mean, d.mean)
             lo.append(100 * (d.mean - a))
             hi.append(100 * (b - d.mean))
         ax.errorbar(xs, ms, yerr=[lo, hi], fmt="o", capsize=3, label=name)
@@ -265,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     smoke_over: dict[str, Any] = {}
     if args.smoke:
         args.out, args.trials, args.seeds = Path(tmp.name) / "runs", 2, [100, 101]
+        args.policies = ["df", "fsf"]  # two sweeps show the whole path; five take minutes
+        extra.append("-q")
         args.png = Path(tmp.name) / "science.png"
         assets = _runs.smoke_assets(Path(tmp.name) / "assets")
         smoke_over = {
@@ -299,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(
             json.dumps(
                 {
-                    n: {k: {"mean": d.mean, "interval": d.interval, "p": d.p_value}
+                    n: {k: {"mean": d.mean, "ci": d.ci, "p": d.p, "seeds": d.seeds}
                         for k, d in v.items()}
                     for n, v in diffs.items()
                 },

@@ -56,28 +56,19 @@ def run_sweep(out: Path, smoke: bool) -> None:
         from _runs import smoke_assets
 
         assets = smoke_assets(out.parent / "assets")
-        cmd += [
-            "--set",
-            f"model.name={assets['model']['name']}",
-            "--set",
-            "task.name=pawsx",
-            "--set",
-            f"task.dataset={assets['task']['dataset']}",
-            "--set",
-            "target_langs=[de, fr]",
-            "--set",
-            "optim.max_steps=8",
-            "--set",
-            "optim.batch_size=8",
-            "--set",
-            "eval.every_steps=4",
-            "--set",
-            "analysis.cka.every_steps=4",
-            "--set",
-            "analysis.cka.probe_size=4",
-            "--set",
-            "policy.window=2",
-        ]
+        over = {
+            "model.name": assets["model"]["name"],
+            "task": {"name": "pawsx", "dataset": assets["task"]["dataset"]},
+            "target_langs": ["de", "fr"],
+            "optim.max_steps": 8,
+            "optim.batch_size": 8,
+            "eval.every_steps": 4,
+            "analysis.cka.every_steps": 4,
+            "analysis.cka.probe_size": 4,
+            "policy.window": 2,
+        }
+        for key, value in over.items():
+            cmd += ["--set", f"{key}={json.dumps(value)}"]
     subprocess.run(cmd, check=True)
 
 

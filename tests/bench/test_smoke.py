@@ -68,8 +68,20 @@ def test_search_efficiency_table_shipped():
 
 @pytest.mark.slow
 def test_science_smoke():
-    out = _smoke("bench_science.py")
-    assert "| fsf |" in out and "FSF sensitivity" in out and "figure:" in out
+    """Tuned vs tuned through two real fsf-sweep runs (lr + the policy's knobs, then a
+    confirmation on fresh seeds), the paired table and FSF's sensitivity."""
+    out = _smoke("bench_science.py", "--sensitivity")
+    assert "Δ target vs DF [95% CI]" in out and "| fsf |" in out and "| df |" in out
+    assert "lr=" in out  # every policy's tuned configuration names its learning rate
+    assert "FSF sensitivity around its tuned configuration" in out and "c1=0.5" in out
+
+
+@pytest.mark.slow
+def test_world_smoke():
+    """The world's DF lr grid through a real fsf-sweep, the tables and the checks."""
+    out = _smoke("bench_world.py")
+    assert "DF's best peak lr by mean target-language dev accuracy" in out
+    assert "checks at DF's best lr" in out and "CKA to the pretrained encoder" in out
 
 
 @pytest.mark.slow
