@@ -33,7 +33,7 @@ __all__ = ["REGIMES", "forgetting", "main", "measure_task"]
 
 # Default DF regime per task (lr, steps): batch 32, 10% warm-up, linear decay. The pair task
 # learns more slowly (it stays at chance for ~100 steps) and collapses to chance at lr 2e-3.
-REGIMES: dict[str, tuple[float, int]] = {"topic": (2e-3, 300), "pawsx": (5e-4, 600)}
+REGIMES: dict[str, tuple[float, int]] = {"topic": (5e-4, 300), "pawsx": (5e-4, 600)}
 
 
 def _texts(data: Path, lang: str) -> list[str]:

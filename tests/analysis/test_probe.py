@@ -254,8 +254,8 @@ def test_shipped_probe_space_covers_the_embedded_encoder():
     from fsf.sweep.space import load_space
 
     grid = probe_space(load_space(Path(__file__).parents[2] / "sweeps" / "probe.yaml"))
-    assert grid.probe.num_layers == 6  # read from the shipped model's config
-    assert len(grid_points(grid)) == 1 + 2 * 3 * 6
+    assert grid.probe.num_layers == 12  # read from the shipped model's config
+    assert len(grid_points(grid)) == 1 + 1 * 3 * 12  # baseline + re-init of 3 parts x 12
 
 
 def test_rule_recovers_the_papers_sets_from_paper_shaped_effects():

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import collections
 import json
+import random
 from pathlib import Path
 
 import pytest
 
 from fsf.synthetic.build import sha256
 from fsf.synthetic.data import SPLITS, TASKS, generate_task, write_task
-from fsf.synthetic.world import LANGUAGES, SOURCE_LANGUAGE, World
+from fsf.synthetic.world import GRAMMARS, LANGUAGES, SOURCE_LANGUAGE, World
 
 
 @pytest.fixture(scope="module")
@@ -164,14 +165,19 @@ def test_ner_dev_and_test_are_parallel(ner: dict) -> None:
     from fsf.synthetic.data import NER_TAGS
     from fsf.tasks.metrics import entities
 
-    def shape(r: dict) -> Counter:  # entity types and lengths; positions differ by language
+    def shape(r: dict, lengths: bool = True) -> Counter:  # positions differ by language
         spans = entities([NER_TAGS[t] for t in r["ner_tags"]])
-        return Counter((typ, last - first) for typ, first, last in spans)
+        return Counter((typ, last - first if lengths else 0) for typ, first, last in spans)
 
     for split in ("validation", "test"):
         src = [shape(r) for r in ner[SOURCE_LANGUAGE][split]]
         for lang in LANGUAGES:
-            assert [shape(r) for r in ner[lang][split]] == src
+            # ur has no articles (GRAMMARS["ur"].no_det): the same entities, shorter spans
+            lengths = not GRAMMARS[lang].no_det
+            assert [shape(r, lengths) for r in ner[lang][split]] == [
+                shape(r, lengths) for r in ner[SOURCE_LANGUAGE][split]
+            ]
+            assert lengths or [shape(r) for r in ner[lang][split]] != src
     pairs = zip(ner["en"]["train"], ner["fr"]["train"], strict=False)
     assert any(shape(a) != shape(b) for a, b in pairs)  # train: separate samples
 
@@ -196,6 +202,12 @@ def test_qa_answers_are_the_object_of_the_one_matching_sentence(world: World, qa
         for lang in LANGUAGES:
             other = qa[lang][split]
             assert [r["id"] for r in other] == [r["id"] for r in src]
+            if GRAMMARS[lang].no_det:  # no articles: never longer than the source's answer
+                assert all(
+                    len(a["answers"]["text"][0].split()) <= len(b["answers"]["text"][0].split())
+                    for a, b in zip(other, src, strict=True)
+                )
+                continue
             assert [len(r["answers"]["text"][0].split()) for r in other] == [
                 len(r["answers"]["text"][0].split()) for r in src
             ]
@@ -220,3 +232,47 @@ def test_tagging_and_qa_load_offline_in_the_hub_layout(
         assert ds.features["ner_tags"].feature.names == list(NER_TAGS)
     else:
         assert set(ds.features["answers"]) == {"text", "answer_start"}
+
+
+def test_corpus_follows_the_resource_levels(world: World) -> None:
+    """Low-resource languages get less text, appear in fewer translation pairs, and only
+    their linked words take part in the cross-lingual signals."""
+    from collections import Counter
+
+    from fsf.synthetic.data import CorpusSpec, pretraining_corpus
+    from fsf.synthetic.world import RESOURCES
+
+    form = {(lang, w): c for lang, lex in world.lexicon.items() for c, w in lex.items()}
+    owner = {}  # word -> languages it belongs to
+    for (lang, w), _ in form.items():
+        owner.setdefault(w, set()).add(lang)
+
+    def language(text: str) -> str:  # the language most of the sentence's words belong to
+        votes = Counter(lang for w in text.split() for lang in owner[w])
+        return votes.most_common(1)[0][0]
+
+    corpus = list(pretraining_corpus(world, CorpusSpec(sentences_per_language=400)))
+    mono = Counter(language(a) for a, b in corpus if b is None)
+    assert mono["en"] > mono["ja"] > mono["sw"] and mono["ur"] < mono["cy"]
+    pairs = Counter(language(x) for a, b in corpus if b is not None for x in (a, b))
+    assert pairs["fr"] > pairs["cy"] > pairs["ur"] > 0
+    content = {c for c, (k, _) in world.concepts.items() if k in ("N", "V", "A")}
+    for a, b in (p for p in corpus if p[1] is not None):
+        for text in (a, b):
+            lang = language(text)
+            used = {form[(lang, w)] for w in text.split() if (lang, w) in form} & content
+            assert used <= world.linked[lang], (lang, used - world.linked[lang])
+    # code-switching swaps only words linked in both languages
+    rng = random.Random(0)
+    for _ in range(50):
+        frame = world.sample_frame(rng, rng.randrange(4), 0.8, 0.05)
+        for lang in ("sw", "en"):
+            words = world.code_switch(frame, lang, rng, p_word=1.0).split()
+            for concept, w in zip(world.linearize(frame, lang), words, strict=True):
+                if w != world.lexicon[lang][concept]:
+                    assert world.is_linked(concept, lang)
+                    assert any(world.lexicon[o][concept] == w and world.is_linked(concept, o)
+                               for o in world.languages)  # fmt: skip
+            unlinked = [c for c in world.linearize(frame, lang) if not world.is_linked(c, lang)]
+            assert lang == "sw" or not unlinked  # en links every concept
+    assert RESOURCES["en"].linked_share == 1.0 and RESOURCES["ur"].level == "low"

@@ -27,7 +27,11 @@ def test_topic_probe_is_perfect_on_topic_aligned_embeddings(world: World) -> Non
             topic = world.topic_of(concept)
             if topic >= 0:
                 emb[vocab[form], topic] += 1.0
-    assert topic_probe(emb, vocab, world) == {lang: 1.0 for lang in ("fk", "fr", "ja", "cy")}
+    targets = ("fk", "fr", "ja", "cy", "sw", "ur")
+    assert topic_probe(emb, vocab, world) == dict.fromkeys(targets, 1.0)
+    assert topic_probe(emb, vocab, world, words="linked") == dict.fromkeys(targets, 1.0)
+    # only mid- and low-resource languages have unlinked words
+    assert set(topic_probe(emb, vocab, world, words="unlinked")) == {"ja", "cy", "sw", "ur"}
     random_probe = topic_probe(torch.randn(len(forms), 16), vocab, world)
     assert all(v < 0.8 for v in random_probe.values())
     assert NUM_TOPICS == 4
@@ -38,7 +42,9 @@ def test_tiny_pretraining_runs_and_fails_loudly_without_alignment(world: World) 
     from fsf.synthetic.tokenizer import build_tokenizer
 
     corpus = list(pretraining_corpus(world, CorpusSpec(sentences_per_language=40)))
-    assert sum(b is not None for _, b in corpus) == 100  # TLM pairs: half the sentences
+    # monolingual: 40 per high-resource language, 20 per mid, 8 per low; TLM pairs: half
+    assert sum(b is None for _, b in corpus) == 3 * 40 + 2 * 20 + 2 * 8
+    assert sum(b is not None for _, b in corpus) == 88
     texts = [t for pair in corpus for t in pair if t]
     tok = build_tokenizer([*texts, " ".join(world.vocabulary())], 64)
     cfg = PretrainConfig(num_layers=1, steps=3, batch_size=8, max_extra_steps=2, probe_every=2)
