@@ -12,7 +12,12 @@ slow drift of the machine hits both alike. Three estimates of FSF / DF step time
 * median: median block time over all blocks of all runs, per policy;
 * min-of-k: for every block position, the fastest of the `--repeat` runs, summed.
 
+With `--cka`, the two sides are FSF with Policy IV on and FSF with `policy_iv: cka` (the
+V_II layers' CKA measured on a 64-example source probe batch every `--cka-every` steps):
+the cost of measuring CKA online.
+
     python bench/bench_policy_overhead.py [--steps 300] [--block 25] [--repeat 6] [--smoke]
+    python bench/bench_policy_overhead.py --cka [--cka-every 20]
 """
 
 from __future__ import annotations
@@ -28,10 +33,21 @@ from typing import Any
 from fsf.config import validate_run_config
 from fsf.train import ListReporter, train
 
+VARIANTS: dict[str, dict[str, Any]] = {
+    "df": {"name": "df"},
+    "fsf": {"name": "fsf"},
+    "fsf-cka": {"name": "fsf", "policy_iv": "cka"},
+}
 
-def _config(policy: str, steps: int, block: int, zero: int, smoke_dir: Path | None) -> Any:
+
+def _config(
+    policy: str, steps: int, block: int, zero: int, smoke_dir: Path | None, cka_every: int = 20
+) -> Any:
+    pol = {**VARIANTS[policy], "window": 20}
+    if pol.get("policy_iv") == "cka":
+        pol["cka"] = {"every_steps": cka_every}
     data: dict[str, Any] = {
-        "policy": {"name": policy, "window": 20},
+        "policy": pol,
         "optim": {"max_steps": steps, "batch_size": 32},
         "eval": {"every_steps": block, "at_start": False, "splits": ["dev"]},
         "task": {
@@ -55,7 +71,7 @@ def _config(policy: str, steps: int, block: int, zero: int, smoke_dir: Path | No
 def _blocks(policy: str, args: argparse.Namespace, smoke_dir: Path | None) -> list[float]:
     """Seconds per step of each block after the first."""
     rep = ListReporter()
-    train(_config(policy, args.steps, args.block, args.zero, smoke_dir), rep)
+    train(_config(policy, args.steps, args.block, args.zero, smoke_dir, args.cka_every), rep)
     t = [e.elapsed_s for e in rep.evaluations]
     return [(b - a) / args.block for a, b in itertools.pairwise(t)]
 
@@ -67,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=6, help="runs per policy")
     p.add_argument("--threads", type=int, default=1, help="torch threads (a sweep trial: 1)")
     p.add_argument("--zero", type=int, default=0, choices=(0, 1, 2))
+    p.add_argument("--cka", action="store_true", help="FSF vs FSF with policy_iv: cka")
+    p.add_argument("--cka-every", type=int, default=20, help="with --cka: steps per measurement")
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
     args = p.parse_args(argv)
+    a, b = ("fsf", "fsf-cka") if args.cka else ("df", "fsf")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -81,38 +100,40 @@ def main(argv: list[str] | None = None) -> int:
         pair_dataset(smoke_dir / "data")
         args.steps, args.block, args.repeat = 6, 2, 2
     _blocks("df", argparse.Namespace(**{**vars(args), "steps": 2 * args.block}), smoke_dir)
-    runs: dict[str, list[list[float]]] = {"df": [], "fsf": []}
+    runs: dict[str, list[list[float]]] = {a: [], b: []}
     from tqdm.auto import tqdm
 
-    order = [("df", "fsf") if r % 2 == 0 else ("fsf", "df") for r in range(args.repeat)]
+    order = [(a, b) if r % 2 == 0 else (b, a) for r in range(args.repeat)]
     with tqdm(total=2 * args.repeat, desc="runs", unit="run", file=sys.stderr) as bar:
         for pair in order:
             for policy in pair:
                 runs[policy].append(_blocks(policy, args, smoke_dir))
                 bar.update(1)
     paired = [
-        statistics.median(f) / statistics.median(d)
-        for f, d in zip(runs["fsf"], runs["df"], strict=True)
+        statistics.median(f) / statistics.median(d) for f, d in zip(runs[b], runs[a], strict=True)
     ]
     med = {k: statistics.median(x for run in v for x in run) for k, v in runs.items()}
     mink = {k: sum(min(col) for col in zip(*v, strict=True)) for k, v in runs.items()}
-    n_blocks = len(runs["df"][0])
+    n_blocks = len(runs[a][0])
+    what = f", CKA every {args.cka_every} steps" if args.cka else ""
     print(
         f"policy overhead, ZeRO-{args.zero}, {args.steps} steps per run in blocks of "
         f"{args.block} ({n_blocks} timed), {args.repeat} runs per policy alternating, "
-        f"torch threads {args.threads}"
+        f"torch threads {args.threads}{what}"
     )
-    print(f"{'estimate':10s} {'df ms/step':>11s} {'fsf ms/step':>12s} {'fsf / df':>9s}")
+    print(f"{'estimate':10s} {a + ' ms/step':>14s} {b + ' ms/step':>16s} {b + ' / ' + a:>14s}")
     for name, est in (("median", med), ("min-of-k", mink)):
         scale = 1 if name == "median" else 1 / n_blocks
-        d, f = est["df"] * scale * 1e3, est["fsf"] * scale * 1e3
-        print(f"{name:10s} {d:11.2f} {f:12.2f} {f / d:9.3f}")
+        d, f = est[a] * scale * 1e3, est[b] * scale * 1e3
+        print(f"{name:10s} {d:14.2f} {f:16.2f} {f / d:14.3f}")
     q = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
     print(
-        f"{'paired':10s} {'':11s} {'':12s} {statistics.median(paired):9.3f}"
+        f"{'paired':10s} {'':14s} {'':16s} {statistics.median(paired):14.3f}"
         f"   (quartiles {q[0]:.3f}-{q[2]:.3f}, range {min(paired):.3f}-{max(paired):.3f})"
     )
-    print(f"FSF / DF step time (paired median): {statistics.median(paired):.3f} (goal <= 1.02)")
+    label = "FSF with policy_iv: cka / FSF" if args.cka else "FSF / DF"
+    goal = "" if args.cka else " (goal <= 1.02)"
+    print(f"{label} step time (paired median): {statistics.median(paired):.3f}{goal}")
     return 0
 
 

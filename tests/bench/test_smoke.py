@@ -23,6 +23,9 @@ def _smoke(script: str, *extra: str) -> str:
 @pytest.mark.slow
 def test_policy_overhead_smoke():
     assert "FSF / DF step time" in _smoke("bench_policy_overhead.py")
+    assert "FSF with policy_iv: cka / FSF step time" in _smoke(
+        "bench_policy_overhead.py", "--cka", "--cka-every", "2"
+    )
 
 
 def test_query_smoke():
