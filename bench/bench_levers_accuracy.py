@@ -1,7 +1,7 @@
 """Do the speed levers change the answer? Dev scores on the embedded benchmark, paired seeds.
 
 For each lever (`optim.group_by_length`, `optim.adamw` fused / foreach) and for fsf's defaults,
-the base config of `sweeps/policies.yaml` (the synthetic topic task, the shipped 6-layer
+the base config of `sweeps/policies.yaml` (the synthetic topic task, the shipped 12-layer
 encoder, 300 steps, batch 32) is trained with the lever off (the equal-settings reference:
 no grouping, torch's AdamW) and on, with the same fine-tuning seeds, DF and FS policies. Reported
 per lever: the mean dev target and source accuracy at the last step and at the checkpoint

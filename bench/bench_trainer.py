@@ -1,6 +1,6 @@
 """Training loop: the fsf worker (DF policy, DeepSpeed on CPU) vs Hugging Face `Trainer`.
 
-Both sides fine-tune the same encoder (the shipped synthetic 6-layer XLM-R by default) on the
+Both sides fine-tune the same encoder (the shipped synthetic 12-layer XLM-R by default) on the
 same encoded examples (the synthetic topic task's `en` train split, tokenised by fsf's task
 code), with the same global batch, number of steps, AdamW settings, gradient clipping and
 linear warm-up + decay schedule. Nothing is evaluated in the timed part: the fsf side
@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="synthetic:topic")
     p.add_argument("--text-fields", nargs="+", default=["text"])
     p.add_argument("--num-labels", type=int, default=4)
-    p.add_argument("--targets", nargs="+", default=["fk", "fr", "ja", "cy"])
+    p.add_argument("--targets", nargs="+", default=["fk", "fr", "ja", "cy", "sw", "ur"])
     p.add_argument("--workdir", default=None)
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
     p.add_argument("--side", choices=("fsf", "hf"), help=argparse.SUPPRESS)

@@ -6,7 +6,7 @@ Shipped artefacts (built by ``fsf-synth build --out fsf/synthetic/assets``):
   the Hugging Face hub layout (``ner``: PAN-X's schema, ``qa``: SQuAD's),
   so ``datasets.load_dataset(str(data_dir("pawsx")), name="fr", split="test")`` works offline
   exactly like ``load_dataset("google-research-datasets/paws-x", name="fr", split="test")``.
-* :func:`model_dir`: a 6-layer, hidden-64 XLM-R checkpoint and its tokenizer; load it with
+* :func:`model_dir`: a 12-layer, hidden-64 XLM-R checkpoint and its tokenizer; load it with
   ``AutoModelForSequenceClassification.from_pretrained(model_dir(), num_labels=2)``.
 
 See docs/synthetic.md for the world, the pretraining recipe and the measured properties.
