@@ -147,7 +147,6 @@ def tiny_sweep(args: argparse.Namespace, out: dict[str, Any]) -> None:
     from fsf.config import apply_overrides
     from fsf.results import ParquetReporter, TrialInfo, best_per_language
     from fsf.sweep.space import load_space
-    from fsf.tasks import task_class
     from fsf.train import train
 
     spec = load_space(ROOT / "sweeps" / "policies.yaml")
@@ -172,9 +171,8 @@ def tiny_sweep(args: argparse.Namespace, out: dict[str, Any]) -> None:
         data["output_dir"] = str(root / "runs")
         config = validate_run_config(data)
         info = TrialInfo(
-            config, sweep="tiny-gpu", trial_id=f"t{i:03d}", params={"policy.name": policy},
-            policy_iv=task_class(config.task.name).policy_iv_default,
-        )  # fmt: skip
+            config, sweep="tiny-gpu", trial_id=f"t{i:03d}", params={"policy.name": policy}
+        )
         writer = ParquetReporter(results, info)
         t0 = time.perf_counter()
         summary = train(config, writer)
