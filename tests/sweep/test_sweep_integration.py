@@ -7,6 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 import yaml
@@ -85,6 +86,8 @@ def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
             "searcher": "grid",
             "max_concurrent": 2,
         },
+        # FSF measures its V_II layers' CKA online (policy_iv: cka) on one and two ranks
+        policy={"policy_iv": "cka", "cka": {"every_steps": 2, "probe_size": 8}},
     )
     try:
         code = main(["--space", str(space), "--no-progress", "--num-cpus", "4"])
@@ -98,6 +101,12 @@ def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
     assert sorted(df.groupby("trial_id")["num_workers"].first()) == [1, 1, 2, 2]
     assert set(df["policy"]) == {"df", "fsf"}
     _assert_complete(df)
+    every = ds.dataset(tmp_path / "runs" / "mixed" / "results", partitioning="hive").to_table()
+    cka = every.filter(pc.equal(every["metric"], "cka_v2")).to_pandas()
+    assert set(cka["policy"]) == {"fsf"}  # DF has no Policy IV: nothing measured
+    assert sorted(cka.groupby("trial_id")["num_workers"].first()) == [1, 2]
+    for _, g in cka.groupby("trial_id"):  # before training, then every 2 steps
+        assert sorted(g["step"]) == [0, 2, 4, 6, 8] and (g["value"] <= 1.0 + 1e-6).all()
     assert "fr" in out and "results:" in out
     import optuna
 
