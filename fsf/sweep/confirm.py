@@ -35,7 +35,7 @@ from fsf.results.fragments import finalise_statuses
 from fsf.results.reader import CONFIRM_DIR
 from fsf.results.storage import Location
 from fsf.sweep._ray import _init_ray
-from fsf.sweep.space import ConfirmSpec, SweepSpec
+from fsf.sweep.spec import ConfirmSpec, SweepSpec
 from fsf.sweep.tune import (
     _LIVE_CALLBACKS,
     TUNE_DIR,

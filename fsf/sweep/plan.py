@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fsf.errors import ConfigError, UsageError
-from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.space import define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.spec import SweepSpec
 
 __all__ = ["ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
 
