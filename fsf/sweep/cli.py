@@ -345,7 +345,7 @@ def _confirm(args: argparse.Namespace) -> int:
     if spec.probe is not None:
         raise UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
     if not args.trust and (sweep_dir / "confirm" / "tune").exists():
-        from fsf.sweep.tune import check_trusted
+        from fsf.sweep.folder import check_trusted
 
         check_trusted(sweep_dir)  # continuing the confirmation unpickles its tune/ state
     baseline = results_cli._baseline_arg(args.baseline)

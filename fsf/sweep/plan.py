@@ -97,7 +97,7 @@ def print_plan(
 ) -> int:
     """Print the dry run of `spec` (with the command line's overrides); returns 0, or raises
     the `ConfigError` of the first configuration whose run config is invalid."""
-    from fsf.sweep.tune import sweep_dir_for
+    from fsf.sweep.folder import sweep_dir_for
 
     if name:
         spec = spec.model_copy(update={"name": name})
