@@ -39,9 +39,10 @@ from fsf.analysis._report_plots import (
     pareto_plot,
 )
 from fsf.results import ResultsError, ResultsUsageError
+from fsf.results.answer import Answer, baseline_mask, baseline_of
 from fsf.results.cube import Evals, at, evals
 from fsf.results.frame import Frame, frame
-from fsf.results.ranking import Answer, best_per_language
+from fsf.results.ranking import best_per_language
 from fsf.results.reader import Results, confirmation_of, load
 from fsf.results.selection import SelectionRule, selection_rule
 from fsf.results.storage import StoragePath, is_uri, write_bytes_atomic
@@ -365,8 +366,6 @@ def _task_plots(
     E = evals(fr)
     best_cfg = _policy_best(E, rule)
     base_ans = Answer.of(E, rule, None)
-    from fsf.results.ranking import baseline_mask, baseline_of
-
     baseline = base_ans.baseline_config(baseline_mask(fr, baseline_of(res)))
     images: list[tuple[Path, str, str]] = []
     extra = None
