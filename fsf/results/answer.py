@@ -25,7 +25,14 @@ from fsf.results.reader import Results
 from fsf.results.selection import SelectionRule
 from fsf.results.stats import PairedDifference, paired_difference
 
-__all__ = ["DEFAULT_BASELINE", "Answer", "baseline_mask", "baseline_of", "config_value"]
+__all__ = [
+    "DEFAULT_BASELINE",
+    "Answer",
+    "baseline_mask",
+    "baseline_of",
+    "budget_text",
+    "config_value",
+]
 
 #: What the baseline is when the sweep names none: plain fine-tuning.
 DEFAULT_BASELINE: dict[str, Any] = {"policy.name": "df"}
@@ -43,6 +50,18 @@ def _budget(trained: list[int], planned: list[int]) -> dict[str, Any]:
     all the steps it planned."""
     full = all(p >= 0 and t >= p for t, p in zip(trained, planned, strict=True))
     return {"trained": trained, "planned": planned, "full": full}
+
+
+def budget_text(entry: Mapping[str, Any], stopped: str) -> str:
+    """An entry's `budget` as text: the most steps any of its runs trained, over the most
+    planned (`300/300`; `300` when no plan is known; `-` when nothing was trained), with
+    `stopped` appended unless every run trained its whole plan."""
+    b = entry.get("budget") or {}
+    trained, planned = b.get("trained") or [], b.get("planned") or []
+    if not trained:
+        return "-"
+    text = f"{max(trained)}/{max(planned)}" if planned and max(planned) >= 0 else str(max(trained))
+    return text + ("" if b.get("full") else stopped)
 
 
 # -- configuration lookups -------------------------------------------------------------------
