@@ -242,7 +242,7 @@ def _progress(args: argparse.Namespace) -> bool:
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     """Print how the sweep ended; exit 1 when every trial failed or a failure could not be
     recorded in the results (so that nothing fails silently)."""
-    from fsf.results import cli as results_cli
+    from fsf.results.cli_tables import print_best_per_language
 
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
     print(f"\nsweep finished: {outcome.num_trials} trials ({done})")
@@ -254,7 +254,7 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     if outcome.confirm is not None:
         _print_confirm(outcome.confirm)
     if outcome.results_dir.exists():
-        results_cli.print_best_per_language(outcome.sweep_dir)
+        print_best_per_language(outcome.sweep_dir)
     print(f"results: {outcome.results_dir}")
     print(f"query:   fsf-sweep best {outcome.sweep_dir} --per-language")
     print(f"report:  fsf-sweep report {outcome.sweep_dir}")
@@ -329,7 +329,8 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
 
 
 def _confirm(args: argparse.Namespace) -> int:
-    from fsf.results import cli as results_cli
+    from fsf.results.cli_common import baseline_arg
+    from fsf.results.cli_tables import print_best_per_language
     from fsf.results.storage import location
     from fsf.sweep.confirm import confirm_spec, run_confirm
     from fsf.sweep.space import load_space
@@ -348,7 +349,7 @@ def _confirm(args: argparse.Namespace) -> int:
         from fsf.sweep.folder import check_trusted
 
         check_trusted(sweep_dir)  # continuing the confirmation unpickles its tune/ state
-    baseline = results_cli._baseline_arg(args.baseline)
+    baseline = baseline_arg(args.baseline)
     confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
     outcome = run_confirm(
         spec,
@@ -359,7 +360,7 @@ def _confirm(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
     )
     _print_confirm(outcome)
-    results_cli.print_best_per_language(sweep_dir)
+    print_best_per_language(sweep_dir)
     print(f"results: {outcome.results_dir}")
     return 0
 
@@ -433,7 +434,7 @@ def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[typ
 
 
 def _analyse_probe(sweep_dir, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
-    from fsf.results.cli import read_warning_skipped
+    from fsf.results.cli_common import read_warning_skipped
     from fsf.sweep.probe import write_probe_outputs
 
     assert spec.probe is not None
