@@ -34,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from fsf.config import RunConfig, apply_overrides, load_yaml, read_yaml, validate_run_config
+from fsf.config import (
+    RunConfig,
+    apply_overrides,
+    load_yaml,
+    parse_overrides,
+    read_yaml,
+    validate_run_config,
+)
 from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
 
 # The models live in fsf.sweep.spec. They stay importable from here: callers import them
@@ -74,6 +81,7 @@ __all__ = [
     "grid_points",
     "grid_size",
     "load_space",
+    "load_space_with",
     "missing_logger_packages",
     "reported_metrics",
     "trial_run_config",
@@ -370,3 +378,38 @@ def load_space(path: str | Path) -> SweepSpec:
             raise ConfigError([Problem("", f"cannot read file: {exc}")], path) from None
         return validate_space(load_yaml(text, path), path)
     return validate_space(read_yaml(path), str(path))
+
+
+def load_space_with(path: str, base: str | None, sets: list[str] | None = None) -> SweepSpec:
+    """The space at `path`, with the run config in `base` (a YAML file) merged into its base,
+    then the `--set KEY=VALUE` items set on it; validated like the YAML (what `fsf-sweep run
+    --space PATH --base FILE --set ...` runs). Without `base` and `sets`: `load_space(path)`."""
+    if base is None and not sets:
+        return load_space(path)
+    overrides = parse_overrides(sets or [])  # a malformed item fails before any file is read
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        return validate_space(data, path)
+    source = path
+    if base is not None:
+        extra = read_yaml(base)
+        if not isinstance(extra, dict):
+            raise ConfigError(
+                [Problem("", "expected a mapping of run settings", extra, True)], base
+            )
+
+        def leaves(d: dict, prefix: str = "") -> list:  # type: ignore[type-arg]
+            out = []
+            for k, v in d.items():
+                key = f"{prefix}{k}"
+                out += leaves(v, f"{key}.") if isinstance(v, dict) and v else [(key, v)]
+            return out
+
+        data["base"] = apply_overrides(data.get("base") or {}, leaves(extra))
+        source = f"{path} + {base}"
+    if overrides:
+        if not isinstance(data.get("base", {}), dict):
+            return validate_space(data, source)
+        data["base"] = apply_overrides(data.get("base") or {}, overrides)
+        source += " + --set " + " ".join(sets or [])
+    return validate_space(data, source)
