@@ -187,8 +187,11 @@ def configure_verbosity(level: int) -> None:
         os.environ.setdefault("TQDM_DISABLE", "1")
 
 
-def progress_enabled() -> bool:
-    """False once `-q` was given (or FSF_NO_PROGRESS=1 is set)."""
+def progress_enabled(args: argparse.Namespace | None = None) -> bool:
+    """False once `-q` was given (or FSF_NO_PROGRESS=1 is set), or when `args` (a command's
+    parsed arguments) has `--no-progress`."""
+    if args is not None and getattr(args, "no_progress", False):
+        return False
     return os.environ.get("FSF_NO_PROGRESS", "") not in ("1", "true")
 
 

@@ -23,16 +23,19 @@ LAYERS = (
     "results",
     "analysis",
     "sweep",  # with fsf.cluster: the only layer that imports Ray
-    "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `__main__` module
+    "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `cli_*` / `__main__`
 )
 BASE_MODULES = {"fsf.errors", "fsf.cka", "fsf.atomic"}
 CLI_MODULE_NAMES = {"cli", "__main__", "_cli"}
+#: A package's command line may be split into `cli_<part>.py` modules beside its `cli.py`
+#: (fsf.results.cli_common, fsf.results.cli_tables, ...): they are the cli layer too.
+CLI_MODULE_PREFIX = "cli_"
 
 
 def layer_of(module: str) -> str:
     """The layer of a dotted module name inside fsf."""
     parts = module.split(".")
-    if module == "fsf" or parts[-1] in CLI_MODULE_NAMES:
+    if module == "fsf" or parts[-1] in CLI_MODULE_NAMES or parts[-1].startswith(CLI_MODULE_PREFIX):
         return "cli"
     if module in BASE_MODULES:
         return "base"
@@ -129,6 +132,7 @@ def test_every_import_points_down_and_no_private_name_crosses_a_package():
         ("fsf/analysis/x.py", "from fsf.results._cube import at\n", "private module"),
         ("fsf/analysis/x.py", "from fsf.results.ranking import _stage\n", "private name"),
         ("fsf/results/x.py", "from ..analysis import report\n", "a layer above it"),
+        ("fsf/results/x.py", "from fsf.results.cli_tables import t\n", "a layer above it"),
         ("fsf/train/x.py", "from fsf.testing import tiny_model\n", "test helpers"),
     ],
 )
@@ -161,6 +165,9 @@ def test_allowed_imports_pass(tmp_path, monkeypatch):
         "from fsf.analysis._private import y\n"
     )
     (fake / "analysis" / "cli.py").write_text("from fsf.sweep.tune import run_sweep\n")
+    (fake / "results" / "cli_tables.py").write_text(
+        "from fsf.analysis.report import write_report\n"
+    )
     monkeypatch.setattr(me, "ROOT", tmp_path)
     monkeypatch.setattr(me, "PACKAGE", fake)
     assert violations(fake) == []

@@ -18,15 +18,10 @@ from typing import Any
 
 from fsf._cli import Command, add_commands, print_table
 from fsf.results import ResultsError, ResultsUsageError
+from fsf.results.cli_common import FORMATS, check_format, command, exit_code, read_warning_skipped
+from fsf.results.export import write_csv
 
 __all__ = ["COMMANDS", "register"]
-
-FORMATS = ("table", "json", "csv")
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise ResultsUsageError(f"unknown --format {fmt!r}; choose one of: {', '.join(FORMATS)}")
 
 
 def _clean(v: Any) -> Any:
@@ -37,49 +32,18 @@ def _emit(rows: list[dict[str, Any]], fmt: str, title: str) -> None:
     if fmt == "json":
         print(json.dumps([{k: _clean(v) for k, v in r.items()} for r in rows], indent=2))
     elif fmt == "csv":
-        import csv
-
-        keys: list[str] = []
-        for r in rows:
-            keys += [k for k in r if k not in keys]
-        w = csv.DictWriter(sys.stdout, fieldnames=keys, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
+        write_csv(rows, sys.stdout)
     else:
-        keys = []
+        keys: list[str] = []
         for r in rows:
             keys += [k for k in r if k not in keys]
         print_table(keys, [[_clean(r.get(k)) for k in keys] for r in rows], title=title)
 
 
-def read_warning_skipped(path: str) -> Any:
-    from fsf.results.cli import read_warning_skipped as read
-
-    return read(path)
-
-
-def _exit_code(skipped: Any) -> int:
-    from fsf.results.cli import exit_code as code
-
-    return code(skipped)
-
-
-def _command(fn: Any) -> Any:
-    """`fn` as a handler whose exit code counts only the fragments it skipped itself
-    (fsf.results.cli.command, imported when the command runs)."""
-
-    def handler(args: argparse.Namespace) -> int:
-        from fsf.results.cli import command
-
-        return int(command(fn)(args))
-
-    return handler
-
-
 def _gap(args: argparse.Namespace) -> int:
     from fsf.analysis.gap import gap_curves
 
-    _check_format(args.format)
+    check_format(args.format)
     if args.split not in ("dev", "test"):
         raise ResultsUsageError(f"unknown --split {args.split!r}; choose one of: dev, test")
     if args.threshold is not None and not math.isfinite(args.threshold):
@@ -105,13 +69,13 @@ def _gap(args: argparse.Namespace) -> int:
     if args.format == "table":
         for n in gc.notes:
             print(f"note: {n}")
-    return _exit_code(res.skipped)
+    return exit_code(res.skipped)
 
 
 def _cka(args: argparse.Namespace) -> int:
     from fsf.analysis.forgetting import cka_curves
 
-    _check_format(args.format)
+    check_format(args.format)
     res = read_warning_skipped(args.dir)
     curves = cka_curves(res, task=args.task)
     if not curves.runs:
@@ -137,7 +101,7 @@ def _cka(args: argparse.Namespace) -> int:
                 rows.append(row)
         title = "CKA with the pretrained model at the last recorded step (layer 0 = embeddings)"
     _emit(rows, args.format, title)
-    return _exit_code(res.skipped)
+    return exit_code(res.skipped)
 
 
 def _gap_args(g: argparse.ArgumentParser) -> None:
@@ -163,10 +127,10 @@ COMMANDS: dict[str, Command] = {
     "gap": Command(
         "source, target mean and gap over steps; P1/P2 boundary from the loss",
         _gap_args,
-        _command(_gap),
+        command(_gap),
     ),
     "cka": Command(
-        "per-layer CKA with the pretrained model (forgetting)", _cka_args, _command(_cka)
+        "per-layer CKA with the pretrained model (forgetting)", _cka_args, command(_cka)
     ),
 }
 

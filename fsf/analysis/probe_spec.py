@@ -1,7 +1,7 @@
 """The `probe` section of a space: what a layer-probe sweep probes, and the rule that turns
 its results into weight sets (see `fsf.analysis.probe` for the rule in words).
 
-Plain pydantic models (no results, no Ray), so that `fsf.sweep.space` can validate a space's
+Plain pydantic models (no results, no Ray), so that `fsf.sweep.spec` can validate a space's
 `probe` section without importing the analysis.
 """
 

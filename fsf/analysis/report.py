@@ -16,12 +16,14 @@ objective on dev data), stated at the top of the report. A sweep with a confirma
 - `importance.png`: Optuna parameter importances, when `optuna.db` holds a study with enough
   completed trials (otherwise the report says why it is missing);
 - `report.md` (images referenced) and `report.html` (images embedded as data URIs).
+
+The document is a list of blocks; the summary's tables as blocks, and their rendering to
+Markdown and HTML, are `fsf.analysis._report_blocks`. The plots are drawn by
+`fsf.analysis._report_plots`, the analyses' sections come from `fsf.analysis._report`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,6 +33,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from fsf.analysis._report_blocks import _blocks_summary, _html, _md
 from fsf.analysis._report_plots import (
     delta_heatmap,
     gap_plot,
@@ -39,9 +42,10 @@ from fsf.analysis._report_plots import (
     pareto_plot,
 )
 from fsf.results import ResultsError, ResultsUsageError
+from fsf.results.answer import Answer, baseline_mask, baseline_of
 from fsf.results.cube import Evals, at, evals
 from fsf.results.frame import Frame, frame
-from fsf.results.ranking import Answer, best_per_language
+from fsf.results.ranking import best_per_language
 from fsf.results.reader import Results, confirmation_of, load
 from fsf.results.selection import SelectionRule, selection_rule
 from fsf.results.storage import StoragePath, is_uri, write_bytes_atomic
@@ -58,67 +62,6 @@ class Report:
     html: Path
     images: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-# -- document blocks, rendered to Markdown and to HTML ---------------------------------------
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}" if np.isfinite(v) else "-"
-    return str(v)
-
-
-def _md(blocks: list[tuple]) -> str:
-    out = []
-    for b in blocks:
-        if b[0] == "h":
-            out.append("#" * b[1] + " " + b[2])
-        elif b[0] == "p":
-            out.append(b[1])
-        elif b[0] == "table":
-            head, rows = b[1], b[2]
-            out.append("| " + " | ".join(head) + " |")
-            out.append("|" + "|".join("---" for _ in head) + "|")
-            out += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in r) + " |" for r in rows]
-        elif b[0] == "img":
-            out.append(f"![{b[2]}]({b[1].name})")
-        out.append("")
-    return "\n".join(out)
-
-
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;
-text-align:right}td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}
-img{max-width:100%;border:1px solid #eee}.note{color:#8a5300}"""
-
-
-def _html(blocks: list[tuple], title: str) -> str:
-    out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-        f"</title><style>{_CSS}</style></head><body>"
-    ]
-    for b in blocks:
-        if b[0] == "h":
-            out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
-        elif b[0] == "p":
-            cls = " class='note'" if b[1].startswith(("**Note", "**Warning")) else ""
-            text = html.escape(b[1].replace("**", ""))
-            out.append(f"<p{cls}>{text}</p>")
-        elif b[0] == "table":
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
-                for r in b[2]
-            )
-            out.append(f"<table><tr>{head}</tr>{rows}</table>")
-        elif b[0] == "img":
-            data = base64.b64encode(b[1].read_bytes()).decode()
-            out.append(f"<p><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'></p>")
-    out.append("</body></html>")
-    return "\n".join(out)
 
 
 # -- data for the plots ------------------------------------------------------------------------
@@ -153,172 +96,6 @@ def _curves(fr: Frame, k: int) -> dict[str, Any]:
             )
             out["phase"] = (steps, p1)
     return out
-
-
-def _delta(v: dict[str, Any] | None) -> str:
-    """A comparison with the baseline in words: +1.23 [+0.10, +2.40] p=0.03 better."""
-    if v is None:
-        return "no baseline"
-    if v.get("is_baseline"):
-        return "(baseline)"
-    if v.get("mean") is None:
-        return "no shared seeds"
-    d = f"{100 * v['mean']:+.2f}"
-    if v.get("ci_low") is None:
-        return f"{d} (1 seed: untested)"
-    return (
-        f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] p={v['p']:.2g} "
-        f"{v['verdict']} (n={v['n']})"
-    )
-
-
-def _budget(e: dict[str, Any]) -> str:
-    b = e.get("budget") or {}
-    trained, planned = b.get("trained") or [], b.get("planned") or []
-    if not trained:
-        return "-"
-    text = f"{max(trained)}/{max(planned)}" if planned and max(planned) >= 0 else str(max(trained))
-    return text + ("" if b.get("full") else " (stopped)")
-
-
-def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list[tuple]:
-    blocks: list[tuple] = []
-    runs, trials = s["runs"], s["trials"]
-    statuses = sorted(set(runs["by_status"]) | set(trials["by_status"]))
-    blocks.append(("h", 2, f"Trials ({stage_title})"))
-    blocks.append(("p", s["stage"]["note"] + "."))
-    blocks.append(
-        (
-            "table",
-            ["", "total", *statuses],
-            [
-                ["trials", trials["total"], *(trials["by_status"].get(x, 0) for x in statuses)],
-                [
-                    "runs (trial x seed)",
-                    runs["total"],
-                    *(runs["by_status"].get(x, 0) for x in statuses),
-                ],
-            ],
-        )
-    )
-    if s["failures"]:
-        blocks.append(("p", "Failed runs (excluded from every ranking):"))
-        blocks.append(
-            (
-                "table",
-                ["trial", "seed", "reason"],
-                [[f["trial_id"], f["seed"], f["reason"]] for f in s["failures"][:20]],
-            )
-        )
-    if s["objectives"]:
-        blocks.append(("h", 2, f"Best configuration per objective ({stage_title})"))
-        blocks.append(
-            (
-                "p",
-                "Each objective is the value Optuna received: the objective metric at each "
-                "run's checkpoint, mean over distinct seeds.",
-            )
-        )
-        blocks.append(
-            (
-                "table",
-                ["task", "objective", "mode", "value", "trial", "policy", "seeds", "budget"],
-                [
-                    [
-                        o["task"],
-                        o["metric"],
-                        o["mode"],
-                        o.get("value"),
-                        o.get("trial_id"),
-                        o.get("policy"),
-                        o.get("n_seeds"),
-                        _budget(o),
-                    ]
-                    for o in s["objectives"]
-                ],
-            )
-        )
-    if s["policies"]:
-        rule = s["selection"]
-        blocks.append(("h", 2, f"Policies compared ({stage_title})"))
-        blocks.append(
-            (
-                "p",
-                f"Each policy by its best configuration: {rule['description']}. "
-                f"Delta: target-mean test score minus the baseline's "
-                f"({_baseline_words(s['baseline'])}), x100, paired over shared seeds, "
-                "95% t-interval.",
-            )
-        )
-        blocks.append(
-            (
-                "table",
-                [
-                    "task",
-                    "policy",
-                    "configs",
-                    "runs",
-                    "target mean",
-                    "source",
-                    "gap",
-                    "seeds",
-                    "vs baseline",
-                    "best trial",
-                ],
-                [
-                    [
-                        p["task"],
-                        p["policy"],
-                        p["n_configs"],
-                        p["n_runs"],
-                        p["test_target_mean"],
-                        p["test_source"],
-                        p["test_gap"],
-                        (p["best"] or {}).get("n_seeds"),
-                        _delta(p["vs_baseline"]),
-                        (p["best"] or {}).get("trial_id"),
-                    ]
-                    for p in s["policies"]
-                ],
-            )
-        )
-    for pl in per:
-        blocks.append(
-            ("h", 2, f"Best configuration per target language ({pl.task}, {stage_title})")
-        )
-        blocks.append(
-            (
-                "p",
-                f"{pl.rule.describe(target_mean=False)}; target mean: "
-                f"configuration by {pl.rule.configuration_data(True)}.",
-            )
-        )
-        rows = []
-        for e in [*pl.languages, *([pl.target_mean] if pl.target_mean else [])]:
-            rows.append(
-                [
-                    e["language"],
-                    e["score"],
-                    e["std"],
-                    e["n_seeds"],
-                    _delta(e.get("vs_baseline")),
-                    e["trial_id"],
-                    e["policy"],
-                    _budget(e),
-                ]
-            )
-        blocks.append(
-            (
-                "table",
-                ["language", "score", "std", "seeds", "vs baseline", "trial", "policy", "budget"],
-                rows,
-            )
-        )
-    return blocks
-
-
-def _baseline_words(baseline: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in baseline.items())
 
 
 def _policy_best(E: Evals, rule: SelectionRule) -> dict[str, int]:
@@ -365,8 +142,6 @@ def _task_plots(
     E = evals(fr)
     best_cfg = _policy_best(E, rule)
     base_ans = Answer.of(E, rule, None)
-    from fsf.results.ranking import baseline_mask, baseline_of
-
     baseline = base_ans.baseline_config(baseline_mask(fr, baseline_of(res)))
     images: list[tuple[Path, str, str]] = []
     extra = None

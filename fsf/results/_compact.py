@@ -32,16 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsf.results._errors import ResultsError
-from fsf.results.reader import (
-    COMPACTED_DIR,
+from fsf.results.fragment_reader import (
     COMPACTED_FROM_KEY,
     COMPACTION_SEQ_KEY,
-    SkippedFragment,
     _read_one,
     _read_schema,
-    list_fragments,
-    resolve_root,
 )
+from fsf.results.reader import COMPACTED_DIR, SkippedFragment, list_fragments, resolve_root
 from fsf.results.storage import Location, StoragePath
 from fsf.results.writer import atomic_write_table
 

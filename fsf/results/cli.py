@@ -3,9 +3,10 @@
 `COMMANDS` holds them (`fsf best ...`; `register(subparsers)` adds them to any argparse
 subparsers object, as fsf-sweep does); each parser's `handler` takes the parsed
 `argparse.Namespace` and returns an exit code.
-Bad input raises `ResultsUsageError` (a `fsf.errors.UsageError`, exit code 2). An answer that had to leave
-out unreadable fragments is printed, the fragments are listed on stderr, and the exit code is
-`SKIPPED_EXIT` (3), so that a script never takes a partial answer for a whole one. Standalone:
+Bad input raises `ResultsUsageError` (a `fsf.errors.UsageError`, exit code 2). An answer that
+had to leave out unreadable fragments is printed, the fragments are listed on stderr, and the
+exit code is `SKIPPED_EXIT` (3), so that a script never takes a partial answer for a whole one
+(`fsf.results.cli_common`). The tables `best` prints are `fsf.results.cli_tables`. Standalone:
 
     python -m fsf.results.cli best DIR --lang de --top 5 --format json
 """
@@ -13,18 +14,42 @@ out unreadable fragments is printed, the fragments are listed on stderr, and the
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from fsf._cli import Command, add_commands, add_common_arguments, dispatch, print_table
 from fsf.errors import os_reason
 from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
+
+# What the commands share is fsf.results.cli_common, the tables of `best` are
+# fsf.results.cli_tables; the names this module has always offered stay importable from it.
+from fsf.results.cli_common import (
+    FORMATS,
+    SKIPPED_EXIT,
+    STAGES,
+    _dump,
+    _read_stage,
+    _sweep_dir,
+    baseline_arg,
+    check_format,
+    command,
+    exit_code,
+    read_warning_skipped,
+    warn_skipped,
+)
+from fsf.results.cli_tables import (
+    _budget,
+    _pct,
+    _per_language,
+    _print_entries,
+    _row,
+    _vs,
+    print_best_per_language,
+)
 from fsf.results.export import export, flat, write_csv
 from fsf.results.ranking import best, best_per_language, entry_run_config
-from fsf.results.reader import Results, SkippedFragment, compact, confirmation_of, read_results
+from fsf.results.reader import Results, compact
 from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
 
@@ -37,189 +62,9 @@ __all__ = [
     "exit_code",
     "main",
     "print_best_per_language",
+    "read_warning_skipped",
     "register",
 ]
-
-FORMATS = ("table", "json", "csv")
-#: Which stage of a sweep a query answers from: `auto` = the confirmation when there is one.
-STAGES = ("auto", "search", "confirm")
-#: Exit code of a query answered without the rows of skipped (unreadable) fragments.
-SKIPPED_EXIT = 3
-#: Fragments skipped (and warned about) while the current command ran.
-_SKIPPED: list[SkippedFragment] = []
-
-
-def exit_code(skipped: Sequence[SkippedFragment] = ()) -> int:
-    """0, or `SKIPPED_EXIT` when fragments were left out of the answer: `skipped`, or any the
-    current command warned about (a search stage read before its confirmation)."""
-    return SKIPPED_EXIT if skipped or _SKIPPED else 0
-
-
-def command(fn: Any) -> Any:
-    """A subcommand handler whose exit code counts only the fragments it skipped itself."""
-
-    def handler(args: argparse.Namespace) -> int:
-        _SKIPPED.clear()
-        return int(fn(args))
-
-    return handler
-
-
-def _warn_skipped(skipped: list[SkippedFragment]) -> None:
-    _SKIPPED.extend(skipped)
-    if not skipped:
-        return
-    print(
-        f"warning: {len(skipped)} fragment(s) skipped; their rows are NOT in these answers "
-        f"(exit code {SKIPPED_EXIT}):",
-        file=sys.stderr,
-    )
-    for s in skipped:
-        print(f"  {s.reason}", file=sys.stderr)
-
-
-def read_warning_skipped(path: str) -> Results:
-    """`read_results(path)`, with every skipped fragment named on stderr (the commands of
-    fsf-sweep that read results all use this)."""
-    res = read_results(path)
-    _warn_skipped(res.skipped)
-    return res
-
-
-def _read_stage(path: str, stage: str) -> Results:
-    """The results a query answers from: the confirmation stage when there is one (`auto`,
-    `confirm`), else the search."""
-    if stage not in STAGES:
-        raise ResultsUsageError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGES)}")
-    res = read_warning_skipped(path)
-    if stage == "search" or res.sweep.get("stage") == "confirm":
-        return res
-    confirmed = confirmation_of(res)
-    if confirmed is None:
-        if stage == "confirm":
-            raise ResultsUsageError(
-                f"{path} has no confirmation stage yet; run `fsf-sweep confirm {path}`"
-            )
-        return res
-    _warn_skipped(confirmed.skipped)
-    return confirmed
-
-
-def _check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> None:
-    if fmt not in allowed:
-        raise ResultsUsageError(f"unknown --format {fmt!r}; choose one of: {', '.join(allowed)}")
-
-
-def _params(entry: dict[str, Any]) -> str:
-    """The sampled parameters, short: the policy name (its own column) left out, `policy.`
-    dropped from the other keys."""
-    p = entry["config"].get("params") or {}
-    items = [
-        (k.removeprefix("policy."), v) for k, v in p.items() if k not in ("policy.name", "policy")
-    ]
-    text = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
-    search = entry.get("search")
-    if search and search.get("trial_id"):
-        rank = f" #{search['rank']}" if search.get("rank") else ""
-        text += f" (search {search['trial_id']}{rank})"
-    return text or "-"
-
-
-def _dump(obj: Any) -> None:
-    print(json.dumps(obj, indent=2, allow_nan=False, default=str))
-
-
-def _sweep_dir(args: argparse.Namespace) -> str:
-    """`best DIR` (positional, as every results command) or the older `best --sweep DIR`."""
-    given = [d for d in (args.dir, args.sweep) if d is not None]
-    if not given:
-        raise ResultsUsageError("give the sweep folder: fsf-sweep best DIR --lang L")
-    if len(set(given)) > 1:
-        raise ResultsUsageError(f"two sweep folders given ({given[0]} and --sweep {given[1]})")
-    return given[0]
-
-
-def _baseline_arg(pairs: list[str] | None) -> dict[str, Any] | None:
-    """`--baseline policy.name=df` (repeatable) as a dict; None: the sweep's own."""
-    if not pairs:
-        return None
-    import yaml
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ResultsUsageError(f"--baseline {pair!r}: expected KEY=VALUE, e.g. policy.name=df")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.2f}"
-
-
-def _vs(v: dict[str, Any] | None) -> str:
-    """The comparison with the baseline, x100: +1.23 [+0.10, +2.40] better."""
-    if v is None:
-        return "-"
-    if v.get("is_baseline"):
-        return "baseline"
-    if v.get("mean") is None:
-        return "no shared seeds"
-    d = f"{100 * v['mean']:+.2f}"
-    if v.get("ci_low") is None:
-        return f"{d} (n=1, untested)"
-    verdict = "~ noise" if v["verdict"] == "within noise" else v["verdict"]
-    return f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] {verdict}"
-
-
-def _budget(e: dict[str, Any]) -> str:
-    b = e.get("budget") or {}
-    trained, planned = b.get("trained") or [], b.get("planned") or []
-    if not trained:
-        return "-"
-    text = f"{max(trained)}/{max(planned)}" if planned and max(planned) >= 0 else str(max(trained))
-    return text + ("" if b.get("full") else " stopped")
-
-
-_HEAD = ["score", "std", "seeds", "vs baseline [95% CI]", "chosen by", "budget", "trial"]
-
-
-def _row(first: Any, e: dict[str, Any]) -> list[Any]:
-    return [
-        first,
-        _pct(e["score"]),
-        _pct(e["std"]),
-        e["n_seeds"],
-        _vs(e.get("vs_baseline")),
-        _pct(e["selection_score"]),
-        _budget(e),
-        e["trial_id"],
-        e["policy"],
-        _params(e),
-    ]
-
-
-def _print_entries(
-    first: str, rows: list[list[Any]], title: str, answer: Any, lines: list[str]
-) -> None:
-    print_table([first, *_HEAD, "policy", "params"], rows, title=title)
-    stage = answer.stage
-    base = ", ".join(f"{k}={v}" for k, v in answer.baseline.items())
-    print(f"stage:     {stage['note']}")
-    for line in lines:
-        print(line)
-    print(
-        f"scores:    {answer.metric} x 100 on {answer.split}; 'chosen by': the mean selection "
-        f"score; vs baseline ({base}, chosen by the same rule): paired difference over shared "
-        "seeds, 95% t-interval ('~ noise': it contains 0)"
-    )
-    ex = answer.excluded
-    print(
-        f"excluded:  {ex['failed_runs']} failed run(s) of {ex['failed_trials']} trial(s); "
-        f"{ex['duplicate_runs']} repeated (configuration, seed) run(s) counted once; "
-        f"{ex['runs_without_score']} run(s) without a score here"
-    )
 
 
 def _emit(res: Results, entry: dict[str, Any], path: str, rule: Any) -> None:
@@ -243,7 +88,7 @@ def _emit(res: Results, entry: dict[str, Any], path: str, rule: Any) -> None:
 
 def _best(args: argparse.Namespace) -> int:
     sweep = _sweep_dir(args)
-    _check_format(args.format)
+    check_format(args.format)
     if args.select not in RULES:
         raise ResultsUsageError(
             f"unknown --select {args.select!r}; choose one of: {', '.join(RULES)}"
@@ -256,17 +101,12 @@ def _best(args: argparse.Namespace) -> int:
         "metric": args.metric,
         "select": args.select,
         "split": args.split,
-        "baseline": _baseline_arg(args.baseline),
+        "baseline": baseline_arg(args.baseline),
     }
     if args.per_language:
         pl = best_per_language(res, **kw)
-        entries = [*pl.languages, *([pl.target_mean] if pl.target_mean else [])]
+        entries, title, lines = _per_language(pl)
         data, answer = pl.to_dict(), pl
-        title = f"best configuration per target language: {pl.task} {pl.metric} ({pl.split})"
-        lines = [
-            f"languages: {pl.rule.describe(target_mean=False)}",
-            f"mean:      {pl.rule.describe(target_mean=True)}",
-        ]
         emit = pl.target_mean
     else:
         rk = best(res, args.lang, top=args.top, **kw)
@@ -291,48 +131,10 @@ def _best(args: argparse.Namespace) -> int:
     return exit_code(res.skipped)
 
 
-def print_best_per_language(path: str | Path, *, select: str | None = None) -> None:
-    """Print the answer of a sweep (used after a sweep finishes): the best configuration of
-    each target language, from the confirmation stage when there is one.
-
-    Prints a note instead when there is nothing to rank yet (or several tasks: see `best`).
-    """
-    try:
-        res = _read_stage(str(path), "auto")
-        pl = best_per_language(res, select=select)
-    except ResultsError as exc:
-        print(f"note: no per-language table: {exc}")
-        return
-    if res.sweep.get("stage") == "confirm":
-        n = len(res.sweep.get("candidates") or []) or 100
-        rk = best(res, "target-mean", select=select, top=n)
-        _print_entries(
-            "rank",
-            [_row(e["rank"], e) for e in rk.entries],
-            f"confirmed configurations, by {rk.rule.configuration_data(True)}: "
-            f"{rk.task} target-mean {rk.metric} ({rk.split})",
-            rk,
-            [f"selection: {rk.rule.describe(target_mean=True)}"],
-        )
-        print()
-    entries = [*pl.languages, *([pl.target_mean] if pl.target_mean else [])]
-    title = f"best configuration per target language: {pl.task} {pl.metric} ({pl.split})"
-    _print_entries(
-        "language",
-        [_row(e["language"], e) for e in entries],
-        title,
-        pl,
-        [
-            f"languages: {pl.rule.describe(target_mean=False)}",
-            f"mean:      {pl.rule.describe(target_mean=True)}",
-        ],
-    )
-
-
 def _show(args: argparse.Namespace) -> int:
-    _check_format(args.format, ("table", "json"))
+    check_format(args.format, ("table", "json"))
     res = _read_stage(args.dir, args.stage)
-    s = summary(res, task=args.task, select=args.select, baseline=_baseline_arg(args.baseline))
+    s = summary(res, task=args.task, select=args.select, baseline=baseline_arg(args.baseline))
     if args.format == "json":
         _dump(s)
         return exit_code(res.skipped)
@@ -452,7 +254,7 @@ def _compact(args: argparse.Namespace) -> int:
         print(f"left {len(rep.running)} fragment(s) of running trials in place")
     if rep.removed_leftovers:
         print(f"removed {len(rep.removed_leftovers)} leftover(s) of an interrupted compaction")
-    _warn_skipped(rep.skipped)
+    warn_skipped(rep.skipped)
     return exit_code(rep.skipped)
 
 

@@ -17,12 +17,15 @@ or an in-memory `pyarrow.Table` with the results schema. The rules (docs/results
 - Each entry is compared with the best *baseline* configuration (default: `policy.name: df`,
   chosen by the same rule for the same language) on the seeds both have: the paired
   difference, its 95% t-interval and p-value (`fsf.results.stats`).
+
+One entry's answer (`Answer`: checkpoints, scores, order, comparison with the baseline) and
+which configurations are the baseline are `fsf.results.answer`; here they are assembled into
+the queries' answers.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,11 +35,14 @@ import numpy as np
 import pyarrow as pa
 
 from fsf.results._errors import ResultsUsageError, choices
-from fsf.results.cube import Aggregate, Evals, at, evals
+
+# Answer, the baseline and config_value live in fsf.results.answer; they stay importable from
+# here, where they were first published.
+from fsf.results.answer import DEFAULT_BASELINE, Answer, baseline_mask, baseline_of, config_value
+from fsf.results.cube import Evals, evals
 from fsf.results.frame import Frame, frame
 from fsf.results.reader import Results, SkippedFragment, load
 from fsf.results.selection import SelectionRule, selection_rule
-from fsf.results.stats import PairedDifference, paired_difference
 
 __all__ = [
     "BEST_FORMAT",
@@ -59,9 +65,6 @@ BEST_FORMAT = "fsf.best/2"
 PER_LANGUAGE_FORMAT = "fsf.best-per-language/2"
 #: The `language` of the entry for the mean over the target languages.
 TARGET_MEAN = "target-mean"
-#: What the baseline is when the sweep names none: plain fine-tuning.
-DEFAULT_BASELINE: dict[str, Any] = {"policy.name": "df"}
-_STATUS_ORDER = ("failed", "running", "stopped", "completed")
 _RESULTS = Results | str | os.PathLike[str] | pa.Table
 
 
@@ -83,8 +86,23 @@ def _stage(res: Results) -> dict[str, Any]:
     }
 
 
+class _ByRule:
+    """What an answer's selection rule says about it: chosen on test data (`oracle`), and
+    the split its scores are from (`split`)."""
+
+    rule: SelectionRule
+
+    @property
+    def oracle(self) -> bool:
+        return self.rule.oracle
+
+    @property
+    def split(self) -> str:
+        return self.rule.report
+
+
 @dataclass
-class Ranking:
+class Ranking(_ByRule):
     """Configurations ranked for one language (`best`); `to_dict()` is the JSON format."""
 
     language: str
@@ -96,14 +114,6 @@ class Ranking:
     baseline: dict[str, Any]
     stage: dict[str, Any]
     skipped: list[SkippedFragment] = field(default_factory=list)
-
-    @property
-    def oracle(self) -> bool:
-        return self.rule.oracle
-
-    @property
-    def split(self) -> str:
-        return self.rule.report
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,7 +133,7 @@ class Ranking:
 
 
 @dataclass
-class PerLanguage:
+class PerLanguage(_ByRule):
     """The best configuration of each target language, and of the target mean."""
 
     task: str
@@ -136,14 +146,6 @@ class PerLanguage:
     baseline: dict[str, Any]
     stage: dict[str, Any]
     skipped: list[SkippedFragment] = field(default_factory=list)
-
-    @property
-    def oracle(self) -> bool:
-        return self.rule.oracle
-
-    @property
-    def split(self) -> str:
-        return self.rule.report
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,153 +162,6 @@ class PerLanguage:
             "target_mean": self.target_mean,
             "excluded": self.excluded,
             "skipped_fragments": [s.to_dict() for s in self.skipped],
-        }
-
-
-# -- configuration lookups -------------------------------------------------------------------
-
-
-def _run_config(fr: Frame, run: int) -> dict[str, Any]:
-    """The full run config (`config_json`) of run `run`; cached."""
-    cache = fr.results.cache.setdefault("run_config", {})
-    if run not in cache:
-        start = int(fr.results.cache["run_starts"][run])
-        raw = fr.results.table["config_json"][start].as_py()
-        try:
-            cache[run] = json.loads(raw) if raw else {}
-        except ValueError:
-            cache[run] = {}
-    return cache[run]
-
-
-def config_value(config: Mapping[str, Any], key: str) -> Any:
-    """The value at dotted `key` (`policy.name`) of a run config dict (KeyError if absent)."""
-    node: Any = config
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
-def _same(a: Any, b: Any) -> bool:
-    if a == b or str(a) == str(b):
-        return True
-    try:
-        return math.isclose(float(a), float(b), rel_tol=1e-12)
-    except (TypeError, ValueError):
-        return False
-
-
-def _matches(fr: Frame, k: int, baseline: Mapping[str, Any]) -> bool:
-    config = _run_config(fr, fr.configs[k]["runs"][0])
-    try:
-        return all(_same(config_value(config, key), v) for key, v in baseline.items())
-    except KeyError:
-        return False
-
-
-def baseline_of(res: Results) -> dict[str, Any]:
-    """The baseline a sweep compares against: sweep.json's `baseline`, else plain DF."""
-    raw = res.sweep.get("baseline")
-    return dict(raw) if isinstance(raw, Mapping) and raw else dict(DEFAULT_BASELINE)
-
-
-# -- one entry (a language or the target mean) ----------------------------------------------
-
-
-@dataclass
-class Answer:
-    """Checkpoints, configuration scores and their order for one entry (a language, or the
-    target mean) under a selection rule: what `best`, the summary and the report all read.
-    Build it with `Answer.of(evals, rule, entry)`."""
-
-    E: Evals
-    rule: SelectionRule
-    entry: int | None  # language index; None: the target mean
-    ckpt: np.ndarray
-    report: np.ndarray  # per run: the reported score at its checkpoint
-    agg: Aggregate
-    order: np.ndarray
-
-    @classmethod
-    def of(cls, E: Evals, rule: SelectionRule, entry: int | None) -> Answer:
-        ckpt = E.checkpoint(rule.checkpoint, entry)
-        sign = 1.0
-        if rule.configuration == "objective":
-            if entry is None:
-                per_eval = E.metric(rule.objective.metric)
-                sign = rule.objective.sign
-            else:
-                per_eval = E.value("dev", entry)
-        else:
-            per_eval = E.data(rule.configuration, entry)
-        report = at(E.value(rule.report, entry), ckpt)
-        agg = E.aggregate(at(per_eval, ckpt), report)
-        return cls(E, rule, entry, ckpt, report, agg, E.order(agg, sign))
-
-    def seed_values(self, k: int) -> dict[int, float]:
-        return {
-            self.E.fr.runs[i]["seed"]: float(self.report[i]) for i in self.E.runs_of(self.agg, k)
-        }
-
-    def baseline_config(self, matching: np.ndarray) -> int | None:
-        hits = self.order[matching[self.order]]
-        return int(hits[0]) if len(hits) else None
-
-    def compare(self, k: int, b: int | None) -> dict[str, Any] | None:
-        if b is None:
-            return None
-        if k == b:
-            return {"is_baseline": True, "trial_id": self.E.fr.configs[b]["trial_id"]}
-        mine, theirs = self.seed_values(k), self.seed_values(b)
-        shared = sorted(set(mine) & set(theirs))
-        diff: PairedDifference = paired_difference(
-            [mine[s] for s in shared], [theirs[s] for s in shared], shared
-        )
-        return {
-            "is_baseline": False,
-            "trial_id": self.E.fr.configs[b]["trial_id"],
-            "baseline_score": float(self.agg.report[b]),
-            **diff.to_dict(),
-        }
-
-    def entry_dict(self, k: int, rank: int, language: str) -> dict[str, Any]:
-        E, fr, agg = self.E, self.E.fr, self.agg
-        cfg = fr.configs[k]
-        runs = E.runs_of(agg, k)
-        statuses = {fr.runs[i]["status"] for i in runs}
-        steps = [int(E.step[self.ckpt[i]]) for i in runs]
-        trained = [int(E.trained[i]) for i in runs]
-        planned = [int(E.planned[i]) for i in runs]
-        full = all(p >= 0 and t >= p for t, p in zip(trained, planned, strict=True))
-        std = float(agg.std[k])
-        return {
-            "rank": rank,
-            "language": language,
-            "is_source": language == fr.source_lang,
-            "score": float(agg.report[k]),
-            "std": None if math.isnan(std) else std,
-            "n_seeds": int(agg.count[k]),
-            "selection_score": float(agg.select[k]),
-            "chosen_by": self.rule.configuration_data(self.entry is None),
-            "metric": fr.metric,
-            "split": self.rule.report,
-            "selection": self.rule.name,
-            "oracle": self.rule.oracle,
-            "task": fr.task,
-            "trial_id": cfg["trial_id"],
-            "trial_ids": cfg["trial_ids"],
-            "seeds": [fr.runs[i]["seed"] for i in runs],
-            "run_trials": [fr.runs[i]["trial_id"] for i in runs],
-            "steps": steps,
-            "step": steps[0],
-            "budget": {"trained": trained, "planned": planned, "full": full},
-            "stopped": "stopped" in statuses or not full,
-            "duplicates": int(E.duplicates[k]),
-            "policy": cfg["config"]["policy"],
-            "status": next(s for s in (*_STATUS_ORDER, *sorted(statuses)) if s in statuses),
-            "config": cfg["config"],
         }
 
 
@@ -345,11 +200,6 @@ def _excluded(fr: Frame, E: Evals, counted: np.ndarray) -> dict[str, int]:
         "duplicate_runs": int(E.duplicates.sum()),
         "runs_without_score": usable - int(E.duplicates.sum()) - int(counted.sum()),
     }
-
-
-def baseline_mask(fr: Frame, baseline: Mapping[str, Any]) -> np.ndarray:
-    """Per configuration of `fr`: whether it matches the baseline's dotted keys."""
-    return np.array([_matches(fr, k, baseline) for k in range(len(fr.configs))], bool)
 
 
 def _with_baseline(

@@ -11,21 +11,17 @@ from typing import Any
 import numpy as np
 
 from fsf.results._errors import ResultsError, ResultsUsageError, choices
+from fsf.results.answer import Answer, _budget, _worst, baseline_mask, baseline_of
 from fsf.results.cube import Evals, at, evals
 from fsf.results.frame import frame, runs_of
-from fsf.results.ranking import _RESULTS, Answer, _stage, baseline_mask, baseline_of
+from fsf.results.ranking import _RESULTS, _stage
 from fsf.results.reader import load
 from fsf.results.selection import Objective, SelectionRule, objectives_of, selection_rule
 
 __all__ = ["SUMMARY_FORMAT", "summary"]
 
 SUMMARY_FORMAT = "fsf.summary/2"
-_STATUS_ORDER = ("failed", "running", "stopped", "completed")
 _SCALARS = ("source", "target_mean", "all_mean", "gap")
-
-
-def _worst(statuses: set[str]) -> str:
-    return next(s for s in (*_STATUS_ORDER, *sorted(statuses)) if s in statuses)
 
 
 def _nan_none(x: float) -> float | None:
@@ -35,18 +31,12 @@ def _nan_none(x: float) -> float | None:
 def _brief(E: Evals, ans: Answer, k: int) -> dict[str, Any]:
     c = E.fr.configs[k]
     runs = E.runs_of(ans.agg, k)
-    trained = [int(E.trained[i]) for i in runs]
-    planned = [int(E.planned[i]) for i in runs]
     return {
         "trial_id": c["trial_id"],
         "trial_ids": c["trial_ids"],
         "n_seeds": int(ans.agg.count[k]),
         "seeds": [E.fr.runs[i]["seed"] for i in runs],
-        "budget": {
-            "trained": trained,
-            "planned": planned,
-            "full": all(p >= 0 and t >= p for t, p in zip(trained, planned, strict=True)),
-        },
+        "budget": _budget([int(E.trained[i]) for i in runs], [int(E.planned[i]) for i in runs]),
         "policy": c["config"]["policy"],
         "config": c["config"],
     }

@@ -12,14 +12,13 @@ from fsf.errors import ConfigError, Problem, short_repr
 from fsf.sweep.space import (
     MAX_GRID_POINTS,
     RESOURCE_KEYS,
-    Parameter,
-    SweepSpec,
     _conditions_of,
     _walk,
     grid_size,
     reported_metrics,
     trial_run_config,
 )
+from fsf.sweep.spec import Parameter, SweepSpec
 
 __all__ = ["CHECKS", "check_semantics"]
 

@@ -14,14 +14,18 @@ Every command takes --version, -v (more log output) and -q (errors only, no prog
 Usage errors and refusals exit 2; a closed pipe (fsf-sweep best DIR | head) exits 0.
 """
 
+# The probe command is fsf.sweep.cli_probe; the results and analysis commands are mounted
+# from fsf.results.cli and fsf.analysis.cli. The epilog of `fsf-sweep --help` is the usage
+# above, so what this module says about itself goes here.
+
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from fsf._cli import Command, add_commands, add_common_arguments, dispatch, progress_enabled
 from fsf.errors import UsageError
+from fsf.sweep.cli_probe import _analyse_probe, _probe, _probe_args, _run_probe
 
 __all__ = ["COMMANDS", "main"]
 
@@ -124,20 +128,6 @@ def _confirm_args(con: argparse.ArgumentParser) -> None:
     con.add_argument("--num-cpus", type=int)
 
 
-def _probe_args(pr: argparse.ArgumentParser) -> None:
-    what = pr.add_mutually_exclusive_group(required=True)
-    what.add_argument("--space", help="space YAML (base, search seeds/resources, probe section)")
-    what.add_argument("dir", nargs="?", metavar="DIR", help="analyse an existing probe sweep again")
-    what.add_argument("--sweep", metavar="DIR", help=argparse.SUPPRESS)  # the older spelling
-    pr.add_argument("--name", help="sweep name (default: the space's `name`)")
-    pr.add_argument("--storage-path", help="folder holding sweeps")
-    pr.add_argument("--address", help="Ray cluster to join")
-    pr.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
-    pr.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance")
-    pr.add_argument("--no-progress", action="store_true")
-    pr.add_argument("--out", metavar="DIR", help="with DIR: output folder (DIR/probe)")
-
-
 def _parser() -> argparse.ArgumentParser:
     from fsf.analysis import cli as analysis_cli
     from fsf.results import cli as results_cli
@@ -168,7 +158,9 @@ def _default(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    spec = _load_space(args.space, args.base, args.set)
+    from fsf.sweep.space import load_space_with
+
+    spec = load_space_with(args.space, args.base, args.set)
     _check_resources(spec, args.space)
     n = len(spec.search.parameters)
     print(
@@ -179,6 +171,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fsf.sweep.space import load_space_with
     from fsf.sweep.tune import run_sweep
 
     problems = []
@@ -201,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         problems.append(f"--dry-run N must be >= 1, got {args.dry_run}")
     if problems:
         raise UsageError("; ".join(problems))
-    spec = _load_space(args.space, args.base, args.set)
+    spec = load_space_with(args.space, args.base, args.set)
     if not args.resume:
         _check_resources(spec, args.space)
     if args.dry_run is not None:
@@ -228,21 +221,17 @@ def _run(args: argparse.Namespace) -> int:
         num_trials=args.num_trials,
         max_concurrent=args.max_concurrent,
         resume=args.resume,
-        progress=_progress(args),
+        progress=progress_enabled(args),
         num_cpus=args.num_cpus,
         trust=args.trust,
     )
     return _finish(outcome)
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    return not getattr(args, "no_progress", False) and progress_enabled()
-
-
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     """Print how the sweep ended; exit 1 when every trial failed or a failure could not be
     recorded in the results (so that nothing fails silently)."""
-    from fsf.results import cli as results_cli
+    from fsf.results.cli_tables import print_best_per_language
 
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
     print(f"\nsweep finished: {outcome.num_trials} trials ({done})")
@@ -254,7 +243,7 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     if outcome.confirm is not None:
         _print_confirm(outcome.confirm)
     if outcome.results_dir.exists():
-        results_cli.print_best_per_language(outcome.sweep_dir)
+        print_best_per_language(outcome.sweep_dir)
     print(f"results: {outcome.results_dir}")
     print(f"query:   fsf-sweep best {outcome.sweep_dir} --per-language")
     print(f"report:  fsf-sweep report {outcome.sweep_dir}")
@@ -296,7 +285,7 @@ def _resume(args: argparse.Namespace) -> int:
         storage_path=str(sweep_dir.resolve().parent),
         address=args.address,
         resume=True,
-        progress=_progress(args),
+        progress=progress_enabled(args),
         num_cpus=args.num_cpus,
         trust=args.trust,
     )
@@ -329,7 +318,8 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
 
 
 def _confirm(args: argparse.Namespace) -> int:
-    from fsf.results import cli as results_cli
+    from fsf.results.cli_common import baseline_arg
+    from fsf.results.cli_tables import print_best_per_language
     from fsf.results.storage import location
     from fsf.sweep.confirm import confirm_spec, run_confirm
     from fsf.sweep.space import load_space
@@ -345,131 +335,22 @@ def _confirm(args: argparse.Namespace) -> int:
     if spec.probe is not None:
         raise UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
     if not args.trust and (sweep_dir / "confirm" / "tune").exists():
-        from fsf.sweep.tune import check_trusted
+        from fsf.sweep.folder import check_trusted
 
         check_trusted(sweep_dir)  # continuing the confirmation unpickles its tune/ state
-    baseline = results_cli._baseline_arg(args.baseline)
+    baseline = baseline_arg(args.baseline)
     confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
     outcome = run_confirm(
         spec,
         sweep_dir,
         confirm=confirm,
         address=args.address,
-        progress=_progress(args),
+        progress=progress_enabled(args),
         num_cpus=args.num_cpus,
     )
     _print_confirm(outcome)
-    results_cli.print_best_per_language(sweep_dir)
+    print_best_per_language(sweep_dir)
     print(f"results: {outcome.results_dir}")
-    return 0
-
-
-def _load_space(path: str, base: str | None, sets: list[str] | None = None):  # type: ignore[no-untyped-def]
-    """The space at `path`, with the run config in `base` (a YAML file) merged into its base,
-    then the `--set KEY=VALUE` items set on it; validated like the YAML."""
-    from fsf.config import apply_overrides, parse_overrides, read_yaml
-    from fsf.errors import ConfigError, Problem
-    from fsf.sweep.space import load_space, validate_space
-
-    if base is None and not sets:
-        return load_space(path)
-    overrides = parse_overrides(sets or [])  # a malformed item fails before any file is read
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        return validate_space(data, path)
-    source = path
-    if base is not None:
-        extra = read_yaml(base)
-        if not isinstance(extra, dict):
-            raise ConfigError(
-                [Problem("", "expected a mapping of run settings", extra, True)], base
-            )
-
-        def leaves(d: dict, prefix: str = "") -> list:  # type: ignore[type-arg]
-            out = []
-            for k, v in d.items():
-                key = f"{prefix}{k}"
-                out += leaves(v, f"{key}.") if isinstance(v, dict) and v else [(key, v)]
-            return out
-
-        data["base"] = apply_overrides(data.get("base") or {}, leaves(extra))
-        source = f"{path} + {base}"
-    if overrides:
-        if not isinstance(data.get("base", {}), dict):
-            return validate_space(data, source)
-        data["base"] = apply_overrides(data.get("base") or {}, overrides)
-        source += " + --set " + " ".join(sets or [])
-    return validate_space(data, source)
-
-
-def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
-    from fsf.sweep.probe import run_probe
-
-    if args.max_concurrent is not None and args.max_concurrent < 1:
-        raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
-    outcome = run_probe(
-        spec,
-        name=args.name,
-        storage_path=args.storage_path,
-        address=args.address,
-        max_concurrent=args.max_concurrent,
-        progress=_progress(args),
-        num_cpus=args.num_cpus,
-    )
-    done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
-    print(f"\nprobe sweep finished ({done})")
-    for trial_id, reason in sorted(outcome.errors.items()):
-        print(f"  trial {trial_id} failed: {reason}")
-    _print_probe(outcome.outputs, outcome.reasons)
-    return 0
-
-
-def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[type-arg]
-    print("suggested weight sets:")
-    for r in reasons:
-        print(f"  {r}")
-    for what, path in outputs.items():
-        print(f"{what + ':':8} {path}")
-
-
-def _analyse_probe(sweep_dir, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
-    from fsf.results.cli import read_warning_skipped
-    from fsf.sweep.probe import write_probe_outputs
-
-    assert spec.probe is not None
-    outputs, reasons = write_probe_outputs(
-        read_warning_skipped(str(sweep_dir)),
-        spec.probe,
-        out,
-        num_layers=spec.probe.num_layers,
-        source=str(sweep_dir),
-    )
-    _print_probe(outputs, reasons)
-
-
-def _probe(args: argparse.Namespace) -> int:
-    if args.space:
-        from fsf.sweep.probe import ProbeSpec
-
-        spec = _load_space(args.space, None)
-        if spec.probe is None:
-            spec = spec.model_copy(update={"probe": ProbeSpec()})
-        return _run_probe(spec, args)
-    from fsf.sweep.space import load_space
-
-    if args.dir and args.sweep and args.dir != args.sweep:
-        raise UsageError(f"two sweep folders given ({args.dir} and --sweep {args.sweep})")
-    sweep_dir = Path(args.dir or args.sweep)
-    space = sweep_dir / "space.yaml"
-    if not space.is_file():
-        raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
-    spec = load_space(space)
-    if spec.probe is None:
-        raise UsageError(
-            f"{sweep_dir} is not a probe sweep (its space has no probe section); run "
-            "`fsf-sweep probe --space FILE` first"
-        )
-    _analyse_probe(sweep_dir, spec, Path(args.out) if args.out else sweep_dir / "probe")
     return 0
 
 
@@ -488,7 +369,9 @@ COMMANDS: dict[str, Command] = {
         _confirm,
     ),
     "probe": Command(
-        "layer probes: re-init/freeze each layer part; suggest weight sets", _probe_args, _probe
+        "layer probes: re-init/freeze each layer part; suggest weight sets",
+        _probe_args,
+        _probe,
     ),
 }
 

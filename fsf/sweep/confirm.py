@@ -34,17 +34,17 @@ from fsf.results import read_results, top_configurations
 from fsf.results.fragments import finalise_statuses
 from fsf.results.reader import CONFIRM_DIR
 from fsf.results.storage import Location
-from fsf.sweep._ray import _init_ray
-from fsf.sweep.space import ConfirmSpec, SweepSpec
-from fsf.sweep.tune import (
-    _LIVE_CALLBACKS,
-    TUNE_DIR,
+from fsf.sweep._callbacks import (
+    _fit,
     _LiveCallbacks,
     _OrphanFragments,
-    _trial,
+    _statuses,
     _TrialResources,
-    _write_text,
 )
+from fsf.sweep._ray import _init_ray
+from fsf.sweep.folder import TUNE_DIR, _write_text
+from fsf.sweep.spec import ConfirmSpec, SweepSpec
+from fsf.sweep.trial import _trial
 
 __all__ = ["ConfirmOutcome", "candidates_for", "confirm_spec", "prune_checkpoints", "run_confirm"]
 
@@ -244,7 +244,6 @@ def run_confirm(
     )
     tune_path = cdir / TUNE_DIR
     resume = tune_path.exists()
-    _LIVE_CALLBACKS[:] = [_OrphanFragments(results_dir), callback] if resume else [callback]
     if resume:
         tuner = tune.Tuner.restore(
             str(tune_path),
@@ -268,17 +267,11 @@ def run_confirm(
                 callbacks=[_LiveCallbacks()],
             ),
         )
-    try:
-        grid = tuner.fit()
-    finally:
-        callback.close()
-        _LIVE_CALLBACKS.clear()
+    live = [_OrphanFragments(results_dir), callback] if resume else [callback]
+    grid = _fit(tuner, live, callback)
     if results_dir.exists():
         finalise_statuses(results_dir, callback.errors)
-    statuses: dict[str, int] = {}
-    for result in grid:
-        key = "failed" if result.error is not None else "finished"
-        statuses[key] = statuses.get(key, 0) + 1
+    statuses = _statuses(grid)
     if not statuses.get("failed"):
         if confirm.checkpoints == "winner":
             meta["checkpoints_pruned"] = prune_checkpoints(cdir)

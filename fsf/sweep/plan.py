@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fsf.errors import ConfigError, UsageError
-from fsf.sweep.space import SweepSpec, define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.space import define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.spec import SweepSpec
 
 __all__ = ["ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
 
@@ -96,7 +97,7 @@ def print_plan(
 ) -> int:
     """Print the dry run of `spec` (with the command line's overrides); returns 0, or raises
     the `ConfigError` of the first configuration whose run config is invalid."""
-    from fsf.sweep.tune import sweep_dir_for
+    from fsf.sweep.folder import sweep_dir_for
 
     if name:
         spec = spec.model_copy(update={"name": name})

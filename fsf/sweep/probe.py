@@ -18,7 +18,8 @@ from typing import Any
 
 from fsf.analysis.probe_spec import ProbeSpec
 from fsf.errors import ConfigError, Problem
-from fsf.sweep.space import Parameter, SchedulerSpec, SweepSpec, validate_space
+from fsf.sweep.space import validate_space
+from fsf.sweep.spec import Parameter, SchedulerSpec, SweepSpec
 
 __all__ = [
     "ProbeOutcome",

@@ -10,9 +10,7 @@ from typing import Any
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
-from fsf.sweep.space import (
-    SweepSpec,
-)
+from fsf.sweep.spec import SweepSpec
 
 __all__ = ["reconcile_orphans"]
 

@@ -18,11 +18,8 @@ from fsf.results import (
     completed_evaluations,
 )
 from fsf.results.storage import location
-from fsf.sweep.space import (
-    SweepSpec,
-    trial_run_config,
-    trial_workers,
-)
+from fsf.sweep.space import trial_run_config, trial_workers
+from fsf.sweep.spec import SweepSpec
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
 __all__ = ["checkpoint_score"]

@@ -11,25 +11,25 @@ The sweep folder `<storage>/<name>/` holds `space.yaml`, `sweep.json`, `results/
 Tune's experiment state, used by `--resume`). `<storage>` is a folder or a URI (`s3://`,
 `gs://`, `file://`, ...; see `fsf.results.storage`): on a multi-node cluster it must be storage
 every node reaches, since trials write their fragments from whichever node runs them.
+
+This module is the driver. The folder itself (finding it, `sweep.json`, whether it may be
+resumed or restarted) is `fsf.sweep.folder`; the callbacks and trial resources handed to Tune
+are `fsf.sweep._callbacks`; what runs inside a trial is `fsf.sweep.trial`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from ray.tune import Callback
 
 from fsf.errors import FsfError, UsageError, os_reason
-from fsf.results.fragments import ORPHANED_DIR, finalise_statuses, set_aside_orphans
-from fsf.results.reader import list_fragments
-from fsf.results.storage import Location, location, write_bytes_atomic
+from fsf.results.fragments import finalise_statuses
+from fsf.results.storage import Location, location
 from fsf.results.study import (
     display_url,
     open_study_storage,
@@ -37,21 +37,36 @@ from fsf.results.study import (
     resolve_study_url,
 )
 from fsf.results.writer import check_writable
-from fsf.sweep._ray import _check_address, _init_ray
-from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler
-from fsf.sweep.space import (
-    SweepSpec,
-    define_by_run,
-    grid_points,
-    trial_workers,
-    with_overrides,
+
+# _LiveCallbacks and _TrialResources are also named here by Tune's pickled state of sweeps
+# started before they moved to fsf.sweep._callbacks (resume unpickles them from this module).
+from fsf.sweep._callbacks import (
+    _fit,
+    _LiveCallbacks,
+    _logger_callbacks,
+    _OrphanFragments,
+    _statuses,
+    _TrialResources,
 )
+from fsf.sweep._ray import _check_address, _init_ray
+from fsf.sweep.folder import (
+    TUNE_DIR,
+    _restart_stillborn,
+    _stillborn,
+    _sweep_meta,
+    _tune_state_saved,
+    _write_text,
+    check_trusted,
+    sweep_dir_for,
+)
+from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler
+from fsf.sweep.space import define_by_run, grid_points, missing_logger_packages, with_overrides
+from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import _trial
 
 __all__ = ["SweepOutcome", "check_trusted", "result_grid", "run_sweep", "sweep_dir_for"]
 
 log = logging.getLogger("fsf.sweep")
-TUNE_DIR = "tune"
 
 
 @dataclass
@@ -77,131 +92,11 @@ class SweepOutcome:
         return self.num_trials > 0 and not self.statuses.get("finished")
 
 
-def sweep_dir_for(spec: SweepSpec, name: str | None, storage_path: str | None) -> Location:
-    """The sweep's folder: `<storage path>/<name>`, a local path or a URI."""
-    root = storage_path or spec.storage.path
-    try:
-        base = location(root)
-    except ValueError as exc:  # a URI that cannot be opened (unreachable, no driver)
-        raise FsfError(f"storage {root}: {exc}") from None
-    if isinstance(base, Path):
-        return (base / (name or spec.name)).resolve()
-    return base / (name or spec.name)
-
-
 # --------------------------------------------------------------------- the driver
-
-
-_LIVE_CALLBACKS: list[Any] = []
-
-
-class _LiveCallbacks(Callback):
-    """Forwards Tune's callback hooks to the callbacks of the running `run_sweep` call.
-
-    Tune pickles the run config (callbacks included) with the experiment and, on
-    `Tuner.restore`, uses the unpickled copies. This proxy holds no state, so a resumed
-    sweep reports to the live view and error log of the process that resumed it."""
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        for cb in _LIVE_CALLBACKS:
-            cb.on_step_begin(iteration, trials, **info)
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        for cb in _LIVE_CALLBACKS:
-            cb.on_trial_start(iteration, trials, trial, **info)
-
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-    ) -> None:
-        for cb in _LIVE_CALLBACKS:
-            cb.on_trial_result(iteration, trials, trial, result, **info)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        for cb in _LIVE_CALLBACKS:
-            cb.on_trial_complete(iteration, trials, trial, **info)
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        for cb in _LIVE_CALLBACKS:
-            cb.on_trial_error(iteration, trials, trial, **info)
-
-
-class _OrphanFragments(Callback):
-    """On resume, before any new trial starts, sets aside the fragments of trials Tune's
-    saved state does not know (they ran after its last save and will not be continued):
-    their configurations run again as new trials, so their rows would be duplicates
-    (`fsf.results.fragments.set_aside_orphans`)."""
-
-    def __init__(self, results_dir: Path):
-        self.results_dir = results_dir
-        self.done = False
-        self.moved: list[str] = []
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.moved = set_aside_orphans(self.results_dir, {t.trial_id for t in trials})
-        if self.moved:
-            log.warning("moved fragments of orphaned trials to %s: %s", ORPHANED_DIR, self.moved)
-
-
-class _TrialResources:
-    """What a trial asks Ray for: its CPUs/GPUs when it trains in its own process; a sliver of
-    a CPU when it only drives Ray Train workers, which ask for their own resources. With
-    `candidates` (the confirmation stage), a trial's config is `{"candidate": i}`."""
-
-    def __init__(self, spec: SweepSpec, candidates: list[dict[str, Any]] | None = None):
-        self.spec = spec
-        self.candidates = candidates
-
-    def __call__(self, params: dict[str, Any]):  # type: ignore[no-untyped-def]
-        from ray.tune import PlacementGroupFactory
-
-        if self.candidates is not None:
-            params = self.candidates[params["candidate"]]["params"]
-        res = self.spec.search.resources
-        if trial_workers(self.spec, params) > 1:
-            return PlacementGroupFactory([dict(res.driver_resources) or {"CPU": 0.01}])
-        bundle = {"CPU": res.cpus, **res.custom}
-        if res.gpus:
-            bundle["GPU"] = res.gpus
-        return PlacementGroupFactory([bundle])
 
 
 def _optuna_storage(spec: SweepSpec, sweep_dir: Location):  # type: ignore[no-untyped-def]
     return open_study_storage(resolve_study_url(spec.storage.optuna, sweep_dir))
-
-
-def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
-    """The space's extra Tune loggers (`loggers:`): MLflow (default tracking URI: SQLite in
-    `<sweep>/mlflow.db`, as MLflow 3 no longer takes a file store by default; experiment = the
-    sweep's name) and W&B (project = the sweep's name); their options are passed through."""
-    from fsf.sweep.space import missing_logger_packages
-
-    missing = missing_logger_packages(spec)
-    if missing:
-        raise UsageError("; ".join(missing))
-    out: list[Any] = []
-    for name, options in spec.loggers.items():
-        if name == "mlflow":
-            from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-            kwargs = {
-                "tracking_uri": f"sqlite:///{(sweep_dir / 'mlflow.db').resolve()}"
-                if isinstance(sweep_dir, Path)
-                else None,
-                "experiment_name": spec.name,
-                **options,
-            }
-            out.append(MLflowLoggerCallback(**kwargs))
-        elif name == "wandb":
-            from ray.air.integrations.wandb import WandbLoggerCallback
-
-            if options.get("mode") in ("offline", "disabled"):
-                # Ray's callback asks for an API key unless the environment says offline
-                os.environ.setdefault("WANDB_MODE", str(options["mode"]))
-            out.append(WandbLoggerCallback(**{"project": spec.name, **options}))
-    return out
 
 
 def _tune_config(
@@ -305,8 +200,6 @@ def run_sweep(
     except OSError as exc:
         raise FsfError(f"cannot read the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
-    from fsf.sweep.space import missing_logger_packages
-
     if not resume and missing_logger_packages(spec):
         raise UsageError("; ".join(missing_logger_packages(spec)))
     results_dir = sweep_dir / "results"
@@ -334,7 +227,6 @@ def run_sweep(
     )
     callback = ProgressCallback(total=n, objective=search.objective[0], enabled=progress)
     restoring = resume and not restart
-    _LIVE_CALLBACKS[:] = [_OrphanFragments(results_dir), callback] if restoring else [callback]
     if restoring:
         # Tune restores its own pickled searcher, scheduler and callbacks; building new ones
         # here would touch the study (OptunaSearch enqueues its points when constructed)
@@ -357,19 +249,13 @@ def run_sweep(
                 callbacks=[_LiveCallbacks(), *_logger_callbacks(spec, sweep_dir)],
             ),
         )
-    try:
-        grid = tuner.fit()
-    finally:
-        callback.close()
-        _LIVE_CALLBACKS.clear()
+    live = [_OrphanFragments(results_dir), callback] if restoring else [callback]
+    grid = _fit(tuner, live, callback)
     recorded: dict[str, str] = {}
     if results_dir.exists():
         recorded, more = finalise_statuses(results_dir, callback.errors)
         notes += more
-    statuses: dict[str, int] = {}
-    for result in grid:
-        key = "failed" if result.error is not None else "finished"
-        statuses[key] = statuses.get(key, 0) + 1
+    statuses = _statuses(grid)
     errors = {t: recorded.get(t, reason) for t, reason in callback.errors.items()}
     unrecorded = sorted(t for t in callback.errors if t not in recorded)
     outcome = SweepOutcome(sweep_dir, results_dir, len(grid), statuses, errors, unrecorded, notes)
@@ -380,140 +266,6 @@ def run_sweep(
             spec, sweep_dir, address=address, progress=progress, num_cpus=num_cpus
         )
     return outcome
-
-
-def _tune_state_saved(tune_path: Location) -> bool:
-    """Whether Ray Tune saved its experiment state (what `Tuner.restore` continues from):
-    `tuner.pkl` and at least one `experiment_state-*.json`. A driver killed in its first
-    seconds leaves neither, or `tuner.pkl` alone."""
-    saved = tune_path.glob("experiment_state-*.json")
-    return (tune_path / "tuner.pkl").is_file() and any(True for _ in saved)
-
-
-_SKELETON = ("space.yaml", "sweep.json", TUNE_DIR, "results", "optuna.db")
-
-
-def _stillborn(sweep_dir: Location) -> bool:
-    """Whether `sweep_dir` holds only what a driver killed before Ray Tune saved any state
-    leaves (space.yaml, sweep.json, a study, Tune's unsaved folder), and no result fragment:
-    a fresh run may then take the folder over."""
-    if _tune_state_saved(sweep_dir / TUNE_DIR):
-        return False
-    for entry in sweep_dir.iterdir():
-        if not (entry.name.startswith(_SKELETON) or entry.name.startswith(".")):
-            return False
-    results = sweep_dir / "results"
-    return not results.exists() or not list_fragments(results)
-
-
-def _restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> list[str]:
-    """Make a sweep whose driver died before Ray Tune saved any state startable afresh, in
-    place: its Optuna study (trials handed out, points enqueued, none finished) is deleted,
-    fragments of trials that had begun move to `results/.orphaned/`, Tune's partial folder
-    goes. Refused when the study holds a finished trial (then Tune's state was lost, not
-    never written)."""
-    import shutil
-
-    import optuna
-    from optuna.trial import TrialState
-
-    storage = open_study_storage(study_url)
-    try:
-        study = optuna.load_study(study_name=spec.name, storage=storage)
-    except KeyError:
-        study = None
-    if study is not None:
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if done:
-            raise FsfError(
-                f"{sweep_dir}: Ray Tune's saved state is missing, but the Optuna study has "
-                f"{len(done)} finished trial(s): the folder was damaged, so it cannot be "
-                "resumed; start a new sweep (--name NEW) and query this one as it is"
-            )
-        optuna.delete_study(study_name=spec.name, storage=storage)
-    moved = set_aside_orphans(sweep_dir / "results", set())
-    tune_path = sweep_dir / TUNE_DIR
-    if isinstance(tune_path, Path):
-        shutil.rmtree(tune_path, ignore_errors=True)
-    else:
-        for _, file in tune_path.files():
-            file.unlink(missing_ok=True)
-    note = (
-        f"{sweep_dir} was interrupted before Ray Tune saved any state (in its first seconds): "
-        "starting it afresh"
-    )
-    if moved:
-        note += f"; fragments of trials that had begun moved to results/{ORPHANED_DIR}/"
-    log.warning(note)
-    return [note]
-
-
-def check_trusted(sweep_dir: Location) -> None:
-    """Refuse to resume a local sweep folder that another user could have written.
-
-    Resuming unpickles Ray Tune's state from `<sweep>/tune/` (its searcher, scheduler and
-    trials; `<sweep>/confirm/tune/` for the confirmation stage), and unpickling runs code: a folder someone else can write is code someone else
-    can run as you. So the sweep folder and everything under `tune/` must be owned by this
-    user, be no symlinks, and not be writable by others (nor by a group other than this
-    user's own). A sweep on an object store (`s3://...`) cannot be checked: whoever may
-    write its prefix may run code on the driver that resumes it. Raises `UsageError`."""
-    if not isinstance(sweep_dir, Path):
-        return
-    uid, gid = os.getuid(), os.getgid()
-    paths = [sweep_dir, sweep_dir / "sweep.json", sweep_dir / "space.yaml"]
-    # Tune's state of the search, and of the confirmation stage (`confirm/tune/`)
-    for tune_path in (sweep_dir / TUNE_DIR, sweep_dir / "confirm" / TUNE_DIR):
-        if tune_path.exists() or tune_path.is_symlink():
-            paths += [tune_path.parent, tune_path]
-            if tune_path.is_dir() and not tune_path.is_symlink():
-                paths += sorted(tune_path.rglob("*"))
-    for path in paths:
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            continue
-        why = None
-        if stat.S_ISLNK(st.st_mode):
-            why = "is a symbolic link"
-        elif st.st_uid != uid:
-            why = f"is owned by uid {st.st_uid}, not by you (uid {uid})"
-        elif st.st_mode & stat.S_IWOTH:
-            why = "is writable by every user"
-        elif st.st_mode & stat.S_IWGRP and st.st_gid != gid:
-            why = f"is writable by group {st.st_gid}"
-        if why:
-            raise UsageError(
-                f"refusing to resume {sweep_dir}: {path} {why}. Resuming loads Ray Tune's "
-                "pickled state from the folder, which runs code: resume only folders you "
-                "wrote (or pass --trust if you know who wrote this one)"
-            )
-    meta = sweep_dir / "sweep.json"
-    try:
-        ok = isinstance(json.loads(meta.read_text()), dict)
-    except (OSError, ValueError):
-        ok = False
-    if not ok:
-        raise UsageError(f"{sweep_dir} is not a sweep folder written by fsf (no valid sweep.json)")
-
-
-def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
-    return {
-        "name": spec.name,
-        "stage": "search",
-        "objective": [o.model_dump() for o in spec.search.objective],
-        "checkpoint": spec.search.checkpoint,
-        "baseline": spec.confirm.baseline if spec.confirm else {"policy.name": "df"},
-        "confirm": spec.confirm.model_dump() if spec.confirm else None,
-        "searcher": spec.search.searcher,
-        "scheduler": spec.search.scheduler.type,
-        "seeds": spec.search.seeds,
-        "parameters": list(spec.search.parameters),
-        "study_name": spec.name,
-    }
-
-
-def _write_text(path: Location, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
 
 
 def result_grid(sweep_dir: str | Path) -> Any:

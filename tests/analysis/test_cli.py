@@ -99,7 +99,7 @@ def test_cka_without_rows_says_how_to_get_them(tmp_path, capsys):
 
 def test_run_base_merges_a_policy_config_into_the_space(tmp_path, monkeypatch):
     """`fsf-sweep run --space S --base policy-sets.yaml`: the sets reach every trial."""
-    from fsf.sweep import cli
+    from fsf.sweep.space import load_space_with
 
     space = tmp_path / "s.yaml"
     space.write_text(
@@ -109,7 +109,7 @@ def test_run_base_merges_a_policy_config_into_the_space(tmp_path, monkeypatch):
     )
     sets = tmp_path / "sets.yaml"
     sets.write_text("# comment\npolicy:\n  sets: {s1: 1-4, s2: '1', v1: 5-6, v2: 5-6}\n")
-    spec = cli._load_space(str(space), str(sets))
+    spec = load_space_with(str(space), str(sets))
     base = spec.base_config()
     assert base.policy.name == "fsf" and base.optim.max_steps == 5
     assert str(base.policy.sets.s1) == "1-4" and str(base.policy.sets.v2) == "5-6"
@@ -118,7 +118,7 @@ def test_run_base_merges_a_policy_config_into_the_space(tmp_path, monkeypatch):
     from fsf.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"base\.policy\.sets\.s1"):
-        cli._load_space(str(space), str(bad))
+        load_space_with(str(space), str(bad))
 
 
 def test_run_base_cannot_change_a_resumed_sweep(tmp_path, capsys):

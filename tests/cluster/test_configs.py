@@ -98,7 +98,7 @@ def test_the_cluster_space_asks_for_the_driver_resource():
 def test_trial_drivers_request_the_driver_resource():
     """What Ray is asked for: drivers of multi-worker trials get `driver_resources` (and no
     CPU, so they fit the head's 0 CPUs); single-worker trials and workers get `custom`."""
-    from fsf.sweep.tune import _TrialResources
+    from fsf.sweep._callbacks import _TrialResources
 
     spec = validate_space(
         {

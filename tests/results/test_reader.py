@@ -15,8 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from fsf.errors import FsfError
-from fsf.results import SCHEMA, best_per_language, compact, evaluation_rows, read_results
-from fsf.results import reader as reader_mod
+from fsf.results import (
+    SCHEMA,
+    best_per_language,
+    compact,
+    evaluation_rows,
+    fragment_reader,
+    read_results,
+)
 from tests.results.helpers import ev2, run, write
 
 SAMPLE = [
@@ -102,10 +108,10 @@ def test_future_and_old_schema_versions_are_rejected(tmp_path):
 
 def test_older_version_needs_an_explicit_upgrade(tmp_path, monkeypatch):
     sweep = _sweep(tmp_path)
-    monkeypatch.setattr(reader_mod, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(fragment_reader, "SCHEMA_VERSION", 2)
     res = read_results(sweep)
     assert res.table.num_rows == 0 and "no upgrade v1->v2" in res.skipped[0].reason
-    monkeypatch.setitem(reader_mod.UPGRADES, 1, lambda t: t)
+    monkeypatch.setitem(fragment_reader.UPGRADES, 1, lambda t: t)
     res = read_results(sweep)
     assert res.skipped == [] and res.table.num_rows > 0
 

@@ -19,13 +19,9 @@ from fsf.errors import FsfError, UsageError
 from fsf.results import read_results
 from fsf.results.fragments import finalise_statuses
 from fsf.sweep.cli import _finish, main
+from fsf.sweep.folder import _restart_stillborn, _tune_state_saved, check_trusted
 from fsf.sweep.progress import ProgressCallback, _last_line
-from fsf.sweep.tune import (
-    SweepOutcome,
-    _restart_stillborn,
-    _tune_state_saved,
-    check_trusted,
-)
+from fsf.sweep.tune import SweepOutcome
 from tests.fs import read_only
 from tests.results.helpers import ev2, run, write
 
@@ -240,7 +236,7 @@ def test_what_counts_as_saved_tune_state(tmp_path):
 
 
 def test_what_a_driver_killed_in_its_first_seconds_leaves_may_be_taken_over(tmp_path):
-    from fsf.sweep.tune import _stillborn
+    from fsf.sweep.folder import _stillborn
 
     folder = tmp_path / "sw"
     folder.mkdir()

@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from fsf.results import read_results
 from fsf.results.fragments import ORPHANED_DIR
+from fsf.sweep._callbacks import _OrphanFragments
 from fsf.sweep.searcher import _ResumableOptunaSearch
 from fsf.sweep.space import define_by_run, validate_space
-from fsf.sweep.tune import _OrphanFragments
 from tests.results.helpers import ev2, run, write
 
 POLICIES = ["df", "fs", "ff", "fsf"]

@@ -61,7 +61,8 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
         assert list(d.glob("events.out.tfevents.*")), d
     frame = ExperimentAnalysis(str(sweep / "tune")).dataframe()
     assert len(frame) == 2 and "dev_target_mean" in frame.columns
-    from fsf.sweep.tune import _trial, result_grid
+    from fsf.sweep.trial import _trial
+    from fsf.sweep.tune import result_grid
 
     restored = tune.Tuner.restore(str(sweep / "tune"), trainable=_trial)
     results = restored.get_results().get_dataframe()

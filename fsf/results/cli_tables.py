@@ -1,0 +1,136 @@
+"""The answers of `best`, and of a sweep that has just finished, as terminal tables: one row
+per configuration (score, spread, seeds, the comparison with the baseline, what chose it,
+its budget and parameters), and the lines under the table that say how it was chosen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fsf._cli import print_table
+from fsf.results._errors import ResultsError
+from fsf.results.answer import budget_text
+from fsf.results.cli_common import _read_stage
+from fsf.results.ranking import PerLanguage, best, best_per_language
+
+__all__ = ["print_best_per_language"]
+
+
+def _params(entry: dict[str, Any]) -> str:
+    """The sampled parameters, short: the policy name (its own column) left out, `policy.`
+    dropped from the other keys."""
+    p = entry["config"].get("params") or {}
+    items = [
+        (k.removeprefix("policy."), v) for k, v in p.items() if k not in ("policy.name", "policy")
+    ]
+    text = " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in items)
+    search = entry.get("search")
+    if search and search.get("trial_id"):
+        rank = f" #{search['rank']}" if search.get("rank") else ""
+        text += f" (search {search['trial_id']}{rank})"
+    return text or "-"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def _vs(v: dict[str, Any] | None) -> str:
+    """The comparison with the baseline, x100: +1.23 [+0.10, +2.40] better."""
+    if v is None:
+        return "-"
+    if v.get("is_baseline"):
+        return "baseline"
+    if v.get("mean") is None:
+        return "no shared seeds"
+    d = f"{100 * v['mean']:+.2f}"
+    if v.get("ci_low") is None:
+        return f"{d} (n=1, untested)"
+    verdict = "~ noise" if v["verdict"] == "within noise" else v["verdict"]
+    return f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] {verdict}"
+
+
+def _budget(e: dict[str, Any]) -> str:
+    """The budget column: `trained/planned` steps, ` stopped` when a run stopped early."""
+    return budget_text(e, " stopped")
+
+
+_HEAD = ["score", "std", "seeds", "vs baseline [95% CI]", "chosen by", "budget", "trial"]
+
+
+def _row(first: Any, e: dict[str, Any]) -> list[Any]:
+    return [
+        first,
+        _pct(e["score"]),
+        _pct(e["std"]),
+        e["n_seeds"],
+        _vs(e.get("vs_baseline")),
+        _pct(e["selection_score"]),
+        _budget(e),
+        e["trial_id"],
+        e["policy"],
+        _params(e),
+    ]
+
+
+def _print_entries(
+    first: str, rows: list[list[Any]], title: str, answer: Any, lines: list[str]
+) -> None:
+    print_table([first, *_HEAD, "policy", "params"], rows, title=title)
+    stage = answer.stage
+    base = ", ".join(f"{k}={v}" for k, v in answer.baseline.items())
+    print(f"stage:     {stage['note']}")
+    for line in lines:
+        print(line)
+    print(
+        f"scores:    {answer.metric} x 100 on {answer.split}; 'chosen by': the mean selection "
+        f"score; vs baseline ({base}, chosen by the same rule): paired difference over shared "
+        "seeds, 95% t-interval ('~ noise': it contains 0)"
+    )
+    ex = answer.excluded
+    print(
+        f"excluded:  {ex['failed_runs']} failed run(s) of {ex['failed_trials']} trial(s); "
+        f"{ex['duplicate_runs']} repeated (configuration, seed) run(s) counted once; "
+        f"{ex['runs_without_score']} run(s) without a score here"
+    )
+
+
+def _per_language(pl: PerLanguage) -> tuple[list[dict[str, Any]], str, list[str]]:
+    """The rows of a `best --per-language` table (each language, then the target mean), its
+    title, and the lines under it that say how each was chosen."""
+    entries = [*pl.languages, *([pl.target_mean] if pl.target_mean else [])]
+    title = f"best configuration per target language: {pl.task} {pl.metric} ({pl.split})"
+    lines = [
+        f"languages: {pl.rule.describe(target_mean=False)}",
+        f"mean:      {pl.rule.describe(target_mean=True)}",
+    ]
+    return entries, title, lines
+
+
+def print_best_per_language(path: str | Path, *, select: str | None = None) -> None:
+    """Print the answer of a sweep (used after a sweep finishes): the best configuration of
+    each target language, from the confirmation stage when there is one.
+
+    Prints a note instead when there is nothing to rank yet (or several tasks: see `best`).
+    """
+    try:
+        res = _read_stage(str(path), "auto")
+        pl = best_per_language(res, select=select)
+    except ResultsError as exc:
+        print(f"note: no per-language table: {exc}")
+        return
+    if res.sweep.get("stage") == "confirm":
+        n = len(res.sweep.get("candidates") or []) or 100
+        rk = best(res, "target-mean", select=select, top=n)
+        _print_entries(
+            "rank",
+            [_row(e["rank"], e) for e in rk.entries],
+            f"confirmed configurations, by {rk.rule.configuration_data(True)}: "
+            f"{rk.task} target-mean {rk.metric} ({rk.split})",
+            rk,
+            [f"selection: {rk.rule.describe(target_mean=True)}"],
+        )
+        print()
+    entries, title, lines = _per_language(pl)
+    _print_entries("language", [_row(e["language"], e) for e in entries], title, pl, lines)
