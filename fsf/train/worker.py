@@ -12,7 +12,6 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,8 @@ from fsf.policies import (
     policy_class,
     set_multipliers,
 )
-from fsf.tasks import Task, build_task
+from fsf.tasks import build_task
+from fsf.train._data import batches, load_data
 from fsf.train._engine import (
     _ds_config,
     _one_rank,
@@ -41,6 +41,7 @@ from fsf.train._engine import (
     _TorchEngine,
     _use_cuda,
 )
+from fsf.train._evaluate import Keeper, evaluate_model, predict
 from fsf.train._probe import apply_probe
 from fsf.train.reporter import Evaluation, Reporter, RunSummary, StepRecord
 
@@ -99,76 +100,6 @@ def _param_groups(
         )
         group_units.append(unit)
     return groups, group_units
-
-
-class _EvalSet:
-    """Encoded examples of one (split, language), sorted by length for cheap padding."""
-
-    def __init__(self, features: list[dict[str, Any]]):
-        self.features = features
-        self.order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-
-
-def _load_data(
-    task: Task, config: RunConfig, tokenizer: Any
-) -> tuple[list[dict[str, Any]], dict[str, dict[str, _EvalSet]]]:
-    """Source train (+ few-shot) features, and eval sets per split and language."""
-    train_examples = list(task.load(config.source_lang, "train"))
-    eval_examples: dict[str, dict[str, list[dict[str, Any]]]] = {
-        split: {lang: task.load(lang, split) for lang in config.languages}
-        for split in config.eval.splits
-    }
-    m = config.few_shot.m
-    if m:
-        import random
-
-        if "dev" not in eval_examples:
-            eval_examples["dev"] = {lang: task.load(lang, "dev") for lang in config.languages}
-        for lang in config.target_langs:
-            dev = eval_examples["dev"][lang]
-            if len(dev) <= m:
-                raise FsfError(
-                    f"few_shot.m={m} but the {lang} dev split has only {len(dev)} examples"
-                )
-            rng = random.Random(f"{config.few_shot.seed}:{lang}")
-            picked = set(rng.sample(range(len(dev)), m))
-            train_examples += [dev[i] for i in sorted(picked)]
-            eval_examples["dev"][lang] = [ex for i, ex in enumerate(dev) if i not in picked]
-        if "dev" not in config.eval.splits:
-            del eval_examples["dev"]
-    if not train_examples:
-        raise FsfError(f"no training examples for the source language {config.source_lang!r}")
-    train = task.encode(train_examples, tokenizer)
-    evals = {
-        split: {lang: _EvalSet(task.encode(exs, tokenizer)) for lang, exs in per_lang.items()}
-        for split, per_lang in eval_examples.items()
-    }
-    return train, evals
-
-
-def _batches(n: int, size: int, seed: int, lengths: list[int] | None = None) -> Iterator[list[int]]:
-    """An endless stream of global batches of example indices, reshuffled each epoch.
-
-    With `lengths` (tokens per example), each epoch's shuffled order is grouped by length
-    as `transformers.Trainer`'s `group_by_length` does it: cut into mega-batches of 50
-    batches, each sorted longest first, so a batch holds examples of similar length and
-    needs little padding; every example is still seen once per epoch, in random mega-batches.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    buf: list[int] = []
-    while True:
-        while len(buf) < size:
-            order = torch.randperm(n, generator=gen).tolist()
-            if lengths is not None:
-                mega = 50 * size
-                order = [
-                    i
-                    for k in range(0, n, mega)
-                    for i in sorted(order[k : k + mega], key=lambda j: -lengths[j])
-                ]
-            buf += order
-        yield buf[:size]
-        buf = buf[size:]
 
 
 def train(
@@ -230,7 +161,7 @@ class _Recipe:
         self.summary = RunSummary()
         self.step_log: list[StepRecord] = []  # analysis records since the previous evaluation
         self.cka_log: dict[int, dict[str, list[float]]] = {}
-        self.keep = _Keeper(config, rank)  # the selected evaluation's predictions and weights
+        self.keep = Keeper(config, rank)  # the selected evaluation's predictions and weights
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -247,7 +178,7 @@ class _Recipe:
             raise FsfError(f"cannot load the tokenizer of model {model_path!r}: {exc}") from None
         self.tokenizer = tokenizer
         self.pad_id = pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.train_features, self.eval_sets = _load_data(task, config, tokenizer)
+        self.train_features, self.eval_sets = load_data(task, config, tokenizer)
         log.info(
             "%d training features (%s); evaluating %s",
             len(self.train_features),
@@ -338,7 +269,7 @@ class _Recipe:
             for split, per_lang in self.eval_sets.items():
                 scores[split] = {}
                 for lang, es in per_lang.items():
-                    ordered = _predict(
+                    ordered = predict(
                         task,
                         engine.module,
                         es,
@@ -400,7 +331,7 @@ class _Recipe:
             self.evaluate(0, None, final=False)
         features = self.train_features
         lengths = [len(f["input_ids"]) for f in features] if opt.group_by_length else None
-        stream = _batches(len(features), opt.batch_size, config.seed, lengths)
+        stream = batches(len(features), opt.batch_size, config.seed, lengths)
         loss_sum, loss_n = 0.0, 0
         for step in range(1, total + 1):
             idx = next(stream)[rank::world]
@@ -473,103 +404,3 @@ class _Recipe:
             module if config.checkpoint.save != "none" else None,
             self.tokenizer,
         )
-
-
-def evaluate_model(
-    config: RunConfig,
-    model: torch.nn.Module,
-    tokenizer: Any,
-    splits: tuple[str, ...] = ("test",),
-) -> dict[str, dict[str, dict[str, float]]]:
-    """Score `model` (e.g. a saved checkpoint loaded with `AutoModelFor...from_pretrained`)
-    on `splits` of every language of `config`, exactly as the training run evaluates:
-    `{split: {lang: {metric: value}}}`. Runs in this process, on the model's device."""
-    task = build_task(config.task, config.model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    out: dict[str, dict[str, dict[str, float]]] = {}
-    try:
-        with torch.no_grad():
-            for split in splits:
-                out[split] = {}
-                for lang in config.languages:
-                    es = _EvalSet(task.encode(task.load(lang, split), tokenizer))
-                    preds = _predict(task, model, es, config.eval.batch_size, pad_id, device)
-                    out[split][lang] = task.score(preds, es.features)
-    finally:
-        model.train(was_training)
-    return out
-
-
-def _predict(
-    task: Task,
-    model: torch.nn.Module,
-    es: _EvalSet,
-    batch_size: int,
-    pad_id: int,
-    device: Any,
-    rank: int = 0,
-    world: int = 1,
-) -> list[Any]:
-    """The task's predictions for every feature of `es`, in the features' order (each rank
-    predicts its share, the shares are gathered). The model must be in eval mode."""
-    import torch.distributed as dist
-
-    mine = es.order[rank::world]
-    preds: list[Any] = []
-    for i in range(0, len(mine), batch_size):
-        feats = [es.features[j] for j in mine[i : i + batch_size]]
-        batch = {k: v.to(device) for k, v in task.collate(feats, pad_id).items()}
-        preds += task.predict(model, batch)
-    if world > 1:
-        gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, list(zip(mine, preds, strict=True)))
-        pairs = sorted(p for part in gathered for p in part)
-    else:
-        pairs = sorted(zip(mine, preds, strict=True))
-    return [p for _, p in pairs]
-
-
-class _Keeper:
-    """Keeps what the run's artifacts need of the selected evaluation (`config.selection`):
-    with `source-dev`, the evaluation with the best source-language dev score so far (ties:
-    the earlier one, as `RunSummary.best_by_source_dev`), its test predictions and, for
-    `checkpoint.save: best`, a CPU copy of the weights; with `final`, the last evaluation's.
-    Only rank 0 keeps weights."""
-
-    def __init__(self, config: RunConfig, rank: int):
-        self.active = config.keeps_artifacts
-        self.rule = config.selection
-        self.weights = config.checkpoint.save == "best" and rank == 0
-        self.best: tuple[float, Evaluation, dict[str, list[Any]]] | None = None
-        self.state: dict[str, torch.Tensor] | None = None
-        self.last: tuple[Evaluation, dict[str, list[Any]]] | None = None
-
-    def offer(
-        self, ev: Evaluation, test_preds: dict[str, list[Any]], model: torch.nn.Module
-    ) -> None:
-        if not self.active:
-            return
-        self.last = (ev, test_preds)
-        if self.rule != "source-dev":
-            return
-        score = ev.source("dev")
-        if math.isnan(score) or (self.best is not None and score <= self.best[0]):
-            return
-        self.best = (score, ev, test_preds)
-        if self.weights:
-            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-    def result(
-        self, summary: RunSummary
-    ) -> tuple[Evaluation, dict[str, list[Any]], dict[str, torch.Tensor] | None]:
-        """(selected evaluation, its test predictions, the weights to load or None: the
-        model as it is now)."""
-        if self.rule == "source-dev" and self.best is not None:
-            _, ev, preds = self.best
-            return ev, preds, self.state
-        if self.last is None:  # pragma: no cover - a run always evaluates at its end
-            raise FsfError("no evaluation was made: nothing to select")
-        return self.last[0], self.last[1], None

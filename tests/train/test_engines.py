@@ -10,7 +10,7 @@ import pytest
 
 from fsf.errors import FsfError
 from fsf.train import train
-from fsf.train.worker import _batches
+from fsf.train._data import batches as _batches
 
 
 def _losses(cfg) -> list[float]:

@@ -10,7 +10,7 @@ import pytest
 from fsf.config import validate_run_config
 from fsf.tasks import build_task
 from fsf.testing import pair_dataset, qa_dataset, tagging_dataset, tiny_tokenizer
-from fsf.train.worker import _load_data
+from fsf.train._data import load_data as _load_data
 
 
 @pytest.fixture(scope="module")

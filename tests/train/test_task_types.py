@@ -78,8 +78,8 @@ def test_fsf_train_on_the_synthetic_tasks_writes_every_metric(tmp_path, capsys, 
     rows = rows[rows["split"].isin(["dev", "test"])]
     assert set(rows["metric"]) == metrics
     assert set(rows["primary_metric"]) == {"f1"}
-    assert set(rows["language"]) == {"en", "fk", "fr", "ja", "cy"}
+    assert set(rows["language"]) == {"en", "fk", "fr", "ja", "cy", "sw", "ur"}
     assert rows["value"].between(0, 1).all()
     assert set(rows["policy_iv"]) == {task == "qa"}  # off for NER by default
-    # 2 evaluations x 2 splits x 5 languages, each with every metric
-    assert len(rows) == 2 * 2 * 5 * len(metrics)
+    # 2 evaluations x 2 splits x 7 languages, each with every metric
+    assert len(rows) == 2 * 2 * 7 * len(metrics)

@@ -142,7 +142,7 @@ def test_few_shot_examples_leave_the_dev_split(run_config, monkeypatch):
     from fsf.train import worker
 
     seen = {}
-    original = worker._load_data
+    original = worker.load_data
 
     def spy(task, config, tokenizer):
         train_features, evals = original(task, config, tokenizer)
@@ -150,7 +150,7 @@ def test_few_shot_examples_leave_the_dev_split(run_config, monkeypatch):
         seen["dev"] = {lang: len(es.features) for lang, es in evals["dev"].items()}
         return train_features, evals
 
-    monkeypatch.setattr(worker, "_load_data", spy)
+    monkeypatch.setattr(worker, "load_data", spy)
     train(run_config(**{"few_shot.m": 5, "optim.max_steps": 1}))
     assert seen["train"] == 64 + 2 * 5
     assert seen["dev"] == {"en": 24, "de": 19, "fr": 19}
