@@ -27,16 +27,15 @@ Point `FSF_HUB_MIRROR` at `root` and the tasks' hub names load from it (fsf.task
 """
 
 from fsf.testing._assets import (
-    HUB_REPOS,
     NER_TAGS,
     XNLI_LABELS,
-    hub_mirror,
     pair_dataset,
     qa_dataset,
     tagging_dataset,
     tiny_model,
     tiny_tokenizer,
 )
+from fsf.testing._hub import HUB_REPOS, hub_mirror
 from fsf.testing._policy_contract import PolicyContract
 from fsf.testing._reporter_contract import ReporterContract
 from fsf.testing._task_contract import TaskContract
