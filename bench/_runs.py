@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from typing import Any
 
-__all__ = ["Curve", "checkpoint_scores", "md_table", "mean_std", "run_many", "smoke_assets"]
+__all__ = [
+    "Curve",
+    "checkpoint_scores",
+    "md_table",
+    "mean_std",
+    "run_many",
+    "set_args",
+    "smoke_assets",
+    "smoke_overrides",
+]
 
 
 @dataclass
@@ -114,6 +123,31 @@ def smoke_assets(root: Any) -> dict[str, Any]:
         "source_lang": "en",
         "target_langs": ["de", "fr"],
     }
+
+
+def smoke_overrides(root: Any, steps: int = 6, **more: Any) -> dict[str, Any]:
+    """Run-config overrides that turn a shipped space into a smoke run: the tiny random
+    XLM-R and pair dataset of `smoke_assets(root)`, `steps` steps of batch 8, an evaluation
+    every `steps // 2`, a loss-trend window of 2; `more` adds or replaces keys."""
+    assets = smoke_assets(root)
+    return {
+        "model.name": assets["model"]["name"],
+        "task": {"name": "pawsx", "dataset": assets["task"]["dataset"]},
+        "target_langs": assets["target_langs"],
+        "optim.max_steps": steps,
+        "optim.batch_size": 8,
+        "eval.every_steps": max(1, steps // 2),
+        "policy.window": 2,
+        **more,
+    }
+
+
+def set_args(overrides: dict[str, Any]) -> list[str]:
+    """`--set key=value` arguments of `fsf sweep` for `overrides` (values as JSON, which
+    fsf's YAML parser reads back exactly)."""
+    import json
+
+    return [a for k, v in overrides.items() for a in ("--set", f"{k}={json.dumps(v)}")]
 
 
 def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:

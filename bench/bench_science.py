@@ -275,18 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         args.policies = ["df", "fsf"]  # two sweeps show the whole path; five take minutes
         extra.append("-q")
         args.png = Path(tmp.name) / "science.png"
-        assets = _runs.smoke_assets(Path(tmp.name) / "assets")
-        smoke_over = {
-            "model.name": assets["model"]["name"],
-            "task": {"name": "pawsx", "dataset": assets["task"]["dataset"]},
-            "target_langs": ["de", "fr"],
-            "optim.max_steps": 6,
-            "optim.batch_size": 8,
-            "eval.every_steps": 3,
-            "policy.window": 2,
-        }
-        for k, v in smoke_over.items():
-            extra += ["--set", f"{k}={json.dumps(v)}"]
+        smoke_over = _runs.smoke_overrides(Path(tmp.name) / "assets")
+        extra += _runs.set_args(smoke_over)
         space["search"]["scheduler"] = {"type": "none"}
         for values in SENSITIVITY.values():
             del values[1:]

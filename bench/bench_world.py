@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _runs import checkpoint_scores, md_table
+from _runs import checkpoint_scores, md_table, set_args, smoke_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "sweeps" / "world.yaml"
@@ -53,22 +53,12 @@ def run_sweep(out: Path, smoke: bool) -> None:
     cmd = [sys.executable, "-m", "fsf", "sweep", "--space", str(SPACE)]
     cmd += ["--storage-path", str(out.parent), "--name", out.name]
     if smoke:
-        from _runs import smoke_assets
-
-        assets = smoke_assets(out.parent / "assets")
-        over = {
-            "model.name": assets["model"]["name"],
-            "task": {"name": "pawsx", "dataset": assets["task"]["dataset"]},
-            "target_langs": ["de", "fr"],
-            "optim.max_steps": 8,
-            "optim.batch_size": 8,
-            "eval.every_steps": 4,
-            "analysis.cka.every_steps": 4,
-            "analysis.cka.probe_size": 4,
-            "policy.window": 2,
-        }
-        for key, value in over.items():
-            cmd += ["--set", f"{key}={json.dumps(value)}"]
+        over = smoke_overrides(
+            out.parent / "assets",
+            8,
+            **{"analysis.cka.every_steps": 4, "analysis.cka.probe_size": 4},
+        )
+        cmd += set_args(over)
     subprocess.run(cmd, check=True)
 
 
