@@ -53,7 +53,7 @@ def _build(args: argparse.Namespace) -> int:
     from fsf.synthetic.pretrain import AlignmentError
 
     bar = None
-    last_probe = ["-"]  # the latest raw topic probe, minimum over target languages
+    last_probe = ["-"]  # the latest raw topic probe of linked words, min over target languages
     progress: Callable[[int, int, dict], None] | None = None
     if not args.data_only and progress_enabled():
         from tqdm import tqdm
@@ -67,7 +67,9 @@ def _build(args: argparse.Namespace) -> int:
             bar.update(step - bar.n)
             if "probe" in info:
                 last_probe[0] = f"{min(info['probe'].values()):.2f}"
-            bar.set_postfix(loss=f"{info['loss']:.3f}", min_probe=last_probe[0], refresh=False)
+            bar.set_postfix(
+                loss=f"{info['loss']:.3f}", min_linked_probe=last_probe[0], refresh=False
+            )
 
     try:
         manifest = build(
@@ -90,9 +92,14 @@ def _build(args: argparse.Namespace) -> int:
     elif manifest["model"]:
         m = manifest["model"]
         print(
-            f"pretraining: {m['steps']} steps in {m['seconds']:.0f} s, raw topic probe {m['topic_probe_raw']}"
+            f"pretraining: {m['steps']} steps in {m['seconds']:.0f} s, raw topic probe "
+            f"{_probe(m['topic_probe_raw'])}, linked words {_probe(m['topic_probe_linked'])}"
         )
     return 0
+
+
+def _probe(values: dict[str, float]) -> str:
+    return " ".join(f"{lang} {v:.2f}" for lang, v in values.items())
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -131,7 +138,10 @@ def _info(args: argparse.Namespace) -> int:
             f"checkpoint: {c['num_layers']} layers, hidden {c['hidden_size']}, {c['num_heads']} heads, "
             f"FFN {c['ffn_size']}; pretrained {m['steps']} steps, MLM loss {m['final_mlm_loss']}"
         )
-        print(f"raw topic probe: {m['topic_probe_raw']}")
+        print(f"raw topic probe: {_probe(m['topic_probe_raw'])}")
+        if "topic_probe_linked" in m:
+            print(f"  linked words:   {_probe(m['topic_probe_linked'])}")
+            print(f"  unlinked words: {_probe(m['topic_probe_unlinked'])}")
     print(f"{len(manifest['files'])} files with sha256 in {path}")
     return 0
 

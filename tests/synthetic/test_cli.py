@@ -64,6 +64,9 @@ def test_info(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert str(synth.model_dir()) in out and str(synth.data_dir("pawsx")) in out
     assert f"{synth.data_dir('ner')}  tags=13" in out and "extractive QA" in out
+    assert "languages en fk fr ja cy sw ur" in out and "12 layers" in out
+    probes = synth.manifest()["model"]["topic_probe_unlinked"]
+    assert "unlinked words: " + " ".join(f"{k} {v:.2f}" for k, v in probes.items()) in out
 
 
 def test_path_api() -> None:
