@@ -1,8 +1,9 @@
 """`fsf-policy` (also `fsf policy`): see exactly what a policy does, iteration by iteration.
 
 fsf-policy list
-fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N]
+fsf-policy explain --policy fsf --layers 12 [--losses FILE] [--steps N] [--cka FILE]
                    [--set c1=0.1 --set sets.s1=1-8 ...] [--format json|table]
+fsf-policy explain --run DIR --trial ID --seed S --layers 12    # replay a recorded run
 
 Without --losses the loss follows an example curve, 0.35 + 0.75 * exp(-t / 60) at iteration t
 (a fast fall, then a plateau; fsf.policies.explain.EXAMPLE_LOSS), and the loss-trend window
@@ -31,7 +32,17 @@ EXPLAIN_WINDOW = 20
 
 
 def _explain_args(e: argparse.ArgumentParser) -> None:
-    e.add_argument("--policy", required=True, help="policy name (see `fsf-policy list`)")
+    e.add_argument(
+        "--policy", help="policy name (see `fsf-policy list`); default with --run: the run's"
+    )
+    e.add_argument(
+        "--run",
+        metavar="DIR",
+        help="replay a recorded run: its policy settings, per-step losses and (policy_iv: cka) "
+        "CKA curve, read from the results of the sweep or fsf-train folder DIR",
+    )
+    e.add_argument("--trial", help="with --run: the trial id (default: the only one)")
+    e.add_argument("--seed", type=int, help="with --run: the seed (default: the only one)")
     e.add_argument("--layers", type=int, required=True, help="encoder depth L")
     e.add_argument(
         "--losses",
@@ -98,15 +109,67 @@ def _read_cka(path: str) -> list[tuple[int, float]]:
     return out
 
 
+def _recorded(args: argparse.Namespace) -> tuple[dict, list[float], list[tuple[int, float]]]:
+    """The policy settings, per-step losses and cka_v2 curve of one run of `--run DIR`."""
+    import pyarrow.compute as pc
+
+    from fsf.results import read_results
+    from fsf.results.schema import CKA_SPLIT, CKA_V2_METRIC, LOSS_METRIC, TRAIN_SPLIT
+
+    t = read_results(args.run).table
+    runs = sorted({(r["trial_id"], r["seed"]) for r in t.select(["trial_id", "seed"]).to_pylist()})
+    chosen = [
+        (trial, seed)
+        for trial, seed in runs
+        if (args.trial is None or trial == args.trial) and (args.seed is None or seed == args.seed)
+    ]
+    if len(chosen) != 1:
+        listed = ", ".join(f"{trial} seed {seed}" for trial, seed in runs[:20]) or "none"
+        what = "no run matches" if not chosen else f"{len(chosen)} runs match"
+        raise ConfigError(
+            [Problem("--trial/--seed", f"{what} in {args.run}; runs: {listed}", None)]
+        )
+    trial, seed = chosen[0]
+    mine = t.filter(pc.and_(pc.equal(t["trial_id"], trial), pc.equal(t["seed"], seed)))
+    config = json.loads(mine["config_json"][0].as_py())["policy"]
+
+    def curve(split: str, metric: str) -> list[tuple[int, float]]:
+        rows = mine.filter(
+            pc.and_(pc.equal(mine["split"], split), pc.equal(mine["metric"], metric))
+        )
+        return sorted(
+            dict(zip(rows["step"].to_pylist(), rows["value"].to_pylist(), strict=True)).items()
+        )
+
+    losses = [v for _, v in curve(TRAIN_SPLIT, LOSS_METRIC)]
+    if not losses:
+        raise ConfigError(
+            [Problem("--run", f"run {trial} seed {seed} recorded no per-step loss "
+                     "(analysis.loss_curve was off): nothing to replay", args.run, True)]
+        )  # fmt: skip
+    return config, losses, curve(CKA_SPLIT, CKA_V2_METRIC)
+
+
 def _explain(args: argparse.Namespace) -> int:
+    recorded = _recorded(args) if args.run else None
+    if recorded is not None:
+        if args.losses or args.cka:
+            raise ConfigError(
+                [Problem("--run", "replaces --losses and --cka; give one or the other")]
+            )
+        args.policy = args.policy or recorded[0]["name"]
     problems = []
+    if args.policy is None:
+        problems.append(Problem("--policy", "give a policy name, or --run DIR to replay a run"))
     if args.layers < 1:
         problems.append(Problem("--layers", "must be >= 1", args.layers, True))
     if args.steps is not None and args.steps < 1:
         problems.append(Problem("--steps", "must be >= 1", args.steps, True))
-    if args.losses is None and args.steps is None:
+    if args.losses is None and args.steps is None and recorded is None:
         problems.append(Problem("--steps", "give --losses FILE, --steps N, or both"))
     data = {"name": args.policy, "window": EXPLAIN_WINDOW}
+    if recorded is not None:  # the run's own settings; --set still changes them
+        data = {**recorded[0], "name": args.policy}
     overrides = [(k.removeprefix("policy."), v) for k, v in parse_overrides(args.set)]
     data = apply_overrides(data, overrides)
     from pydantic import ValidationError
@@ -117,6 +180,8 @@ def _explain(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         problems += problems_from_pydantic(exc, "policy")
     losses = _read_losses(args.losses) if args.losses else None
+    if recorded is not None:
+        losses = recorded[1]
     if losses is not None and args.steps is not None and args.steps > len(losses):
         problems.append(
             Problem(
@@ -127,6 +192,8 @@ def _explain(args: argparse.Namespace) -> int:
         raise ConfigError(problems)
     assert config is not None
     cka = _read_cka(args.cka) if args.cka else None
+    if recorded is not None and recorded[2]:
+        cka = recorded[2]
     iv: bool | str = not args.no_policy_iv and ("cka" if cka is not None else True)
     if config.policy_iv is None:
         config = config.model_copy(update={"policy_iv": iv})
@@ -142,6 +209,8 @@ def _explain(args: argparse.Namespace) -> int:
     described["V_I"] += " (outside V_II)"
     _print_records(records, described)
     loss = f"the losses in {args.losses}" if args.losses else f"loss = {EXAMPLE_LOSS}"
+    if recorded is not None:
+        loss = f"the recorded losses of {args.run}"
     rule = (
         f"loss-trend window {config.window}, threshold {config.threshold}"
         if config.switch == "loss-trend"
@@ -152,7 +221,7 @@ def _explain(args: argparse.Namespace) -> int:
         True: "Policy IV on",
         "cka": f"Policy IV while the CKA of V_II fell by > {config.cka.min_drop} over the last "
         f"{config.cka.window} measurements"
-        + (f" (curve: {args.cka})" if args.cka else " (no curve given: c2 throughout P2)"),
+        + (" (the recorded curve)" if cka is not None else " (no curve given: c2 throughout P2)"),
     }[config.policy_iv if config.policy_iv is not None else True]
     print(f"{loss}; {rule}; {iv_rule}")
     return 0

@@ -4,10 +4,13 @@ on its probe batch, records it, and applies c2 exactly where the rule says, step
 
 from __future__ import annotations
 
+import json
+
 import pyarrow.compute as pc
 import pytest
 
 from fsf.policies import explain
+from fsf.policies.cli import main as policy_main
 from fsf.results import ParquetReporter, TrialInfo, read_results
 from fsf.results.schema import CKA_SPLIT, CKA_V2_METRIC
 from fsf.train import train
@@ -46,7 +49,7 @@ def _replayed(cfg, summary, table):
 
 
 @pytest.mark.parametrize("min_drop", [0.0, 1.0])
-def test_c2_follows_the_recorded_cka_curve(run_config, tmp_path, min_drop):
+def test_c2_follows_the_recorded_cka_curve(run_config, tmp_path, capsys, min_drop):
     cfg, summary, table = _run(run_config, tmp_path / "results", min_drop)
     curve, records = _replayed(cfg, summary, table)
     assert [s for s, _ in curve] == [0, 2, 4, 6, 8, 10, 12]  # before training, every 2 steps
@@ -59,6 +62,17 @@ def test_c2_follows_the_recorded_cka_curve(run_config, tmp_path, min_drop):
     assert recorded == replayed  # the worker did what the rule says, at every step
     p2 = [k for ev, k in zip(evals, recorded, strict=True) if ev.phase == "P2"]
     assert p2
+    # the command line replays the same run from its results folder alone
+    code = policy_main(
+        ["explain", "--run", str(tmp_path / "results"), "--layers", "2", "--format", "json"]
+    )
+    assert code == 0
+    replayed_cli = [r["layers"][1]["attention"] for r in json.loads(capsys.readouterr().out)]
+    assert replayed_cli == recorded
+    bad = ["explain", "--run", str(tmp_path / "results"), "--layers", "2", "--trial", "nope"]
+    assert policy_main(bad) == 2
+    err = capsys.readouterr().err
+    assert "no run matches" in err and "t seed 0" in err and "Traceback" not in err
     if min_drop == 0.0:  # the CKA keeps falling on this run: c2 throughout P2
         assert C2 in p2
     else:  # a 1.0 drop never happens: c2 only before the window holds 2 measurements
