@@ -41,5 +41,5 @@ def test_synthetic_ner_space_runs(tmp_path):
     assert set(rows["few_shot_m"]) == {5} and set(rows["policy_iv"]) == {False}
     assert sorted(rows["step"].unique()) == [0, 5, 10]
     per = best_per_language(outcome.sweep_dir)
-    assert {e["language"] for e in per.languages} == {"fk", "fr", "ja", "cy"}
+    assert {e["language"] for e in per.languages} == {"fk", "fr", "ja", "cy", "sw", "ur"}
     assert per.metric == "f1" and per.target_mean is not None
