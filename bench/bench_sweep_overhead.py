@@ -60,6 +60,7 @@ def sweep_spec(policies: list[str], concurrency: int, smoke_root: Path | None) -
             ],
         )
     data["name"] = "overhead"
+    data["confirm"] = None  # the search's trials only: confirmation runs are not in the ideal
     data["search"] = {
         "parameters": {"policy.name": {"type": "categorical", "values": policies}},
         "searcher": "grid",
@@ -88,6 +89,12 @@ def run_fsf(spec: SweepSpec, storage: Path, name: str) -> tuple[float, list[floa
         pc.max(pq.read_table(f, columns=["elapsed_s"])["elapsed_s"]).as_py()
         for f in sorted(out.results_dir.glob("trial=*/seed-*.parquet"))
     ]
+    trained = sum(out.statuses.values())
+    if len(compute) != trained or spec.confirm is not None:
+        raise SystemExit(
+            f"the ideal covers {len(compute)} runs but the sweep trained {trained} trials"
+            f"{' and a confirmation stage' if spec.confirm is not None else ''}"
+        )
     return wall, compute
 
 
