@@ -9,7 +9,6 @@ plain numbers. Results do not depend on the scheduling: each run is seeded by it
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -21,7 +20,6 @@ __all__ = [
     "Curve",
     "checkpoint_scores",
     "md_table",
-    "mean_std",
     "run_many",
     "set_args",
     "smoke_assets",
@@ -100,11 +98,6 @@ def run_many(
             out[futures[fut]] = fut.result()
             bar.update(1)
     return [c for c in out if c is not None]
-
-
-def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    values = list(values)
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def smoke_assets(root: Any) -> dict[str, Any]:

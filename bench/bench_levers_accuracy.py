@@ -5,10 +5,11 @@ the base config of `sweeps/policies.yaml` (the synthetic topic task, the shipped
 encoder, 300 steps, batch 32) is trained with the lever off (the equal-settings reference:
 no grouping, torch's AdamW) and on, with the same fine-tuning seeds, DF and FS policies. Reported
 per lever: the mean dev target and source accuracy at the last step and at the checkpoint
-chosen by source dev, the paired difference (on - off) with its standard deviation over the
-seed pairs, and the runs' mean wall time (2 runs at a time, 1 torch thread each).
+chosen by source dev, the paired difference (on - off) with its 95% t interval over the
+seed pairs and the verdict (better / worse / within noise), and the runs' mean wall time (2
+runs at a time, 1 torch thread each).
 
-    python bench/bench_levers_accuracy.py [--seeds 0 1 2 3 4] [--smoke]
+    python bench/bench_levers_accuracy.py [--seeds 0 1 2 3 4] [--only group_by_length] [--smoke]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import _runs
 from _runs import md_table
 
 from fsf.config import apply_overrides, validate_run_config
+from fsf.results import paired_difference
 from fsf.sweep.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,12 +48,23 @@ def config(base: dict[str, Any], policy: str, seed: int, over: dict[str, Any]) -
     return validate_run_config(data)
 
 
+def _paired(deltas: list[float]) -> str:
+    """Mean paired difference (points), its 95% t interval and the verdict."""
+    d = paired_difference(deltas, [0.0] * len(deltas))
+    if d.ci is None:
+        return f"{d.mean:+.2f} (1 seed)"
+    verdict = "~ noise" if d.verdict == "within noise" else d.verdict
+    return f"{d.mean:+.2f} [{d.ci[0]:+.2f}, {d.ci[1]:+.2f}] {verdict}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--policies", nargs="+", default=["df", "fs"])
+    p.add_argument("--only", nargs="+", choices=list(LEVERS), help="these levers only")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
+    levers = {k: v for k, v in LEVERS.items() if not args.only or k in args.only}
     base = load_space(ROOT / "sweeps" / "policies.yaml").base_config().model_dump(mode="json")
     tmp = tempfile.TemporaryDirectory()
     base["output_dir"] = tmp.name
@@ -64,31 +77,29 @@ def main(argv: list[str] | None = None) -> int:
     for policy in args.policies:
         for seed in args.seeds:
             jobs.append((f"{policy}|ref|{seed}", config(base, policy, seed, {})))
-            for name, over in LEVERS.items():
+            for name, over in levers.items():
                 jobs.append((f"{policy}|{name}|{seed}", config(base, policy, seed, over)))
     curves = {c.label: c for c in _runs.run_many(jobs, desc="lever runs")}
     rows = []
     for policy in args.policies:
         ref = [curves[f"{policy}|ref|{s}"] for s in args.seeds]
-        for name in ("ref", *LEVERS):
+        for name in ("ref", *levers):
             runs = [curves[f"{policy}|{name}|{s}"] for s in args.seeds]
             tgt = [r.final["dev_target_mean"] * 100 for r in runs]
             ckpt = [r.best_dev["dev_target_mean"] * 100 for r in runs]
             src = [r.final["dev_source"] * 100 for r in runs]
             delta = [a - r.final["dev_target_mean"] * 100 for a, r in zip(tgt, ref, strict=True)]
             dck = [a - r.best_dev["dev_target_mean"] * 100 for a, r in zip(ckpt, ref, strict=True)]
-            m, sd = _runs.mean_std(delta)
-            mc, sdc = _runs.mean_std(dck)
             rows.append([
                 policy, "reference (off)" if name == "ref" else name, statistics.mean(src),
                 statistics.mean(tgt), statistics.mean(ckpt),
-                "-" if name == "ref" else f"{m:+.2f} ± {sd:.2f}",
-                "-" if name == "ref" else f"{mc:+.2f} ± {sdc:.2f}",
+                "-" if name == "ref" else _paired(delta),
+                "-" if name == "ref" else _paired(dck),
                 statistics.mean(r.seconds for r in runs),
             ])  # fmt: skip
     print(md_table(
         ["policy", "setting", "src dev (last)", "tgt dev (last)", "tgt dev @ckpt",
-         "Δ tgt last (paired)", "Δ tgt @ckpt (paired)", "s per run"],
+         "Δ tgt last (paired, 95% CI)", "Δ tgt @ckpt (paired, 95% CI)", "s per run"],
         rows,
         title=f"speed levers on the embedded benchmark, seeds {args.seeds} (accuracy, points)",
     ))  # fmt: skip

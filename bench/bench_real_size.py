@@ -427,6 +427,9 @@ def base_spec(args: argparse.Namespace, model: str, ranks: int, assets: dict[str
 
 
 def compare(args: argparse.Namespace) -> list[list[Any]]:
+    """Each model x ranks setting: `--repeat` rounds of the three sides, their order reversed
+    from one round (and one setting) to the next; medians over the rounds, and the range of
+    the per-round fsf / Trainer ratio (the run-to-run noise of the comparison)."""
     rows: list[list[Any]] = []
     flip = False
     for model in args.models:
@@ -437,18 +440,29 @@ def compare(args: argparse.Namespace) -> list[list[Any]]:
                       file=sys.stderr)  # fmt: skip
                 continue
             spec = base_spec(args, model, ranks, assets)
-            order = list(SIDES)[::-1] if flip else list(SIDES)
-            flip = not flip
-            res = {}
-            for s in order:
-                print(f"{model} x {ranks} rank(s): {s} ...", file=sys.stderr, flush=True)
-                res[s] = child({**spec, "side": s, "policy": SIDES[s], "label": model})
-            f, h, fsf = res["fsf-df"], res["hf"], res["fsf-fsf"]
+            res: dict[str, list[dict[str, Any]]] = {s: [] for s in SIDES}
+            for r in range(args.repeat):
+                order = list(SIDES)[::-1] if flip else list(SIDES)
+                flip = not flip
+                for s in order:
+                    print(f"{model} x {ranks} rank(s): {s} ({r + 1}/{args.repeat}) ...",
+                          file=sys.stderr, flush=True)  # fmt: skip
+                    res[s].append(child({**spec, "side": s, "policy": SIDES[s], "label": model}))
+
+            def med(side: str, key: str, res: dict = res) -> float:
+                return statistics.median(x[key] for x in res[side])
+
+            ratios = [f["samples_per_s"] / h["samples_per_s"]
+                      for f, h in zip(res["fsf-df"], res["hf"], strict=True)]  # fmt: skip
             rows.append([
-                f"{model} x {ranks}", f["samples_per_s"], fsf["samples_per_s"], h["samples_per_s"],
-                f["samples_per_s"] / h["samples_per_s"], fsf["step_s"] / f["step_s"],
-                f["peak_rss_total_mb"], fsf["peak_rss_total_mb"], h["peak_rss_total_mb"],
-                f["peak_rss_total_mb"] / h["peak_rss_total_mb"],
+                f"{model} x {ranks}", med("fsf-df", "samples_per_s"),
+                med("fsf-fsf", "samples_per_s"), med("hf", "samples_per_s"),
+                med("fsf-df", "samples_per_s") / med("hf", "samples_per_s"),
+                f"{min(ratios):.3f}-{max(ratios):.3f}",
+                med("fsf-fsf", "step_s") / med("fsf-df", "step_s"),
+                med("fsf-df", "peak_rss_total_mb"), med("fsf-fsf", "peak_rss_total_mb"),
+                med("hf", "peak_rss_total_mb"),
+                med("fsf-df", "peak_rss_total_mb") / med("hf", "peak_rss_total_mb"),
             ])  # fmt: skip
     return rows
 
@@ -491,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup-steps", type=int, default=2, help="steps before the timed span")
     p.add_argument("--threads", type=int, default=2, help="torch threads of a one-rank run")
-    p.add_argument("--repeat", type=int, default=1, help="--levers: runs per lever, alternating")
+    p.add_argument("--repeat", type=int, default=1, help="runs per side (or lever), alternating")
     p.add_argument("--levers", action="store_true", help="each speed lever alone (first model)")
     p.add_argument("--only", nargs="+", metavar="LEVER", help="--levers: these levers only")
     p.add_argument("--large-two-ranks", action="store_true")
@@ -514,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     setting = (
         f"batch {args.batch}, {args.steps - args.warmup_steps} timed steps after "
-        f"{args.warmup_steps}, {args.device}, {args.engine}, {args.precision}; load average "
+        f"{args.warmup_steps}, {args.repeat} run(s) per side, {args.device}, {args.engine}, {args.precision}; load average "
         f"{load[0]:.2f} at the start"
     )
     if args.levers:
@@ -525,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = compare(args)
         headers = ["model x ranks", "fsf DF samples/s", "fsf FSF samples/s", "Trainer samples/s",
-                   "fsf / Trainer", "FSF / DF step", "fsf DF peak RSS MB", "fsf FSF peak RSS MB",
+                   "fsf / Trainer", "fsf / Trainer range", "FSF / DF step", "fsf DF peak RSS MB", "fsf FSF peak RSS MB",
                    "Trainer peak RSS MB", "fsf / Trainer RSS"]  # fmt: skip
         title = f"fsf worker vs transformers.Trainer, random-weight XLM-R shapes; {setting}"
     print_table(headers, rows, title=title)
