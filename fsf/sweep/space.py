@@ -104,9 +104,10 @@ def missing_logger_packages(spec: SweepSpec) -> list[str]:
 
 
 def reported_metrics(config: RunConfig) -> list[str]:
-    """The scalars every trial reports to Tune, hence the valid objective metrics."""
+    """The scalars every trial reports to Tune, hence the valid objective metrics (never a
+    test-split one: trials do not report them to Tune)."""
     names = ["train_loss"]
-    for split in config.eval.splits:
+    for split in (s for s in config.eval.splits if s != "test"):
         names += [f"{split}_{k}" for k in ("source", "target_mean", "all_mean", "gap")]
     return names
 

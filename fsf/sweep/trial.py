@@ -46,7 +46,12 @@ class _ObjectiveTracker:
     values plus the current seed's. So the last report of a trial, which Optuna and Tune
     keep, is the value `fsf-sweep best` ranks the configuration by. `{m}_seed` is the current
     seed's value, `{m}_last` the metric at this very step. `progress_step` counts optimizer
-    steps over all seeds (ASHA's time attribute)."""
+    steps over all seeds (ASHA's time attribute).
+
+    Test-split scalars are never reported: what Tune, Optuna and their logs hold cannot
+    choose on test data (a user's `ResultGrid.get_best_result` included), and Tune's state,
+    saved every second with running statistics of each scalar, stays smaller. The results
+    tables have every split."""
 
     def __init__(
         self,
@@ -62,7 +67,7 @@ class _ObjectiveTracker:
         self.best: tuple[float, int, dict[str, float]] | None = None
 
     def scalars(self, ev: Evaluation) -> dict[str, float]:
-        out = ev.scalars()
+        out = {k: v for k, v in ev.scalars().items() if not k.startswith("test_")}
         key = checkpoint_score(ev, self.checkpoint)
         if not math.isnan(key) and (self.best is None or key > self.best[0]):
             self.best = (key, ev.step, {m: out.get(m, math.nan) for m in self.metrics})

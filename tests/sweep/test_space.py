@@ -308,3 +308,23 @@ def test_the_objective_is_read_at_the_checkpoint():
     other = _ObjectiveTracker(["dev_target_mean"], 0, [], checkpoint="target-dev")
     other.scalars(ev(10, 0.6, 0.7))
     assert other.scalars(ev(20, 0.9, 0.3))["dev_target_mean"] == 0.7
+
+
+def test_tune_never_sees_test_scores():
+    """Trials report dev (and the loss) to Tune, never a test-split scalar, so nothing that
+    reads Tune's results (ASHA, Optuna, `ResultGrid.get_best_result`, Tune's logs) can choose
+    on test data; the objective checker lists only what is reported."""
+    from fsf.config import validate_run_config
+    from fsf.sweep.space import reported_metrics
+    from fsf.sweep.trial import _ObjectiveTracker
+    from tests.results.helpers import evaluation
+
+    ev = evaluation(10, {"en": 0.6, "de": 0.7}, {"en": 0.5, "de": 0.4})
+    assert "test_target_mean" in ev.scalars()  # the evaluation has them (the tables keep them)
+    out = _ObjectiveTracker(["dev_target_mean"], 0, []).scalars(ev)
+    assert out["dev_source"] == 0.6 and out["dev_target_mean"] == 0.7
+    assert not [k for k in out if k.startswith("test")]
+    base = load_space("sweeps/policies.yaml").base_config()
+    assert "test" in base.eval.splits
+    names = reported_metrics(validate_run_config(base.model_dump(mode="json")))
+    assert "dev_target_mean" in names and not [n for n in names if n.startswith("test")]
