@@ -1,9 +1,10 @@
 """Do the speed levers change the answer? Dev scores on the embedded benchmark, paired seeds.
 
-For each lever (`optim.group_by_length`, `optim.adamw` fused / foreach) and for fsf's defaults,
+For each lever (`optim.group_by_length`, `optim.adamw` fused / foreach, bf16 autocast on
+CPU) and for fsf's defaults,
 the base config of `sweeps/policies.yaml` (the synthetic topic task, the shipped 12-layer
 encoder, 300 steps, batch 32) is trained with the lever off (the equal-settings reference:
-no grouping, torch's AdamW) and on, with the same fine-tuning seeds, DF and FS policies. Reported
+no grouping, torch's AdamW, fp32) and on, with the same fine-tuning seeds, DF and FS policies. Reported
 per lever: the mean dev target and source accuracy at the last step and at the checkpoint
 chosen by source dev, the paired difference (on - off) with its 95% t interval over the
 seed pairs and the verdict (better / worse / within noise), and the runs' mean wall time (2
@@ -29,12 +30,17 @@ from fsf.results import paired_difference
 from fsf.sweep.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = {"optim.group_by_length": False, "optim.adamw": "torch"}
+REFERENCE = {"optim.group_by_length": False, "optim.adamw": "torch", "deepspeed.precision": "fp32"}
 LEVERS: dict[str, dict[str, Any]] = {
     "group_by_length": {"optim.group_by_length": True},
     "AdamW fused": {"optim.adamw": "fused"},
     "AdamW foreach": {"optim.adamw": "foreach"},
-    "fsf defaults": {"optim.group_by_length": None, "optim.adamw": None},
+    "bf16 autocast": {"deepspeed.precision": "bf16"},
+    "fsf defaults": {
+        "optim.group_by_length": None,
+        "optim.adamw": None,
+        "deepspeed.precision": None,
+    },
 }
 
 
@@ -42,7 +48,8 @@ def config(base: dict[str, Any], policy: str, seed: int, over: dict[str, Any]) -
     data = apply_overrides(base, [("policy.name", policy), ("seed", seed), *REFERENCE.items()])
     for key, value in over.items():
         if value is None:  # the field's default
-            data["optim"].pop(key.split(".", 1)[1], None)
+            section, name = key.split(".", 1)
+            data.get(section, {}).pop(name, None)
         else:
             data = apply_overrides(data, [(key, value)])
     return validate_run_config(data)

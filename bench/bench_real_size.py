@@ -78,6 +78,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "+ AdamW foreach": {"optim.adamw": "foreach"},
     "+ AdamW fused": {"optim.adamw": "fused"},
     "+ DeepSpeed CPU Adam": {"optim.adamw": "deepspeed-cpu"},
+    "+ bf16 autocast": {"deepspeed.precision": "bf16"},
     "eager attention (not SDPA)": {"attention": "eager"},
     "fsf defaults": {"defaults": True},
 }
@@ -197,6 +198,7 @@ def run_config(spec: dict[str, Any]) -> Any:
     if over.pop("defaults", False):  # fsf's own defaults for the speed settings
         for key in ("group_by_length", "adamw"):
             del data["optim"][key]
+        del data["deepspeed"]["precision"]
     over.pop("attention", None)
     return validate_run_config(apply_overrides(data, list(over.items())))
 
@@ -427,11 +429,13 @@ def base_spec(args: argparse.Namespace, model: str, ranks: int, assets: dict[str
 
 
 def compare(args: argparse.Namespace) -> list[list[Any]]:
-    """Each model x ranks setting: `--repeat` rounds of the three sides, their order reversed
-    from one round (and one setting) to the next; medians over the rounds, and the range of
-    the per-round fsf / Trainer ratio (the run-to-run noise of the comparison)."""
+    """Each model x ranks setting: `--repeat` rounds of the three sides, their order rotated
+    from one round (and one setting) to the next, so that with 3 rounds each side runs once
+    in each position (first, second, last: what the run before leaves behind, memory being
+    freed, caches, differs by position); medians over the rounds, and the range of the
+    per-round fsf / Trainer ratio (the run-to-run noise of the comparison)."""
     rows: list[list[Any]] = []
-    flip = False
+    turn = 0
     for model in args.models:
         assets = build_assets(args.workdir, model, args.batch * args.steps)
         for ranks in args.ranks:
@@ -442,8 +446,8 @@ def compare(args: argparse.Namespace) -> list[list[Any]]:
             spec = base_spec(args, model, ranks, assets)
             res: dict[str, list[dict[str, Any]]] = {s: [] for s in SIDES}
             for r in range(args.repeat):
-                order = list(SIDES)[::-1] if flip else list(SIDES)
-                flip = not flip
+                order = list(SIDES)[turn % 3 :] + list(SIDES)[: turn % 3]
+                turn += 1
                 for s in order:
                     print(f"{model} x {ranks} rank(s): {s} ({r + 1}/{args.repeat}) ...",
                           file=sys.stderr, flush=True)  # fmt: skip

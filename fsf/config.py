@@ -148,7 +148,9 @@ class FewShotConfig(_Strict):
 class DeepSpeedConfig(_Strict):
     zero_stage: Literal[0, 1, 2] = 0
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        "auto", description="auto: bf16 on GPUs that support it, fp32 on CPU"
+        "auto",
+        description="auto: bf16 on GPUs that support it, fp32 on CPU; bf16 on CPU is "
+        "autocast (fp32 weights, bf16 matrix products: fast on CPUs with AMX); fp16 needs a GPU",
     )
     extra: dict[str, Any] = Field(
         default_factory=dict, description="merged into the DeepSpeed config as is"
@@ -235,7 +237,7 @@ class RunConfig(_Strict):
     engine: Literal["deepspeed", "torch"] = Field(
         "deepspeed",
         description="deepspeed: a DeepSpeed engine (any ZeRO stage, any number of ranks); torch: "
-        "plain PyTorch, one rank only (no DeepSpeed needed; bf16 by autocast on a GPU)",
+        "plain PyTorch, one rank only (no DeepSpeed needed; bf16 by autocast)",
     )
 
     @model_validator(mode="after")

@@ -1,6 +1,6 @@
 """The engines a run trains in: DeepSpeed (any ZeRO stage, any number of ranks, its process
 group created once per process) or plain PyTorch on one rank (`engine: torch`, bf16 by
-autocast); the optimizer either wraps. `fsf.train.worker` builds one per run."""
+autocast; on CPU bf16 is autocast with either engine); the optimizer either wraps. `fsf.train.worker` builds one per run."""
 
 from __future__ import annotations
 
@@ -121,12 +121,22 @@ def _quiet_libraries() -> None:
 
 
 def _precision(config: RunConfig, cuda: bool) -> str:
+    """fp32, bf16 or fp16. bf16 on a GPU is DeepSpeed's bf16 mode (engine deepspeed) or
+    autocast (engine torch); on CPU it is autocast with either engine (`cpu_autocast`); fp16
+    needs a GPU."""
     precision = config.deepspeed.precision
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if precision != "fp32" and not cuda:
-        raise FsfError(f"deepspeed.precision={precision} needs a GPU; use fp32 (or auto) on CPU")
+    if precision == "fp16" and not cuda:
+        raise FsfError("deepspeed.precision=fp16 needs a GPU; use bf16 (autocast on CPU) or fp32")
     return precision
+
+
+def bf16_autocast(config: RunConfig, cuda: bool) -> bool:
+    """Whether forward passes (training and evaluation) run under `torch.autocast(bf16)` with
+    fp32 weights, gradients and optimizer state: bf16 with engine torch, or on CPU (matrix
+    products in bf16: fast on CPUs with AMX, e.g. Sapphire Rapids and later)."""
+    return _precision(config, cuda) == "bf16" and (config.engine == "torch" or not cuda)
 
 
 def _one_rank() -> tuple[int, int]:
@@ -156,9 +166,10 @@ def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
             f"optim.grad_accum ({opt.grad_accum})"
         )
     precision = _precision(config, cuda)
-    # One rank, ZeRO-0, fp32: whole gradients sit in .grad and the worker clips them itself
-    # with torch's clip_grad_norm_ (DeepSpeed's per-tensor loop costs ~2 ms a step on CPU)
-    own_clip = world == 1 and ds.zero_stage == 0 and precision == "fp32"
+    autocast = bf16_autocast(config, cuda)  # on CPU: DeepSpeed's torch_autocast, fp32 weights
+    # One rank, ZeRO-0, fp32 weights: whole gradients sit in .grad and the worker clips them
+    # itself with torch's clip_grad_norm_ (DeepSpeed's per-tensor loop costs ~2 ms a step on CPU)
+    own_clip = world == 1 and ds.zero_stage == 0 and (precision == "fp32" or autocast)
     cfg: dict[str, Any] = {
         "train_batch_size": opt.batch_size,
         "train_micro_batch_size_per_gpu": per_rank,
@@ -166,11 +177,13 @@ def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
         "gradient_clipping": 0.0 if own_clip else (opt.grad_clip or 0.0),
         "zero_optimization": {"stage": ds.zero_stage},
         "zero_allow_untested_optimizer": True,
-        "bf16": {"enabled": precision == "bf16"},
+        "bf16": {"enabled": precision == "bf16" and not autocast},
         "fp16": {"enabled": precision == "fp16"},
         "steps_per_print": 2**31 - 1,
         "wall_clock_breakdown": False,
     }
+    if autocast:
+        cfg["torch_autocast"] = {"enabled": True, "dtype": "bfloat16"}
     cfg.update(ds.extra)
     return cfg
 

@@ -8,7 +8,6 @@ computes the same learning rates: the loss that drives the phase rule is average
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -40,6 +39,7 @@ from fsf.train._engine import (
     _stdout_to_stderr,
     _TorchEngine,
     _use_cuda,
+    bf16_autocast,
 )
 from fsf.train._evaluate import Keeper, evaluate_model, predict
 from fsf.train._probe import apply_probe
@@ -254,8 +254,9 @@ class _Recipe:
         self.param_groups = engine.optimizer.param_groups
         if len(self.param_groups) != len(self.group_units):  # pragma: no cover - DeepSpeed
             raise RuntimeError("DeepSpeed reordered or merged the optimizer's param groups")
-        self.evaluating = (
-            engine.autocast if isinstance(engine, _TorchEngine) else contextlib.nullcontext
+        autocast = bf16_autocast(config, cuda)  # evaluation runs as training's forward does
+        self.evaluating = lambda: torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=autocast
         )
 
     # -- evaluate ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from fsf.errors import FsfError
 from fsf.train import train
@@ -87,3 +88,48 @@ def test_torch_engine_runs_where_deepspeed_is_not_installed(run_config):
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"steps": [0, 3, 6], "deepspeed": False}
+
+
+def test_fp16_needs_a_gpu(run_config):
+    with pytest.raises(FsfError, match="fp16 needs a GPU"):
+        train(run_config(**{"deepspeed.precision": "fp16"}))
+
+
+def test_bf16_on_cpu_is_deepspeeds_torch_autocast_with_fp32_weights(run_config):
+    from fsf.train._engine import _ds_config, bf16_autocast
+
+    cfg = run_config(**{"deepspeed.precision": "bf16"})
+    ds = _ds_config(cfg, 1, cuda=False)
+    assert ds["torch_autocast"] == {"enabled": True, "dtype": "bfloat16"}
+    assert ds["bf16"] == {"enabled": False}  # DeepSpeed's bf16 mode would make bf16 weights
+    assert ds["gradient_clipping"] == 0.0  # fp32 gradients: the worker clips them with torch
+    assert bf16_autocast(cfg, cuda=False)
+    assert not bf16_autocast(run_config(), cuda=False)  # auto is fp32 on CPU
+    on_gpu = _ds_config(cfg, 1, cuda=True)
+    assert on_gpu["bf16"] == {"enabled": True} and "torch_autocast" not in on_gpu
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["deepspeed", "torch"])
+def test_bf16_on_cpu_trains_and_evaluates_in_bf16(run_config, engine, monkeypatch):
+    """Training and evaluation forward passes run their matrix products in bf16 (autocast);
+    weights and optimizer state stay fp32; the run learns as fp32 does, to bf16's precision."""
+    seen: list[tuple[bool, torch.dtype]] = []
+    original = torch.nn.Linear.forward
+
+    def forward(self, x):
+        out = original(self, x)
+        seen.append((self.training, out.dtype))
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", forward)
+    over = {"engine": engine, "policy.name": "fsf"}
+    summary = train(run_config(**over, **{"deepspeed.precision": "bf16"}))
+    assert {d for t, d in seen if t} == {torch.bfloat16}  # training
+    assert {d for t, d in seen if not t} == {torch.bfloat16}  # evaluation
+    seen.clear()
+    fp32 = train(run_config(**over))
+    assert {d for _, d in seen} == {torch.float32}
+    losses = [e.loss for e in summary.evaluations if e.loss is not None]
+    ref = [e.loss for e in fp32.evaluations if e.loss is not None]
+    assert losses == pytest.approx(ref, rel=0.05)
