@@ -81,6 +81,7 @@ LEVERS: dict[str, dict[str, Any]] = {
     "+ bf16 autocast": {"deepspeed.precision": "bf16"},
     "eager attention (not SDPA)": {"attention": "eager"},
     "fsf defaults": {"defaults": True},
+    "fsf defaults + bf16 autocast": {"defaults": True, "deepspeed.precision": "bf16"},
 }
 
 
