@@ -147,4 +147,5 @@ def test_sweep_scale_smoke():
 @pytest.mark.slow
 def test_levers_accuracy_smoke():
     out = _smoke("bench_levers_accuracy.py")
-    assert "group_by_length" in out and "fsf defaults" in out and "Δ tgt last (paired)" in out
+    assert "group_by_length" in out and "fsf defaults" in out and "bf16 autocast" in out
+    assert "Δ tgt last (paired, 95% CI)" in out and "~ noise" in out
