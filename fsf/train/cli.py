@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
+from typing import Any
 
 from fsf._cli import (
     Command,
@@ -21,7 +23,7 @@ from fsf._cli import (
     print_table,
     progress_enabled,
 )
-from fsf.config import load_run_config
+from fsf.config import RunConfig, load_run_config
 from fsf.train.reporter import Evaluation, RunSummary
 
 __all__ = ["COMMANDS", "main", "print_summary"]
@@ -84,12 +86,19 @@ def _run(args: argparse.Namespace) -> int:
     info = TrialInfo(config, node=socket.gethostname())
     with ParquetReporter(root, info) as writer:  # finished: completed, or failed and raised
         summary = train(config, writer, progress=not args.no_progress and progress_enabled())
-    path = writer.path
+    _print_outcome(summary, config, writer.path)
+    return 0
+
+
+def _print_outcome(summary: RunSummary, config: RunConfig, path: Any) -> None:
+    """The table and where the rows went, once: under torchrun (or any launcher that sets
+    RANK) only rank 0 prints."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     print_summary(summary, title=f"{config.name} [{config.policy.name}]")
     print(f"evaluation rows: {path}")
     for what, where in summary.artifacts.items():
         print(f"{what}: {where}")
-    return 0
 
 
 #: `fsf train` (the same as `fsf-train`).

@@ -46,6 +46,24 @@ def test_run_writes_rows_and_prints_a_table(assets, tmp_path, capsys):
     assert set(table.column("status").to_pylist()) == {"completed"}
 
 
+def test_only_rank_zero_prints_the_table(monkeypatch, capsys):
+    """Under torchrun every rank runs `fsf train`; the table is printed once, by rank 0."""
+    from fsf.config import validate_run_config
+    from fsf.train.cli import _print_outcome
+    from fsf.train.reporter import RunSummary
+    from tests.results.helpers import evaluation
+
+    config = validate_run_config({"source_lang": "en", "target_langs": ["de"]})
+    summary = RunSummary([evaluation(10, {"en": 0.9, "de": 0.7}, {"en": 0.8, "de": 0.6})])
+    monkeypatch.setenv("RANK", "1")
+    _print_outcome(summary, config, "rows.parquet")
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv("RANK", "0")
+    _print_outcome(summary, config, "rows.parquet")
+    out = capsys.readouterr().out
+    assert "target mean" in out and "evaluation rows: rows.parquet" in out
+
+
 def _unmappable_model(path):
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
