@@ -132,3 +132,24 @@ def test_a_stale_deepspeed_build_lock_does_not_hang_a_run(assets, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     built = [p.name for p in ext.rglob("*") if p.is_file() and p.name != "lock"]
     assert built == [], f"the CPU worker compiled DeepSpeed ops: {built}"
+
+
+def test_torchrun_two_ranks_zero2_bf16_autocast(assets, tmp_path):
+    """`fsf train` under torchrun: 2 CPU ranks, ZeRO-2, bf16 autocast; one table, one set of
+    rows (rank 0 writes), a finite loss at every step."""
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "-m", "fsf", "train",
+        *_args(assets, tmp_path, "--set", "deepspeed.precision=bf16",
+               "--set", "deepspeed.zero_stage=2", "--set", "name=two"),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("target mean") == 1 and out.stdout.count("evaluation rows") == 1
+    table = ds.dataset(tmp_path / "two" / "results", partitioning="hive").to_table()
+    loss = table.filter(pc.equal(table["split"], "train"))
+    assert loss["step"].to_pylist() == [1, 2, 3, 4]
+    assert all(v == v and abs(v) < 1e6 for v in loss["value"].to_pylist())
