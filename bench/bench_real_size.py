@@ -454,20 +454,22 @@ def compare(args: argparse.Namespace) -> list[list[Any]]:
                           file=sys.stderr, flush=True)  # fmt: skip
                     res[s].append(child({**spec, "side": s, "policy": SIDES[s], "label": model}))
 
-            def med(side: str, key: str, res: dict = res) -> float:
-                return statistics.median(x[key] for x in res[side])
-
+            med = {
+                (s, key): statistics.median(x[key] for x in runs)
+                for s, runs in res.items()
+                for key in ("samples_per_s", "step_s", "peak_rss_total_mb")
+            }
             ratios = [f["samples_per_s"] / h["samples_per_s"]
                       for f, h in zip(res["fsf-df"], res["hf"], strict=True)]  # fmt: skip
             rows.append([
-                f"{model} x {ranks}", med("fsf-df", "samples_per_s"),
-                med("fsf-fsf", "samples_per_s"), med("hf", "samples_per_s"),
-                med("fsf-df", "samples_per_s") / med("hf", "samples_per_s"),
+                f"{model} x {ranks}", med["fsf-df", "samples_per_s"],
+                med["fsf-fsf", "samples_per_s"], med["hf", "samples_per_s"],
+                med["fsf-df", "samples_per_s"] / med["hf", "samples_per_s"],
                 f"{min(ratios):.3f}-{max(ratios):.3f}",
-                med("fsf-fsf", "step_s") / med("fsf-df", "step_s"),
-                med("fsf-df", "peak_rss_total_mb"), med("fsf-fsf", "peak_rss_total_mb"),
-                med("hf", "peak_rss_total_mb"),
-                med("fsf-df", "peak_rss_total_mb") / med("hf", "peak_rss_total_mb"),
+                med["fsf-fsf", "step_s"] / med["fsf-df", "step_s"],
+                med["fsf-df", "peak_rss_total_mb"], med["fsf-fsf", "peak_rss_total_mb"],
+                med["hf", "peak_rss_total_mb"],
+                med["fsf-df", "peak_rss_total_mb"] / med["hf", "peak_rss_total_mb"],
             ])  # fmt: skip
     return rows
 
@@ -533,8 +535,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     setting = (
         f"batch {args.batch}, {args.steps - args.warmup_steps} timed steps after "
-        f"{args.warmup_steps}, {args.repeat} run(s) per side, {args.device}, {args.engine}, {args.precision}; load average "
-        f"{load[0]:.2f} at the start"
+        f"{args.warmup_steps}, {args.repeat} run(s) per side, {args.device}, {args.engine}, "
+        f"{args.precision}; load average {load[0]:.2f} at the start"
     )
     if args.levers:
         rows = levers(args)
@@ -544,8 +546,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         rows = compare(args)
         headers = ["model x ranks", "fsf DF samples/s", "fsf FSF samples/s", "Trainer samples/s",
-                   "fsf / Trainer", "fsf / Trainer range", "FSF / DF step", "fsf DF peak RSS MB", "fsf FSF peak RSS MB",
-                   "Trainer peak RSS MB", "fsf / Trainer RSS"]  # fmt: skip
+                   "fsf / Trainer", "fsf / Trainer range", "FSF / DF step",
+                   "fsf DF peak RSS MB", "fsf FSF peak RSS MB", "Trainer peak RSS MB",
+                   "fsf / Trainer RSS"]  # fmt: skip
         title = f"fsf worker vs transformers.Trainer, random-weight XLM-R shapes; {setting}"
     print_table(headers, rows, title=title)
     if args.json:

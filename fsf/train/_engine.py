@@ -1,6 +1,7 @@
 """The engines a run trains in: DeepSpeed (any ZeRO stage, any number of ranks, its process
 group created once per process) or plain PyTorch on one rank (`engine: torch`, bf16 by
-autocast; on CPU bf16 is autocast with either engine); the optimizer either wraps. `fsf.train.worker` builds one per run."""
+autocast; on CPU bf16 is autocast with either engine); the optimizer either wraps.
+`fsf.train.worker` builds one per run."""
 
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def _quiet_libraries() -> None:
 
 def _precision(config: RunConfig, cuda: bool) -> str:
     """fp32, bf16 or fp16. bf16 on a GPU is DeepSpeed's bf16 mode (engine deepspeed) or
-    autocast (engine torch); on CPU it is autocast with either engine (`cpu_autocast`); fp16
+    autocast (engine torch); on CPU it is autocast with either engine (`bf16_autocast`); fp16
     needs a GPU."""
     precision = config.deepspeed.precision
     if precision == "auto":
@@ -222,7 +223,7 @@ class _TorchEngine:
             raise FsfError(
                 f"deepspeed.precision={precision}: engine torch runs fp32 or bf16 (autocast)"
             )
-        self.bf16 = precision == "bf16"
+        self.bf16 = bf16_autocast(config, cuda)
 
     def autocast(self) -> Any:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)

@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import sys
-from typing import Any
 
 from fsf._cli import (
     Command,
@@ -90,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_outcome(summary: RunSummary, config: RunConfig, path: Any) -> None:
+def _print_outcome(summary: RunSummary, config: RunConfig, path: object) -> None:
     """The table and where the rows went, once: under torchrun (or any launcher that sets
     RANK) only rank 0 prints."""
     if int(os.environ.get("RANK", "0")) != 0:
