@@ -1,5 +1,6 @@
 """Smoke runs of the benchmark scripts: they complete and print their table (no timing)."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,12 +10,19 @@ import pytest
 BENCH = Path(__file__).parents[2] / "bench"
 
 
+#: a process group made in-process by an earlier test leaves these in os.environ; a script
+#: that inherited them would try to listen on that process's port
+_DIST_ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
 def _smoke(script: str, *extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in _DIST_ENV}
     out = subprocess.run(
         [sys.executable, str(BENCH / script), "--smoke", *extra],
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
