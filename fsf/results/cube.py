@@ -24,10 +24,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsf.results.frame import Frame, _np, no_hugepage_advice, split_masks, take_rows
+from fsf.results.frame import (
+    Frame,
+    _np,
+    argmax_first,
+    chunk_map,
+    no_hugepage_advice,
+    parallel,
+    split_masks,
+    take_rows,
+)
 
 __all__ = ["Aggregate", "Evals", "evals"]
 
@@ -73,8 +81,7 @@ class Evals:
         source = s[:, self.src] if self.src >= 0 else nan
         if kind == "source":
             return source
-        with no_hugepage_advice():  # (a copy of the target columns: tens of MB)
-            target = s[:, self.targets].mean(axis=1) if len(self.targets) else nan
+        target = self._mean_but_source(s) if len(self.targets) else nan
         if kind == "target_mean":
             return target
         if kind == "gap":
@@ -82,6 +89,15 @@ class Evals:
         members = np.r_[[self.src] if self.src >= 0 else [], self.targets].astype(np.int64)
         with no_hugepage_advice():
             return s[:, members].mean(axis=1) if len(members) else nan
+
+    def _mean_but_source(self, s: np.ndarray) -> np.ndarray:
+        """Mean over the languages other than the source, summed over the two slices on
+        either side of it (no copy of the columns)."""
+        if self.src < 0:
+            return s.mean(axis=1)
+        total = s[:, : self.src].sum(axis=1)
+        total += s[:, self.src + 1 :].sum(axis=1)
+        return total / len(self.targets)
 
     def metric(self, name: str) -> np.ndarray:
         """An objective metric (`dev_target_mean`, `train_loss`, ...) per evaluation."""
@@ -113,9 +129,9 @@ class Evals:
             ok = np.flatnonzero(np.isfinite(value))
             out = np.full(len(self.fr.runs), -1, np.int64)
             if len(ok):
-                order = ok[np.lexsort((self.step[ok], -value[ok], self.run[ok]))]
-                first = np.r_[True, self.run[order][1:] != self.run[order][:-1]]
-                out[self.run[order[first]]] = order[first]
+                run = self.run[ok]
+                best = ok[argmax_first([run], value[ok], self.step[ok])]
+                out[self.run[best]] = best
             self._ckpt[key] = out
         return self._ckpt[key]
 
@@ -178,61 +194,78 @@ def evals(fr: Frame) -> Evals:
     return cache[key]
 
 
-def _codes(results: Any, column: str) -> tuple[np.ndarray, list[Any]]:
-    """(code per row, names) of a string column, dictionary-encoded once per results."""
+def _codes(results: Any, column: str) -> tuple[np.ndarray, list[str]]:
+    """(code per row, names) of a string column: codes index the sorted names, -1 is null.
+    Dictionary-encoded once per results, chunk by chunk on threads."""
     key = ("codes", column)
     if key not in results.cache:
-        enc = pc.dictionary_encode(results.table[column])
-        if isinstance(enc, pa.ChunkedArray):
-            enc = enc.combine_chunks() if enc.num_chunks != 1 else enc.chunk(0)
-        codes = _np(enc.indices, -1).astype(np.int64, copy=False)
-        results.cache[key] = (codes, enc.dictionary.to_pylist())
+        col = results.table[column]
+        encoded = chunk_map(col, pc.dictionary_encode)
+        names = sorted({x for enc in encoded for x in enc.dictionary.to_pylist()} - {None})
+        index = {x: i for i, x in enumerate(names)}
+        codes = np.empty(len(col), np.int64)
+        bounds = np.cumsum([0] + [len(enc) for enc in encoded])
+
+        def to_sorted(k: int) -> None:  # a chunk's codes -> indices of `names` (appended -1: null)
+            enc = encoded[k]
+            local = np.array([index.get(x, -1) for x in enc.dictionary.to_pylist()] + [-1])
+            np.take(local, _np(enc.indices, -1), out=codes[bounds[k] : bounds[k + 1]])
+
+        parallel(to_sorted, list(range(len(encoded))), len(col))
+        results.cache[key] = (codes, names)
     return results.cache[key]
 
 
 def _build(fr: Frame) -> Evals:
-    # Every step here is one vectorised pass over the rows; the order matters for speed only
-    # (string columns are compared once each, gathers are skipped when every row is kept).
-    table = fr.results.table
+    # Every step is one vectorised pass over the rows, with no copies of the row arrays
+    # when the rows of each evaluation are together (as the writer leaves them).
     is_dev, is_test = split_masks(fr.results)
-    mask = is_test | is_dev
-    mask &= np.isfinite(fr.value)
+    scored = is_test | is_dev  # rows that score an evaluation
+    scored &= np.isfinite(fr.value)
     if not fr.all_ok:
-        mask &= fr.ok[fr.r]
+        scored &= fr.ok[fr.r] if fr.lengths is None else np.repeat(fr.ok, fr.lengths)
     if not fr.one_metric:
-        mask &= _np(pc.equal(table["metric"], fr.metric), False)
-    rows = np.flatnonzero(mask)
-    lang_codes, names = _codes(fr.results, "language")
-    every = len(rows) == len(mask)
-    if every:  # every row is an evaluation score: no copies
-        run, step, value, test, codes = fr.r, fr.step, fr.value, is_test, lang_codes
-    else:  # (boolean indexing copies faster than gathering by `rows`)
-        run, step, value = fr.r[mask], fr.step[mask], fr.value[mask]
-        test, codes = is_test[mask], lang_codes[mask]
-    seen = np.flatnonzero(np.bincount(codes + 1, minlength=len(names) + 1)[1:])
-    langs = sorted({names[c] for c in seen} - {None})
-    n_l = len(langs)
-    remap = np.array([langs.index(x) if x in langs else -1 for x in names] + [-1], np.int64)
-    lang = remap[codes]  # a null language (code -1) maps to the appended -1
-    eid, starts = _evaluation_ids(run, step)
-    n_e = len(starts)
-    score = np.full((n_e, 2, n_l), np.nan)
-    # flat position of (evaluation, split, language) in `score`; rows without a known
-    # language are left out
-    flat = np.multiply(eid, 2 * n_l)
+        scored &= fr.is_metric
+    lang, names = _codes(fr.results, "language")
+    langs = list(names)
+    run, step, value, test = fr.r, fr.step, fr.value, is_test
+    starts, lengths, order = _evaluations(run, step)
+    if order is not None:  # evaluations split over the table: put each one's rows together
+        run, step, value, test = run[order], step[order], value[order], test[order]
+        lang, scored = lang[order], scored[order]
+    n_e, n_l = len(starts), len(langs)
+    valid = np.logical_or.reduceat(scored, starts) if n_e else np.zeros(0, bool)
+    # flat position of (evaluation, split, language) in `cells`; rows that score nothing
+    # (not scored, or no language) write the extra last cell
+    cells = np.full(n_e * 2 * n_l + 1, np.nan)
+    flat = np.repeat(np.arange(0, n_e * 2 * n_l, 2 * n_l, dtype=np.int64), lengths)
     np.add(flat, lang, out=flat)
     np.add(flat, n_l, out=flat, where=test)
-    good = lang >= 0
-    if good.all():
-        score.reshape(-1)[flat] = value
-    else:
-        score.reshape(-1)[flat[good]] = value[good]
-    first = starts if every else rows[starts]
-    loss = _np(take_rows(table["train_loss"], first), np.nan) if n_e else np.zeros(0)
+    skip = ~scored
+    skip |= lang < 0
+    np.copyto(flat, len(cells) - 1, where=skip)
+    cells[flat] = value
+    score = cells[:-1].reshape(n_e, 2, n_l)
+    present = ~np.isnan(score).all(axis=(0, 1))  # languages with a score
+    if not present.all():
+        score = score[:, :, present]
+        langs = [x for x, p in zip(langs, present, strict=True) if p]
+        n_l = len(langs)
+    # the first scored row of each evaluation (its training loss): mostly its first row
+    first = starts.copy()
+    todo = np.flatnonzero(valid & ~scored[starts])
+    while len(todo):
+        first[todo] += 1
+        todo = todo[~scored[first[todo]]]
+    if order is not None:
+        first = order[first]
+    loss = np.full(n_e, np.nan)
+    if n_e:
+        loss[valid] = _np(take_rows(fr.results.table["train_loss"], first[valid]), np.nan)
     run_e, step_e = run[starts], step[starts]
     n_runs = len(fr.runs)
     trained = np.full(n_runs, -1, np.int64)
-    np.maximum.at(trained, run_e, step_e)
+    np.maximum.at(trained, run_e[valid], step_e[valid])
     planned = np.array([r["total_steps"] if r["total_steps"] is not None else -1 for r in fr.runs])
     src = langs.index(fr.source_lang) if fr.source_lang in langs else -1
     targets = np.array([i for i in range(n_l) if i != src], np.int64)
@@ -245,7 +278,7 @@ def _build(fr: Frame) -> Evals:
         run=run_e,
         step=step_e,
         score=score,
-        loss=loss.astype(np.float64),
+        loss=loss,
         trained=trained,
         planned=planned.astype(np.int64),
         rep=rep,
@@ -253,22 +286,32 @@ def _build(fr: Frame) -> Evals:
     )
 
 
-def _evaluation_ids(run: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(evaluation id per row, a row of each evaluation). The writer keeps an evaluation's
-    rows together, so ids come from where (run, step) changes; if an evaluation turns out to
-    be split over the table, hash instead."""
+def _evaluations(
+    run: np.ndarray, step: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(first row of each evaluation, its number of rows, order). The writer keeps an
+    evaluation's rows together, so evaluations start wherever (run, step) changes and `order`
+    is None. If an evaluation turns out to be split over the table, `order` is the stable
+    sort of the rows by (run, step), and the first rows and counts are those of the rows in
+    that order."""
     n = len(run)
     if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    change = np.r_[True, (run[1:] != run[:-1]) | (step[1:] != step[:-1])]
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), None
+    change = np.empty(n, bool)
+    change[0] = True
+    np.not_equal(run[1:], run[:-1], out=change[1:])
+    change[1:] |= step[1:] != step[:-1]
     starts = np.flatnonzero(change)
-    key = run[starts].astype(np.int64) * (int(step.max()) + 2) + (step[starts] + 1)
-    if len(np.unique(key)) == len(starts):
-        lengths = np.diff(np.append(starts, n))
-        return np.repeat(np.arange(len(starts), dtype=np.int64), lengths), starts
-    full = run.astype(np.int64) * (int(step.max()) + 2) + (step + 1)
-    _, first, inverse = np.unique(full, return_index=True, return_inverse=True)
-    return inverse.astype(np.int64), first
+    width = int(step.max()) + 2
+    key = run[starts].astype(np.int64) * width + (step[starts] + 1)
+    order = None
+    if not (key[1:] > key[:-1]).all() and len(np.unique(key)) != len(starts):
+        full = run.astype(np.int64) * width + (step + 1)
+        order = np.argsort(full, kind="stable")
+        full = full[order]
+        change[1:] = full[1:] != full[:-1]
+        starts = np.flatnonzero(change)
+    return starts, np.diff(np.append(starts, n)), order
 
 
 def _representatives(fr: Frame, trained: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

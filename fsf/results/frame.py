@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,10 +27,14 @@ from fsf.results.schema import EVAL_SPLITS
 __all__ = [
     "CONFIG_COLUMNS",
     "SELECTIONS",
+    "THREADS",
     "Frame",
+    "chunk_map",
+    "column_np",
     "eval_results",
     "frame",
     "no_hugepage_advice",
+    "parallel",
     "split_masks",
     "take_rows",
 ]
@@ -66,6 +72,48 @@ _RUN_COLUMNS = (
 )
 
 
+#: Threads for the per-chunk passes over a column (pyarrow's kernels release the GIL).
+THREADS = min(4, os.cpu_count() or 1)
+#: Columns shorter than this are mapped on the calling thread (a pool costs ~0.1 ms).
+_PARALLEL_ROWS = 1_000_000
+
+
+def chunk_map(col: pa.ChunkedArray | pa.Array, fn: Callable[[pa.Array], Any]) -> list[Any]:
+    """`[fn(chunk) for chunk in col.chunks]`, on `THREADS` threads for a long column of
+    several chunks (as `read_results` and `concat_tables` leave them)."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    return parallel(fn, chunks, len(col))
+
+
+def parallel(fn: Callable[[Any], Any], items: list[Any], rows: int) -> list[Any]:
+    """`[fn(x) for x in items]`, on `THREADS` threads when they cover `rows` >= a million."""
+    if len(items) < 2 or THREADS < 2 or rows < _PARALLEL_ROWS:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, items))
+
+
+def column_np(
+    col: pa.ChunkedArray | pa.Array,
+    fill: Any,
+    dtype: Any,
+    fn: Callable[[pa.Array], pa.Array] | None = None,
+) -> np.ndarray:
+    """`col` (or `fn` of each chunk) as one numpy array of `dtype`, nulls replaced by `fill`:
+    each chunk converted and copied into place, on `THREADS` threads (see `chunk_map`)."""
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    if len(chunks) == 1:
+        return _np(fn(chunks[0]) if fn else chunks[0], fill).astype(dtype, copy=False)
+    out = np.empty(len(col), dtype)
+    starts = np.cumsum([0] + [len(c) for c in chunks])
+
+    def put(k: int) -> None:
+        out[starts[k] : starts[k + 1]] = _np(fn(chunks[k]) if fn else chunks[k], fill)
+
+    parallel(put, list(range(len(chunks))), len(col))
+    return out
+
+
 @contextlib.contextmanager
 def no_hugepage_advice() -> Iterator[None]:
     """numpy advises the kernel to back its large arrays with huge pages. Where the kernel
@@ -87,9 +135,14 @@ def no_hugepage_advice() -> Iterator[None]:
 
 
 def take_rows(data: pa.Table | pa.ChunkedArray, idx: np.ndarray) -> pa.Table | pa.ChunkedArray:
-    """`data.take(idx)` for ascending row positions, chunk by chunk. (pyarrow's take on a
-    table of many chunks, as `read_results` and `concat_tables` leave it, first joins every
-    chunk of every column: 1.5 s for three takes at 8 M rows in 8 chunks.)"""
+    """`data.take(idx)`, chunk by chunk. (pyarrow's take on a table of many chunks, as
+    `read_results` and `concat_tables` leave it, first joins every chunk of every column:
+    1.5 s for three takes at 8 M rows in 8 chunks.)"""
+    if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():  # take in row order, then reorder
+        order = np.argsort(idx, kind="stable")
+        back = np.empty_like(order)
+        back[order] = np.arange(len(order))
+        return take_rows(data, idx[order]).take(pa.array(back))
     columns = data.columns if isinstance(data, pa.Table) else [data]
     out = []
     for col in columns:
@@ -210,6 +263,7 @@ class Frame:
     all_ok: bool
     lengths: np.ndarray | None  # rows per run when each run's rows are contiguous
     one_metric: bool  # every row has `metric` (no need to compare it)
+    is_metric: np.ndarray  # per row: the metric is `metric` (null: False)
     step: np.ndarray
     value: np.ndarray
     is_source: np.ndarray
@@ -233,22 +287,16 @@ class Frame:
     def rows(self, mask: np.ndarray | None, split: str) -> np.ndarray:
         """Positions of usable rows of `split` and this metric where `mask` (None: all).
 
-        Usable: the run is of this task and not failed, the value is finite. Only the rows
-        that `mask` leaves are checked (the string columns are compared on those only).
+        Usable: the run is of this task and not failed, the value is finite.
         """
         idx = np.arange(len(self.r)) if mask is None else np.flatnonzero(mask)
-        keep_np = np.isfinite(self.value[idx])
+        keep = np.isfinite(self.value[idx])
         if not self.all_ok:
-            keep_np &= self.ok[self.r[idx]]
-        idx = idx[keep_np]
-        if not len(idx):
-            return idx
-        ix = pa.array(idx)
-        table = self.results.table
-        keep = pc.equal(table["split"].take(ix), split)
+            keep &= self.ok[self.r[idx]]
+        keep &= split_masks(self.results)[EVAL_SPLITS.index(split)][idx]
         if not self.one_metric:
-            keep = pc.and_(keep, pc.equal(table["metric"].take(ix), self.metric))
-        return idx[_np(keep, False)]
+            keep &= self.is_metric[idx]
+        return idx[keep]
 
     # -- selection ----------------------------------------------------------------------------
 
@@ -333,7 +381,8 @@ def split_masks(results: Results) -> tuple[np.ndarray, np.ndarray]:
     if "split_masks" not in results.cache:
         split = results.table["split"]
         results.cache["split_masks"] = tuple(
-            _np(pc.equal(split, name), False) for name in EVAL_SPLITS
+            column_np(split, False, bool, lambda c, name=name: pc.equal(c, name))
+            for name in EVAL_SPLITS
         )
     return results.cache["split_masks"]
 
@@ -398,12 +447,11 @@ def _frame(results: Results, task: str | None, metric: str | None, key: Any) -> 
                 f"({choices(prim)}); choose one with --metric"
             )
         metric = prim[0]
-    other = pc.not_equal(metric_col, metric)
-    if pc.all(other).as_py() is not False:
+    is_metric = column_np(metric_col, False, bool, lambda c: pc.equal(c, metric))
+    if not is_metric.any():
         known = [m for m in pc.unique(metric_col).to_pylist() if m is not None]
         raise ResultsUsageError(f"unknown metric {metric!r}; choose one of: {choices(known)}")
-    one_metric = pc.any(other).as_py() is False and metric_col.null_count == 0
-    value = table["value"].to_numpy()
+    value = column_np(table["value"], np.nan, np.float64)
     srcs = sorted({x["source_lang"] for x, t in zip(runs, ok, strict=True) if t} - {None})
     fr = Frame(
         results=results,
@@ -414,10 +462,11 @@ def _frame(results: Results, task: str | None, metric: str | None, key: Any) -> 
         ok=ok,
         all_ok=bool(ok.all()),
         lengths=results.cache["run_lengths"],
-        one_metric=one_metric,
-        step=_np(table["step"], -1),
+        one_metric=bool(is_metric.all()),
+        is_metric=is_metric,
+        step=column_np(table["step"], -1, np.int64),
         value=value,
-        is_source=_np(table["is_source"], False),
+        is_source=column_np(table["is_source"], False, bool),
         runs=runs,
         cfg=np.full(len(runs), -1, np.int64),
         configs=[],

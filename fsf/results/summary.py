@@ -135,7 +135,7 @@ def summary(
         },
         "failures": [
             {"trial_id": r["trial_id"], "seed": r["seed"], "reason": r["failure_reason"]}
-            for r in runs
+            for r in sorted(runs, key=lambda r: (r["trial_id"], r["seed"]))
             if r["status"] == "failed"
         ],
         "tasks": tasks,
