@@ -16,6 +16,10 @@ out (one Parquet fragment per run: 1,000 and 4,000 files) and each side reads it
 pandas `read_parquet` + its group-by. The sides alternate, in a rotating order, and the
 ratios are medians of the per-round ratios (this VM's speed drifts by 10-30% over seconds).
 
+With `--disk`, the same folder is then compacted (`fsf-sweep compact`: one file) and read
+by both sides again: the layout a finished sweep can be given, and the one whose figure
+does not depend on the number of files.
+
 `config_json` (the run config on every row, about 1.6 kB in a real sweep) is `{}` unless
 `--full-config`: fsf's reader loads every column, DuckDB only the nine its SQL names, so this
 column decides the disk figures; at 20 M rows with full configs fsf's table would need
@@ -45,7 +49,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fsf._cli import print_table
-from fsf.results import best_per_language, read_results
+from fsf.results import best_per_language, compact, read_results
 from fsf.results._testing import synthetic_table
 from fsf.results.writer import atomic_write_table, fragment_path
 
@@ -236,8 +240,18 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
         }
         if millions == 1:
             sides["pandas"] = lambda: pandas_answer(pd.read_parquet(root / "results"))
-        res = rounds(sides, max(1, args.repeat // 3) if millions > 1 else args.repeat)
+        disk_repeat = max(1, args.repeat // 3) if millions > 1 else args.repeat
+        res = rounds(sides, disk_repeat)
         rows.append(_row(f"{label} from {files:,} fragments", res, n))
+        # the same folder after `fsf-sweep compact` (one file), read by each side again
+        t0 = time.perf_counter()
+        report = compact(root)
+        print(f"{label}: compacted into {report.written} in {time.perf_counter() - t0:.0f} s",
+              file=sys.stderr)  # fmt: skip
+        if "pandas" in sides:
+            del sides["pandas"]  # (the fragments' figure is the pandas comparison)
+        res = rounds(sides, disk_repeat)
+        rows.append(_row(f"{label} from 1 compacted file", res, n))
     return rows
 
 

@@ -196,7 +196,7 @@ def evals(fr: Frame) -> Evals:
 
 def _codes(results: Any, column: str) -> tuple[np.ndarray, list[str]]:
     """(code per row, names) of a string column: codes index the sorted names, -1 is null.
-    Dictionary-encoded once per results, chunk by chunk on threads."""
+    Dictionary-encoded once per results, piece by piece on threads (see `pieces`)."""
     key = ("codes", column)
     if key not in results.cache:
         col = results.table[column]

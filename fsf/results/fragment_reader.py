@@ -200,16 +200,19 @@ def completed_evaluations(
     return out
 
 
-def _read_one(root: Location, rel: str) -> _Source:
+def _read_one(root: Location, rel: str, threads: bool = True) -> _Source:
+    """One fragment read and checked (`threads`: pyarrow decodes its columns on its own
+    threads; the folder reader turns that off when it reads several fragments at once)."""
     src = _Source(rel)
     path = root / rel
     try:
         st = path.stat()
         src.stat = (st.st_size, st.st_mtime_ns)
         pf = _parquet_file(path)
-        version = check_schema(pf.schema_arrow, where=rel)
-        meta = pf.schema_arrow.metadata or {}
-        table = pf.read()
+        schema = pf.schema_arrow  # (built anew on every access)
+        version = check_schema(schema, where=rel)
+        meta = schema.metadata or {}
+        table = pf.read(use_threads=threads)
         table = _conform(_upgrade(table, version, rel), rel)
         if COMPACTED_FROM_KEY in meta:
             src.compacted_from = json.loads(meta[COMPACTED_FROM_KEY])

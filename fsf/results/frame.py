@@ -35,6 +35,7 @@ __all__ = [
     "frame",
     "no_hugepage_advice",
     "parallel",
+    "pieces",
     "split_masks",
     "take_rows",
 ]
@@ -78,11 +79,45 @@ THREADS = min(4, os.cpu_count() or 1)
 _PARALLEL_ROWS = 1_000_000
 
 
-def chunk_map(col: pa.ChunkedArray | pa.Array, fn: Callable[[pa.Array], Any]) -> list[Any]:
-    """`[fn(chunk) for chunk in col.chunks]`, on `THREADS` threads for a long column of
-    several chunks (as `read_results` and `concat_tables` leave them)."""
+def pieces(col: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
+    """The chunks of `col`, consecutive small ones joined into pieces of at least a quarter
+    million rows (a table read from a thousand fragments has a thousand chunks: one kernel
+    call per chunk would cost more in Python than in the kernels)."""
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-    return parallel(fn, chunks, len(col))
+    if len(chunks) <= 2 * THREADS:
+        return list(chunks)
+    out, group, rows = [], [], 0
+    for c in chunks:
+        group.append(c)
+        rows += len(c)
+        if rows >= 250_000:
+            out.append(group)
+            group, rows = [], 0
+    if group:
+        out.append(group)
+    return [g[0] if len(g) == 1 else _Join(g) for g in out]
+
+
+class _Join:
+    """Chunks to be joined into one array by the thread that uses them."""
+
+    def __init__(self, chunks: list[pa.Array]):
+        self.chunks = chunks
+
+    def __len__(self) -> int:
+        return sum(len(c) for c in self.chunks)
+
+    def array(self) -> pa.Array:
+        return pa.concat_arrays(self.chunks)
+
+
+def _array(piece: pa.Array | _Join) -> pa.Array:
+    return piece.array() if isinstance(piece, _Join) else piece
+
+
+def chunk_map(col: pa.ChunkedArray | pa.Array, fn: Callable[[pa.Array], Any]) -> list[Any]:
+    """`fn` of each of `pieces(col)`, on `THREADS` threads for a long column."""
+    return parallel(lambda p: fn(_array(p)), pieces(col), len(col))
 
 
 def parallel(fn: Callable[[Any], Any], items: list[Any], rows: int) -> list[Any]:
@@ -99,18 +134,21 @@ def column_np(
     dtype: Any,
     fn: Callable[[pa.Array], pa.Array] | None = None,
 ) -> np.ndarray:
-    """`col` (or `fn` of each chunk) as one numpy array of `dtype`, nulls replaced by `fill`:
-    each chunk converted and copied into place, on `THREADS` threads (see `chunk_map`)."""
-    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
-    if len(chunks) == 1:
-        return _np(fn(chunks[0]) if fn else chunks[0], fill).astype(dtype, copy=False)
+    """`col` (or `fn` of each piece of it) as one numpy array of `dtype`, nulls replaced by
+    `fill`: each piece converted and copied into place, on `THREADS` threads (see
+    `chunk_map`)."""
+    parts = pieces(col)
+    if len(parts) == 1:
+        arr = _array(parts[0])
+        return _np(fn(arr) if fn else arr, fill).astype(dtype, copy=False)
     out = np.empty(len(col), dtype)
-    starts = np.cumsum([0] + [len(c) for c in chunks])
+    starts = np.cumsum([0] + [len(p) for p in parts])
 
     def put(k: int) -> None:
-        out[starts[k] : starts[k + 1]] = _np(fn(chunks[k]) if fn else chunks[k], fill)
+        arr = _array(parts[k])
+        out[starts[k] : starts[k + 1]] = _np(fn(arr) if fn else arr, fill)
 
-    parallel(put, list(range(len(chunks))), len(col))
+    parallel(put, list(range(len(parts))), len(col))
     return out
 
 
@@ -135,32 +173,34 @@ def no_hugepage_advice() -> Iterator[None]:
 
 
 def take_rows(data: pa.Table | pa.ChunkedArray, idx: np.ndarray) -> pa.Table | pa.ChunkedArray:
-    """`data.take(idx)`, chunk by chunk. (pyarrow's take on a table of many chunks, as
-    `read_results` and `concat_tables` leave it, first joins every chunk of every column:
-    1.5 s for three takes at 8 M rows in 8 chunks.)"""
+    """`data.take(idx)`, record batch by record batch (chunk by chunk for a column), so
+    that only the chunks holding a row are touched. (pyarrow's take on a table of many
+    chunks, as `read_results` and `concat_tables` leave it, first joins every chunk of every
+    column: 1.5 s for three takes at 8 M rows in 8 chunks.)"""
     if len(idx) > 1 and not (idx[1:] >= idx[:-1]).all():  # take in row order, then reorder
         order = np.argsort(idx, kind="stable")
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
         return take_rows(data, idx[order]).take(pa.array(back))
-    columns = data.columns if isinstance(data, pa.Table) else [data]
-    out = []
-    for col in columns:
-        if col.num_chunks <= 1:
-            out.append(col.take(pa.array(idx)))
-            continue
-        bounds = np.cumsum([0] + [len(c) for c in col.chunks])
-        which = np.searchsorted(bounds, idx, side="right") - 1
-        cuts = np.searchsorted(which, np.arange(col.num_chunks + 1))
-        parts = [
-            col.chunk(k).take(pa.array(idx[cuts[k] : cuts[k + 1]] - bounds[k]))
-            for k in range(col.num_chunks)
-            if cuts[k + 1] > cuts[k]
-        ]
-        out.append(pa.chunked_array(parts, type=col.type))
     if isinstance(data, pa.Table):
-        return pa.Table.from_arrays(out, schema=data.schema)
-    return out[0]
+        parts = data.to_batches()  # (zero-copy; columns' chunks aligned)
+        if len(parts) <= 1:
+            return data.take(pa.array(idx))
+    else:
+        parts = data.chunks
+        if len(parts) <= 1:
+            return data.take(pa.array(idx))
+    bounds = np.cumsum([0] + [len(c) for c in parts])
+    which = np.searchsorted(bounds, idx, side="right") - 1
+    cuts = np.searchsorted(which, np.arange(len(parts) + 1))
+    taken = [
+        parts[k].take(pa.array(idx[cuts[k] : cuts[k + 1]] - bounds[k]))
+        for k in range(len(parts))
+        if cuts[k + 1] > cuts[k]
+    ]
+    if isinstance(data, pa.Table):
+        return pa.Table.from_batches(taken, schema=data.schema)
+    return pa.chunked_array(taken, type=data.type)
 
 
 def _np(arr: pa.Array | pa.ChunkedArray, fill: Any) -> np.ndarray:

@@ -237,9 +237,9 @@ def read_results(path: str | Path | StoragePath, *, threads: int | None = None) 
     root, sweep_dir = resolve_root(path)
     rels = list_fragments(root)
     workers = threads or min(8, os.cpu_count() or 1)
-    if len(rels) > 1 and workers > 1:
+    if len(rels) > 1 and workers > 1:  # fragments in parallel, each on one thread
         with ThreadPoolExecutor(workers) as pool:
-            sources = list(pool.map(lambda r: _read_one(root, r), rels))
+            sources = list(pool.map(lambda r: _read_one(root, r, threads=False), rels))
     else:
         sources = [_read_one(root, r) for r in rels]
     skipped = [SkippedFragment(s.rel, s.error) for s in sources if s.error is not None]
