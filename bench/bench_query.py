@@ -16,9 +16,10 @@ out (one Parquet fragment per run: 1,000 and 4,000 files) and each side reads it
 pandas `read_parquet` + its group-by. The sides alternate, in a rotating order, and the
 ratios are medians of the per-round ratios (this VM's speed drifts by 10-30% over seconds).
 
-With `--disk`, the same folder is then compacted (`fsf-sweep compact`: one file) and read
-by both sides again: the layout a finished sweep can be given, and the one whose figure
-does not depend on the number of files.
+With `--disk`, the 1 M folder is then compacted (`fsf-sweep compact`: one file) and read
+by both sides again: the layout a finished sweep can be given, whose figure does not depend
+on the number of files. (Not at 20 M: fsf reads a file whole, 8 GiB at 20 M rows, and beside
+DuckDB's buffers that took this 24 GB VM out of memory.)
 
 `config_json` (the run config on every row, about 1.6 kB in a real sweep) is `{}` unless
 `--full-config`: fsf's reader loads every column, DuckDB only the nine its SQL names, so this
@@ -204,6 +205,9 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
 
     con = duckdb.connect()
     con.execute(f"SET threads TO {args.duckdb_threads}")
+    # (DuckDB's default buffer pool is 80% of RAM: beside fsf's 8 GiB table at 20 M rows that
+    # took the 24 GB VM out of memory; its query needs far less)
+    con.execute(f"SET memory_limit = '{args.duckdb_memory}'")
     t0 = time.perf_counter()
     table = build_table(millions, args.smoke, args.full_config)
     build = time.perf_counter() - t0
@@ -224,6 +228,7 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
     rounds(sides, 1)  # warm-up: imports, allocator, DuckDB's catalog
     res = rounds(sides, args.repeat)
     rows = [_row(f"{label} in memory", res, n)]
+    print(f"  {rows[-1]}", file=sys.stderr)  # (each row as it comes, in case a later one fails)
     con.unregister("results_table")
     if args.disk:
         root = tmp / f"sweep{millions}"
@@ -235,7 +240,7 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
         gc.collect()
         disk_sql = duckdb_sql(SOURCE.replace("DIR", str(root)))
         sides = {
-            "fsf": lambda: fsf_answer(read_results(root)),
+            "fsf": lambda: _released(fsf_answer(read_results(root))),
             "duckdb": lambda: duckdb_answer(con, disk_sql),
         }
         if millions == 1:
@@ -243,6 +248,9 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
         disk_repeat = max(1, args.repeat // 3) if millions > 1 else args.repeat
         res = rounds(sides, disk_repeat)
         rows.append(_row(f"{label} from {files:,} fragments", res, n))
+        print(f"  {rows[-1]}", file=sys.stderr)
+        if millions > 1:  # (one file of 20 M rows, read whole by fsf beside DuckDB's buffers,
+            return rows  # took this 24 GB VM out of memory)
         # the same folder after `fsf-sweep compact` (one file), read by each side again
         t0 = time.perf_counter()
         report = compact(root)
@@ -252,7 +260,15 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
             del sides["pandas"]  # (the fragments' figure is the pandas comparison)
         res = rounds(sides, disk_repeat)
         rows.append(_row(f"{label} from 1 compacted file", res, n))
+        print(f"  {rows[-1]}", file=sys.stderr)
     return rows
+
+
+def _released(answer: Answer) -> Answer:
+    """`answer`, after pyarrow's allocator has given the table it read back to the system."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    return answer
 
 
 def _row(what: str, res: dict[str, Any], n: int) -> list[Any]:
@@ -281,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--full-config", action="store_true",
                    help="a full run config in config_json (as real sweeps have)")  # fmt: skip
     p.add_argument("--duckdb-threads", type=int, default=2)
+    p.add_argument("--duckdb-memory", default="6GB", help="DuckDB's memory_limit")
     args = p.parse_args(argv)
     if args.smoke:
         args.repeat, args.disk, args.sizes = 1, True, [1, 20]
