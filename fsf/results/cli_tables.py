@@ -88,12 +88,19 @@ def _print_entries(
         f"score; vs baseline ({base}, chosen by the same rule): paired difference over shared "
         "seeds, 95% t-interval ('~ noise': it contains 0)"
     )
-    ex = answer.excluded
-    print(
-        f"excluded:  {ex['failed_runs']} failed run(s) of {ex['failed_trials']} trial(s); "
-        f"{ex['duplicate_runs']} repeated (configuration, seed) run(s) counted once; "
-        f"{ex['runs_without_score']} run(s) without a score here"
-    )
+    print(f"excluded:  {_excluded_line(answer.excluded)}")
+
+
+def _excluded_line(ex: dict[str, int]) -> str:
+    """What the answer left out, naming only what there is."""
+    parts = []
+    if ex["failed_runs"]:
+        parts.append(f"{ex['failed_runs']} failed run(s) of {ex['failed_trials']} trial(s)")
+    if ex["duplicate_runs"]:
+        parts.append(f"{ex['duplicate_runs']} repeated (configuration, seed) run(s) counted once")
+    if ex["runs_without_score"]:
+        parts.append(f"{ex['runs_without_score']} run(s) without a score here")
+    return "; ".join(parts) or "no run (none failed, repeated a seed or lacks a score)"
 
 
 def _per_language(pl: PerLanguage) -> tuple[list[dict[str, Any]], str, list[str]]:

@@ -325,3 +325,13 @@ def test_importances_leave_out_answered_repeats(tmp_path):
     trained = optuna.create_study(direction="maximize")
     trained.add_trials(trained_trials(study))
     assert optuna.importance.get_param_importances(trained)["policy.c1"] > 0
+
+
+def test_excluded_line_names_only_what_was_left_out():
+    from fsf.results.cli_tables import _excluded_line
+
+    none = {"failed_runs": 0, "failed_trials": 0, "duplicate_runs": 0, "runs_without_score": 0}
+    assert _excluded_line(none) == "no run (none failed, repeated a seed or lacks a score)"
+    some = {**none, "duplicate_runs": 2, "runs_without_score": 1}
+    line = _excluded_line(some)
+    assert "failed" not in line and line.startswith("2 repeated") and line.endswith("score here")
