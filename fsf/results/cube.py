@@ -4,13 +4,15 @@ chosen per run, configurations scored over distinct seeds.
 An *evaluation* is one (run, step). `Evals.score[e, s, l]` is the score of evaluation `e` on
 split `s` (0 = dev, 1 = test) and language `l` (NaN: not evaluated). Everything a selection
 rule asks for is a vector over evaluations computed from it (a language's score, the mean
-over the target languages, ...), so checkpoint selection is one lexsort and configuration
-scores are `np.bincount`s over runs. Python loops touch configurations only for the entries
-that are returned.
+over the target languages, ...), so checkpoint selection is one grouped arg-max and
+configuration scores are `np.bincount`s over runs. Python loops touch configurations only for
+the entries that are returned.
 
 Invariants the code relies on:
 - `Evals.run` / `Evals.step` identify each evaluation once (rows of one evaluation are merged,
-  wherever they are in the table);
+  wherever they are in the table); an evaluation none of whose rows is usable (a failed run's,
+  another metric's) has only NaN scores and a NaN loss: it is never a checkpoint and does
+  not count in `trained`;
 - a run's checkpoint is the evaluation maximising the key, ties to the earliest step, NaN
   keys never chosen;
 - a configuration counts each seed once (`Seeds.rep`): of several runs of one
