@@ -128,3 +128,17 @@ def test_column_np_on_threads_matches_to_numpy(monkeypatch):
     words = pa.chunked_array([pa.array(["dev", "test", None] * 300)] * 7)
     got = column_np(words, False, bool, lambda c: pc.equal(c, "dev"))
     assert np.array_equal(got, pc.fill_null(pc.equal(words, "dev"), False).to_numpy())
+
+
+def test_pieces_join_small_chunks_and_keep_large_ones(monkeypatch):
+    import fsf.results.frame as frame_mod
+
+    monkeypatch.setattr(frame_mod, "THREADS", 2)
+    small = pa.chunked_array([pa.array(np.arange(a, a + 1000)) for a in range(0, 600_000, 1000)])
+    parts = [frame_mod._array(p) for p in frame_mod.pieces(small)]
+    assert len(parts) == 3 and all(len(p) >= 250_000 or p is parts[-1] for p in parts)
+    assert np.array_equal(np.concatenate([p.to_numpy() for p in parts]), np.arange(600_000))
+    large = pa.chunked_array([pa.array(np.zeros(10)), pa.array(np.ones(5))])
+    assert frame_mod.pieces(large) == large.chunks  # few chunks: as they are
+    empty = pa.chunked_array([], type=pa.float64())
+    assert column_np(empty, 0.0, np.float64).shape == (0,)
