@@ -157,3 +157,9 @@ def test_levers_accuracy_smoke():
     out = _smoke("bench_levers_accuracy.py")
     assert "group_by_length" in out and "fsf defaults" in out and "bf16 autocast" in out
     assert "Δ tgt last (paired, 95% CI)" in out and "~ noise" in out
+
+
+@pytest.mark.slow
+def test_step_parts_smoke():
+    out = _smoke("bench_step_parts.py")
+    assert "word embedding frozen" in out and "bf16 matmul internals" in out

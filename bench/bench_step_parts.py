@@ -1,0 +1,148 @@
+"""Benchmark: what parts of one training step cost, and what the CPU levers not taken would give.
+
+One fine-tuning step (forward, backward, clipping at 1.0, fused AdamW with weight decay 0.01:
+fsf's defaults) of a random-weight encoder on a random batch, timed under variants of the
+same step, side by side with rotating order (each variant runs first, middle and last
+alike); each figure is the median over rounds of the mean step time, and the ratio is
+reference / variant (> 1: the variant is faster):
+
+- `fp32`: the reference;
+- `bf16 matmul internals`: `torch.backends.mkldnn.matmul.fp32_precision = "bf16"` (oneDNN
+  computes fp32 matmuls with bfloat16 internals; PyTorch >= 2.9);
+- `bf16 autocast`: `torch.autocast("cpu", torch.bfloat16)` around the forward, as
+  `deepspeed.precision: bf16` does on CPU;
+- `word embedding frozen`: no gradient, clipping or AdamW for the word embedding. Not a
+  lever (it changes training): the most an exact lazy update of the embedding's untouched
+  rows could save.
+
+Models: `base` is XLM-R base's config (bench/data/xlmr_configs.json; batch 8 x 64 tokens),
+`embedded` the embedded benchmark's encoder config (fsf/synthetic/assets/model; batch 32 x 48).
+
+    python bench/bench_step_parts.py                     # both models
+    python bench/bench_step_parts.py --models base --rounds 4
+    python bench/bench_step_parts.py --smoke             # tiny, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+from fsf._cli import print_table
+
+ROOT = Path(__file__).resolve().parents[1]
+VARIANTS = ("fp32", "bf16 matmul internals", "bf16 autocast", "word embedding frozen")
+
+
+def model_config(name: str, smoke: bool) -> tuple[XLMRobertaConfig, int, int]:
+    """(config, batch, length) of `name`."""
+    if name == "base":
+        raw = json.loads((ROOT / "bench" / "data" / "xlmr_configs.json").read_text())["base"]
+        batch, length = 8, 64
+    else:
+        raw = json.loads(
+            (ROOT / "fsf" / "synthetic" / "assets" / "model" / "config.json").read_text()
+        )
+        batch, length = 32, 48
+    cfg = XLMRobertaConfig(**{k: v for k, v in raw.items() if k not in ("architectures",)})
+    cfg.num_labels = 3
+    cfg.tie_word_embeddings = False
+    if smoke:
+        cfg.num_hidden_layers, batch, length = 1, 2, 8
+    return cfg, batch, length
+
+
+class Step:
+    """One training step of a model under each variant (separate AdamW states per variant,
+    so that each variant's step is the same computation every round)."""
+
+    def __init__(self, cfg: XLMRobertaConfig, batch: int, length: int):
+        torch.manual_seed(0)
+        self.model = XLMRobertaForSequenceClassification(cfg)
+        self.emb = self.model.roberta.embeddings.word_embeddings.weight
+        self.x = torch.randint(5, cfg.vocab_size, (batch, length))
+        self.y = torch.randint(0, 3, (batch,))
+        self.opt: dict[str, torch.optim.Optimizer] = {}
+
+    def __call__(self, variant: str) -> None:
+        frozen = variant == "word embedding frozen"
+        self.emb.requires_grad_(not frozen)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if variant not in self.opt:
+            self.opt[variant] = torch.optim.AdamW(params, lr=2e-5, weight_decay=0.01, fused=True)
+        mkldnn = torch.backends.mkldnn.matmul
+        previous = mkldnn.fp32_precision
+        mkldnn.fp32_precision = "bf16" if variant == "bf16 matmul internals" else "ieee"
+        autocast = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if variant == "bf16 autocast"
+            else contextlib.nullcontext()
+        )
+        try:
+            with autocast:
+                loss = self.model(input_ids=self.x, labels=self.y).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            self.opt[variant].step()
+            self.opt[variant].zero_grad(set_to_none=True)
+        finally:
+            mkldnn.fp32_precision = previous
+        self.emb.requires_grad_(True)
+
+
+def measure(name: str, args: argparse.Namespace) -> list[list[Any]]:
+    cfg, batch, length = model_config(name, args.smoke)
+    step = Step(cfg, batch, length)
+    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    names = list(VARIANTS)
+    for r in range(args.rounds):
+        k = r % len(names)
+        for variant in names[k:] + names[:k]:
+            step(variant)  # (warm: the first step of a variant allocates its AdamW state)
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                step(variant)
+            times[variant].append((time.perf_counter() - t0) / args.steps)
+        print(f"{name}: round {r + 1}/{args.rounds} done", file=sys.stderr)
+    ref = statistics.median(times["fp32"])
+    rows = []
+    for variant in VARIANTS:
+        med = statistics.median(times[variant])
+        rows.append([name, variant, med, ref / med, " ".join(f"{t:.3f}" for t in times[variant])])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--models", nargs="+", default=["base", "embedded"], choices=["base", "embedded"]
+    )
+    p.add_argument("--rounds", type=int, default=4, help="rounds (the order rotates)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--smoke", action="store_true", help="a 1-layer model, 1 round, 1 step")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.models, args.rounds, args.steps = ["embedded"], 1, 1
+    torch.set_num_threads(args.threads)
+    rows = [row for name in args.models for row in measure(name, args)]
+    print_table(
+        ["model", "variant", "s per step (median)", "fp32 / variant", "rounds (s per step)"],
+        rows,
+        title=f"one training step (fused AdamW, clipping), {args.threads} threads, "
+        f"{args.rounds} rotated rounds of {args.steps} steps; torch {torch.__version__}",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
