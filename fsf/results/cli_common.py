@@ -13,11 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from fsf.results._errors import ResultsUsageError
-from fsf.results.reader import Results, SkippedFragment, confirmation_of, read_results
+from fsf.results.reader import (
+    COMPACTED_DIR,
+    Results,
+    SkippedFragment,
+    confirmation_of,
+    read_results,
+)
 
 __all__ = [
     "FORMATS",
@@ -71,11 +78,27 @@ def warn_skipped(skipped: list[SkippedFragment]) -> None:
         print(f"  {s.reason}", file=sys.stderr)
 
 
+#: A folder of at least this many loose fragments, read in more than `_SLOW_READ_S`, gets a
+#: note on stderr that compaction makes its queries faster.
+COMPACT_HINT_FRAGMENTS = 500
+_SLOW_READ_S = 1.0
+
+
 def read_warning_skipped(path: str) -> Results:
     """`read_results(path)`, with every skipped fragment named on stderr (the commands of
-    fsf-sweep that read results all use this)."""
+    fsf-sweep that read results all use this), and a note when reading many loose fragments
+    was slow."""
+    t0 = time.perf_counter()
     res = read_results(path)
+    seconds = time.perf_counter() - t0
     warn_skipped(res.skipped)
+    loose = sum(not f.startswith(COMPACTED_DIR + "/") for f in res.fragments)
+    if loose >= COMPACT_HINT_FRAGMENTS and seconds > _SLOW_READ_S:
+        print(
+            f"note: read {loose:,} fragments in {seconds:.1f} s; `fsf-sweep compact {path}` "
+            "folds the finished runs into one file, which queries read several times faster",
+            file=sys.stderr,
+        )
     return res
 
 

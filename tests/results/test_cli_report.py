@@ -335,3 +335,20 @@ def test_excluded_line_names_only_what_was_left_out():
     some = {**none, "duplicate_runs": 2, "runs_without_score": 1}
     line = _excluded_line(some)
     assert "failed" not in line and line.startswith("2 repeated") and line.endswith("score here")
+
+
+def test_many_slow_fragments_get_a_note_to_compact(sweep, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    from fsf.results import cli_common, compact
+
+    folder = tmp_path / "toy"
+    shutil.copytree(sweep, folder)
+    monkeypatch.setattr(cli_common, "COMPACT_HINT_FRAGMENTS", 3)
+    monkeypatch.setattr(cli_common, "_SLOW_READ_S", -1.0)  # every read counts as slow
+    code, out, err = _run(["best", "--sweep", str(folder), "--lang", "de"], capsys)
+    assert code == 0 and "note: read" in err and f"fsf-sweep compact {folder}" in err
+    assert "note:" not in out  # (stdout stays the answer only)
+    compact(folder)
+    code, _, err = _run(["best", "--sweep", str(folder), "--lang", "de"], capsys)
+    assert code == 0 and "note: read" not in err
