@@ -210,7 +210,9 @@ def _codes(results: Any, column: str) -> tuple[np.ndarray, list[str]]:
 
         def to_sorted(k: int) -> None:  # a chunk's codes -> indices of `names` (appended -1: null)
             enc = encoded[k]
-            local = np.array([index.get(x, -1) for x in enc.dictionary.to_pylist()] + [-1])
+            local = np.array(
+                [index.get(x, -1) for x in enc.dictionary.to_pylist()] + [-1], np.int64
+            )
             np.take(local, _np(enc.indices, -1), out=codes[bounds[k] : bounds[k + 1]])
 
         parallel(to_sorted, list(range(len(encoded))), len(col))
