@@ -79,10 +79,11 @@ THREADS = min(4, os.cpu_count() or 1)
 _PARALLEL_ROWS = 1_000_000
 
 
-def pieces(col: pa.ChunkedArray | pa.Array) -> list[pa.Array]:
-    """The chunks of `col`, consecutive small ones joined into pieces of at least a quarter
+def pieces(col: pa.ChunkedArray | pa.Array) -> list[pa.Array | _Join]:
+    """The chunks of `col`, consecutive small ones grouped into pieces of at least a quarter
     million rows (a table read from a thousand fragments has a thousand chunks: one kernel
-    call per chunk would cost more in Python than in the kernels)."""
+    call per chunk would cost more in Python than in the kernels). A group is a `_Join`,
+    joined into one array by the thread that uses it (`_array`)."""
     chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
     if len(chunks) <= 2 * THREADS:
         return list(chunks)
