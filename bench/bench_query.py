@@ -227,8 +227,13 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
         sides["pandas"] = lambda: pandas_answer(df)
     rounds(sides, 1)  # warm-up: imports, allocator, DuckDB's catalog
     res = rounds(sides, args.repeat)
-    rows = [_row(f"{label} in memory", res, n)]
-    print(f"  {rows[-1]}", file=sys.stderr)  # (each row as it comes, in case a later one fails)
+    rows: list[list[Any]] = []
+
+    def keep(row: list[Any]) -> None:  # printed as it comes too, in case a later one fails
+        rows.append(row)
+        print(f"  {row}", file=sys.stderr)
+
+    keep(_row(f"{label} in memory", res, n))
     con.unregister("results_table")
     if args.disk:
         root = tmp / f"sweep{millions}"
@@ -247,8 +252,7 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
             sides["pandas"] = lambda: pandas_answer(pd.read_parquet(root / "results"))
         disk_repeat = max(1, args.repeat // 3) if millions > 1 else args.repeat
         res = rounds(sides, disk_repeat)
-        rows.append(_row(f"{label} from {files:,} fragments", res, n))
-        print(f"  {rows[-1]}", file=sys.stderr)
+        keep(_row(f"{label} from {files:,} fragments", res, n))
         if millions > 1:  # (one file of 20 M rows, read whole by fsf beside DuckDB's buffers,
             return rows  # took this 24 GB VM out of memory)
         # the same folder after `fsf-sweep compact` (one file), read by each side again
@@ -259,8 +263,7 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
         if "pandas" in sides:
             del sides["pandas"]  # (the fragments' figure is the pandas comparison)
         res = rounds(sides, disk_repeat)
-        rows.append(_row(f"{label} from 1 compacted file", res, n))
-        print(f"  {rows[-1]}", file=sys.stderr)
+        keep(_row(f"{label} from 1 compacted file", res, n))
     return rows
 
 

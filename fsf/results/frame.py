@@ -183,14 +183,10 @@ def take_rows(data: pa.Table | pa.ChunkedArray, idx: np.ndarray) -> pa.Table | p
         back = np.empty_like(order)
         back[order] = np.arange(len(order))
         return take_rows(data, idx[order]).take(pa.array(back))
-    if isinstance(data, pa.Table):
-        parts = data.to_batches()  # (zero-copy; columns' chunks aligned)
-        if len(parts) <= 1:
-            return data.take(pa.array(idx))
-    else:
-        parts = data.chunks
-        if len(parts) <= 1:
-            return data.take(pa.array(idx))
+    # a table's record batches are zero-copy slices with every column's chunks aligned
+    parts = data.to_batches() if isinstance(data, pa.Table) else data.chunks
+    if len(parts) <= 1:
+        return data.take(pa.array(idx))
     bounds = np.cumsum([0] + [len(c) for c in parts])
     which = np.searchsorted(bounds, idx, side="right") - 1
     cuts = np.searchsorted(which, np.arange(len(parts) + 1))
