@@ -135,11 +135,11 @@ def synthetic_table(
         "train_loss": pa.array(1.0 / (1 + step_i)),
         "elapsed_s": pa.array(step * 0.5),
         "node": pa.array(np.full(n, "node0", dtype=object), pa.string()),
-        "params_json": pa.DictionaryArray.from_arrays(trial, params).cast(pa.string()),
+        "params_json": pa.DictionaryArray.from_arrays(trial.astype(np.int32), params),
         "config_json": pa.DictionaryArray.from_arrays(
-            trial if full_config else np.zeros(n, np.int64),
+            trial.astype(np.int32) if full_config else np.zeros(n, np.int32),
             _configs(policy_i, c1, c2, lr) if full_config else np.array(["{}"], dtype=object),
-        ).cast(pa.string()),
+        ),
         "timestamp": pa.array(
             np.full(
                 n,

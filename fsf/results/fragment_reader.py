@@ -51,6 +51,11 @@ COMPACTION_SEQ_KEY = b"fsf.compaction_seq"
 UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {}
 
 
+#: Columns read as dictionaries (their SCHEMA type) straight from Parquet's dictionary pages,
+#: also from files written before they had that type: never expanded to a string per row.
+_RUN_TEXT = [f.name for f in SCHEMA if pa.types.is_dictionary(f.type)]
+
+
 class _FragmentError(Exception):
     pass
 
@@ -111,6 +116,15 @@ def _read_schema(path: Location) -> pa.Schema:
     return pq.read_schema(where, filesystem=fs)
 
 
+def _open(source: Any) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(source, page_checksum_verification=True, read_dictionary=_RUN_TEXT)
+    except KeyError:  # not an fsf file (no JSON columns): the schema check says what it is
+        if isinstance(source, pa.BufferReader):
+            source.seek(0)
+        return pq.ParquetFile(source, page_checksum_verification=True)
+
+
 def _parquet_file(path: Location, attempts: int = 4) -> pq.ParquetFile:
     """The Parquet file at `path`, its pages' checksums verified when read (files written
     before fsf wrote checksums have none, and read as before). On an object store the whole
@@ -119,11 +133,11 @@ def _parquet_file(path: Location, attempts: int = 4) -> pq.ParquetFile:
     retried; a parse that succeeds saw one complete version (a mix cannot end in the footer's
     magic bytes)."""
     if not isinstance(path, StoragePath):
-        return pq.ParquetFile(path, page_checksum_verification=True)
+        return _open(path)
     for attempt in range(attempts):
         data = path.read_bytes()
         try:
-            return pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+            return _open(pa.BufferReader(data))
         except pa.ArrowInvalid:
             if attempt == attempts - 1:
                 raise

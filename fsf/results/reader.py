@@ -112,7 +112,7 @@ class Results:
     @classmethod
     def from_table(cls, table: pa.Table) -> Results:
         """Wrap an in-memory table (columns are conformed to `SCHEMA`)."""
-        return cls(table=_conform(table, "<table>"))
+        return cls(table=_conform(table, "<table>").unify_dictionaries())
 
     @property
     def name(self) -> str:
@@ -244,7 +244,9 @@ def read_results(path: str | Path | StoragePath, *, threads: int | None = None) 
         sources = [_read_one(root, r) for r in rels]
     skipped = [SkippedFragment(s.rel, s.error) for s in sources if s.error is not None]
     tables = _merge([s for s in sources if s.table is not None], skipped)
-    table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+    # one dictionary per JSON column for the whole table (each fragment has its own), so
+    # that group_by and joins on them work as on plain strings
+    table = pa.concat_tables(tables).unify_dictionaries() if tables else SCHEMA.empty_table()
     used = sorted({s.rel for s in sources if s.table is not None} - {k.path for k in skipped})
     return Results(
         table=table,

@@ -48,6 +48,13 @@ TRAIN_SPLIT, LOSS_METRIC = "train", "loss"
 CKA_SPLIT = "cka"
 CKA_V2_METRIC = "cka_v2"  # policy_iv: cka's measurement (mean over the V_II layers, source probe)
 
+#: Type of the run's JSON columns: text that is the same on every row of a run (a real run
+#: config is ~1.6 kB), kept once per distinct value (Parquet stores it so on disk, and pyarrow
+#: reads it back without expanding it: 20 M rows of real configs would be ~35 GB as plain
+#: strings). Compute functions, `to_pylist` and `to_pandas` (a categorical) read it as text;
+#: `.cast(pa.string())` expands it.
+_RUN_TEXT = pa.dictionary(pa.int32(), pa.string())
+
 _FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("schema_version", pa.int16(), "version of this schema"),
     ("sweep", pa.string(), "sweep name ('' for a single fsf-train run)"),
@@ -94,8 +101,8 @@ _FIELDS: list[tuple[str, pa.DataType, str]] = [
     ("train_loss", pa.float64(), "mean training loss since the previous evaluation"),
     ("elapsed_s", pa.float64(), "seconds since the run started"),
     ("node", pa.string(), "host (or Ray node) that ran the trial"),
-    ("params_json", pa.string(), "the sweep's sampled parameters, JSON"),
-    ("config_json", pa.string(), "the full run config, JSON"),
+    ("params_json", _RUN_TEXT, "the sweep's sampled parameters, JSON"),
+    ("config_json", _RUN_TEXT, "the full run config, JSON"),
     ("timestamp", pa.timestamp("us", tz="UTC"), "when the row was written"),
 ]
 

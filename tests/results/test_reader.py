@@ -17,6 +17,7 @@ import pytest
 from fsf.errors import FsfError
 from fsf.results import (
     SCHEMA,
+    Results,
     best_per_language,
     compact,
     evaluation_rows,
@@ -219,3 +220,47 @@ def test_interrupted_compaction_and_rerun(tmp_path):
     res = read_results(sweep)
     b = res.table.filter(pa.compute.equal(res.table["trial_id"], "b"))
     assert set(b["value"].to_pylist()) == {0.9, 0.125}
+
+
+def _as_plain_strings(path: Path) -> None:
+    """Rewrite a fragment as fsf wrote it before 2026-12-06: JSON columns as plain strings."""
+    t = pq.read_table(path)
+    plain = pa.schema(
+        [f.with_type(pa.string()) if f.name.endswith("_json") else f for f in t.schema],
+        metadata=t.schema.metadata,
+    )
+    pq.write_table(t.cast(plain), path)
+
+
+def test_run_json_is_kept_once_per_value_not_per_row(tmp_path):
+    """A real run config (`config_json`, ~1.5 kB) is the same text on every row of a run: the
+    table holds each distinct text once (one dictionary for the whole table), for fragments
+    written now and by earlier fsf versions alike, and plain Arrow operations still work."""
+    evals = [ev2(step, 0.5, 0.5, 0.5) for step in range(10, 410, 10)]
+    runs = [run(t, evals, seed=s, lr=lr) for t, lr in (("a", 1e-5), ("b", 2e-5)) for s in (0, 1)]
+    paths = write(tmp_path / "sw" / "results", runs)
+    before = best_per_language(read_results(tmp_path / "sw")).to_dict()
+    _as_plain_strings(paths[0])
+    res = read_results(tmp_path / "sw")
+    assert res.skipped == [] and best_per_language(res).to_dict() == before
+    for name in ("params_json", "config_json"):
+        col = res.table[name]
+        assert col.type == SCHEMA.field(name).type and pa.types.is_dictionary(col.type)
+        dictionary = col.chunk(0).dictionary
+        assert all(c.dictionary.equals(dictionary) for c in col.chunks)
+        as_text = col.cast(pa.string())
+        held = dictionary.nbytes + sum(c.indices.nbytes for c in col.chunks)
+        if name == "config_json":
+            assert len(dictionary) == 4 and len(as_text[0].as_py()) > 1000
+            assert held * 20 < as_text.nbytes  # 4 texts, not one per row
+    t = res.table
+    assert t.group_by("config_json").aggregate([]).num_rows == 4
+    assert t.group_by(["params_json", "seed"]).aggregate([("value", "count")]).num_rows == 4
+    assert t.to_pandas()["params_json"].astype(str).nunique() == 2
+    # an in-memory table with plain-string JSON columns is conformed the same way
+    plain = t.cast(
+        pa.schema([f.with_type(pa.string()) if f.name.endswith("_json") else f for f in t.schema])
+    )
+    wrapped = Results.from_table(plain)
+    assert wrapped.table.schema.equals(SCHEMA, check_metadata=False)
+    assert best_per_language(wrapped).to_dict() == before
