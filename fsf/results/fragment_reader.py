@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from fsf.results.schema import (
@@ -33,6 +34,7 @@ from fsf.results.storage import Location, StoragePath, location
 from fsf.train.reporter import Evaluation
 
 __all__ = [
+    "COMPACTED_DIR",
     "COMPACTED_FROM_KEY",
     "COMPACTION_SEQ_KEY",
     "UPGRADES",
@@ -41,6 +43,8 @@ __all__ = [
     "read_fragment",
 ]
 
+#: Folder (under the results root) of the files written by `compact`.
+COMPACTED_DIR = "trial=@compacted"
 #: Parquet key-value metadata of a compacted file: JSON list of the fragments it replaced.
 COMPACTED_FROM_KEY = b"fsf.compacted_from"
 #: Parquet key-value metadata of a compacted file: its sequence number (later wins).
@@ -156,7 +160,8 @@ def completed_evaluations(
 ) -> list[Evaluation] | None:
     """The evaluations (in step order, the last one final) of run (`trial_id`, `seed`) if
     its fragment under the results folder `root` records it as completed, else None (no
-    fragment, not completed, unreadable).
+    fragment, not completed, unreadable). A run that `compact` folded into a compacted file
+    is read from there (a loose fragment of the run, a re-run, wins as in every query).
 
     A sweep asks this before it trains a run, so that a run finished before an interruption
     is never trained (and its completed rows never overwritten) again: its recorded
@@ -165,10 +170,13 @@ def completed_evaluations(
 
     path = fragment_path(root, trial_id, seed)
     try:
-        if not path.exists():
-            return None
-        table = read_fragment(path)
+        if path.exists():
+            table = read_fragment(path)
+        else:  # `compact` may have folded it into a compacted file (also while the sweep ran)
+            table = _compacted_run(location(root), path, trial_id, seed)
     except (OSError, pa.ArrowException, ValueError):
+        return None
+    if table is None:
         return None
     rows = table.to_pylist()
     if not rows or any(r["status"] != "completed" for r in rows):
@@ -212,6 +220,30 @@ def completed_evaluations(
             )
         )
     return out
+
+
+def _compacted_run(root: Location, path: Location, trial_id: str, seed: int) -> pa.Table | None:
+    """The rows of run (`trial_id`, `seed`), whose loose fragment would be `path`, from the
+    latest compacted file that records it among the fragments it replaced (None if none
+    does). Which file holds a run is in each file's footer: only that one file is read."""
+    folder = root / COMPACTED_DIR
+    if not folder.is_dir():
+        return None
+    rel = f"{path.parent.name}/{path.name}"
+    latest: tuple[int, Location] | None = None
+    for file in folder.iterdir():
+        if not file.name.endswith(".parquet") or file.name.startswith((".", "_")):
+            continue
+        meta = _read_schema(file).metadata or {}
+        paths = {e["path"] for e in json.loads(meta.get(COMPACTED_FROM_KEY, b"[]"))}
+        seq = int(meta.get(COMPACTION_SEQ_KEY, b"0"))
+        if rel in paths and (latest is None or seq > latest[0]):
+            latest = (seq, file)
+    if latest is None:
+        return None
+    table = read_fragment(latest[1])
+    mine = pc.and_(pc.equal(table["trial_id"], trial_id), pc.equal(table["seed"], seed))
+    return table.filter(mine)
 
 
 def _read_one(root: Location, rel: str, threads: bool = True) -> _Source:

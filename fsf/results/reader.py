@@ -37,6 +37,7 @@ from fsf.results._errors import ResultsUsageError
 # Reading one fragment lives in fsf.results.fragment_reader; its public names stay
 # importable from here, where the queries and the package's __init__ have always found them.
 from fsf.results.fragment_reader import (
+    COMPACTED_DIR,
     UPGRADES,
     _conform,
     _FragmentError,
@@ -71,8 +72,6 @@ __all__ = [
     "resolve_root",
 ]
 
-#: Folder (under the results root) of the files written by `compact`.
-COMPACTED_DIR = "trial=@compacted"
 #: Folder (under a sweep folder) of the confirmation stage: a sweep folder of its own, with
 #: `results/`, `sweep.json` (stage "confirm", its seeds and candidates) and `tune/`.
 CONFIRM_DIR = "confirm"

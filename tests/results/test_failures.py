@@ -155,3 +155,38 @@ def test_a_table_from_an_older_fsf_without_checksums_still_reads(tmp_path):
     res = read_results(root)
     assert res.skipped == [] and res.table.num_rows == table.num_rows
     assert isinstance(res.table, pa.Table)
+
+
+def test_completed_runs_are_found_after_compaction(tmp_path):
+    """`compact` may run while a sweep does (it folds finished runs only): a run it folded is
+    still a completed run when the sweep resumes, never trained again; a loose fragment of
+    the same run (a re-run) wins over the compacted rows, as in every query."""
+    from fsf.results import compact
+
+    root = tmp_path / "results"
+    evs = [ev2(0, 0.5, 0.4, 0.3), ev2(10, 0.8, 0.6, 0.5)]
+    for ev in evs:
+        ev.total_steps = 10
+    evs[-1].is_final = True
+    for trial in ("t1", "t2"):
+        writer = ParquetReporter(root, info(trial))
+        for ev in evs:
+            writer.report(ev)
+        writer.finish("completed")
+    running = ParquetReporter(root, info("t1", seed=1))
+    running.report(evs[0])
+    before = {t: completed_evaluations(root, t, 0) for t in ("t1", "t2")}
+    report = compact(root)
+    assert sorted(report.compacted) == ["trial=t1/seed-0.parquet", "trial=t2/seed-0.parquet"]
+    assert not (root / "trial=t1" / "seed-0.parquet").exists()
+    for trial, want in before.items():
+        got = completed_evaluations(root, trial, 0)
+        assert want is not None and got is not None
+        assert [(e.step, e.is_final, e.scalars()) for e in got] == [
+            (e.step, e.is_final, e.scalars()) for e in want
+        ]
+    assert completed_evaluations(root, "t1", 1) is None  # still running: not compacted
+    assert completed_evaluations(root, "t3", 0) is None
+    rerun = ParquetReporter(root, info("t2"))  # t2 seed 0 trained again, not finished yet
+    rerun.report(evs[0])
+    assert completed_evaluations(root, "t2", 0) is None

@@ -16,6 +16,7 @@ from fsf.results import (
     ParquetReporter,
     best_per_language,
     compact,
+    completed_evaluations,
     export,
     open_dataset,
     read_results,
@@ -112,6 +113,12 @@ def test_compact_and_export(root, tmp_path, local_answer):
     assert pq.read_table(out.path, filesystem=out.fs).num_rows == res.table.num_rows
     csv = export(res, f"{root}/exports/all.csv")
     assert csv.read_text().count("\n") == res.table.num_rows + 1
+    # a run compacted by a second compaction is still found completed by a resumed sweep
+    write(sweep / "results", [run("d", [ev2(50, 0.5, 0.5), ev2(100, 0.7, 0.6)])])
+    assert compact(str(sweep), min_fragments=1).compacted == ["trial=d/seed-0.parquet"]
+    got = completed_evaluations(sweep / "results", "d", 0)
+    assert got is not None and [(e.step, e.is_final) for e in got] == [(50, False), (100, True)]
+    assert completed_evaluations(sweep / "results", "c", 0) is None  # failed
 
 
 def test_a_failed_write_leaves_the_previous_object(root, monkeypatch):
