@@ -22,9 +22,9 @@ on the number of files. (Not at 20 M: fsf reads a file whole, 8 GiB at 20 M rows
 DuckDB's buffers that took this 24 GB VM out of memory.)
 
 `config_json` (the run config on every row, about 1.6 kB in a real sweep) is `{}` unless
-`--full-config`: fsf's reader loads every column, DuckDB only the nine its SQL names, so this
-column decides the disk figures; at 20 M rows with full configs fsf's table would need
-~40 GB of memory.
+`--full-config`. fsf's reader loads every column, DuckDB only the nine its SQL names; since
+2026-12-06 the JSON columns are dictionary-typed, so fsf keeps each run's config once (as
+Parquet stores it) and a 20 M-row table of real configs takes ~7 GiB of memory, not ~40 GB.
 
     python bench/bench_query.py                      # 1 M rows in memory
     python bench/bench_query.py --sizes 1 20 --disk  # the full benchmark

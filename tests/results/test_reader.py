@@ -22,6 +22,7 @@ from fsf.results import (
     compact,
     evaluation_rows,
     fragment_reader,
+    open_dataset,
     read_results,
 )
 from tests.results.helpers import ev2, run, write
@@ -254,6 +255,8 @@ def test_run_json_is_kept_once_per_value_not_per_row(tmp_path):
             assert len(dictionary) == 4 and len(as_text[0].as_py()) > 1000
             assert held * 20 < as_text.nbytes  # 4 texts, not one per row
     t = res.table
+    scanned = open_dataset(tmp_path / "sw").dataset.to_table()  # the lazy reader: same types
+    assert scanned.num_rows == t.num_rows and scanned["config_json"].type == col.type
     assert t.group_by("config_json").aggregate([]).num_rows == 4
     assert t.group_by(["params_json", "seed"]).aggregate([("value", "count")]).num_rows == 4
     assert t.to_pandas()["params_json"].astype(str).nunique() == 2
