@@ -13,13 +13,16 @@ reference / variant (> 1: the variant is faster):
   `deepspeed.precision: bf16` does on CPU;
 - `word embedding frozen`: no gradient, clipping or AdamW for the word embedding. Not a
   lever (it changes training): the most an exact lazy update of the embedding's untouched
-  rows could save.
+  rows could save;
+- `torch.compile` (with `--compile`): the model compiled by inductor, fp32 (its compile, a
+  minute at XLM-R base on this machine, happens in the untimed first step).
 
 Models: `base` is XLM-R base's config (bench/data/xlmr_configs.json; batch 8 x 64 tokens),
 `embedded` the embedded benchmark's encoder config (fsf/synthetic/assets/model; batch 32 x 48).
 
     python bench/bench_step_parts.py                     # both models
     python bench/bench_step_parts.py --models base --rounds 4
+    python bench/bench_step_parts.py --models base --compile   # also torch.compile
     python bench/bench_step_parts.py --smoke             # tiny, seconds
 """
 
@@ -72,6 +75,7 @@ class Step:
         self.x = torch.randint(5, cfg.vocab_size, (batch, length))
         self.y = torch.randint(0, 3, (batch,))
         self.opt: dict[str, torch.optim.Optimizer] = {}
+        self.compiled: torch.nn.Module | None = None
 
     def __call__(self, variant: str) -> None:
         frozen = variant == "word embedding frozen"
@@ -87,9 +91,14 @@ class Step:
             if variant == "bf16 autocast"
             else contextlib.nullcontext()
         )
+        model = self.model
+        if variant == "torch.compile":
+            if self.compiled is None:
+                self.compiled = torch.compile(self.model)
+            model = self.compiled
         try:
             with autocast:
-                loss = self.model(input_ids=self.x, labels=self.y).loss
+                loss = model(input_ids=self.x, labels=self.y).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             self.opt[variant].step()
@@ -102,8 +111,8 @@ class Step:
 def measure(name: str, args: argparse.Namespace) -> list[list[Any]]:
     cfg, batch, length = model_config(name, args.smoke)
     step = Step(cfg, batch, length)
-    times: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    names = list(VARIANTS)
+    names = [*VARIANTS, "torch.compile"] if args.compile else list(VARIANTS)
+    times: dict[str, list[float]] = {v: [] for v in names}
     for r in range(args.rounds):
         k = r % len(names)
         for variant in names[k:] + names[:k]:
@@ -115,7 +124,7 @@ def measure(name: str, args: argparse.Namespace) -> list[list[Any]]:
         print(f"{name}: round {r + 1}/{args.rounds} done", file=sys.stderr)
     ref = statistics.median(times["fp32"])
     rows = []
-    for variant in VARIANTS:
+    for variant in names:
         med = statistics.median(times[variant])
         rows.append([name, variant, med, ref / med, " ".join(f"{t:.3f}" for t in times[variant])])
     return rows
@@ -129,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=4, help="rounds (the order rotates)")
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
     p.add_argument("--smoke", action="store_true", help="a 1-layer model, 1 round, 1 step")
     args = p.parse_args(argv)
     if args.smoke:
