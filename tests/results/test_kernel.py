@@ -142,3 +142,27 @@ def test_pieces_join_small_chunks_and_keep_large_ones(monkeypatch):
     assert frame_mod.pieces(large) == large.chunks  # few chunks: as they are
     empty = pa.chunked_array([], type=pa.float64())
     assert column_np(empty, 0.0, np.float64).shape == (0,)
+
+
+def test_the_thread_pool_is_reused_and_remade_in_a_forked_child(monkeypatch):
+    """`parallel` keeps one pool per process; a child forked after the parent used it (a
+    fork keeps no threads) gets a pool of its own instead of hanging on the parent's."""
+    import multiprocessing
+    import threading
+
+    import fsf.results.frame as frame_mod
+
+    monkeypatch.setattr(frame_mod, "THREADS", 2)
+    monkeypatch.setattr(frame_mod, "_POOL", None)
+
+    def names(_: int) -> str:
+        return threading.current_thread().name
+
+    first = frame_mod.parallel(names, list(range(8)), 10**6)
+    pool = frame_mod._pool()
+    assert frame_mod.parallel(names, list(range(8)), 10**6) and frame_mod._pool() is pool
+    assert all(n.startswith("fsf-query") for n in first)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as child:
+        got = child.apply_async(frame_mod.parallel, (abs, [-1, -2, -3], 10**6)).get(timeout=30)
+    assert got == [1, 2, 3]
