@@ -48,6 +48,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from fsf._cli import print_table
 from fsf.results import best_per_language, compact, read_results
@@ -187,6 +188,24 @@ def build_table(millions: int, smoke: bool, full_config: bool) -> pa.Table:
     return pa.concat_tables(parts)
 
 
+def json_memory(table: pa.Table) -> tuple[int, int]:
+    """Bytes of the dictionary-typed JSON columns: as held (indices, and each distinct
+    dictionary once) and as they would be as plain strings (offsets and text per row),
+    computed without expanding them."""
+    held = plain = 0
+    for name in ("params_json", "config_json"):
+        seen: set[int] = set()
+        for chunk in table[name].chunks:
+            lengths = pc.binary_length(chunk.dictionary).to_numpy(zero_copy_only=False)
+            idx = chunk.indices.to_numpy(zero_copy_only=False)
+            plain += int(lengths[idx].sum()) + 4 * (len(chunk) + 1)
+            held += chunk.indices.nbytes
+            if chunk.dictionary.buffers()[-1].address not in seen:  # shared after unify
+                seen.add(chunk.dictionary.buffers()[-1].address)
+                held += chunk.dictionary.nbytes
+    return held, plain
+
+
 def write_fragments(table: pa.Table, root: Path) -> int:
     """One fragment per (trial, seed), as the writer lays them out; returns how many."""
     df_keys = table.select(["trial_id", "seed"]).to_pandas()
@@ -214,6 +233,10 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
     n = table.num_rows
     label = f"{n / 1e6:g}M" if n >= 1e6 else f"{n:,}"
     print(f"{label}: {n:,} rows, {table.nbytes / 2**30:.2f} GiB in memory, built in {build:.1f} s",
+          file=sys.stderr)  # fmt: skip
+    held, plain = json_memory(table)
+    print(f"{label}: JSON columns {held / 2**20:,.1f} MiB as dictionaries (fsf's type), "
+          f"{plain / 2**20:,.1f} MiB as plain strings (fsf's type before 2026-12-06)",
           file=sys.stderr)  # fmt: skip
     con.register("results_table", table)
     mem_sql = duckdb_sql("results_table")
