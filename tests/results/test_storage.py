@@ -96,9 +96,13 @@ def test_hidden_and_foreign_files_are_ignored(root):
     results = sweep / "results"
     write_bytes_atomic(results / "trial=a" / ".tmp-123-seed-0.parquet.part", b"partial")
     write_bytes_atomic(results / "trial=zz" / "seed-0.parquet", b"not parquet")
+    foreign = pa.BufferOutputStream()  # a Parquet file, but not fsf's (no JSON columns)
+    pq.write_table(pa.table({"x": [1, 2]}), foreign)
+    write_bytes_atomic(results / "trial=zy" / "seed-0.parquet", foreign.getvalue().to_pybytes())
     res = read_results(str(sweep))
-    assert [s.path for s in res.skipped] == ["trial=zz/seed-0.parquet"]
-    assert "unreadable" in res.skipped[0].reason
+    assert [s.path for s in res.skipped] == ["trial=zy/seed-0.parquet", "trial=zz/seed-0.parquet"]
+    assert "not an fsf results file" in res.skipped[0].reason
+    assert "unreadable" in res.skipped[1].reason
     assert set(res.table["trial_id"].to_pylist()) == {"a", "b", "c"}
 
 
