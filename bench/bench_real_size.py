@@ -76,10 +76,12 @@ LEVERS: dict[str, dict[str, Any]] = {
     "fsf (equal settings)": {},
     "+ group_by_length": {"optim.group_by_length": True},
     "+ AdamW foreach": {"optim.adamw": "foreach"},
-    "+ AdamW fused": {"optim.adamw": "fused"},
+    "+ AdamW fused": {"optim.adamw": "fused", "optim.embedding_update": "dense"},
+    "+ AdamW fused + embedding rows": {"optim.adamw": "fused", "optim.embedding_update": "rows"},
     "+ DeepSpeed CPU Adam": {"optim.adamw": "deepspeed-cpu"},
     "+ bf16 autocast": {"deepspeed.precision": "bf16"},
     "eager attention (not SDPA)": {"attention": "eager"},
+    "fsf defaults (dense embedding)": {"defaults": True, "optim.embedding_update": "dense"},
     "fsf defaults": {"defaults": True},
     "fsf defaults + bf16 autocast": {"defaults": True, "deepspeed.precision": "bf16"},
 }

@@ -109,6 +109,14 @@ class OptimConfig(_Strict):
         "CPU Adam (CPU and engine deepspeed only; compiles a C++ op on first use). "
         "docs/benchmarks.md (benchmark 8) measures them",
     )
+    embedding_update: Literal["auto", "rows", "dense"] = Field(
+        "auto",
+        description="how AdamW updates the word embedding: 'rows' takes its gradient as the rows "
+        "a batch read and updates only rows read so far (dense AdamW's arithmetic: rows never "
+        "read owe only weight decay; fsf.train._rows), 'dense' as every other weight; 'auto' is "
+        "rows on CPU for one rank without ZeRO, fused AdamW and a vocabulary of >= 32k rows "
+        "(25% of an XLM-R-base step on CPU; docs/benchmarks.md, benchmark 8), else dense",
+    )
 
 
 class EvalConfig(_Strict):

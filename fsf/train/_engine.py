@@ -189,10 +189,54 @@ def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
     return cfg
 
 
-def _optimizer(groups: list[dict[str, Any]], config: RunConfig, cuda: bool) -> Any:
-    """The AdamW of `optim.adamw` over the policy's param groups."""
+#: `optim.embedding_update: auto` updates the word embedding by rows from this many rows on
+ROWS_FROM = 32_768
+
+
+def row_embedding(
+    model: torch.nn.Module, config: RunConfig, world: int, cuda: bool
+) -> torch.nn.Embedding | None:
+    """The word embedding that AdamW updates row-wise (`optim.embedding_update`; see
+    `fsf.train._rows`), or None: dense, like every other weight."""
+    mode = config.optim.embedding_update
+    if mode == "dense":
+        return None
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    why = None
+    if world > 1 or (config.engine == "deepspeed" and config.deepspeed.zero_stage > 0):
+        why = "it needs one rank without ZeRO (its gradient is never all-reduced)"
+    elif config.optim.adamw != "fused":
+        why = f"it runs fused AdamW, not optim.adamw={config.optim.adamw}"
+    elif _precision(config, cuda) != "fp32" and not bf16_autocast(config, cuda):
+        why = "it needs fp32 weights (fp32, or bf16 as autocast)"
+    elif not isinstance(emb, torch.nn.Embedding) or not emb.weight.requires_grad:
+        why = "the model has no trainable nn.Embedding input embedding"
+    elif out is not None and getattr(out, "weight", None) is emb.weight:
+        why = "the input embedding is tied to the output layer"
+    if mode == "rows" and why is not None:
+        raise FsfError(f"optim.embedding_update=rows: {why}; use auto or dense")
+    if why is not None or emb is None:
+        return None
+    if mode == "auto" and (cuda or emb.num_embeddings < ROWS_FROM):
+        return None
+    return emb
+
+
+def _optimizer(
+    groups: list[dict[str, Any]],
+    config: RunConfig,
+    cuda: bool,
+    rows: torch.nn.Embedding | None = None,
+) -> Any:
+    """The AdamW of `optim.adamw` over the policy's param groups (`rows`: the embedding it
+    updates row-wise, `fsf.train._rows.RowAdamW`)."""
     opt = config.optim
     kwargs: dict[str, Any] = {"lr": opt.lr, "betas": opt.betas, "eps": opt.eps}
+    if rows is not None:
+        from fsf.train._rows import RowAdamW
+
+        return RowAdamW(groups, rows, **kwargs)
     if opt.adamw == "deepspeed-cpu":
         if cuda or config.engine != "deepspeed":
             raise FsfError(

@@ -40,9 +40,11 @@ from fsf.train._engine import (
     _TorchEngine,
     _use_cuda,
     bf16_autocast,
+    row_embedding,
 )
 from fsf.train._evaluate import Keeper, evaluate_model, predict
 from fsf.train._probe import apply_probe
+from fsf.train._rows import clip_grad_norm_ as _clip_rows
 from fsf.train.reporter import Evaluation, Reporter, RunSummary, StepRecord
 
 __all__ = [
@@ -226,9 +228,11 @@ class _Recipe:
 
     def _build_engine(self, model: torch.nn.Module, groups: list[dict[str, Any]]) -> None:
         config, opt, world, cuda = self.config, self.config.optim, self.world, self.cuda
+        rows = row_embedding(model, config, world, cuda)
+        self.clip_norm = _clip_rows if rows is not None else torch.nn.utils.clip_grad_norm_
         if config.engine == "torch":
             engine: Any = _TorchEngine(model, None, config, cuda)  # on its device before AdamW
-            engine.optimizer = _optimizer(groups, config, cuda)
+            engine.optimizer = _optimizer(groups, config, cuda, rows)
             self.clip = opt.grad_clip or None
         else:
             import deepspeed
@@ -237,7 +241,7 @@ class _Recipe:
             with _stdout_to_stderr():
                 engine, _, _, _ = deepspeed.initialize(
                     model=model,
-                    optimizer=_optimizer(groups, config, cuda),
+                    optimizer=_optimizer(groups, config, cuda, rows),
                     config=ds_config,
                     dist_init_required=False,
                 )
@@ -370,7 +374,7 @@ class _Recipe:
             for pg, unit in zip(self.param_groups, self.group_units, strict=True):
                 pg["lr"] = base * mults[unit]
             if self.clip is not None:  # see _ds_config: DeepSpeed does not clip in this case
-                torch.nn.utils.clip_grad_norm_(engine.module.parameters(), self.clip)
+                self.clip_norm(engine.module.parameters(), self.clip)
             engine.step()
             loss_sum += value
             loss_n += 1

@@ -133,3 +133,82 @@ def test_bf16_on_cpu_trains_and_evaluates_in_bf16(run_config, engine, monkeypatc
     losses = [e.loss for e in summary.evaluations if e.loss is not None]
     ref = [e.loss for e in fp32.evaluations if e.loss is not None]
     assert losses == pytest.approx(ref, rel=0.05)
+
+
+def _scores(cfg) -> list[tuple]:
+    return [(e.step, e.loss, e.scalars()) for e in train(cfg).evaluations]
+
+
+def _close(a: list[tuple], b: list[tuple]) -> None:
+    assert [x[0] for x in a] == [x[0] for x in b]
+    for (_, la, sa), (_, lb, sb) in zip(a, b, strict=True):
+        assert la == lb or la == pytest.approx(lb, rel=1e-5, abs=1e-6)  # (None at step 0)
+        assert sa.keys() == sb.keys()
+        for k in sa:
+            assert sa[k] == pytest.approx(sb[k], rel=1e-4, abs=1e-4), k
+
+
+def test_row_wise_embedding_update_trains_like_dense_adamw(run_config, monkeypatch):
+    """`optim.embedding_update: rows` (forced: the tiny model's vocabulary is below auto's
+    threshold; kept row-wise to the end) trains the same model as dense AdamW, with clipping
+    and a policy on top."""
+    monkeypatch.setattr("fsf.train._rows.DENSE_AT", 2.0)
+    # (a weight decay large enough that the decay owed by unread rows shows in the scores)
+    over = {"engine": "torch", "policy.name": "fsf", "optim.grad_clip": 0.05,
+            "optim.weight_decay": 30.0}  # fmt: skip
+    weights = {}
+    for mode in ("dense", "rows"):
+        cfg = run_config(**over, **{"optim.embedding_update": mode, "checkpoint.save": "final"})
+        weights[mode] = (_scores(cfg), _saved_weights(cfg.run_dir() / "checkpoint"))
+    _close(weights["rows"][0], weights["dense"][0])
+    # every weight, the embedding's rows no batch read included (their owed decay applied)
+    dense, rows = weights["dense"][1], weights["rows"][1]
+    assert dense.keys() == rows.keys()
+    for name, tensor in dense.items():
+        assert torch.allclose(rows[name], tensor, rtol=1e-5, atol=1e-7), name
+
+
+def _saved_weights(folder) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_row_wise_embedding_update_in_a_deepspeed_engine(run_config, monkeypatch):
+    monkeypatch.setattr("fsf.train._rows.DENSE_AT", 2.0)
+    over = {"policy.name": "fsf", "optim.grad_accum": 2, "optim.grad_clip": 0.05,
+            "optim.weight_decay": 30.0}  # fmt: skip
+    dense = _scores(run_config(**over, **{"optim.embedding_update": "dense"}))
+    rows = _scores(run_config(**over, **{"optim.embedding_update": "rows"}))
+    _close(rows, dense)
+
+
+@pytest.mark.parametrize(
+    ("over", "match"),
+    [
+        ({"deepspeed.zero_stage": 2}, "one rank without ZeRO"),
+        ({"optim.adamw": "foreach"}, "fused AdamW"),
+    ],
+)
+def test_row_wise_embedding_update_says_where_it_cannot_apply(run_config, over, match):
+    with pytest.raises(FsfError, match=match):
+        train(run_config(**over, **{"optim.embedding_update": "rows"}))
+
+
+def test_auto_embedding_update_picks_rows_for_real_vocabularies_on_cpu(run_config):
+    from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    from fsf.train._engine import ROWS_FROM, row_embedding
+
+    small = XLMRobertaForSequenceClassification(
+        XLMRobertaConfig(vocab_size=1000, hidden_size=8, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=8)
+    )  # fmt: skip
+    cfg = run_config()
+    assert cfg.optim.embedding_update == "auto"
+    assert row_embedding(small, cfg, world=1, cuda=False) is None  # 1,000 rows: dense
+    small.resize_token_embeddings(ROWS_FROM)
+    assert row_embedding(small, cfg, world=1, cuda=False) is small.get_input_embeddings()
+    assert row_embedding(small, cfg, world=1, cuda=True) is None  # not measured on GPUs
+    assert row_embedding(small, cfg, world=2, cuda=False) is None
