@@ -15,7 +15,12 @@ reference / variant (> 1: the variant is faster):
   lever (it changes training): the most an exact lazy update of the embedding's untouched
   rows could save;
 - `torch.compile` (with `--compile`): the model compiled by inductor, fp32 (its compile, a
-  minute at XLM-R base on this machine, happens in the untimed first step).
+  minute at XLM-R base on this machine, happens in the untimed first step);
+- `embedding rows, N read` (with `--rows N ...`): `optim.embedding_update: rows`
+  (`fsf.train._rows`: the embedding's gradient as rows, AdamW on the rows read so far) after
+  N rows of the vocabulary have been read (a fine-tuning run's read set grows to the distinct
+  tokens of its data; past half the vocabulary it is dense AdamW again), on its own copy of
+  the model.
 
 Models: `base` is XLM-R base's config (bench/data/xlmr_configs.json; batch 8 x 64 tokens),
 `embedded` the embedded benchmark's encoder config (fsf/synthetic/assets/model; batch 32 x 48).
@@ -23,6 +28,7 @@ Models: `base` is XLM-R base's config (bench/data/xlmr_configs.json; batch 8 x 6
     python bench/bench_step_parts.py                     # both models
     python bench/bench_step_parts.py --models base --rounds 4
     python bench/bench_step_parts.py --models base --compile   # also torch.compile
+    python bench/bench_step_parts.py --models base --rows 4000 50000 100000
     python bench/bench_step_parts.py --smoke             # tiny, seconds
 """
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import statistics
 import sys
@@ -76,8 +83,35 @@ class Step:
         self.y = torch.randint(0, 3, (batch,))
         self.opt: dict[str, torch.optim.Optimizer] = {}
         self.compiled: torch.nn.Module | None = None
+        self.rows: dict[str, tuple[torch.nn.Module, Any]] = {}
+
+    def row_step(self, variant: str) -> None:
+        """A step of `optim.embedding_update: rows` with `variant`'s rows already read."""
+        from fsf.train._rows import RowAdamW, clip_grad_norm_
+
+        if variant not in self.rows:
+            model = copy.deepcopy(self.model)
+            emb = model.roberta.embeddings.word_embeddings
+            opt = RowAdamW([{"params": list(model.parameters()), "weight_decay": 0.01}], emb,
+                           lr=2e-5)  # fmt: skip
+            read = int(variant.split()[2])
+            opt._track(
+                torch.randperm(emb.num_embeddings, generator=torch.Generator().manual_seed(0))[
+                    :read
+                ]
+            )
+            self.rows[variant] = (model, opt)
+        model, opt = self.rows[variant]
+        loss = model(input_ids=self.x, labels=self.y).loss
+        loss.backward()
+        clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
 
     def __call__(self, variant: str) -> None:
+        if variant.startswith("embedding rows"):
+            self.row_step(variant)
+            return
         frozen = variant == "word embedding frozen"
         self.emb.requires_grad_(not frozen)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -112,6 +146,7 @@ def measure(name: str, args: argparse.Namespace) -> list[list[Any]]:
     cfg, batch, length = model_config(name, args.smoke)
     step = Step(cfg, batch, length)
     names = [*VARIANTS, "torch.compile"] if args.compile else list(VARIANTS)
+    names += [f"embedding rows, {n} read" for n in args.rows]
     times: dict[str, list[float]] = {v: [] for v in names}
     for r in range(args.rounds):
         k = r % len(names)
@@ -139,10 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=3, help="timed steps per variant and round")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
+    p.add_argument("--rows", type=int, nargs="*", default=[],
+                   help="also time optim.embedding_update: rows with these many rows read")  # fmt: skip
     p.add_argument("--smoke", action="store_true", help="a 1-layer model, 1 round, 1 step")
     args = p.parse_args(argv)
     if args.smoke:
         args.models, args.rounds, args.steps = ["embedded"], 1, 1
+        args.rows = args.rows or [100]
     torch.set_num_threads(args.threads)
     rows = [row for name in args.models for row in measure(name, args)]
     print_table(
