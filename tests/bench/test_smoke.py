@@ -131,6 +131,8 @@ def test_gpu_script_cpu_fallback(tmp_path):
     assert set(runs) == {
         "fsf_df", "fsf_fsf", "fsf_defaults", "trainer", "trainer_defaults", "fsf_defaults_batch32"
     }  # fmt: skip
+    failed = {k: r.get("error") for k, r in runs.items() if "samples_per_s" not in r}
+    assert not failed, failed  # (a run that raised is kept with its error, not in "errors")
     assert all(r["samples_per_s"] > 0 for r in runs.values())
     assert set(got["ratios"]) == {
         "fsf_over_trainer_equal", "fsf_defaults_over_trainer_defaults", "fsf_over_df_step_time"
