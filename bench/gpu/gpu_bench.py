@@ -89,6 +89,11 @@ def real_size(args: argparse.Namespace, out: dict[str, Any]) -> None:
         "fsf_fsf": {**spec, "side": "fsf-fsf", "policy": "fsf"},
         "trainer_defaults": {**spec, "side": "hf", "hf_default": True},
         "fsf_defaults": {**spec, "side": "fsf-df", "overrides": {"defaults": True}},
+        # the word embedding updated by rows (CPU's default; dense on GPUs until measured)
+        "fsf_defaults_embedding_rows": {
+            **spec, "side": "fsf-df",
+            "overrides": {"defaults": True, "optim.embedding_update": "rows"},
+        },
         # XNLI's batch of 32 keeps an H200 mostly idle; a large batch shows what it can do
         f"fsf_defaults_batch{8 * args.batch}": {
             **spec, "side": "fsf-df", "overrides": {"defaults": True}, "batch": 8 * args.batch,
@@ -115,6 +120,10 @@ def real_size(args: argparse.Namespace, out: dict[str, Any]) -> None:
         ratios["fsf_over_trainer_equal"] = sps("fsf_df") / sps("trainer")
     if sps("fsf_defaults") and sps("trainer_defaults"):
         ratios["fsf_defaults_over_trainer_defaults"] = sps("fsf_defaults") / sps("trainer_defaults")
+    if sps("fsf_defaults_embedding_rows") and sps("fsf_defaults"):
+        ratios["embedding_rows_over_dense"] = sps("fsf_defaults_embedding_rows") / sps(
+            "fsf_defaults"
+        )
     if sps("fsf_df") and sps("fsf_fsf"):
         ratios["fsf_over_df_step_time"] = res["fsf_fsf"]["step_s"] / res["fsf_df"]["step_s"]
     out["ratios"] = ratios

@@ -132,7 +132,7 @@ class RowAdamW(torch.optim.AdamW):
                 [self.exp_avg],
                 [self.exp_avg_sq],
                 [],
-                [torch.tensor(float(self.steps))],
+                [torch.tensor(float(self.steps), device=w.device)],
                 lr=lr,
                 beta1=beta1,
                 beta2=beta2,

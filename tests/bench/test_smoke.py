@@ -129,15 +129,17 @@ def test_gpu_script_cpu_fallback(tmp_path):
     assert got["errors"] == {}
     runs = got["real_size"]["runs"]
     assert set(runs) == {
-        "fsf_df", "fsf_fsf", "fsf_defaults", "trainer", "trainer_defaults", "fsf_defaults_batch32"
+        "fsf_df", "fsf_fsf", "fsf_defaults", "trainer", "trainer_defaults", "fsf_defaults_batch32",
+        "fsf_defaults_embedding_rows",
     }  # fmt: skip
     failed = {k: r.get("error") for k, r in runs.items() if "samples_per_s" not in r}
     assert not failed, failed  # (a run that raised is kept with its error, not in "errors")
     assert all(r["samples_per_s"] > 0 for r in runs.values())
     assert set(got["ratios"]) == {
-        "fsf_over_trainer_equal", "fsf_defaults_over_trainer_defaults", "fsf_over_df_step_time"
+        "fsf_over_trainer_equal", "fsf_defaults_over_trainer_defaults", "fsf_over_df_step_time",
+        "embedding_rows_over_dense",
     }  # fmt: skip
-    assert got["mfu"]["peak_tflops_bf16_dense"] > 0 and len(got["mfu"]["runs"]) == 6
+    assert got["mfu"]["peak_tflops_bf16_dense"] > 0 and len(got["mfu"]["runs"]) == 7
     assert [t["policy"] for t in got["tiny_sweep"]["trials"]] == [
         "df",
         "noisytune",
