@@ -29,6 +29,7 @@ Models: `base` is XLM-R base's config (bench/data/xlmr_configs.json; batch 8 x 6
     python bench/bench_step_parts.py --models base --rounds 4
     python bench/bench_step_parts.py --models base --compile   # also torch.compile
     python bench/bench_step_parts.py --models base --rows 4000 50000 100000
+    python bench/bench_step_parts.py --models base --exactness 10   # rows vs dense, fp32
     python bench/bench_step_parts.py --smoke             # tiny, seconds
 """
 
@@ -165,6 +166,50 @@ def measure(name: str, args: argparse.Namespace) -> list[list[Any]]:
     return rows
 
 
+def rows_exactness(name: str, steps: int, smoke: bool) -> list[list[Any]]:
+    """Train copies of `name` for `steps` steps on the same random batches: with dense fused
+    AdamW, with `optim.embedding_update: rows`, and with dense AdamW on one thread (the same
+    arithmetic summed in another order: Adam's floating-point noise floor); then how far
+    apart their parameters are, against how far training moved them."""
+    from fsf.train._rows import RowAdamW, clip_grad_norm_
+
+    cfg, batch, length = model_config(name, smoke)
+    torch.manual_seed(0)
+    dense = XLMRobertaForSequenceClassification(cfg)
+    start = {k: v.detach().clone() for k, v in dense.state_dict().items()}
+    rows, floor = copy.deepcopy(dense), copy.deepcopy(dense)
+    groups = [{"params": list(dense.parameters()), "weight_decay": 0.01}]
+    ref = torch.optim.AdamW(groups, lr=2e-5, fused=True)
+    ref1 = torch.optim.AdamW(floor.parameters(), lr=2e-5, weight_decay=0.01, fused=True)
+    threads = torch.get_num_threads()
+    emb = rows.roberta.embeddings.word_embeddings
+    opt = RowAdamW([{"params": list(rows.parameters()), "weight_decay": 0.01}], emb, lr=2e-5)
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        x = torch.randint(5, cfg.vocab_size, (batch, length), generator=gen)
+        y = torch.randint(0, 3, (batch,), generator=gen)
+        for model, optimizer, clip, n in (
+            (dense, ref, torch.nn.utils.clip_grad_norm_, threads),
+            (rows, opt, clip_grad_norm_, threads),
+            (floor, ref1, torch.nn.utils.clip_grad_norm_, 1),
+        ):
+            torch.set_num_threads(n)
+            model(input_ids=x, labels=y).loss.backward()
+            clip(model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+    torch.set_num_threads(threads)
+    a = dense.state_dict()
+    out = [name, steps, len(opt.rows)]
+    for other in (rows.state_dict(), floor.state_dict()):  # (reading settles owed decay)
+        out += [max(float((a[k] - other[k]).abs().max()) for k in a),
+                float((a[EMB] - other[EMB]).abs().max())]  # fmt: skip
+    return [[*out, max(float((a[k] - start[k]).abs().max()) for k in a)]]
+
+
+EMB = "roberta.embeddings.word_embeddings.weight"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -176,8 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", help="also time torch.compile (inductor)")
     p.add_argument("--rows", type=int, nargs="*", default=[],
                    help="also time optim.embedding_update: rows with these many rows read")  # fmt: skip
+    p.add_argument("--exactness", type=int, default=0, metavar="STEPS",
+                   help="instead: train dense and row-wise AdamW for STEPS steps on the same "
+                   "batches and print how far apart the parameters end")  # fmt: skip
     p.add_argument("--smoke", action="store_true", help="a 1-layer model, 1 round, 1 step")
     args = p.parse_args(argv)
+    if args.exactness:
+        torch.set_num_threads(args.threads)
+        models = ["embedded"] if args.smoke else args.models
+        print_table(
+            ["model", "steps", "rows read", "max |dense - rows|", "on the embedding",
+             "max |dense - dense, 1 thread|", "on the embedding", "max |moved by training|"],
+            [r for name in models for r in rows_exactness(name, args.exactness, args.smoke)],
+            title="dense fused AdamW vs optim.embedding_update: rows, fp32, same batches",
+        )  # fmt: skip
+        return 0
     if args.smoke:
         args.models, args.rounds, args.steps = ["embedded"], 1, 1
         args.rows = args.rows or [100]
