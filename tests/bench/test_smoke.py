@@ -169,4 +169,4 @@ def test_step_parts_smoke():
     assert "word embedding frozen" in out and "bf16 matmul internals" in out
     assert "embedding rows, 100 read" in out
     out = _smoke("bench_step_parts.py", "--exactness", "2")
-    assert "max |dense - rows|" in out.replace("\n", "") or "rows read" in out
+    assert "rows read" in out and "embedded" in out
