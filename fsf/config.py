@@ -280,6 +280,25 @@ class RunConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _embedding_update(self) -> RunConfig:
+        """What `optim.embedding_update: rows` needs that the config alone says (the worker
+        checks the rest: one rank, an untied nn.Embedding; fsf.train._engine.row_embedding)."""
+        if self.optim.embedding_update != "rows":
+            return self
+        if self.engine == "deepspeed" and self.deepspeed.zero_stage > 0:
+            raise ValueError(
+                f"optim.embedding_update=rows needs one rank without ZeRO (its gradient is "
+                f"never all-reduced), got deepspeed.zero_stage={self.deepspeed.zero_stage}; "
+                "use auto or dense"
+            )
+        if self.optim.adamw != "fused":
+            raise ValueError(
+                f"optim.embedding_update=rows runs fused AdamW, got optim.adamw="
+                f"{self.optim.adamw}; use auto or dense, or optim.adamw: fused"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _artifacts(self) -> RunConfig:
         if self.eval.predictions and "test" not in self.eval.splits:
             raise ValueError(

@@ -192,8 +192,21 @@ def test_row_wise_embedding_update_in_a_deepspeed_engine(run_config, monkeypatch
     ],
 )
 def test_row_wise_embedding_update_says_where_it_cannot_apply(run_config, over, match):
-    with pytest.raises(FsfError, match=match):
-        train(run_config(**over, **{"optim.embedding_update": "rows"}))
+    from fsf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match) as err:  # at load: exit code 2
+        run_config(**over, **{"optim.embedding_update": "rows"})
+    assert err.value.exit_code == 2
+
+
+def test_row_wise_embedding_update_needs_one_rank(run_config):
+    """The number of ranks is known to the running worker only: it refuses there."""
+    from fsf.train._engine import row_embedding
+
+    model = torch.nn.Module()
+    model.get_input_embeddings = lambda: torch.nn.Embedding(10, 2)
+    with pytest.raises(FsfError, match="one rank without ZeRO"):
+        row_embedding(model, run_config(**{"optim.embedding_update": "rows"}), 2, False)
 
 
 def test_auto_embedding_update_picks_rows_for_real_vocabularies_on_cpu(run_config):
