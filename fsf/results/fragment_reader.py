@@ -57,7 +57,13 @@ UPGRADES: dict[int, Callable[[pa.Table], pa.Table]] = {}
 
 #: Columns read as dictionaries (their SCHEMA type) straight from Parquet's dictionary pages,
 #: also from files written before they had that type: never expanded to a string per row.
-_RUN_TEXT = [f.name for f in SCHEMA if pa.types.is_dictionary(f.type)]
+_DICTIONARY_COLUMNS = [f.name for f in SCHEMA if pa.types.is_dictionary(f.type)]
+
+
+def _hidden(name: str) -> bool:
+    """Whether readers skip a file or folder of this name (the writer's `.tmp-*` files), as
+    pyarrow and pandas do."""
+    return name.startswith((".", "_"))
 
 
 class _FragmentError(Exception):
@@ -122,7 +128,9 @@ def _read_schema(path: Location) -> pa.Schema:
 
 def _open(source: Any) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(source, page_checksum_verification=True, read_dictionary=_RUN_TEXT)
+        return pq.ParquetFile(
+            source, page_checksum_verification=True, read_dictionary=_DICTIONARY_COLUMNS
+        )
     except KeyError:  # not an fsf file (no JSON columns): the schema check says what it is
         if isinstance(source, pa.BufferReader):
             source.seek(0)
@@ -232,7 +240,7 @@ def _compacted_run(root: Location, path: Location, trial_id: str, seed: int) -> 
     rel = f"{path.parent.name}/{path.name}"
     latest: tuple[int, Location] | None = None
     for file in folder.iterdir():
-        if not file.name.endswith(".parquet") or file.name.startswith((".", "_")):
+        if not file.name.endswith(".parquet") or _hidden(file.name):
             continue
         meta = _read_schema(file).metadata or {}
         paths = {e["path"] for e in json.loads(meta.get(COMPACTED_FROM_KEY, b"[]"))}

@@ -41,6 +41,7 @@ from fsf.results.fragment_reader import (
     UPGRADES,
     _conform,
     _FragmentError,
+    _hidden,
     _read_one,
     _read_schema,
     _Source,
@@ -153,10 +154,6 @@ def resolve_root(path: str | Path | StoragePath) -> tuple[Location, Location | N
     raise ResultsUsageError(
         f"{p} holds no results: expected a results/ folder or trial=<id>/ fragments in it"
     )
-
-
-def _hidden(name: str) -> bool:
-    return name.startswith((".", "_"))
 
 
 def list_fragments(root: str | Path | StoragePath) -> list[str]:

@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.optim.adamw import adamw
 
 __all__ = ["DENSE_AT", "RowAdamW", "clip_grad_norm_"]
 
@@ -56,7 +57,7 @@ class RowAdamW(torch.optim.AdamW):
         self.exp_avg_sq = w.new_zeros(0, width)
         self.pending = 1.0  # decay owed by every row not read yet
         self.dense = False  # all rows tracked: plain AdamW over the whole matrix
-        self.steps = 0
+        self.step_count = torch.zeros((), device=w.device)  # (AdamW's state "step")
         embedding.register_forward_pre_hook(self._before_forward)
         embedding.register_state_dict_pre_hook(lambda *_args, **_kw: self.materialize())
 
@@ -113,34 +114,25 @@ class RowAdamW(torch.optim.AdamW):
         loss = super().step(closure)
         g = self.group
         lr, decay = float(g["lr"]), float(g["weight_decay"])
-        self.steps += 1
         if grad is not None:
             grad = grad.coalesce()
-            rows = grad.indices()[0]
-            unseen = rows[~self.read[rows]]  # (read outside a training forward)
+            read = grad.indices()[0]
+            unseen = read[~self.read[read]]  # (read outside a training forward)
             if len(unseen):
                 self._track(unseen)
-        if len(self.rows):
+        if not len(self.rows):
+            self.step_count += 1  # (as AdamW counts steps: every row's bias correction)
+        else:
             dense_grad = w.new_zeros(len(self.rows), w.shape[1])
             if grad is not None:
-                dense_grad.index_add_(0, self.where[grad.indices()[0]], grad.values())
+                dense_grad.index_add_(0, self.where[read], grad.values())
             param = w.data if self.dense else w.index_select(0, self.rows)
             beta1, beta2 = g["betas"]
-            torch._fused_adamw_(
-                [param],
-                [dense_grad],
-                [self.exp_avg],
-                [self.exp_avg_sq],
-                [],
-                [torch.tensor(float(self.steps), device=w.device)],
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                weight_decay=decay,
-                eps=g["eps"],
-                amsgrad=False,
-                maximize=False,
-            )
+            adamw(  # torch's functional AdamW, its fused kernel
+                [param], [dense_grad], [self.exp_avg], [self.exp_avg_sq], [], [self.step_count],
+                fused=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
+                weight_decay=decay, eps=g["eps"], maximize=False,
+            )  # fmt: skip
             if not self.dense:
                 w.index_copy_(0, self.rows, param)
         self.pending *= 1.0 - lr * decay
