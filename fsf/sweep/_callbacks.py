@@ -3,7 +3,7 @@ resources, and the fit that routes Tune's callback hooks to the running call.
 
 Tune pickles its run config (callbacks included) and the trainable's resources with the
 experiment, and `Tuner.restore` uses the unpickled copies; so the callbacks that hold state
-(the progress bar, the orphan check) are not handed to Tune but listed in `_LIVE_CALLBACKS`
+(the progress bar, the resume check) are not handed to Tune but listed in `_LIVE_CALLBACKS`
 for the duration of `_fit`, and Tune gets a stateless `_LiveCallbacks` proxy that forwards to
 them. The search (`fsf.sweep.tune`) and the confirmation stage (`fsf.sweep.confirm`) both fit
 this way.
@@ -21,6 +21,7 @@ from ray.tune import Callback
 from fsf.errors import UsageError
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.storage import Location
+from fsf.sweep.searcher import _RESTORED
 from fsf.sweep.space import missing_logger_packages, trial_workers
 from fsf.sweep.spec import SweepSpec
 
@@ -61,11 +62,13 @@ class _LiveCallbacks(Callback):
             cb.on_trial_error(iteration, trials, trial, **info)
 
 
-class _OrphanFragments(Callback):
-    """On resume, before any new trial starts, sets aside the fragments of trials Tune's
-    saved state does not know (they ran after its last save and will not be continued):
-    their configurations run again as new trials, so their rows would be duplicates
-    (`fsf.results.fragments.set_aside_orphans`)."""
+class _ResumeCheck(Callback):
+    """On resume, before any new trial starts (Tune's first step), makes what was saved agree
+    with the trials Tune restored: the search state Tune restored (`fsf.sweep.searcher._Search`,
+    whose files may come from another save than the trials') is reconciled with them, and the
+    fragments of trials Tune does not know (they ran after its last save and will not be
+    continued; their configurations run again as new trials, so their rows would be
+    duplicates) are set aside (`fsf.results.fragments.set_aside_orphans`)."""
 
     def __init__(self, results_dir: Path):
         self.results_dir = results_dir
@@ -76,6 +79,9 @@ class _OrphanFragments(Callback):
         if self.done:
             return
         self.done = True
+        for search in _RESTORED:
+            search.reconcile(trials)
+        _RESTORED.clear()
         self.moved = set_aside_orphans(self.results_dir, {t.trial_id for t in trials})
         if self.moved:
             log.warning("moved fragments of orphaned trials to %s: %s", ORPHANED_DIR, self.moved)
@@ -138,11 +144,13 @@ def _fit(tuner: Any, live: list[Any], progress: Any) -> Any:
     """`tuner.fit()` with Tune's callback hooks forwarded to `live` (through `_LiveCallbacks`)
     while it runs; afterwards the progress bar is closed and nothing is forwarded any more."""
     _LIVE_CALLBACKS[:] = live
+    _RESTORED.clear()
     try:
         return tuner.fit()
     finally:
         progress.close()
         _LIVE_CALLBACKS.clear()
+        _RESTORED.clear()
 
 
 def _statuses(grid: Any) -> dict[str, int]:

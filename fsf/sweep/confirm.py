@@ -37,12 +37,13 @@ from fsf.results.storage import Location
 from fsf.sweep._callbacks import (
     _fit,
     _LiveCallbacks,
-    _OrphanFragments,
+    _ResumeCheck,
     _statuses,
     _TrialResources,
 )
 from fsf.sweep._ray import _init_ray
 from fsf.sweep.folder import TUNE_DIR, _write_text
+from fsf.sweep.searcher import _Candidates, search_algorithm
 from fsf.sweep.spec import ConfirmSpec, SweepSpec
 from fsf.sweep.trial import _trial
 
@@ -255,9 +256,10 @@ def run_confirm(
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space={"candidate": tune.grid_search(list(range(n)))},
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=spec.search.max_concurrent, reuse_actors=True
+                search_alg=search_algorithm(_Candidates(n), spec.search.max_concurrent),
+                num_samples=n,
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
@@ -267,7 +269,7 @@ def run_confirm(
                 callbacks=[_LiveCallbacks()],
             ),
         )
-    live = [_OrphanFragments(results_dir), callback] if resume else [callback]
+    live = [_ResumeCheck(results_dir), callback] if resume else [callback]
     grid = _fit(tuner, live, callback)
     if results_dir.exists():
         finalise_statuses(results_dir, callback.errors)

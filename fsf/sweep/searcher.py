@@ -1,27 +1,109 @@
-"""The searcher: Ray Tune's `OptunaSearch` made resumable and honest about repeats (a repeated
+"""The search: Ray Tune's `OptunaSearch` made resumable and honest about repeats (a repeated
 (configuration, seed) is answered from the study or parked until its twin finishes; an
-exhausted space ends the search), and the sampler a space names."""
+exhausted space ends the search), the sampler a space names, the confirmation stage's
+candidates, and the search algorithm around either that Tune is given (`search_algorithm`),
+whose saved state is reconciled with Tune's restored trials when a sweep resumes."""
 
 from __future__ import annotations
 
 import logging
+import pickle
+from collections.abc import Collection
 from typing import Any
 
 from ray.tune.result import TRAINING_ITERATION
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from fsf.sweep.spec import SweepSpec
 
-__all__ = ["reconcile_orphans"]
+__all__ = ["reconcile_orphans", "search_algorithm"]
 
 log = logging.getLogger("fsf.sweep")
+
+_RESTORED: list[Any] = []
+"""What Tune restored from a sweep's saved search state in the running fit (a `_Search`, or
+the bare searcher of a sweep started before `_Search` existed), waiting for its `reconcile`
+with the trials Tune restored (`fsf.sweep._callbacks._ResumeCheck`, on the first step)."""
+
+
+def search_algorithm(searcher: Searcher, max_concurrent: int | None) -> SearchGenerator:
+    """What Tune is given as `search_alg`: `searcher` behind a `ConcurrencyLimiter` (when
+    `max_concurrent` is set) in a `_Search`. Pass `max_concurrent_trials=None` to Tune."""
+    if max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    return _Search(searcher)
+
+
+class _Search(SearchGenerator):
+    """Tune's `SearchGenerator` whose restored state is made to agree with Tune's trials.
+
+    Tune saves its trials (`experiment_state-*.json`) and the search's state
+    (`search_gen_state-*.json`: trials created, the concurrency limiter's live trials;
+    `searcher-state-*.pkl`) as separate files, one after the other, and uploads them to
+    remote storage one by one: a driver killed in between leaves files of different saves.
+    Restored as they are, the search may count trials Tune does not have (fewer new trials
+    are created, so grid points are lost), hold a concurrency slot for a trial Tune will
+    never run (the sweep waits forever), or not know a trial Tune runs again.
+    `reconcile(trials)`, called with Tune's restored trials before any new trial is asked
+    for, rebuilds that state from them: the count, the live trials, and the searcher's own
+    (`_ResumableOptunaSearch.reconcile`, `_Candidates.reconcile`)."""
+
+    def restore_from_dir(self, dirpath: str) -> None:
+        super().restore_from_dir(dirpath)
+        _RESTORED[:] = [self]
+
+    def reconcile(self, trials: list) -> None:
+        self._counter = len(trials)
+        self._finished = False  # the searcher says again whether it has finished
+        searcher = self.searcher
+        if isinstance(searcher, ConcurrencyLimiter):
+            live = {t.trial_id for t in trials if not t.is_finished()}
+            searcher.live_trials = live
+            searcher.num_unfinished_live_trials = len(live)
+            searcher = searcher.searcher
+        searcher.reconcile(trials)
+
+
+class _Candidates(Searcher):
+    """The confirmation stage's searcher: hands out `{"candidate": i}` for i < n, each to one
+    trial; on resume, which were handed out is read off the trials Tune restored."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.n = n
+        self.handed: dict[str, int] = {}  # Tune trial id -> candidate
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        taken = set(self.handed.values())
+        free = [i for i in range(self.n) if i not in taken]
+        if not free:
+            return Searcher.FINISHED
+        self.handed[trial_id] = free[0]
+        return {"candidate": free[0]}
+
+    def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
+        pass
+
+    def reconcile(self, trials: list) -> None:
+        self.handed = {t.trial_id: t.config["candidate"] for t in trials}
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"n": self.n, "handed": self.handed}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
 
 
 class _ResumableOptunaSearch(OptunaSearch):
     """OptunaSearch whose study (in the RDB) and Tune's saved state agree after a crash.
 
     Tune saves its state (trials and this searcher) every second; the Optuna study is written
-    at once. A crash between the two leaves two kinds of disagreement, both handled here:
+    at once. A crash between the two leaves two kinds of disagreement, both handled here
+    (`reconcile`, with the trials Tune restored, whichever save this searcher's own state
+    came from):
 
     - a trial Optuna already finished is rerun by Tune: reports to it are ignored (Optuna
       keeps its first result; the rerun rewrites the trial's fragment);
@@ -147,15 +229,55 @@ class _ResumableOptunaSearch(OptunaSearch):
 
     def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
         stored = self._stored(trial_id)
-        if stored is not None and stored.state.is_finished():
+        if stored is None:  # a trial the study does not know (its storage lost writes)
+            log.warning("trial %s has no Optuna trial: its result is not told", trial_id)
+            return
+        if stored.state.is_finished():
             self._completed_trials.add(trial_id)
         else:
             super().on_trial_complete(trial_id, result, error)
         self._release(trial_id)
 
-    def restore(self, checkpoint_path: str) -> None:
-        super().restore(checkpoint_path)
-        self.orphans = reconcile_orphans(self._ot_study, self._ot_trials.values())
+    def restore_from_dir(self, checkpoint_dir: str) -> None:
+        super().restore_from_dir(checkpoint_dir)
+        self.orphans: list[int] = []
+        _RESTORED[:] = [self]  # a `_Search` around this searcher replaces the entry
+
+    def reconcile(self, trials: list) -> None:
+        """Make the searcher agree with the trials Tune restored (`trials`), whatever save
+        its own state came from: each Tune trial is mapped to the Optuna trial that records
+        its id (user attr `tune_trial_id`); the study's trials handed to a Tune trial that
+        Tune does not have are orphans (`reconcile_orphans`); draws parked on a twin that
+        will not train again are failed. Sets `orphans`."""
+        import optuna
+        from optuna.trial import TrialState
+
+        ids = {t.trial_id for t in trials}
+        unfinished = {t.trial_id for t in trials if not t.is_finished()}
+        mine = {tid: t for tid, t in self._ot_trials.items()}
+        self._ot_trials = {}
+        for stored in self._ot_study.get_trials(deepcopy=False):
+            tid = stored.user_attrs.get("tune_trial_id")
+            if tid in ids:
+                had = mine.get(tid)
+                same = had is not None and had._trial_id == stored._trial_id
+                self._ot_trials[tid] = (
+                    had if same else optuna.Trial(self._ot_study, stored._trial_id)
+                )
+        self._completed_trials &= ids
+        live = {self._ot_trials[t].number for t in unfinished if t in self._ot_trials}
+        kept: set[int] = set()
+        for twin in list(self._parked):
+            if twin in live:
+                kept |= {p._trial_id for p in self._parked[twin]}
+            else:
+                for parked in self._parked.pop(twin):
+                    self._ot_study._storage.set_trial_state_values(
+                        parked._trial_id, TrialState.FAIL
+                    )
+        self._waiting = False
+        self.exhausted = False  # the searcher finds out again, drawing
+        self.orphans = reconcile_orphans(self._ot_study, self._ot_trials.values(), kept)
 
 
 ORPHANS_ATTR = "fsf_orphans"
@@ -163,12 +285,13 @@ ORPHANS_ATTR = "fsf_orphans"
 to `results/.orphaned/`, their points run again)."""
 
 
-def reconcile_orphans(study: Any, known: Any) -> list[int]:
-    """Deal with the study's trials that Tune's saved state does not know (`known`: the
-    Optuna trials of the restored searcher): handed out to Tune (or still RUNNING) after its
-    last save. Their fixed points (grid points) are enqueued again, RUNNING ones are marked
-    FAIL; each is handled once over any number of resumes (study user attr `fsf_orphans`).
-    Returns the numbers of the new orphans."""
+def reconcile_orphans(study: Any, known: Any, parked: Collection[int] = ()) -> list[int]:
+    """Deal with the study's trials that Tune's restored trials do not include (`known`: the
+    Optuna trials of those): handed out to Tune (or still RUNNING) after its last save. Their
+    fixed points (grid points) are enqueued again, RUNNING ones are marked FAIL, as are
+    RUNNING parked repeats other than `parked` (storage ids of the draws still waiting on a
+    twin that trains again); each is handled once over any number of resumes (study user
+    attr `fsf_orphans`). Returns the numbers of the new orphans."""
     from optuna.trial import TrialState
 
     known_ids = {t._trial_id for t in known}
@@ -179,7 +302,8 @@ def reconcile_orphans(study: Any, known: Any) -> list[int]:
         if trial._trial_id in known_ids or trial.number in handled:
             continue
         if trial.state == TrialState.RUNNING and "fsf_waiting_for" in trial.user_attrs:
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # a parked repeat
+            if trial._trial_id not in parked:  # a parked repeat whose twin will not finish
+                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             continue
         if trial.state == TrialState.RUNNING:
             storage.set_trial_user_attr(

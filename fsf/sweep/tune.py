@@ -44,7 +44,7 @@ from fsf.sweep._callbacks import (
     _fit,
     _LiveCallbacks,
     _logger_callbacks,
-    _OrphanFragments,
+    _ResumeCheck,
     _statuses,
     _TrialResources,
 )
@@ -59,7 +59,7 @@ from fsf.sweep.folder import (
     check_trusted,
     sweep_dir_for,
 )
-from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler
+from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler, search_algorithm
 from fsf.sweep.space import define_by_run, grid_points, missing_logger_packages, with_overrides
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import _trial
@@ -132,10 +132,9 @@ def _tune_config(
             reduction_factor=search.scheduler.reduction_factor,
         )
     return tune.TuneConfig(
-        search_alg=searcher,
+        search_alg=search_algorithm(searcher, search.max_concurrent),
         scheduler=scheduler,
         num_samples=n,
-        max_concurrent_trials=search.max_concurrent,
         reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing the stack
     )
 
@@ -249,7 +248,7 @@ def run_sweep(
                 callbacks=[_LiveCallbacks(), *_logger_callbacks(spec, sweep_dir)],
             ),
         )
-    live = [_OrphanFragments(results_dir), callback] if restoring else [callback]
+    live = [_ResumeCheck(results_dir), callback] if restoring else [callback]
     grid = _fit(tuner, live, callback)
     recorded: dict[str, str] = {}
     if results_dir.exists():

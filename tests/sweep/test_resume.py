@@ -1,6 +1,7 @@
-"""Resume after a crash between Optuna's write and Tune's state save: no grid point is lost,
-no orphaned trial's rows are duplicated. Fast: the searcher and the callback are driven by
-hand, the way Tune drives them, without starting Ray."""
+"""Resume after a crash between Optuna's write and Tune's state save, or between Tune's own
+saved files: no grid point is lost, none runs twice, no slot is held by a trial that will
+not run, no orphaned trial's rows are duplicated. Fast: the searcher, the search algorithm
+and the callback are driven by hand, the way Tune drives them, without starting Ray."""
 
 from __future__ import annotations
 
@@ -14,12 +15,28 @@ from optuna.trial import TrialState
 
 from fsf.results import read_results
 from fsf.results.fragments import ORPHANED_DIR
-from fsf.sweep._callbacks import _OrphanFragments
-from fsf.sweep.searcher import _ResumableOptunaSearch
+from fsf.sweep._callbacks import _ResumeCheck
+from fsf.sweep.searcher import _RESTORED, _Candidates, _ResumableOptunaSearch, search_algorithm
 from fsf.sweep.space import define_by_run, validate_space
 from tests.results.helpers import ev2, run, write
 
 POLICIES = ["df", "fs", "ff", "fsf"]
+
+
+def _trials(*ids: str, finished: tuple[str, ...] = ()) -> list[SimpleNamespace]:
+    """Tune's restored trials (as `Trial`s are seen by the resume check)."""
+    return [
+        SimpleNamespace(trial_id=t, is_finished=lambda t=t: t in finished, config={}) for t in ids
+    ]
+
+
+def _restore(as_constructed: bytes, path: Path, trials: list) -> _ResumableOptunaSearch:
+    """The searcher as Tune restores it (from its pickle in tuner.pkl and its saved state),
+    reconciled with Tune's restored `trials` the way the resume check does."""
+    resumed = pickle.loads(as_constructed)
+    resumed.restore(str(path))
+    resumed.reconcile(trials)
+    return resumed
 
 
 def _searcher(tmp_path: Path) -> _ResumableOptunaSearch:
@@ -52,8 +69,7 @@ def test_a_grid_point_handed_out_after_the_last_save_is_not_lost(tmp_path):
     searcher.save(str(tmp_path / "searcher.pkl"))  # Tune's last periodic save
     orphan = searcher.suggest("t2")  # handed out, then the driver is killed
 
-    resumed = pickle.loads(as_constructed)
-    resumed.restore(str(tmp_path / "searcher.pkl"))
+    resumed = _restore(as_constructed, tmp_path / "searcher.pkl", _trials("t1", finished=("t1",)))
     rest = [resumed.suggest(t)["policy.name"] for t in ("t3", "t4", "t5")]
 
     assert sorted([first["policy.name"], *rest]) == sorted(POLICIES)
@@ -79,14 +95,12 @@ def test_a_grid_point_finished_after_the_last_save_runs_again_once(tmp_path):
     searcher.on_trial_complete("t2", {"dev_target_mean": 0.6})
     running = searcher.suggest("t3")
 
-    resumed = pickle.loads(as_constructed)
-    resumed.restore(str(tmp_path / "searcher.pkl"))
+    resumed = _restore(as_constructed, tmp_path / "searcher.pkl", _trials("t1"))
     assert len(resumed.orphans) == 2
     again = resumed.suggest("t4")["policy.name"]
     resumed.save(str(tmp_path / "searcher.pkl"))  # saved, then killed once more
 
-    twice = pickle.loads(as_constructed)
-    twice.restore(str(tmp_path / "searcher.pkl"))
+    twice = _restore(as_constructed, tmp_path / "searcher.pkl", _trials("t1", "t4"))
     assert twice.orphans == []
     rest = [twice.suggest(t)["policy.name"] for t in ("t5", "t6")]
     ran = [first["policy.name"], again, *rest]
@@ -103,20 +117,89 @@ def test_trials_tune_knows_are_not_orphans(tmp_path):
     searcher.suggest("t1")
     searcher.suggest("t2")  # still running when the state is saved: Tune resumes it
     searcher.save(str(tmp_path / "searcher.pkl"))
-    resumed = pickle.loads(as_constructed)
-    resumed.restore(str(tmp_path / "searcher.pkl"))
+    resumed = _restore(as_constructed, tmp_path / "searcher.pkl", _trials("t1", "t2"))
     assert resumed.orphans == []
     resumed.on_trial_complete("t2", {"dev_target_mean": 0.7})
     study = optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert [t.state for t in study.trials[:2]] == [TrialState.RUNNING, TrialState.COMPLETE]
 
 
+def test_a_searcher_saved_after_tunes_trials_loses_no_point(tmp_path):
+    """The searcher's state comes from a later save than Tune's trials (the files were
+    uploaded one by one when the driver was killed): it knows t2, finished, whose rows leave
+    the results since Tune does not; t2's point runs again."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = _searcher(tmp_path)
+    as_constructed = pickle.dumps(searcher)
+    first = searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"dev_target_mean": 0.5})
+    lost = searcher.suggest("t2")
+    searcher.on_trial_complete("t2", {"dev_target_mean": 0.6})
+    searcher.save(str(tmp_path / "searcher.pkl"))  # knows t1 and t2; Tune's trials only t1
+
+    resumed = _restore(as_constructed, tmp_path / "searcher.pkl", _trials("t1", finished=("t1",)))
+    assert resumed.orphans == [1]
+    rest = [resumed.suggest(t)["policy.name"] for t in ("t3", "t4", "t5")]
+    assert sorted([first["policy.name"], *rest]) == sorted(POLICIES)
+    assert lost["policy.name"] in rest
+
+
+def test_a_searcher_saved_before_tunes_trials_runs_no_point_twice(tmp_path):
+    """The searcher's state comes from an earlier save than Tune's trials: Tune restores t2
+    (in training when it saved) that the searcher never handed out as far as its own state
+    says. t2 is not an orphan, its point is not run again, and its result reaches Optuna."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = _searcher(tmp_path)
+    as_constructed = pickle.dumps(searcher)
+    first = searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"dev_target_mean": 0.5})
+    searcher.save(str(tmp_path / "searcher.pkl"))  # knows t1 only; Tune's trials t1, t2
+    second = searcher.suggest("t2")
+
+    trials = _trials("t1", "t2", finished=("t1",))
+    resumed = _restore(as_constructed, tmp_path / "searcher.pkl", trials)
+    assert resumed.orphans == []
+    resumed.on_trial_complete("t2", {"dev_target_mean": 0.7})
+    rest = [resumed.suggest(t)["policy.name"] for t in ("t3", "t4")]
+    assert sorted([first["policy.name"], second["policy.name"], *rest]) == sorted(POLICIES)
+    study = optuna.load_study(study_name="resume", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.trials[1].state == TrialState.COMPLETE and study.trials[1].value == 0.7
+
+
+def test_a_search_state_from_another_save_holds_no_slot_tune_will_not_free(tmp_path):
+    """The search's saved state (trials created, the concurrency limiter's live trials) comes
+    from a save made while t1 trained; Tune's trials from a later one: t1 finished, t2 in
+    training. Restored as saved, t1 would hold the only slot for ever (the sweep hangs);
+    reconciled, t2 holds it and the next candidate follows t2."""
+    search = search_algorithm(_Candidates(4), max_concurrent=1)
+    assert search.searcher.suggest("t1") == {"candidate": 0}
+    search.save_to_dir(str(tmp_path), "s")
+
+    restored = search_algorithm(_Candidates(4), max_concurrent=1)
+    restored.restore_from_dir(str(tmp_path))
+    assert [restored] == _RESTORED
+    assert restored.searcher.suggest("t3") is None  # t1's slot, as saved
+    trials = _trials("t1", "t2", finished=("t1",))
+    trials[0].config, trials[1].config = {"candidate": 0}, {"candidate": 1}
+    restored.reconcile(trials)
+    assert restored._counter == 2  # the trials Tune has, so the right number are created
+    assert restored.searcher.suggest("t3") is None  # t2 trains in the only slot
+    restored.searcher.on_trial_complete("t2")
+    assert restored.searcher.suggest("t3") == {"candidate": 2}
+    assert restored.searcher.suggest("t4") is None
+    restored.searcher.on_trial_complete("t3")
+    assert restored.searcher.suggest("t4") == {"candidate": 3}
+    restored.searcher.on_trial_complete("t4")
+    assert restored.searcher.suggest("t5") == "FINISHED"
+    _RESTORED.clear()
+
+
 @pytest.mark.parametrize("first_step_trials", [["a", "b"], ["a", "b", "c"]])
 def test_fragments_of_trials_tune_does_not_know_leave_the_results(tmp_path, first_step_trials):
     root = tmp_path / "results"
     write(root, [run(t, [ev2(0, 0.5, 0.4), ev2(10, 0.8, 0.6)]) for t in ("a", "b", "c")])
-    callback = _OrphanFragments(root)
-    trials = [SimpleNamespace(trial_id=t) for t in first_step_trials]
+    callback = _ResumeCheck(root)
+    trials = _trials(*first_step_trials)
     callback.on_step_begin(0, trials)
     write(root, [run("d", [ev2(0, 0.5, 0.4)])])  # a new trial of the resumed sweep
     callback.on_step_begin(1, [*trials, SimpleNamespace(trial_id="d")])

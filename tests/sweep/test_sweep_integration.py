@@ -215,3 +215,98 @@ def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
     per = best_per_language(outcome.sweep_dir)
     assert {e["language"] for e in per.languages} == {"de", "fr"}
     assert per.target_mean is not None
+
+
+def _saved_trials(tune_dir: Path) -> int:
+    """How many trials Tune's saved experiment state lists (0 while none is saved)."""
+    import json
+
+    for path in tune_dir.glob("experiment_state-*.json"):
+        try:
+            return len(json.loads(path.read_text())["trial_data"])
+        except (OSError, ValueError, KeyError):
+            return 0
+    return 0
+
+
+def _saved_search_count(tune_dir: Path) -> int:
+    """How many trials Tune's saved search state (search_gen_state-*.json, a pickle despite
+    its name) has created."""
+    import pickle
+
+    for path in tune_dir.glob("search_gen_state-*.json"):
+        try:
+            return int(pickle.loads(path.read_bytes())["counter"])
+        except (OSError, pickle.UnpicklingError, EOFError, KeyError):
+            return 0
+    return 0
+
+
+@pytest.mark.parametrize("older", ["trials", "search"])
+def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
+    """Tune saves its trials (experiment_state) and its search state (search_gen_state,
+    searcher-state) as separate files, and uploads them to S3 separately: a driver killed
+    in between leaves one older than the other. Resume must still run every grid point
+    once, neither hang on a slot held by a trial Tune never restored nor lose a point."""
+    import shutil
+    import time
+
+    policies = ["df", "fs", "ff", "fsf", "noisytune", "only-s1"]
+    space = _space(
+        assets,
+        tmp_path,
+        "torn",
+        {
+            "parameters": {"policy.name": {"type": "categorical", "values": policies}},
+            "searcher": "grid",
+            "max_concurrent": 1,
+        },
+        deepspeed={"zero_stage": 0},
+        optim={"max_steps": 600, "batch_size": 8, "lr": 1e-3},
+        eval={"every_steps": 300},  # a few seconds a trial: time to see Tune save each
+    )
+    sweep_dir = tmp_path / "runs" / "torn"
+    tune_dir = sweep_dir / "tune"
+    early = tmp_path / "early"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cli("--space", str(space)),
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state = "experiment_state-*.json" if older == "trials" else "search*state-*"
+
+    first: list[int] = []
+
+    def snapshot_then_count() -> int:
+        # keep the files of the first save both of whose files know the same trials; then
+        # count how many trials later saves (both files) have added
+        n = _saved_trials(tune_dir)
+        if not first and n and n == _saved_search_count(tune_dir):
+            early.mkdir()
+            for path in tune_dir.glob(state):
+                shutil.copy2(path, early / path.name)
+            first.append(n)
+        return (
+            min(_saved_trials(tune_dir), _saved_search_count(tune_dir)) - first[0] if first else 0
+        )
+
+    kill_after(proc, snapshot_then_count, n=2)
+    for path in early.iterdir():  # the torn state: one kind of file from an earlier save
+        shutil.copy2(path, tune_dir / path.name)
+    assert _saved_trials(tune_dir) != _saved_search_count(tune_dir)
+    start = time.time()
+    resume(str(sweep_dir), env)
+    assert time.time() - start < 300
+    df = _rows(sweep_dir)
+    by_trial = df.groupby("trial_id")["policy"].first()
+    assert sorted(by_trial) == sorted(policies)  # every grid point once
+    assert set(df["status"]) == {"completed"}
+    steps = df.groupby(["trial_id", "step", "split", "language"]).size()
+    assert (steps == 1).all() and len(steps) == len(policies) * 3 * 2 * 3
+    import optuna
+
+    study = optuna.load_study(study_name="torn", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    check_study(study, list(by_trial.index), sweep_dir / "results")
