@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from fsf.errors import UsageError
+from fsf.errors import FsfError, UsageError
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.storage import Location
 from fsf.sweep.searcher import _RESTORED
@@ -79,6 +79,12 @@ class _ResumeCheck(Callback):
         if self.done:
             return
         self.done = True
+        if not trials:  # Tune failed to restore its state and started afresh: stop here
+            raise FsfError(
+                "Ray Tune could not restore the sweep's saved state (its error is above), so "
+                "the sweep was not resumed; nothing was changed. Its results can be queried "
+                "as they are; to go on, start a new sweep (--name NEW)"
+            )
         for search in _RESTORED:
             search.reconcile(trials)
         _RESTORED.clear()

@@ -42,7 +42,7 @@ from fsf.sweep._callbacks import (
     _TrialResources,
 )
 from fsf.sweep._ray import _init_ray
-from fsf.sweep.folder import TUNE_DIR, _write_text
+from fsf.sweep.folder import TUNE_DIR, _write_text, check_tune_state
 from fsf.sweep.searcher import _Candidates, search_algorithm
 from fsf.sweep.spec import ConfirmSpec, SweepSpec
 from fsf.sweep.trial import _trial
@@ -246,6 +246,7 @@ def run_confirm(
     tune_path = cdir / TUNE_DIR
     resume = tune_path.exists()
     if resume:
+        check_tune_state(tune_path)
         tuner = tune.Tuner.restore(
             str(tune_path),
             trainable,

@@ -17,14 +17,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from fsf.errors import FsfError, UsageError
+from fsf.errors import FsfError, UsageError, os_reason
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.reader import list_fragments
 from fsf.results.storage import Location, location, write_bytes_atomic
 from fsf.results.study import open_study_storage
 from fsf.sweep.spec import SweepSpec
 
-__all__ = ["TUNE_DIR", "check_trusted", "sweep_dir_for"]
+__all__ = ["TUNE_DIR", "check_trusted", "check_tune_state", "sweep_dir_for"]
 
 log = logging.getLogger("fsf.sweep")
 #: Ray Tune's experiment state under a sweep folder (and under `confirm/`).
@@ -49,6 +49,33 @@ def _tune_state_saved(tune_path: Location) -> bool:
     seconds leaves neither, or `tuner.pkl` alone."""
     saved = tune_path.glob("experiment_state-*.json")
     return (tune_path / "tuner.pkl").is_file() and any(True for _ in saved)
+
+
+def check_tune_state(tune_path: Location) -> None:
+    """Refuse to resume from Ray Tune saved state that Tune could not restore: the newest
+    `experiment_state-*.json` (the one Tune reads) must parse and list its trials. A driver
+    killed while Tune wrote or uploaded that file leaves it cut short, and Tune, failing to
+    restore, would log an error and start the search afresh over a folder of finished
+    trials. Raises `FsfError` (exit 1) naming the file; nothing is changed."""
+    states = sorted(tune_path.glob("experiment_state-*.json"), key=lambda p: p.name)
+    if not states:
+        return
+    newest = states[-1]
+    try:
+        trials = json.loads(newest.read_bytes())["trial_data"]
+        problem = None if trials else "it lists no trial"
+    except OSError as exc:
+        problem = f"unreadable: {os_reason(exc)}"
+    except (ValueError, KeyError, TypeError) as exc:
+        problem = f"cut short or damaged ({type(exc).__name__}: {exc})"
+    if problem is not None:
+        sweep_dir = tune_path.parent
+        raise FsfError(
+            f"{newest}: Ray Tune's saved state is {problem}, so the sweep cannot be resumed "
+            "(the driver was killed while Tune saved it); its results stay as they are and "
+            f"can be queried (fsf-sweep best {sweep_dir}); to go on, start a new sweep "
+            "(--name NEW)"
+        )
 
 
 _SKELETON = ("space.yaml", "sweep.json", TUNE_DIR, "results", "optuna.db")

@@ -57,6 +57,7 @@ from fsf.sweep.folder import (
     _tune_state_saved,
     _write_text,
     check_trusted,
+    check_tune_state,
     sweep_dir_for,
 )
 from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler, search_algorithm
@@ -189,6 +190,8 @@ def run_sweep(
             restart = not _tune_state_saved(tune_path)
             if not restart and not trust:  # restoring unpickles tune/: check who wrote it
                 check_trusted(sweep_dir)
+            if not restart:
+                check_tune_state(tune_path)
         elif sweep_dir.exists() and any(sweep_dir.iterdir()):
             if not _stillborn(sweep_dir):
                 raise UsageError(

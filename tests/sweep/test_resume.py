@@ -13,9 +13,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from fsf.errors import FsfError
 from fsf.results import read_results
 from fsf.results.fragments import ORPHANED_DIR
 from fsf.sweep._callbacks import _ResumeCheck
+from fsf.sweep.folder import check_tune_state
 from fsf.sweep.searcher import _RESTORED, _Candidates, _ResumableOptunaSearch, search_algorithm
 from fsf.sweep.space import define_by_run, validate_space
 from tests.results.helpers import ev2, run, write
@@ -192,6 +194,42 @@ def test_a_search_state_from_another_save_holds_no_slot_tune_will_not_free(tmp_p
     restored.searcher.on_trial_complete("t4")
     assert restored.searcher.suggest("t5") == "FINISHED"
     _RESTORED.clear()
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ('{"trial_data": [["{}", "{}"]], "runner_data": {}, "stats": {}}', None),
+        ('{"trial_data": [["{}", "{}"]], "runner_da', "cut short"),
+        ('{"trial_data": [], "runner_data": {}}', "lists no trial"),
+    ],
+)
+def test_a_tune_state_cut_short_is_refused_before_tune_restarts_the_search(tmp_path, text, problem):
+    """Tune, failing to parse its saved state, would start the search afresh over a folder
+    of finished trials; fsf refuses first, naming the file Tune would have read."""
+    tune = tmp_path / "sweep" / "tune"
+    tune.mkdir(parents=True)
+    (tune / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")  # an older one
+    newest = tune / "experiment_state-2026-01-02_00-00-00.json"
+    newest.write_text(text)
+    if problem is None:
+        check_tune_state(tune)
+        return
+    with pytest.raises(FsfError, match=problem) as err:
+        check_tune_state(tune)
+    assert str(newest) in str(err.value) and "--name NEW" in str(err.value)
+    assert err.value.exit_code == 1
+
+
+def test_a_resume_that_tune_could_not_restore_changes_nothing(tmp_path):
+    """Tune logs its restore failure and starts afresh with no trials: the resume check
+    stops the fit at its first step, before any fragment is set aside."""
+    root = tmp_path / "results"
+    write(root, [run(t, [ev2(0, 0.5, 0.4)]) for t in ("a", "b")])
+    with pytest.raises(FsfError, match="could not restore"):
+        _ResumeCheck(root).on_step_begin(0, [])
+    assert not (root / ORPHANED_DIR).exists()
+    assert set(read_results(root).table.column("trial_id").to_pylist()) == {"a", "b"}
 
 
 @pytest.mark.parametrize("first_step_trials", [["a", "b"], ["a", "b", "c"]])

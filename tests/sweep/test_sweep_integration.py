@@ -185,6 +185,14 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     check_study(study, list(policies.index), sweep_dir / "results")
 
+    # Tune's saved state cut short (a kill while Tune wrote it): resume refuses, changes nothing
+    state = max((sweep_dir / "tune").glob("experiment_state-*.json"))  # the one Tune reads
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    again = subprocess.run(cli("resume", str(sweep_dir)), env=env, capture_output=True, text=True)
+    assert again.returncode == 1, again.stderr
+    assert "cut short" in again.stderr and "Traceback" not in again.stderr
+    assert _rows(sweep_dir).equals(df)
+
 
 def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
     from fsf.results import best_per_language
