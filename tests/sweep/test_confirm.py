@@ -14,9 +14,9 @@ import yaml
 pytestmark = pytest.mark.slow
 
 
-def _space(tmp_path: Path) -> Path:
+def _space(tmp_path: Path, **changes: dict) -> Path:
     """The embedded benchmark at a tiny budget: trained models whose scores differ."""
-    data = {
+    data: dict = {
         "name": "honest",
         "base": {
             "model": {"name": "synthetic", "max_length": 64},
@@ -47,6 +47,8 @@ def _space(tmp_path: Path) -> Path:
         "confirm": {"top_k": 1, "seeds": [7, 8], "baseline": {"policy.name": "df"}},
         "storage": {"path": str(tmp_path / "runs")},
     }
+    for key, value in changes.items():
+        data[key] = {**data[key], **value}
     path = tmp_path / "honest.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -149,3 +151,59 @@ def test_search_then_confirmation(tmp_path, capsys):
     finally:
         if ray.is_initialized():
             ray.shutdown()
+
+
+def test_a_killed_confirmation_resumes_each_candidate_once(tmp_path):
+    """The driver is SIGKILLed while the confirmation trains its first candidate; `fsf-sweep
+    confirm DIR` finishes it: every candidate runs on every fresh seed exactly once."""
+    import os
+    import subprocess
+
+    from fsf.results import read_results
+    from tests.sweep.killing import cli, kill_after
+
+    space = _space(
+        tmp_path,
+        search={
+            "parameters": {"policy.name": {"type": "categorical", "values": ["df", "fs", "fsf"]}},
+            "searcher": "grid",
+            "max_concurrent": 1,
+            "scheduler": {"type": "none"},
+        },
+        confirm={"top_k": 2},
+    )
+    sweep = tmp_path / "runs" / "honest"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cli("--space", str(space)),
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    confirm_results = sweep / "confirm" / "results"
+    confirm_tune = sweep / "confirm" / "tune"
+
+    def confirm_runs_after_a_save() -> int:  # a kill Tune can resume from: its state saved
+        if not any(confirm_tune.glob("experiment_state-*.json")):
+            return 0
+        return len(list(confirm_results.glob("trial=*/seed-*.parquet")))
+
+    kill_after(proc, confirm_runs_after_a_save, n=1)
+    assert not json.loads((sweep / "confirm" / "sweep.json").read_text()).get("finished")
+    done = subprocess.run(
+        cli("confirm", str(sweep)), env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    meta = json.loads((sweep / "confirm" / "sweep.json").read_text())
+    assert meta["finished"]
+    rows = read_results(sweep / "confirm").table.select(["trial_id", "seed", "policy", "status"])
+    runs = {(r["trial_id"], r["seed"], r["policy"], r["status"]) for r in rows.to_pylist()}
+    assert {r[3] for r in runs} == {"completed"}
+    policies = sorted(c["params"]["policy.name"] for c in meta["candidates"])
+    by_trial: dict[str, set] = {}
+    for trial_id, seed, policy, _ in runs:
+        by_trial.setdefault((trial_id, policy), set()).add(seed)
+    assert sorted(policy for _, policy in by_trial) == policies  # each candidate once
+    assert all(seeds == {7, 8} for seeds in by_trial.values())
