@@ -190,8 +190,6 @@ def run_sweep(
             restart = not _tune_state_saved(tune_path)
             if not restart and not trust:  # restoring unpickles tune/: check who wrote it
                 check_trusted(sweep_dir)
-            if not restart:
-                check_tune_state(tune_path)
         elif sweep_dir.exists() and any(sweep_dir.iterdir()):
             if not _stillborn(sweep_dir):
                 raise UsageError(
@@ -216,6 +214,8 @@ def run_sweep(
     except OSError as exc:
         raise FsfError(f"cannot write the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
     check_writable(results_dir)  # a read-only or full disk fails now, not in every trial
+    if resume and not restart:
+        check_tune_state(tune_path)  # one Tune could not restore: refused, nothing changed
     if restart:
         notes += _restart_stillborn(spec, sweep_dir, study_url)
 
