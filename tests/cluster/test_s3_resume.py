@@ -6,7 +6,6 @@ it. Every grid point runs once, no row is lost or duplicated, orphans' rows leav
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from fsf.results import read_results
 from fsf.results.storage import location
 from tests.cluster.test_local_cluster import _check_rows, _space
-from tests.sweep.killing import check_study, cli, kill_after, resume
+from tests.sweep.killing import check_study, kill_after, resume, start
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +34,7 @@ def test_a_sweep_in_s3_resumes_after_its_driver_is_killed(s3, assets, tmp_path):
     )
     sweep = f"{bucket}/killed-s3"
     env = {**os.environ, **s3.env, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        cli("--space", str(space), "--storage-path", bucket),
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start("--space", str(space), "--storage-path", bucket, env=env)
     results = location(sweep) / "results"
     kill_after(proc, lambda: len(results.glob("trial=*/seed-*.parquet")) if results.exists() else 0)
     resume(sweep, env)

@@ -16,6 +16,18 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "fsf.sweep.cli", *args, "--no-progress", "--num-cpus", "2"]
 
 
+def start(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    """An `fsf-sweep` driver started in the background, quiet, in a process group of its
+    own (so `kill_after` kills it with its local Ray instance)."""
+    return subprocess.Popen(
+        cli(*args),
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def kill_after(proc: subprocess.Popen, fragments: Callable[[], int], n: int = 3) -> None:
     """SIGKILL the driver `proc` (started with start_new_session, so with its local Ray
     instance) once `fragments()` counts `n` result fragments."""

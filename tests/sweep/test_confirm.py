@@ -160,7 +160,7 @@ def test_a_killed_confirmation_resumes_each_candidate_once(tmp_path):
     import subprocess
 
     from fsf.results import read_results
-    from tests.sweep.killing import cli, kill_after
+    from tests.sweep.killing import cli, kill_after, start
 
     space = _space(
         tmp_path,
@@ -174,13 +174,7 @@ def test_a_killed_confirmation_resumes_each_candidate_once(tmp_path):
     )
     sweep = tmp_path / "runs" / "honest"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        cli("--space", str(space)),
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start("--space", str(space), env=env)
     confirm_results = sweep / "confirm" / "results"
     confirm_tune = sweep / "confirm" / "tune"
 

@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from tests.sweep.killing import check_study, cli, kill_after, resume
+from tests.sweep.killing import check_study, cli, kill_after, resume, start
 
 pytestmark = pytest.mark.slow
 
@@ -164,13 +164,7 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
     )
     sweep_dir = tmp_path / "runs" / "killed"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        cli("--space", str(space)),
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start("--space", str(space), env=env)
     kill_after(proc, lambda: len(list((sweep_dir / "results").glob("trial=*/seed-*.parquet"))))
     resume(str(sweep_dir), env)
     df = _rows(sweep_dir)
@@ -277,13 +271,7 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
     tune_dir = sweep_dir / "tune"
     early = tmp_path / "early"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        cli("--space", str(space)),
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start("--space", str(space), env=env)
     state = "experiment_state-*.json" if older == "trials" else "search*state-*"
 
     first: list[int] = []
@@ -305,9 +293,9 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
     for path in early.iterdir():  # the torn state: one kind of file from an earlier save
         shutil.copy2(path, tune_dir / path.name)
     assert _saved_trials(tune_dir) != _saved_search_count(tune_dir)
-    start = time.time()
+    began = time.time()
     resume(str(sweep_dir), env)
-    assert time.time() - start < 300
+    assert time.time() - began < 300
     df = _rows(sweep_dir)
     by_trial = df.groupby("trial_id")["policy"].first()
     assert sorted(by_trial) == sorted(policies)  # every grid point once
