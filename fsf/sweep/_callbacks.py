@@ -146,11 +146,19 @@ def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
     return out
 
 
+def _restore(path: str, trainable: Any, **options: Any) -> Any:
+    """`tune.Tuner.restore(path, trainable, **options)`; the search it unpickles is the one
+    the next `_fit` reconciles (`_ResumeCheck`)."""
+    from ray import tune
+
+    _RESTORED.clear()
+    return tune.Tuner.restore(path, trainable, **options)
+
+
 def _fit(tuner: Any, live: list[Any], progress: Any) -> Any:
     """`tuner.fit()` with Tune's callback hooks forwarded to `live` (through `_LiveCallbacks`)
     while it runs; afterwards the progress bar is closed and nothing is forwarded any more."""
     _LIVE_CALLBACKS[:] = live
-    _RESTORED.clear()
     try:
         return tuner.fit()
     finally:

@@ -37,6 +37,7 @@ from fsf.results.storage import Location
 from fsf.sweep._callbacks import (
     _fit,
     _LiveCallbacks,
+    _restore,
     _ResumeCheck,
     _statuses,
     _TrialResources,
@@ -247,7 +248,7 @@ def run_confirm(
     resume = tune_path.exists()
     if resume:
         check_tune_state(tune_path)
-        tuner = tune.Tuner.restore(
+        tuner = _restore(
             str(tune_path),
             trainable,
             resume_unfinished=True,

@@ -53,10 +53,12 @@ def _tune_state_saved(tune_path: Location) -> bool:
 
 def check_tune_state(tune_path: Location) -> None:
     """Refuse to resume from Ray Tune saved state that Tune could not restore: the newest
-    `experiment_state-*.json` (the one Tune reads) must parse and list its trials. A driver
-    killed while Tune wrote or uploaded that file leaves it cut short, and Tune, failing to
-    restore, would log an error and start the search afresh over a folder of finished
-    trials. Raises `FsfError` (exit 1) naming the file; nothing is changed."""
+    `experiment_state-*.json` (the one Tune reads) must parse and list its trials, and the
+    search's state must have been saved too. A driver killed while Tune wrote or uploaded
+    that file leaves it cut short, and Tune, failing to restore, would log an error and
+    start the search afresh over a folder of finished trials; without the search's state it
+    would create no new trial and end the sweep short. Raises `FsfError` (exit 1) naming the
+    file; nothing is changed."""
     states = sorted(tune_path.glob("experiment_state-*.json"), key=lambda p: p.name)
     if not states:
         return
@@ -68,6 +70,10 @@ def check_tune_state(tune_path: Location) -> None:
         problem = f"unreadable: {os_reason(exc)}"
     except (ValueError, KeyError, TypeError) as exc:
         problem = f"cut short or damaged ({type(exc).__name__}: {exc})"
+    if problem is None and not any(
+        True for pattern in _SEARCH_STATES for _ in tune_path.glob(pattern)
+    ):  # saved after the trials: a kill in between leaves trials without a search
+        newest, problem = tune_path / _SEARCH_STATES[0], "missing"
     if problem is not None:
         sweep_dir = tune_path.parent
         raise FsfError(
@@ -76,6 +82,11 @@ def check_tune_state(tune_path: Location) -> None:
             f"can be queried (fsf-sweep best {sweep_dir}); to go on, start a new sweep "
             "(--name NEW)"
         )
+
+
+#: Tune's saved search state: a search (fsf's `_Search`), or the grid of a confirmation
+#: stage started before fsf gave it a searcher of its own
+_SEARCH_STATES = ("search_gen_state-*.json", "basic-variant-state-*.json")
 
 
 _SKELETON = ("space.yaml", "sweep.json", TUNE_DIR, "results", "optuna.db")

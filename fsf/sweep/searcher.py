@@ -15,6 +15,7 @@ from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
+from fsf.errors import FsfError
 from fsf.sweep.spec import SweepSpec
 
 __all__ = ["reconcile_orphans", "search_algorithm"]
@@ -22,9 +23,10 @@ __all__ = ["reconcile_orphans", "search_algorithm"]
 log = logging.getLogger("fsf.sweep")
 
 _RESTORED: list[Any] = []
-"""What Tune restored from a sweep's saved search state in the running fit (a `_Search`, or
-the bare searcher of a sweep started before `_Search` existed), waiting for its `reconcile`
-with the trials Tune restored (`fsf.sweep._callbacks._ResumeCheck`, on the first step)."""
+"""The search Tune restored in the running fit (unpickled from tuner.pkl, then given its saved
+state if that was found): a `_Search`, or the bare searcher of a sweep started before
+`_Search` existed; it waits for its `reconcile` with the trials Tune restored
+(`fsf.sweep._callbacks._ResumeCheck`, on the first step)."""
 
 
 def search_algorithm(searcher: Searcher, max_concurrent: int | None) -> SearchGenerator:
@@ -49,11 +51,23 @@ class _Search(SearchGenerator):
     for, rebuilds that state from them: the count, the live trials, and the searcher's own
     (`_ResumableOptunaSearch.reconcile`, `_Candidates.reconcile`)."""
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Tune unpickles the search from tuner.pkl on restore, before it looks for the saved
+        # search state (which may never have been saved): it is reconciled either way
+        self.__dict__.update(state)
+        _RESTORED[:] = [self]
+
     def restore_from_dir(self, dirpath: str) -> None:
         super().restore_from_dir(dirpath)
         _RESTORED[:] = [self]
 
     def reconcile(self, trials: list) -> None:
+        if self._experiment is None:  # no saved search state (`check_tune_state` refuses it)
+            raise FsfError(
+                "Ray Tune restored the sweep's trials but not its search state, so the "
+                "sweep cannot be resumed; nothing was changed. To go on, start a new sweep "
+                "(--name NEW)"
+            )
         self._counter = len(trials)
         self._finished = False  # the searcher says again whether it has finished
         searcher = self.searcher
@@ -238,9 +252,13 @@ class _ResumableOptunaSearch(OptunaSearch):
             super().on_trial_complete(trial_id, result, error)
         self._release(trial_id)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)  # unpickled from tuner.pkl on restore (see `_Search`)
+        self.orphans: list[int] = []
+        _RESTORED[:] = [self]  # a `_Search` around this searcher replaces the entry
+
     def restore_from_dir(self, checkpoint_dir: str) -> None:
         super().restore_from_dir(checkpoint_dir)
-        self.orphans: list[int] = []
         _RESTORED[:] = [self]  # a `_Search` around this searcher replaces the entry
 
     def reconcile(self, trials: list) -> None:

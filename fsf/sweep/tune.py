@@ -44,6 +44,7 @@ from fsf.sweep._callbacks import (
     _fit,
     _LiveCallbacks,
     _logger_callbacks,
+    _restore,
     _ResumeCheck,
     _statuses,
     _TrialResources,
@@ -232,7 +233,7 @@ def run_sweep(
     if restoring:
         # Tune restores its own pickled searcher, scheduler and callbacks; building new ones
         # here would touch the study (OptunaSearch enqueues its points when constructed)
-        tuner = tune.Tuner.restore(
+        tuner = _restore(
             str(tune_path),
             trainable,
             resume_unfinished=True,

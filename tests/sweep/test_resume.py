@@ -174,6 +174,7 @@ def test_a_search_state_from_another_save_holds_no_slot_tune_will_not_free(tmp_p
     training. Restored as saved, t1 would hold the only slot for ever (the sweep hangs);
     reconciled, t2 holds it and the next candidate follows t2."""
     search = search_algorithm(_Candidates(4), max_concurrent=1)
+    search._experiment = "the experiment"  # what Tune gives it when the sweep starts
     assert search.searcher.suggest("t1") == {"candidate": 0}
     search.save_to_dir(str(tmp_path), "s")
 
@@ -196,12 +197,27 @@ def test_a_search_state_from_another_save_holds_no_slot_tune_will_not_free(tmp_p
     _RESTORED.clear()
 
 
+def test_a_search_whose_state_was_never_saved_is_not_resumed(tmp_path):
+    """Tune restored its trials but found no saved search state (the driver was killed
+    between the two files): the search, as unpickled from tuner.pkl, could create no new
+    trial, so the resume stops instead of ending the sweep short."""
+    from ray import cloudpickle  # what Tune pickles tuner.pkl with
+
+    as_constructed = cloudpickle.dumps(search_algorithm(_Candidates(4), max_concurrent=1))
+    restored = pickle.loads(as_constructed)  # how Tune gets it back: registered for the check
+    assert [restored] == _RESTORED
+    with pytest.raises(FsfError, match="not its search state"):
+        restored.reconcile(_trials("t1"))
+    _RESTORED.clear()
+
+
 @pytest.mark.parametrize(
     "text, problem",
     [
         ('{"trial_data": [["{}", "{}"]], "runner_data": {}, "stats": {}}', None),
         ('{"trial_data": [["{}", "{}"]], "runner_da', "cut short"),
         ('{"trial_data": [], "runner_data": {}}', "lists no trial"),
+        ('{"trial_data": [["{}", "{}"]]}', "state is missing"),
     ],
 )
 def test_a_tune_state_cut_short_is_refused_before_tune_restarts_the_search(tmp_path, text, problem):
@@ -212,6 +228,10 @@ def test_a_tune_state_cut_short_is_refused_before_tune_restarts_the_search(tmp_p
     (tune / "experiment_state-2026-01-01_00-00-00.json").write_text("{}")  # an older one
     newest = tune / "experiment_state-2026-01-02_00-00-00.json"
     newest.write_text(text)
+    if problem == "state is missing":  # saved after the trials' file
+        newest = tune / "search_gen_state-*.json"
+    else:
+        (tune / "search_gen_state-2026-01-02_00-00-00.json").write_bytes(b"saved")
     if problem is None:
         check_tune_state(tune)
         return

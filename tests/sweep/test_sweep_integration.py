@@ -244,7 +244,7 @@ def _saved_search_count(tune_dir: Path) -> int:
     return 0
 
 
-@pytest.mark.parametrize("older", ["trials", "search"])
+@pytest.mark.parametrize("older", ["trials", "search", "search never saved"])
 def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
     """Tune saves its trials (experiment_state) and its search state (search_gen_state,
     searcher-state) as separate files, and uploads them to S3 separately: a driver killed
@@ -292,7 +292,15 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
     kill_after(proc, snapshot_then_count, n=2)
     for path in early.iterdir():  # the torn state: one kind of file from an earlier save
         shutil.copy2(path, tune_dir / path.name)
+        if older == "search never saved":  # or none at all (not uploaded yet)
+            (tune_dir / path.name).unlink()
     assert _saved_trials(tune_dir) != _saved_search_count(tune_dir)
+    if older == "search never saved":  # Tune could create no new trial: refused, untouched
+        before = _rows(sweep_dir)
+        refused = subprocess.run(cli("resume", str(sweep_dir)), env=env, capture_output=True)
+        assert refused.returncode == 1 and b"search_gen_state-*.json" in refused.stderr
+        assert b"is missing" in refused.stderr and _rows(sweep_dir).equals(before)
+        return
     began = time.time()
     resume(str(sweep_dir), env)
     assert time.time() - began < 300
