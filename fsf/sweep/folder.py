@@ -51,6 +51,11 @@ def _tune_state_saved(tune_path: Location) -> bool:
     return (tune_path / "tuner.pkl").is_file() and any(True for _ in saved)
 
 
+#: Tune's saved search state: a search (fsf's `_Search`), or the grid of a confirmation
+#: stage started before fsf gave it a searcher of its own
+_SEARCH_STATES = ("search_gen_state-*.json", "basic-variant-state-*.json")
+
+
 def check_tune_state(tune_path: Location) -> None:
     """Refuse to resume from Ray Tune saved state that Tune could not restore: the newest
     `experiment_state-*.json` (the one Tune reads) must parse and list its trials, and the
@@ -59,10 +64,9 @@ def check_tune_state(tune_path: Location) -> None:
     start the search afresh over a folder of finished trials; without the search's state it
     would create no new trial and end the sweep short. Raises `FsfError` (exit 1) naming the
     file; nothing is changed."""
-    states = sorted(tune_path.glob("experiment_state-*.json"), key=lambda p: p.name)
-    if not states:
+    newest = max(tune_path.glob("experiment_state-*.json"), key=lambda p: p.name, default=None)
+    if newest is None:
         return
-    newest = states[-1]
     try:
         trials = json.loads(newest.read_bytes())["trial_data"]
         problem = None if trials else "it lists no trial"
@@ -82,11 +86,6 @@ def check_tune_state(tune_path: Location) -> None:
             f"can be queried (fsf-sweep best {sweep_dir}); to go on, start a new sweep "
             "(--name NEW)"
         )
-
-
-#: Tune's saved search state: a search (fsf's `_Search`), or the grid of a confirmation
-#: stage started before fsf gave it a searcher of its own
-_SEARCH_STATES = ("search_gen_state-*.json", "basic-variant-state-*.json")
 
 
 _SKELETON = ("space.yaml", "sweep.json", TUNE_DIR, "results", "optuna.db")

@@ -272,8 +272,7 @@ class _ResumableOptunaSearch(OptunaSearch):
 
         ids = {t.trial_id for t in trials}
         unfinished = {t.trial_id for t in trials if not t.is_finished()}
-        mine = {tid: t for tid, t in self._ot_trials.items()}
-        self._ot_trials = {}
+        mine, self._ot_trials = self._ot_trials, {}
         for stored in self._ot_study.get_trials(deepcopy=False):
             tid = stored.user_attrs.get("tune_trial_id")
             if tid in ids:
