@@ -2,7 +2,8 @@
 (configuration, seed) is answered from the study or parked until its twin finishes; an
 exhausted space ends the search), the sampler a space names, the confirmation stage's
 candidates, and the search algorithm around either that Tune is given (`search_algorithm`),
-whose saved state is reconciled with Tune's restored trials when a sweep resumes."""
+whose saved state (with the ASHA scheduler's rungs, which Tune does not save) is reconciled
+with Tune's restored trials when a sweep resumes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Collection
 from typing import Any
 
 from ray.tune.result import TRAINING_ITERATION
+from ray.tune.schedulers import AsyncHyperBandScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
@@ -29,12 +31,16 @@ state if that was found): a `_Search`, or the bare searcher of a sweep started b
 (`fsf.sweep._callbacks._ResumeCheck`, on the first step)."""
 
 
-def search_algorithm(searcher: Searcher, max_concurrent: int | None) -> SearchGenerator:
+def search_algorithm(
+    searcher: Searcher, max_concurrent: int | None, scheduler: Any = None
+) -> SearchGenerator:
     """What Tune is given as `search_alg`: `searcher` behind a `ConcurrencyLimiter` (when
-    `max_concurrent` is set) in a `_Search`. Pass `max_concurrent_trials=None` to Tune."""
+    `max_concurrent` is set) in a `_Search`. Pass `max_concurrent_trials=None` to Tune, and
+    `scheduler` both here and to Tune: an ASHA scheduler's rungs are saved and restored
+    with the search's state."""
     if max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    return _Search(searcher)
+    return _Search(searcher, scheduler)
 
 
 class _Search(SearchGenerator):
@@ -49,7 +55,44 @@ class _Search(SearchGenerator):
     never run (the sweep waits forever), or not know a trial Tune runs again.
     `reconcile(trials)`, called with Tune's restored trials before any new trial is asked
     for, rebuilds that state from them: the count, the live trials, and the searcher's own
-    (`_ResumableOptunaSearch.reconcile`, `_Candidates.reconcile`)."""
+    (`_ResumableOptunaSearch.reconcile`, `_Candidates.reconcile`).
+
+    Tune saves no scheduler state: restored as Tune leaves it, an ASHA scheduler starts
+    with empty rungs, and judges the trials after a resume against those alone (the first
+    to reach a rung always goes on; trials an uninterrupted sweep would stop are trained
+    in full). So the rungs of `scheduler` (an `AsyncHyperBandScheduler`: each rung's
+    recorded score per trial) are saved in the search's state, written in the same save,
+    and restored with it; `reconcile` drops the records of trials Tune did not restore
+    (their ids are handed out again)."""
+
+    def __init__(self, searcher: Searcher, scheduler: Any = None):
+        super().__init__(searcher)
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        rungs = _rungs(self._scheduler())
+        if rungs is not None:
+            state["asha_rungs"] = [[dict(recorded) for _, recorded in b] for b in rungs]
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        super().set_state(state)
+        rungs, saved = _rungs(self._scheduler()), state.get("asha_rungs")
+        if rungs is None or saved is None:
+            return
+        if [len(b) for b in rungs] != [len(b) for b in saved]:  # not the scheduler saved
+            log.warning("ASHA's saved rungs do not fit its brackets; it starts afresh")
+            return
+        for bracket, saved_bracket in zip(rungs, saved, strict=True):
+            for (_, recorded), was in zip(bracket, saved_bracket, strict=True):
+                recorded.clear()
+                recorded.update(was)
+        n = len({t for b in saved for r in b for t in r})
+        log.info("ASHA: restored its rungs (scores of %d trials)", n)
+
+    def _scheduler(self) -> Any:
+        return getattr(self, "scheduler", None)  # (absent in a sweep started before it)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Tune unpickles the search from tuner.pkl on restore, before it looks for the saved
@@ -77,6 +120,19 @@ class _Search(SearchGenerator):
             searcher.num_unfinished_live_trials = len(live)
             searcher = searcher.searcher
         searcher.reconcile(trials)
+        known = {t.trial_id for t in trials}
+        for bracket in _rungs(self._scheduler()) or []:
+            for _, recorded in bracket:
+                for trial_id in set(recorded) - known:
+                    del recorded[trial_id]
+
+
+def _rungs(scheduler: Any) -> list[list[tuple[Any, dict[str, float]]]] | None:
+    """The rungs of each bracket of an ASHA scheduler (`(milestone, {trial id: score})`,
+    Ray Tune's own lists, changed in place), or None for any other scheduler."""
+    if not isinstance(scheduler, AsyncHyperBandScheduler):
+        return None
+    return [b._rungs for b in scheduler._brackets]
 
 
 class _Candidates(Searcher):

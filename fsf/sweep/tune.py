@@ -134,7 +134,7 @@ def _tune_config(
             reduction_factor=search.scheduler.reduction_factor,
         )
     return tune.TuneConfig(
-        search_alg=search_algorithm(searcher, search.max_concurrent),
+        search_alg=search_algorithm(searcher, search.max_concurrent, scheduler),
         scheduler=scheduler,
         num_samples=n,
         reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing the stack

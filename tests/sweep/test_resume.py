@@ -268,3 +268,70 @@ def test_fragments_of_trials_tune_does_not_know_leave_the_results(tmp_path, firs
         assert not (root / ORPHANED_DIR).exists()
     else:
         assert [p.name for p in (root / ORPHANED_DIR).iterdir()] == ["trial=c"]
+
+
+def _asha():  # type: ignore[no-untyped-def]
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="progress_step",
+        metric="dev_target_mean",
+        mode="max",
+        grace_period=1,
+        max_t=8,
+        reduction_factor=2,
+    )
+
+
+def _report(scheduler, trial_id: str, step: int, score: float) -> str:  # type: ignore[no-untyped-def]
+    trial = SimpleNamespace(trial_id=trial_id)
+    if trial_id not in scheduler._trial_info:
+        scheduler.on_trial_add(None, trial)
+    return scheduler.on_trial_result(None, trial, {"progress_step": step, "dev_target_mean": score})
+
+
+def test_a_resumed_asha_judges_trials_against_the_rungs_it_had(tmp_path):
+    """Ray Tune saves no scheduler state: after a resume, ASHA's rungs were empty and a trial
+    the uninterrupted sweep stops (worse than the trials before the kill) trained on. The
+    rungs are saved with the search's state and restored with it; records of trials Tune
+    did not restore are dropped."""
+    from ray import cloudpickle
+
+    scheduler = _asha()
+    search = search_algorithm(_Candidates(8), max_concurrent=2, scheduler=scheduler)
+    search._experiment = "the experiment"
+    constructed = cloudpickle.dumps({"search": search, "scheduler": scheduler})  # tuner.pkl
+    for trial_id, score in [("t2", 0.7), ("t1", 0.8), ("t3", 0.9), ("lost", 0.95)]:
+        assert _report(scheduler, trial_id, 1, score) == "CONTINUE"
+    assert _report(scheduler, "t4", 1, 0.1) == "STOP"  # the uninterrupted sweep stops it
+    search.save_to_dir(str(tmp_path), "s")
+
+    tuner = pickle.loads(constructed)  # Tune's restore: one pickle, the same scheduler in both
+    restored, fresh = tuner["search"], tuner["scheduler"]
+    assert restored.scheduler is fresh and _report(_asha(), "t4", 1, 0.1) == "CONTINUE"
+    restored.restore_from_dir(str(tmp_path))
+    trials = _trials("t1", "t2", "t3", "t4", finished=("t1", "t2", "t3", "t4"))
+    for i, t in enumerate(trials):
+        t.config = {"candidate": i}
+    restored.reconcile(trials)  # "lost" ran after Tune's last save of its trials
+    (recorded,) = [r for m, r in fresh._brackets[0]._rungs if m == 1]
+    assert recorded == {"t1": 0.8, "t2": 0.7, "t3": 0.9, "t4": 0.1}
+    assert _report(fresh, "t5", 1, 0.2) == "STOP"  # judged as the uninterrupted sweep would
+    assert _report(fresh, "t6", 1, 0.85) == "CONTINUE"
+    _RESTORED.clear()
+
+
+def test_a_search_saved_before_the_scheduler_was_kept_restores_as_before(tmp_path):
+    """A sweep folder started before the rungs were saved (its search state has none, its
+    search no scheduler): resume works as it did, with fresh rungs."""
+    old = search_algorithm(_Candidates(2), max_concurrent=1)
+    del old.scheduler  # as unpickled from such a folder's tuner.pkl
+    old._experiment = "the experiment"
+    old.save_to_dir(str(tmp_path), "s")
+    state = pickle.loads(next(tmp_path.glob("search_gen_state-*")).read_bytes())
+    assert "asha_rungs" not in state
+    restored = search_algorithm(_Candidates(2), max_concurrent=1, scheduler=_asha())
+    restored.restore_from_dir(str(tmp_path))
+    restored.reconcile(_trials())
+    assert all(not r for _, r in restored.scheduler._brackets[0]._rungs)
+    _RESTORED.clear()

@@ -219,6 +219,39 @@ def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
     assert per.target_mean is not None
 
 
+def test_a_resumed_asha_sweep_keeps_the_rungs_of_trials_before_the_kill(assets, tmp_path):
+    """Ray Tune saves no scheduler state; fsf saves ASHA's rungs with the search's state. After
+    a kill and a resume, the rungs hold every trial of the sweep, also those that finished
+    before the kill and never reported again (with Tune's own restore they held only the
+    trials after it, against which later trials were judged)."""
+    import pickle
+
+    policies = ["df", "fs", "ff", "fsf"]
+    space = _space(
+        assets,
+        tmp_path,
+        "asha-killed",
+        {
+            "parameters": {"policy.name": {"type": "categorical", "values": policies}},
+            "searcher": "grid",
+            "max_concurrent": 1,
+            "scheduler": {"type": "asha", "grace_period": 4, "reduction_factor": 2},
+        },
+        deepspeed={"zero_stage": 0},
+    )
+    sweep_dir = tmp_path / "runs" / "asha-killed"
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    proc = start("--space", str(space), env=env)
+    fragments = sweep_dir / "results"
+    kill_after(proc, lambda: len(list(fragments.glob("trial=*/seed-*.parquet"))), n=2)
+    resume(str(sweep_dir), env)
+    trials = set(_rows(sweep_dir)["trial_id"])
+    assert len(trials) == len(policies)
+    state = max((sweep_dir / "tune").glob("search_gen_state-*.json"))  # the resume's save
+    (bracket,) = pickle.loads(state.read_bytes())["asha_rungs"]  # rungs at steps 8 and 4
+    assert set(bracket[-1]) == trials  # every trial's score at the first rung is known
+
+
 def _saved_trials(tune_dir: Path) -> int:
     """How many trials Tune's saved experiment state lists (0 while none is saved)."""
     import json
