@@ -129,10 +129,14 @@ class _Search(SearchGenerator):
 
 def _rungs(scheduler: Any) -> list[list[tuple[Any, dict[str, float]]]] | None:
     """The rungs of each bracket of an ASHA scheduler (`(milestone, {trial id: score})`,
-    Ray Tune's own lists, changed in place), or None for any other scheduler."""
+    Ray Tune's own lists, changed in place), or None for any other scheduler (or a Ray
+    whose ASHA keeps them elsewhere: its sweeps resume with fresh rungs, as in Tune)."""
     if not isinstance(scheduler, AsyncHyperBandScheduler):
         return None
-    return [b._rungs for b in scheduler._brackets]
+    try:
+        return [b._rungs for b in scheduler._brackets]
+    except AttributeError:  # (Ray is pinned to a version that has them)
+        return None
 
 
 class _Candidates(Searcher):

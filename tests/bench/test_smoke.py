@@ -41,6 +41,12 @@ def test_query_smoke():
     assert "best_per_language" in out and "yes" in out
 
 
+def test_read_types_smoke():
+    out = _smoke("bench_read_types.py")
+    assert "1 compacted file" in out and "fragments" in out
+    assert "Table.sort_by" in out  # what changing the text columns' types would break
+
+
 @pytest.mark.slow
 def test_trainer_smoke():
     out = _smoke("bench_trainer.py")
