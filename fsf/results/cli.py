@@ -20,7 +20,7 @@ from typing import Any
 
 from fsf._cli import Command, add_commands, add_common_arguments, dispatch, print_table
 from fsf.errors import os_reason
-from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
+from fsf.results._errors import ResultsError, ResultsWriteError
 
 # What the commands share is fsf.results.cli_common, the tables of `best` are
 # fsf.results.cli_tables; the names this module has always offered stay importable from it.
@@ -28,11 +28,13 @@ from fsf.results.cli_common import (
     FORMATS,
     SKIPPED_EXIT,
     STAGES,
+    Problems,
     _dump,
     _read_stage,
     _sweep_dir,
     baseline_arg,
     check_format,
+    check_stage,
     command,
     exit_code,
     read_warning_skipped,
@@ -87,14 +89,19 @@ def _emit(res: Results, entry: dict[str, Any], path: str, rule: Any) -> None:
 
 
 def _best(args: argparse.Namespace) -> int:
-    sweep = _sweep_dir(args)
-    check_format(args.format)
+    problems = Problems()
+    sweep = problems.check(_sweep_dir, args)
+    problems.check(check_format, args.format)
+    problems.check(check_stage, args.stage)
     if args.select not in RULES:
-        raise ResultsUsageError(
+        problems.found.append(
             f"unknown --select {args.select!r}; choose one of: {', '.join(RULES)}"
         )
     if args.per_language == (args.lang is not None):
-        raise ResultsUsageError("pass exactly one of --lang L or --per-language")
+        problems.found.append("pass exactly one of --lang L or --per-language")
+    problems.folder(sweep)
+    problems.report()
+    assert sweep is not None
     res = _read_stage(sweep, args.stage)
     kw = {
         "task": args.task,
@@ -132,7 +139,11 @@ def _best(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    check_format(args.format, ("table", "json"))
+    problems = Problems()
+    problems.check(check_format, args.format, ("table", "json"))
+    problems.check(check_stage, args.stage)
+    problems.folder(args.dir)
+    problems.report()
     res = _read_stage(args.dir, args.stage)
     s = summary(res, task=args.task, select=args.select, baseline=baseline_arg(args.baseline))
     if args.format == "json":

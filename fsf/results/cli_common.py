@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from fsf.results._errors import ResultsUsageError
 from fsf.results.reader import (
@@ -24,14 +24,19 @@ from fsf.results.reader import (
     SkippedFragment,
     confirmation_of,
     read_results,
+    resolve_root,
 )
+
+_T = TypeVar("_T")
 
 __all__ = [
     "FORMATS",
     "SKIPPED_EXIT",
     "STAGES",
+    "Problems",
     "baseline_arg",
     "check_format",
+    "check_stage",
     "command",
     "exit_code",
     "read_warning_skipped",
@@ -102,11 +107,15 @@ def read_warning_skipped(path: str) -> Results:
     return res
 
 
+def check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ResultsUsageError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGES)}")
+
+
 def _read_stage(path: str, stage: str) -> Results:
     """The results a query answers from: the confirmation stage when there is one (`auto`,
     `confirm`), else the search."""
-    if stage not in STAGES:
-        raise ResultsUsageError(f"unknown --stage {stage!r}; choose one of: {', '.join(STAGES)}")
+    check_stage(stage)
     res = read_warning_skipped(path)
     if stage == "search" or res.sweep.get("stage") == "confirm":
         return res
@@ -119,6 +128,36 @@ def _read_stage(path: str, stage: str) -> Results:
         return res
     warn_skipped(confirmed.skipped)
     return confirmed
+
+
+class Problems:
+    """The usage problems of one command line, reported together: `check` runs a check that
+    raises `ResultsUsageError` and keeps its message; `report` raises one error (exit 2)
+    listing every problem found, so a user fixes them in one go."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    def check(self, fn: Callable[..., _T], *args: Any) -> _T | None:
+        try:
+            return fn(*args)
+        except ResultsUsageError as exc:
+            self.found.append(str(exc))
+            return None
+
+    def folder(self, path: str | None) -> None:
+        """That `path` is a sweep or results folder (checked before it is read)."""
+        if path is not None:
+            self.check(resolve_root, path)
+
+    def report(self) -> None:
+        """Raise the problems found, if any: one line for one, else one line each, as the
+        config errors are listed (`fsf.errors.format_problems`)."""
+        if len(self.found) == 1:
+            raise ResultsUsageError(self.found[0])
+        if self.found:
+            lines = [f"the command line has {len(self.found)} problems:"]
+            raise ResultsUsageError("\n".join(lines + [f"  - {m}" for m in self.found]))
 
 
 def check_format(fmt: str, allowed: Sequence[str] = FORMATS) -> None:

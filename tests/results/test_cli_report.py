@@ -165,6 +165,33 @@ def test_usage_errors_exit_2(sweep, tmp_path, capsys, argv, needle):
     assert code == 2 and needle in err
 
 
+@pytest.mark.parametrize(
+    ("argv", "needles"),
+    [
+        (
+            ["best", "{missing}", "--format", "xml", "--select", "x", "--stage", "y"],
+            [
+                "table, json, csv",
+                "source-dev",
+                "auto, search, confirm",
+                "exactly one of --lang",
+                "no such folder",
+            ],
+        ),
+        (
+            ["show", "{missing}", "--format", "csv", "--stage", "y"],
+            ["table, json", "auto, search, confirm", "no such folder"],
+        ),
+    ],
+)
+def test_every_usage_problem_is_reported_at_once(tmp_path, capsys, argv, needles):
+    code, out, err = _run([a.format(missing=tmp_path / "none") for a in argv], capsys)
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"has {len(needles)} problems" in err
+    for needle in needles:
+        assert needle in err
+
+
 def test_usage_errors_are_fsf_errors(sweep):
     parser = argparse.ArgumentParser()
     cli.register(parser.add_subparsers(dest="cmd"))
