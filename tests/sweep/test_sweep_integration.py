@@ -39,6 +39,12 @@ def _space(assets, tmp_path: Path, name: str, search: dict, **base) -> Path:
     return path
 
 
+def _policy_grid(policies: list[str], **search) -> dict:
+    """A grid over `policies`, one trial at a time (the kill tests' search)."""
+    parameters = {"policy.name": {"type": "categorical", "values": policies}}
+    return {"parameters": parameters, "searcher": "grid", "max_concurrent": 1, **search}
+
+
 def _rows(sweep_dir: Path):
     """Evaluation rows, and the null-split row of a run that failed before evaluating; the
     analysis rows (split train, cka) are left out."""
@@ -151,16 +157,7 @@ def test_resume_after_the_driver_is_killed(assets, tmp_path):
         assets,
         tmp_path,
         "killed",
-        {
-            "parameters": {
-                "policy.name": {
-                    "type": "categorical",
-                    "values": ["df", "fs", "ff", "fsf", "noisytune", "only-s1"],
-                }
-            },
-            "searcher": "grid",
-            "max_concurrent": 1,
-        },
+        _policy_grid(["df", "fs", "ff", "fsf", "noisytune", "only-s1"]),
     )
     sweep_dir = tmp_path / "runs" / "killed"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
@@ -231,12 +228,9 @@ def test_a_resumed_asha_sweep_keeps_the_rungs_of_trials_before_the_kill(assets, 
         assets,
         tmp_path,
         "asha-killed",
-        {
-            "parameters": {"policy.name": {"type": "categorical", "values": policies}},
-            "searcher": "grid",
-            "max_concurrent": 1,
-            "scheduler": {"type": "asha", "grace_period": 4, "reduction_factor": 2},
-        },
+        _policy_grid(
+            policies, scheduler={"type": "asha", "grace_period": 4, "reduction_factor": 2}
+        ),
         deepspeed={"zero_stage": 0},
     )
     sweep_dir = tmp_path / "runs" / "asha-killed"
@@ -291,11 +285,7 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
         assets,
         tmp_path,
         "torn",
-        {
-            "parameters": {"policy.name": {"type": "categorical", "values": policies}},
-            "searcher": "grid",
-            "max_concurrent": 1,
-        },
+        _policy_grid(policies),
         deepspeed={"zero_stage": 0},
         optim={"max_steps": 600, "batch_size": 8, "lr": 1e-3},
         eval={"every_steps": 300},  # a few seconds a trial: time to see Tune save each
