@@ -74,6 +74,7 @@ class _ResumeCheck(Callback):
         self.results_dir = results_dir
         self.done = False
         self.moved: list[str] = []
+        self.summary: str | None = None  # what the resume restored, said when the sweep ends
 
     def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
         if self.done:
@@ -85,12 +86,27 @@ class _ResumeCheck(Callback):
                 "the sweep was not resumed; nothing was changed. Its results can be queried "
                 "as they are; to go on, start a new sweep (--name NEW)"
             )
+        scored = None
         for search in _RESTORED:
             search.reconcile(trials)
+            scored = getattr(search, "scored", None)
         _RESTORED.clear()
         self.moved = set_aside_orphans(self.results_dir, {t.trial_id for t in trials})
         if self.moved:
             log.warning("moved fragments of orphaned trials to %s: %s", ORPHANED_DIR, self.moved)
+        finished = sum(1 for t in trials if t.is_finished())
+        parts = [
+            f"resumed from Ray Tune's saved state: {len(trials)} trials ({finished} finished, "
+            f"{len(trials) - finished} to run again)"
+        ]
+        if scored is not None:
+            parts.append(f"ASHA's rungs restored with the scores of {scored} trials")
+        if self.moved:
+            parts.append(
+                f"fragments of {len(self.moved)} trial(s) Tune had not saved moved to "
+                f"results/{ORPHANED_DIR} (their configurations run again)"
+            )
+        self.summary = "; ".join(parts)
 
 
 class _TrialResources:

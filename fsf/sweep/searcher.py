@@ -68,6 +68,7 @@ class _Search(SearchGenerator):
     def __init__(self, searcher: Searcher, scheduler: Any = None):
         super().__init__(searcher)
         self.scheduler = scheduler
+        self.scored: int | None = None
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -121,10 +122,14 @@ class _Search(SearchGenerator):
             searcher = searcher.searcher
         searcher.reconcile(trials)
         known = {t.trial_id for t in trials}
-        for bracket in _rungs(self._scheduler()) or []:
+        rungs = _rungs(self._scheduler())
+        for bracket in rungs or []:
             for _, recorded in bracket:
                 for trial_id in set(recorded) - known:
                     del recorded[trial_id]
+        self.scored = None  # how many trials ASHA's rungs hold a score of (None: no ASHA)
+        if rungs is not None:
+            self.scored = len({t for b in rungs for _, recorded in b for t in recorded})
 
 
 def _rungs(scheduler: Any) -> list[list[tuple[Any, dict[str, float]]]] | None:

@@ -252,8 +252,11 @@ def run_sweep(
                 callbacks=[_LiveCallbacks(), *_logger_callbacks(spec, sweep_dir)],
             ),
         )
-    live = [_ResumeCheck(results_dir), callback] if restoring else [callback]
+    check = _ResumeCheck(results_dir)
+    live = [check, callback] if restoring else [callback]
     grid = _fit(tuner, live, callback)
+    if check.summary:
+        notes.insert(0, check.summary)
     recorded: dict[str, str] = {}
     if results_dir.exists():
         recorded, more = finalise_statuses(results_dir, callback.errors)

@@ -45,7 +45,8 @@ def kill_after(proc: subprocess.Popen, fragments: Callable[[], int], n: int = 3)
     time.sleep(1)
 
 
-def resume(sweep: str, env: dict[str, str]) -> None:
+def resume(sweep: str, env: dict[str, str]) -> str:
+    """`fsf-sweep resume SWEEP`, which must succeed; returns what it printed."""
     code = subprocess.run(
         cli("resume", sweep),
         env=env,
@@ -55,6 +56,7 @@ def resume(sweep: str, env: dict[str, str]) -> None:
         start_new_session=True,
     )
     assert code.returncode == 0, code.stderr[-3000:]
+    return code.stdout
 
 
 def check_study(study: Any, row_trial_ids: list[str], results: Any) -> None:

@@ -264,10 +264,13 @@ def test_fragments_of_trials_tune_does_not_know_leave_the_results(tmp_path, firs
 
     kept = set(read_results(root).table.column("trial_id").to_pylist())
     assert kept == {*first_step_trials, "d"}
+    said = "resumed from Ray Tune's saved state: {} trials (0 finished, {} to run again)"
+    assert callback.summary.startswith(said.format(*[len(first_step_trials)] * 2))
     if "c" in first_step_trials:
-        assert not (root / ORPHANED_DIR).exists()
+        assert not (root / ORPHANED_DIR).exists() and "moved" not in callback.summary
     else:
         assert [p.name for p in (root / ORPHANED_DIR).iterdir()] == ["trial=c"]
+        assert "fragments of 1 trial(s) Tune had not saved moved to" in callback.summary
 
 
 def _asha():  # type: ignore[no-untyped-def]
@@ -316,6 +319,7 @@ def test_a_resumed_asha_judges_trials_against_the_rungs_it_had(tmp_path):
     restored.reconcile(trials)  # "lost" ran after Tune's last save of its trials
     (recorded,) = [r for m, r in fresh._brackets[0]._rungs if m == 1]
     assert recorded == {"t1": 0.8, "t2": 0.7, "t3": 0.9, "t4": 0.1}
+    assert restored.scored == 4  # what the resume says it restored
     assert _report(fresh, "t5", 1, 0.2) == "STOP"  # judged as the uninterrupted sweep would
     assert _report(fresh, "t6", 1, 0.85) == "CONTINUE"
     _RESTORED.clear()

@@ -217,10 +217,11 @@ def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
 
 
 def test_a_resumed_asha_sweep_keeps_the_rungs_of_trials_before_the_kill(assets, tmp_path):
-    """Ray Tune saves no scheduler state; fsf saves ASHA's rungs with the search's state. After
-    a kill and a resume, the rungs hold every trial of the sweep, also those that finished
-    before the kill and never reported again (with Tune's own restore they held only the
-    trials after it, against which later trials were judged)."""
+    """Ray Tune saves no scheduler state; fsf saves ASHA's rungs with the search's state. The
+    driver is killed once Tune has saved a finished trial, before the sweep ends: after the
+    resume, the rungs hold every trial of the sweep, also those finished before the kill,
+    which never report again (with Tune's own restore the rungs held only the trials run
+    after it, against which later trials were judged)."""
     import pickle
 
     policies = ["df", "fs", "ff", "fsf"]
@@ -229,32 +230,38 @@ def test_a_resumed_asha_sweep_keeps_the_rungs_of_trials_before_the_kill(assets, 
         tmp_path,
         "asha-killed",
         _policy_grid(
-            policies, scheduler={"type": "asha", "grace_period": 4, "reduction_factor": 2}
+            policies, scheduler={"type": "asha", "grace_period": 300, "reduction_factor": 2}
         ),
         deepspeed={"zero_stage": 0},
+        optim={"max_steps": 600, "batch_size": 8, "lr": 1e-3},
+        eval={"every_steps": 300},  # a few seconds a trial: time to kill between trials
     )
     sweep_dir = tmp_path / "runs" / "asha-killed"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     proc = start("--space", str(space), env=env)
-    fragments = sweep_dir / "results"
-    kill_after(proc, lambda: len(list(fragments.glob("trial=*/seed-*.parquet"))), n=2)
-    resume(str(sweep_dir), env)
+    kill_after(proc, lambda: _saved_trials(sweep_dir / "tune", "TERMINATED"), n=1)
+    assert _saved_trials(sweep_dir / "tune", "TERMINATED") < len(policies)  # killed mid-way
+    said = resume(str(sweep_dir), env)
     trials = set(_rows(sweep_dir)["trial_id"])
     assert len(trials) == len(policies)
+    assert "note: resumed from Ray Tune's saved state:" in said
+    assert "ASHA's rungs restored with the scores of" in said
     state = max((sweep_dir / "tune").glob("search_gen_state-*.json"))  # the resume's save
-    (bracket,) = pickle.loads(state.read_bytes())["asha_rungs"]  # rungs at steps 8 and 4
+    (bracket,) = pickle.loads(state.read_bytes())["asha_rungs"]  # rungs at steps 600, 300
     assert set(bracket[-1]) == trials  # every trial's score at the first rung is known
 
 
-def _saved_trials(tune_dir: Path) -> int:
-    """How many trials Tune's saved experiment state lists (0 while none is saved)."""
+def _saved_trials(tune_dir: Path, status: str | None = None) -> int:
+    """How many trials (of `status`, e.g. TERMINATED) Tune's saved experiment state lists (0
+    while none is saved)."""
     import json
 
     for path in tune_dir.glob("experiment_state-*.json"):
         try:
-            return len(json.loads(path.read_text())["trial_data"])
+            trials = [json.loads(t) for t, _ in json.loads(path.read_text())["trial_data"]]
         except (OSError, ValueError, KeyError):
             return 0
+        return sum(1 for t in trials if status is None or t["status"] == status)
     return 0
 
 
