@@ -105,6 +105,13 @@ class _Search(SearchGenerator):
         super().restore_from_dir(dirpath)
         _RESTORED[:] = [self]
 
+    def is_finished(self) -> bool:
+        # Tune asks this before its first step: restored, the count may come from a save
+        # that knew more trials than Tune restored (one created after Tune's last save of
+        # its trials), and the sweep would end with that trial's point never run. So a
+        # restored search says no until the first step has reconciled it.
+        return self not in _RESTORED and super().is_finished()
+
     def reconcile(self, trials: list) -> None:
         if self._experiment is None:  # no saved search state (`check_tune_state` refuses it)
             raise FsfError(

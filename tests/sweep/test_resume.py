@@ -339,3 +339,23 @@ def test_a_search_saved_before_the_scheduler_was_kept_restores_as_before(tmp_pat
     restored.reconcile(_trials())
     assert all(not r for _, r in restored.scheduler._brackets[0]._rungs)
     _RESTORED.clear()
+
+
+def test_a_restored_search_is_not_finished_before_it_is_reconciled(tmp_path):
+    """Tune asks whether the search is finished before its first step. A search state saved
+    after the last trial was created, with Tune's trials saved before it: the count says
+    finished, so Tune would end the sweep without that trial's point; the restored search
+    is unfinished until the first step reconciles it, then counts what Tune has."""
+    search = search_algorithm(_Candidates(2), max_concurrent=1)
+    search._experiment, search._total_samples = "the experiment", 2
+    search._counter = 2  # both trials created, the second after Tune's last save of trials
+    search.save_to_dir(str(tmp_path), "s")
+    restored = search_algorithm(_Candidates(2), max_concurrent=1)
+    restored.restore_from_dir(str(tmp_path))
+    assert not restored.is_finished()  # so Tune takes a first step
+    trial = _trials("t1", finished=("t1",))
+    trial[0].config = {"candidate": 0}
+    _ResumeCheck(tmp_path / "results").on_step_begin(0, trial)  # reconciles, unregisters
+    assert _RESTORED == [] and not restored.is_finished()  # one trial to create
+    restored._counter = 2
+    assert restored.is_finished()

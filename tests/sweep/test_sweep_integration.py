@@ -251,6 +251,37 @@ def test_a_resumed_asha_sweep_keeps_the_rungs_of_trials_before_the_kill(assets, 
     assert set(bracket[-1]) == trials  # every trial's score at the first rung is known
 
 
+def test_resume_when_tunes_trials_miss_the_last_trial(assets, tmp_path):
+    """Tune's saved trials miss the last trial (its trials file saved before the trial was
+    created, its search state after; a kill between the two files or their uploads) and
+    every trial it has finished: the search's count says finished, so before fsf checked it
+    the resume ended at once, that trial neither known to Tune nor set aside. Now the
+    resume reconciles first: the trial's fragments leave the results, its point runs again."""
+    import json
+
+    policies = ["df", "fs", "ff"]
+    space = _space(assets, tmp_path, "last", _policy_grid(policies), deepspeed={"zero_stage": 0})
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    done = subprocess.run(cli("--space", str(space)), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sweep_dir = tmp_path / "runs" / "last"
+    path = max((sweep_dir / "tune").glob("experiment_state-*.json"))
+    state = json.loads(path.read_text())
+    last, _ = state["trial_data"].pop()  # as saved before the last trial was created
+    lost = json.loads(last)["trial_id"]
+    path.write_text(json.dumps(state))
+    said = resume(str(sweep_dir), env)
+    assert "resumed from Ray Tune's saved state: 2 trials (2 finished, 0 to run again)" in said
+    df = _rows(sweep_dir)
+    assert lost not in set(df["trial_id"])
+    assert sorted(df.groupby("trial_id")["policy"].first()) == sorted(policies)  # each once
+    assert (sweep_dir / "results" / ".orphaned" / f"trial={lost}").is_dir()
+    import optuna
+
+    study = optuna.load_study(study_name="last", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    check_study(study, list(set(df["trial_id"])), sweep_dir / "results")
+
+
 def _saved_trials(tune_dir: Path, status: str | None = None) -> int:
     """How many trials (of `status`, e.g. TERMINATED) Tune's saved experiment state lists (0
     while none is saved)."""
