@@ -315,6 +315,8 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
     print(f"confirmation finished: {c.num_trials} configurations on fresh seeds ({done})")
     for trial_id, reason in sorted(c.errors.items()):
         print(f"  trial {trial_id} failed: {reason}")
+    if c.resumed:
+        print(f"note: confirmation {c.resumed}")
 
 
 def _confirm(args: argparse.Namespace) -> int:

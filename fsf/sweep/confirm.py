@@ -62,6 +62,7 @@ class ConfirmOutcome:
     statuses: dict[str, int]
     errors: dict[str, str] = field(default_factory=dict)
     already_done: bool = False
+    resumed: str | None = None  # what a resume restored (`_ResumeCheck.summary`)
 
 
 def confirm_spec(
@@ -271,7 +272,8 @@ def run_confirm(
                 callbacks=[_LiveCallbacks()],
             ),
         )
-    live = [_ResumeCheck(results_dir), callback] if resume else [callback]
+    check = _ResumeCheck(results_dir)
+    live = [check, callback] if resume else [callback]
     grid = _fit(tuner, live, callback)
     if results_dir.exists():
         finalise_statuses(results_dir, callback.errors)
@@ -281,4 +283,12 @@ def run_confirm(
             meta["checkpoints_pruned"] = prune_checkpoints(cdir)
         meta["finished"] = True
         _write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    return ConfirmOutcome(cdir, results_dir, candidates, len(grid), statuses, dict(callback.errors))
+    return ConfirmOutcome(
+        cdir,
+        results_dir,
+        candidates,
+        len(grid),
+        statuses,
+        dict(callback.errors),
+        resumed=check.summary,
+    )
