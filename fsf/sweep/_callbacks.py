@@ -21,7 +21,7 @@ from ray.tune import Callback
 from fsf.errors import FsfError, UsageError
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.storage import Location
-from fsf.sweep.searcher import _RESTORED
+from fsf.sweep.searcher import _RESTORED, _Search
 from fsf.sweep.space import missing_logger_packages, trial_workers
 from fsf.sweep.spec import SweepSpec
 
@@ -89,7 +89,8 @@ class _ResumeCheck(Callback):
         scored = None
         for search in _RESTORED:
             search.reconcile(trials)
-            scored = getattr(search, "scored", None)
+            if isinstance(search, _Search):  # (not the bare searcher of an older sweep)
+                scored = search.asha_scored()
         _RESTORED.clear()
         self.moved = set_aside_orphans(self.results_dir, {t.trial_id for t in trials})
         if self.moved:

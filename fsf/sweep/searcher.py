@@ -68,7 +68,6 @@ class _Search(SearchGenerator):
     def __init__(self, searcher: Searcher, scheduler: Any = None):
         super().__init__(searcher)
         self.scheduler = scheduler
-        self.scored: int | None = None
 
     def get_state(self) -> dict[str, Any]:
         state = super().get_state()
@@ -89,11 +88,16 @@ class _Search(SearchGenerator):
             for (_, recorded), was in zip(bracket, saved_bracket, strict=True):
                 recorded.clear()
                 recorded.update(was)
-        n = len({t for b in saved for r in b for t in r})
-        log.info("ASHA: restored its rungs (scores of %d trials)", n)
 
     def _scheduler(self) -> Any:
         return getattr(self, "scheduler", None)  # (absent in a sweep started before it)
+
+    def asha_scored(self) -> int | None:
+        """How many trials ASHA's rungs hold a score of (None: the scheduler is not ASHA)."""
+        rungs = _rungs(self._scheduler())
+        if rungs is None:
+            return None
+        return len({t for bracket in rungs for _, recorded in bracket for t in recorded})
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Tune unpickles the search from tuner.pkl on restore, before it looks for the saved
@@ -129,14 +133,10 @@ class _Search(SearchGenerator):
             searcher = searcher.searcher
         searcher.reconcile(trials)
         known = {t.trial_id for t in trials}
-        rungs = _rungs(self._scheduler())
-        for bracket in rungs or []:
+        for bracket in _rungs(self._scheduler()) or []:
             for _, recorded in bracket:
                 for trial_id in set(recorded) - known:
                     del recorded[trial_id]
-        self.scored = None  # how many trials ASHA's rungs hold a score of (None: no ASHA)
-        if rungs is not None:
-            self.scored = len({t for b in rungs for _, recorded in b for t in recorded})
 
 
 def _rungs(scheduler: Any) -> list[list[tuple[Any, dict[str, float]]]] | None:

@@ -319,7 +319,7 @@ def test_a_resumed_asha_judges_trials_against_the_rungs_it_had(tmp_path):
     restored.reconcile(trials)  # "lost" ran after Tune's last save of its trials
     (recorded,) = [r for m, r in fresh._brackets[0]._rungs if m == 1]
     assert recorded == {"t1": 0.8, "t2": 0.7, "t3": 0.9, "t4": 0.1}
-    assert restored.scored == 4  # what the resume says it restored
+    assert restored.asha_scored() == 4  # what the resume says it restored
     assert _report(fresh, "t5", 1, 0.2) == "STOP"  # judged as the uninterrupted sweep would
     assert _report(fresh, "t6", 1, 0.85) == "CONTINUE"
     _RESTORED.clear()
