@@ -44,6 +44,7 @@ COMMANDS: dict[str, str] = {
     "train": "fsf.train.cli",
     "policy": "fsf.policies.cli",
     "synth": "fsf.synthetic.cli",
+    "data": "fsf.real.cli",
     "cluster": "fsf.cluster.cli",
 }
 

@@ -8,5 +8,5 @@ PY=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install -q --upgrade pip >/dev/null
 python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev]" "torch==2.13.0"
+python -m pip install -q -e ".[dev,real]" "torch==2.13.0"
 echo "fsf installed in .venv ($(python -c 'import fsf; print(fsf.__version__)'))"

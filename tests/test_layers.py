@@ -16,6 +16,7 @@ PACKAGE = ROOT / "fsf"
 LAYERS = (
     "base",  # fsf.errors, fsf.cka, fsf.atomic, fsf.yamlfile
     "synthetic",  # the embedded world, tokenizer, encoder (needs only base)
+    "real",  # the real benchmark built from registry packages (needs only base)
     "policies",
     "tasks",
     "config",

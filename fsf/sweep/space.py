@@ -29,6 +29,7 @@ config, the check of the model and data a space names, and the command line's ov
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -341,12 +342,52 @@ def with_overrides(
         raise ConfigError(problems) from None
 
 
+#: Run-config keys that may name a local folder or file (or a `{lang}`/`{split}` template).
+_PATH_KEYS = (
+    ("model", "name"),
+    ("model", "tokenizer"),
+    ("task", "dataset"),
+    ("task", "train_dataset"),
+)
+
+
+def _local(value: str) -> bool:
+    """Whether `value` names something on this machine, relative to the working folder: a
+    folder or file that exists, or a template whose fixed part's folder exists."""
+    if "://" in value or value.startswith("synthetic"):
+        return False
+    fixed = value.split("{", 1)[0]
+    if fixed != value:
+        return Path(fixed if fixed.endswith("/") else os.path.dirname(fixed) or ".").is_dir()
+    return Path(value).exists()
+
+
+def absolute_local_paths(base: dict[str, Any]) -> dict[str, Any]:
+    """`base` with relative local paths made absolute (against the working folder).
+
+    Ray Tune runs each trial in its own folder, so `model.name: fsf-real/encoder` or
+    `task.dataset: data/{lang}/{split}.jsonl` must be resolved where the sweep starts; a hub
+    name (no such local path) is left as it is."""
+    out = dict(base)
+    for section, key in _PATH_KEYS:
+        part = out.get(section)
+        if not isinstance(part, dict):
+            continue
+        value = part.get(key)
+        if isinstance(value, str) and value and not os.path.isabs(value) and _local(value):
+            out[section] = {**part, key: os.path.abspath(value)}
+    return out
+
+
 def validate_space(data: Any, source: str | None = None) -> SweepSpec:
-    """Build a SweepSpec from parsed YAML, raising one ConfigError listing every problem."""
+    """Build a SweepSpec from parsed YAML, raising one ConfigError listing every problem.
+    Relative local paths in the base are made absolute (`absolute_local_paths`)."""
     if not isinstance(data, dict):
         raise ConfigError(
             [Problem("", "a space file is a mapping with base/search/storage", data, True)], source
         )
+    if isinstance(data.get("base"), dict):
+        data = {**data, "base": absolute_local_paths(data["base"])}
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:

@@ -24,6 +24,10 @@ a few steps of training beat chance.
 `dataset_info` (features, splits) and `configs` (`data_files` globs), Parquet files named
 `<config dir>/<split>-00000-of-00001.parquet`, the same config names, splits and features.
 Point `FSF_HUB_MIRROR` at `root` and the tasks' hub names load from it (fsf.tasks.data).
+
+`tiny_real_benchmark(out)` writes what `fsf data build real` writes, from a tiny E5S1 file
+(`tiny_e5s1`) and intent templates of two languages (`TINY_SOURCES`), for the real
+benchmark's spaces and commands in tests (needs the `real` extra's hassil).
 """
 
 from fsf.testing._assets import (
@@ -37,20 +41,34 @@ from fsf.testing._assets import (
 )
 from fsf.testing._hub import HUB_REPOS, hub_mirror
 from fsf.testing._policy_contract import PolicyContract
+from fsf.testing._real import (
+    TINY_E5S1,
+    TINY_PIECES,
+    TINY_SOURCES,
+    e5s1_tensors,
+    tiny_e5s1,
+    tiny_real_benchmark,
+)
 from fsf.testing._reporter_contract import ReporterContract
 from fsf.testing._task_contract import TaskContract
 
 __all__ = [
     "HUB_REPOS",
     "NER_TAGS",
+    "TINY_E5S1",
+    "TINY_PIECES",
+    "TINY_SOURCES",
     "XNLI_LABELS",
     "PolicyContract",
     "ReporterContract",
     "TaskContract",
+    "e5s1_tensors",
     "hub_mirror",
     "pair_dataset",
     "qa_dataset",
     "tagging_dataset",
+    "tiny_e5s1",
     "tiny_model",
+    "tiny_real_benchmark",
     "tiny_tokenizer",
 ]

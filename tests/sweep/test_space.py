@@ -47,7 +47,13 @@ GOOD = {
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.name for p in SWEEPS])
-def test_shipped_spaces_validate_and_sample(path):
+def test_shipped_spaces_validate_and_sample(path, tmp_path, monkeypatch):
+    if "fsf-real/" in path.read_text():  # the real benchmark's spaces: a tiny stand-in built
+        pytest.importorskip("hassil")
+        from fsf.testing import tiny_real_benchmark
+
+        tiny_real_benchmark(tmp_path / "fsf-real")
+        monkeypatch.chdir(tmp_path)
     spec = load_space(path)
     study = optuna.create_study(directions=["maximize"] * len(spec.search.objective))
     trial = study.ask()
@@ -328,3 +334,30 @@ def test_tune_never_sees_test_scores():
     assert "test" in base.eval.splits
     names = reported_metrics(validate_run_config(base.model_dump(mode="json")))
     assert "dev_target_mean" in names and not [n for n in names if n.startswith("test")]
+
+
+def test_relative_local_paths_are_made_absolute_where_the_sweep_starts(tmp_path, monkeypatch):
+    """Ray Tune runs each trial in its own folder: a relative model folder or data template
+    must be resolved against the folder the sweep starts in (hub names are left alone)."""
+    from fsf.sweep.space import absolute_local_paths
+
+    (tmp_path / "models" / "enc").mkdir(parents=True)
+    (tmp_path / "data" / "en").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    base = {
+        "model": {"name": "models/enc", "tokenizer": "FacebookAI/xlm-roberta-base"},
+        "task": {"dataset": "data/{lang}/{split}.jsonl", "train_dataset": "rajpurkar/squad"},
+    }
+    out = absolute_local_paths(base)
+    assert out["model"] == {
+        "name": str(tmp_path / "models" / "enc"),
+        "tokenizer": "FacebookAI/xlm-roberta-base",
+    }
+    assert out["task"] == {
+        "dataset": str(tmp_path / "data" / "{lang}" / "{split}.jsonl"),
+        "train_dataset": "rajpurkar/squad",
+    }
+    assert base["model"]["name"] == "models/enc"  # the input is not changed
+    assert absolute_local_paths({"model": {"name": "synthetic"}}) == {
+        "model": {"name": "synthetic"}
+    }
