@@ -14,7 +14,7 @@ DF), a per-language table of paired differences (its Table 3 analogue), and with
 `--sensitivity` its Table 5 analogue (FSF's c1, c2 and r one at a time around FSF's tuned
 configuration, on the same fresh seeds). A PNG shows the paired differences.
 
-    python bench/bench_science.py [--out DIR] [--trials 12] [--seeds 100 101 102 103 104]
+    python bench/bench_science.py [--out DIR] [--space FILE] [--trials 12] [--seeds 100 101 102 103 104]
                                   [--policies df fs ...] [--sensitivity] [--png FILE]
     python bench/bench_science.py --smoke
 """
@@ -68,7 +68,7 @@ def policy_space(space: dict[str, Any], policy: str, trials: int, seeds: list[in
                 del params[key]
                 changed = True
     if "optim.lr" not in params:
-        raise SystemExit(f"{SPACE} does not search optim.lr: a tuned-vs-tuned comparison needs it")
+        raise SystemExit("the space does not search optim.lr: a tuned-vs-tuned comparison needs it")
     out["search"]["parameters"] = params
     out["search"]["num_trials"] = trials
     out["confirm"] = {
@@ -256,6 +256,12 @@ def sensitivity(fsf_folder: Path, seeds: list[int], smoke_over: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "fsf-runs" / "science")
+    p.add_argument(
+        "--space",
+        type=Path,
+        default=SPACE,
+        help="the space whose base and knobs every policy gets (sweeps/policies.yaml)",
+    )
     p.add_argument("--trials", type=int, default=12, help="search trials per policy")
     p.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
     p.add_argument("--policies", nargs="+", default=list(POLICIES), choices=POLICIES)
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if "df" not in args.policies:
         p.error("--policies must include df (the baseline)")
-    space = yaml.safe_load(SPACE.read_text())
+    space = yaml.safe_load(args.space.read_text())
     tmp = tempfile.TemporaryDirectory()
     extra: list[str] = []
     smoke_over: dict[str, Any] = {}

@@ -53,18 +53,18 @@ def _run_config(args: argparse.Namespace) -> Any:
 
     return validate_run_config(
         {
-            "model": {"name": args.model, "max_length": 64},
+            "model": {"name": args.model, "max_length": args.max_length},
             "task": {
                 "name": "classification",
                 "dataset": args.dataset,
                 "text_fields": args.text_fields,
                 "num_labels": args.num_labels,
-                "max_eval_examples": 8,
+                "max_eval_examples": None if args.accuracy else 8,
             },
             "target_langs": args.targets,
             "policy": {"name": "df"},
             "optim": {
-                "lr": LR,
+                "lr": args.lr,
                 "batch_size": args.batch,
                 "max_steps": args.steps,
                 "warmup_ratio": WARMUP_RATIO,
@@ -96,12 +96,17 @@ def side_fsf(args: argparse.Namespace) -> dict[str, float]:
     total = time.perf_counter() - t0
     evs = {e.step: e.elapsed_s for e in reporter.evaluations}
     span = evs[args.steps] - evs[args.warmup_steps]
-    return {
+    out = {
         "samples_per_s": (args.steps - args.warmup_steps) * args.batch / span,
         "end_to_end_s": total,
         "rss_imports_mb": rss_imports,
         "peak_rss_mb": _peak_rss_mb(),
     }
+    if args.accuracy:  # the source language's dev accuracy at the last step
+        last = [e for e in reporter.evaluations if e.step == args.steps]
+        scores = {(r.language, r.metric): r.value for e in last for r in e.rows if r.split == "dev"}
+        out["dev_accuracy"] = scores[config.source_lang, "accuracy"]
+    return out
 
 
 def side_hf(args: argparse.Namespace) -> dict[str, float]:
@@ -144,12 +149,12 @@ def side_hf(args: argparse.Namespace) -> dict[str, float]:
         output_dir=str(Path(args.workdir) / "hf"),
         per_device_train_batch_size=args.batch,
         max_steps=args.steps,
-        learning_rate=LR,
+        learning_rate=args.lr,
         weight_decay=WEIGHT_DECAY,
         warmup_steps=int(WARMUP_RATIO * args.steps),
         lr_scheduler_type="linear",
         max_grad_norm=GRAD_CLIP,
-        optim="adamw_torch",
+        **({} if args.hf_defaults else {"optim": "adamw_torch"}),
         eval_strategy="no",
         save_strategy="no",
         logging_strategy="no",
@@ -169,12 +174,18 @@ def side_hf(args: argparse.Namespace) -> dict[str, float]:
     trainer.train()
     total = time.perf_counter() - t0
     span = stamps[args.steps] - stamps[args.warmup_steps]
-    return {
+    out = {
         "samples_per_s": (args.steps - args.warmup_steps) * args.batch / span,
         "end_to_end_s": total,
         "rss_imports_mb": rss_imports,
         "peak_rss_mb": _peak_rss_mb(),
     }
+    if args.accuracy:  # the source language's dev accuracy, as fsf scores it
+        dev = task.encode(task.load(config.source_lang, "dev"), tokenizer)
+        dev_set = [{"input_ids": f["input_ids"], "labels": f["label"]} for f in dev]
+        predicted = trainer.predict(dev_set).predictions.argmax(-1)
+        out["dev_accuracy"] = float((predicted == [f["label"] for f in dev]).mean())
+    return out
 
 
 def _child(args: argparse.Namespace, side: str) -> dict[str, float]:
@@ -191,6 +202,9 @@ def _forward(args: argparse.Namespace) -> list[str]:
         "--batch", str(args.batch), "--threads", str(args.threads),
         "--model", args.model, "--dataset", args.dataset,
         "--num-labels", str(args.num_labels), "--workdir", args.workdir,
+        "--lr", str(args.lr), "--max-length", str(args.max_length),
+        *(["--hf-defaults"] if args.hf_defaults else []),
+        *(["--accuracy"] if args.accuracy else []),
         "--text-fields", *args.text_fields, "--targets", *args.targets,
     ]  # fmt: skip
 
@@ -212,6 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-labels", type=int, default=4)
     p.add_argument("--targets", nargs="+", default=["fk", "fr", "ja", "cy", "sw", "ur"])
     p.add_argument("--workdir", default=None)
+    p.add_argument("--lr", type=float, default=LR, help=f"peak learning rate ({LR})")
+    p.add_argument("--max-length", type=int, default=64, help="tokens per example (64)")
+    p.add_argument(
+        "--hf-defaults",
+        action="store_true",
+        help="Trainer as a user gets it (its default optimizer) instead of equal settings",
+    )
+    p.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="also each side's source-language dev accuracy at the last step (whole dev set)",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
     p.add_argument("--side", choices=("fsf", "hf"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -251,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         ("end_to_end_s", "end-to-end s"),
         ("rss_imports_mb", "RSS after imports MB"),
         ("peak_rss_mb", "peak RSS MB"),
+        *([("dev_accuracy", "source dev accuracy")] if args.accuracy else []),
     ):
         f, h = med("fsf", key), med("hf", key)
         rows.append(
@@ -260,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     from fsf._cli import print_table
 
     title = (
-        f"fsf worker (DF, DeepSpeed ZeRO-0, CPU) vs transformers.Trainer: {args.steps} steps "
+        f"fsf worker (DF, DeepSpeed ZeRO-0, CPU, its defaults) vs transformers.Trainer "
+        f"({'its defaults' if args.hf_defaults else 'equal settings'}): {args.steps} steps "
         f"x batch {args.batch}, timed after step {args.warmup_steps}; median and min-max of "
         f"{args.repeat} runs per side, torch threads {args.threads}"
     )

@@ -49,8 +49,9 @@ def test_read_types_smoke():
 
 @pytest.mark.slow
 def test_trainer_smoke():
-    out = _smoke("bench_trainer.py")
+    out = _smoke("bench_trainer.py", "--accuracy", "--hf-defaults", "--lr", "1e-3")
     assert "samples/s (steady)" in out and "peak RSS MB" in out
+    assert "source dev accuracy" in out and "its defaults" in out
     assert "fsf / Trainer throughput" in out
 
 
