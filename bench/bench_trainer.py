@@ -103,9 +103,8 @@ def side_fsf(args: argparse.Namespace) -> dict[str, float]:
         "peak_rss_mb": _peak_rss_mb(),
     }
     if args.accuracy:  # the source language's dev accuracy at the last step
-        last = [e for e in reporter.evaluations if e.step == args.steps]
-        scores = {(r.language, r.metric): r.value for e in last for r in e.rows if r.split == "dev"}
-        out["dev_accuracy"] = scores[config.source_lang, "accuracy"]
+        last = next(e for e in reporter.evaluations if e.step == args.steps)
+        out["dev_accuracy"] = last.scores["dev"][config.source_lang]["accuracy"]
     return out
 
 
