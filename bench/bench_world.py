@@ -18,6 +18,7 @@ Scores are the final step's test scores (as the v1 lr table) and, beside them, t
 scores of the checkpoint chosen on source-language dev.
 
     python bench/bench_world.py DIR [--json FILE]      # DIR: a world sweep (run if empty)
+    python bench/bench_world.py fsf-runs/real-df --levels real   # the real benchmark's DF grid
     python bench/bench_world.py --smoke                # a tiny sweep, checks the script runs
 """
 
@@ -127,7 +128,8 @@ def analyse(data: dict[str, Any], levels: dict[str, str]) -> dict[str, Any]:
     steps = table[best_lr]["steps"]
     curve = table[best_lr]["gap_dev_curve"]
     early_step = EARLY * steps[-1]
-    at_early = curve[max(i for i, s in enumerate(steps) if s <= early_step)]
+    # the last evaluation at or before 30% of the steps (the first one if none is that early)
+    at_early = curve[max([i for i, s in enumerate(steps) if s <= early_step], default=0)]
     order = [lv for lv in ("high", "mid", "low") if lv in level_mean]
     checks = {
         "source >= 0.85": statistics.mean(b["source"]) >= 0.85,
@@ -199,10 +201,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("sweep", nargs="?", type=Path, help="a sweep of sweeps/world.yaml")
     p.add_argument("--json", type=Path, help="write the numbers here")
     p.add_argument("--smoke", action="store_true", help="a tiny sweep on a random model")
+    p.add_argument(
+        "--levels",
+        choices=["synthetic", "real"],
+        default="synthetic",
+        help="resource levels: the embedded world's, or the real benchmark's (CC-100 sizes)",
+    )
     args = p.parse_args(argv)
-    from fsf.synthetic.world import RESOURCES
+    if args.levels == "real":
+        from fsf.real.intents import LANGUAGES, resource_level
 
-    levels = {lang: r.level for lang, r in RESOURCES.items()}
+        levels = {lang: resource_level(lang) for lang in LANGUAGES}
+    else:
+        from fsf.synthetic.world import RESOURCES
+
+        levels = {lang: r.level for lang, r in RESOURCES.items()}
     with tempfile.TemporaryDirectory() as tmp:
         sweep = args.sweep
         if args.smoke:
