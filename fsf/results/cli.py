@@ -147,7 +147,9 @@ def _show(args: argparse.Namespace) -> int:
     res = _read_stage(args.dir, args.stage)
     s = summary(res, task=args.task, select=args.select, baseline=baseline_arg(args.baseline))
     if args.format == "json":
-        _dump(s)
+        from fsf.results.summary import policy_evp
+
+        _dump({**s, "evp": policy_evp(_read_stage(args.dir, "search"), task=args.task)})
         return exit_code(res.skipped)
     statuses = sorted(set(s["runs"]["by_status"]) | set(s["trials"]["by_status"]))
     print_table(
@@ -213,11 +215,44 @@ def _show(args: argparse.Namespace) -> int:
             ],
             title="policies compared: each by its best configuration (test scores x 100)",
         )
+    _print_evp(args)
     print(f"selection: {s['selection']['description']}")
     print(f"stage:     {s['stage']['note']}")
     for n in s.get("notes", []):
         print(f"note: {n}")
     return exit_code(res.skipped)
+
+
+#: The trial counts `fsf show` prints the expected best at.
+_EVP_N = (1, 2, 4, 8, 16, 32, 64)
+
+
+def _print_evp(args: argparse.Namespace) -> None:
+    """The search's expected best objective after n trials, per policy (Dodge et al. 2019)."""
+    from fsf.results.summary import policy_evp
+
+    curves = [c for c in policy_evp(_read_stage(args.dir, "search"), task=args.task) if c["trials"]]
+    if len(curves) < 1:
+        return
+    most = max(c["trials"] for c in curves)
+    ns = [n for n in _EVP_N if n <= most] + ([most] if most not in _EVP_N else [])
+    rows = []
+    for c in curves:
+        cells = []
+        for n in ns:
+            if n > c["trials_with_value"]:
+                cells.append("-")
+            else:
+                cells.append(f"{100 * c['mean'][n - 1]:.1f} ± {100 * c['std'][n - 1]:.1f}")
+        rows.append([c["policy"], c["trials"], *cells, c["task"]])
+    metric = curves[0]["metric"]
+    print_table(
+        ["policy", "trials", *(f"n={n}" for n in ns), "task"],
+        rows,
+        title=f"search: expected best {metric} (x 100) after n trials, mean ± std over searches "
+        "of that size drawn from the policy's trials (Dodge et al. 2019); compare policies at "
+        "equal n, not by their single best trial",
+    )
 
 
 def _export(args: argparse.Namespace) -> int:

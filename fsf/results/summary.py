@@ -13,12 +13,13 @@ import numpy as np
 from fsf.results._errors import ResultsError, ResultsUsageError, choices
 from fsf.results.answer import Answer, _budget, _worst, baseline_mask, baseline_of
 from fsf.results.cube import Evals, at, evals
+from fsf.results.evp import expected_best
 from fsf.results.frame import frame, runs_of
 from fsf.results.ranking import _RESULTS, _stage
 from fsf.results.reader import load
 from fsf.results.selection import Objective, SelectionRule, objectives_of, selection_rule
 
-__all__ = ["SUMMARY_FORMAT", "summary"]
+__all__ = ["SUMMARY_FORMAT", "policy_evp", "summary"]
 
 SUMMARY_FORMAT = "fsf.summary/2"
 _SCALARS = ("source", "target_mean", "all_mean", "gap")
@@ -158,4 +159,46 @@ def summary(
         }
         out["objectives"] += [_objective_best(E, res.sweep, o) for o in objectives_of(res.sweep)]
         out["policies"] += _policies(E, rule, baseline_mask(fr, base))
+    return out
+
+
+def policy_evp(results: _RESULTS, *, task: str | None = None) -> list[dict[str, Any]]:
+    """Per policy, the expected best value of the sweep's (first) objective after n trials,
+    n = 1..its trials (Dodge et al. 2019; `fsf.results.evp`): from each trial's objective
+    value as Optuna received it (the objective at each run's checkpoint, mean over seeds; a
+    trial ASHA stopped counts with the value it stopped at). Read it from the search stage:
+    the confirmation runs a chosen few, not a search."""
+    res = load(results)
+    own = selection_rule("objective", res.sweep)
+    objective = objectives_of(res.sweep)[0]
+    rule = SelectionRule("objective", own.checkpoint, "objective", objective, own.report)
+    runs = runs_of(res)[1] if res.table.num_rows else []
+    tasks = [task] if task else sorted({r["task"] for r in runs if r["task"] is not None})
+    out = []
+    for t in tasks:
+        try:
+            fr = frame(res, t, None)
+        except ResultsError:
+            continue
+        ans = Answer.of(evals(fr), rule, None)
+        by_policy: dict[str, list[float]] = {}
+        for k, c in enumerate(fr.configs):
+            value = float(ans.agg.select[k]) if ans.agg.count[k] > 0 else math.nan
+            # a configuration drawn again (answered from the study) was a trial of the search
+            by_policy.setdefault(c["config"]["policy"], []).extend([value] * len(c["trial_ids"]))
+        for policy, values in sorted(by_policy.items()):
+            curve = expected_best(values, objective.mode)
+            out.append(
+                {
+                    "policy": policy,
+                    "task": t,
+                    "metric": objective.metric,
+                    "mode": objective.mode,
+                    "trials": len(values),
+                    "trials_with_value": curve.trials,
+                    "n": curve.n,
+                    "mean": curve.mean,
+                    "std": curve.std,
+                }
+            )
     return out
