@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fsf.errors import FsfError, UsageError, os_reason
+from fsf.provenance import stack_versions
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.reader import list_fragments
 from fsf.results.storage import Location, location, write_bytes_atomic
@@ -207,6 +208,7 @@ def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
         "seeds": spec.search.seeds,
         "parameters": list(spec.search.parameters),
         "study_name": spec.name,
+        "provenance": {"driver": stack_versions()},
     }
 
 
