@@ -84,6 +84,20 @@ def _private_auth(ray_version: str, environ: dict[str, str] | None = None) -> st
     return None
 
 
+def _supported_ray() -> str:
+    """The Ray range fsf declares, from its installed metadata (README.md states it)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        for req in requires("fsf") or []:
+            m = re.match(r"ray(\[[^\]]*\])?\s*([^;]+)", req)
+            if m and "extra" not in req:
+                return f"ray{m.group(2).strip()}"
+    except PackageNotFoundError:
+        pass
+    return "the Ray versions README.md lists"
+
+
 _MISMATCH = re.compile(r"Ray: (\S+)\s+Python: (\S+)")
 
 
@@ -100,7 +114,7 @@ def _version_mismatch(exc: BaseException, address: str) -> UsageError | None:
         what = f"the cluster at {address} runs Ray {ray_c}, this driver Ray {ray_d}"
         fix = (
             f"install the cluster's Ray where the driver runs (pip install "
-            f"'ray[tune,train]=={ray_c}'; fsf supports Ray 2.45 to 2.60)"
+            f"'ray[tune,train]=={ray_c}'; fsf supports {_supported_ray()})"
         )
     else:
         what = f"the cluster at {address} runs Python {py_c}, this driver Python {py_d}"

@@ -42,7 +42,9 @@ def test_the_stack_names_every_library_that_changes_the_numbers():
     assert got["torch"] == torch.__version__ and got["ray"] == ray.__version__
     assert set(PACKAGES) <= set(got) and got["python"].count(".") == 2
     line = describe({**got, "device": "cuda:0 (NVIDIA H100)", "cuda": "12.8"})
-    assert f"torch {torch.__version__} (CUDA 12.8)" in line and line.endswith("on cuda:0 (NVIDIA H100)")
+    assert f"torch {torch.__version__} (CUDA 12.8)" in line and line.endswith(
+        "on cuda:0 (NVIDIA H100)"
+    )
 
 
 def test_a_fragment_keeps_its_provenance_through_its_final_status(tmp_path):

@@ -30,8 +30,9 @@ def test_a_gpu_asked_for_and_not_seen_is_one_line(monkeypatch):
 
 
 def test_the_device_recorded_is_the_one_the_run_trains_on(monkeypatch):
-    import torch
     from types import SimpleNamespace
+
+    import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert run_device(SimpleNamespace(device="auto")) == "cpu"

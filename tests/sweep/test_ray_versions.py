@@ -117,3 +117,22 @@ def test_fsf_sweep_against_a_cluster_of_another_ray_exits_2_with_one_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and "Ray version mismatch" in err[0] and "2.45.0" in err[0], err
+
+
+def test_a_resume_on_another_ray_says_so(tmp_path):
+    """Resuming across the supported Rays works both ways (scripts/smoke.py --resume-with,
+    docs/benchmarks.md); the resume notes that the runs differ in what they ran with."""
+    import json
+
+    from fsf.provenance import stack_versions
+    from fsf.sweep.folder import other_stack_note
+
+    now = stack_versions()
+    meta = tmp_path / "sweep.json"
+    meta.write_text(json.dumps({"provenance": {"driver": {**now, "ray": "2.45.0"}}}))
+    note = other_stack_note(tmp_path)
+    assert note is not None and f"ray 2.45.0 -> {now['ray']}" in note and "fsf show" in note
+    meta.write_text(json.dumps({"provenance": {"driver": {**now, "host": "elsewhere"}}}))
+    assert other_stack_note(tmp_path) is None  # the same stack on another host
+    meta.write_text(json.dumps({"name": "before provenance was recorded"}))
+    assert other_stack_note(tmp_path) is None
