@@ -84,6 +84,16 @@ def _private_auth(ray_version: str, environ: dict[str, str] | None = None) -> st
     return None
 
 
+def _refresh_ray_config() -> None:
+    """Make this process see the auth mode just set: Ray reads its config from the environment
+    once, when it is imported (fsf's driver has imported it by then), and its processes
+    started later read it anew; a driver still on the old mode could not talk to them. Ray
+    does the same when it turns token mode on by itself (2.59 and later)."""
+    from ray._raylet import Config
+
+    Config.initialize("")
+
+
 def _supported_ray() -> str:
     """The Ray range fsf declares, from its installed metadata (README.md states it)."""
     from importlib.metadata import PackageNotFoundError, requires
@@ -156,8 +166,12 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         controller.addFilter(_TRIAL_FAILURES)
     _check_address(address)
     private = address is None and not os.environ.get("RAY_ADDRESS")
-    if private and (warning := _private_auth(ray.__version__)):
-        log.warning("%s", warning)
+    if private:
+        asked = "RAY_AUTH_MODE" not in os.environ
+        if warning := _private_auth(ray.__version__):
+            log.warning("%s", warning)
+        elif asked and "RAY_AUTH_MODE" in os.environ:
+            _refresh_ray_config()
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's own loggers stay on: each trial folder under <sweep>/tune/ gets result.json,
