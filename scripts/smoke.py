@@ -26,11 +26,11 @@ base:
          max_eval_examples: 96}
   source_lang: en
   target_langs: [fr, ja]
-  optim: {max_steps: 24, batch_size: 16, lr: 0.001, warmup_ratio: 0.1}
+  optim: {max_steps: 16, batch_size: 16, lr: 0.001, warmup_ratio: 0.1}
   eval: {every_steps: 8, batch_size: 96}
 search:
   parameters:
-    policy.name: {type: categorical, values: [df, fs, fsf]}
+    policy.name: {type: categorical, values: [df, fsf]}
   objective: {metric: dev_target_mean, mode: max}
   searcher: grid
   max_concurrent: 1
