@@ -38,6 +38,11 @@ def test_the_users_auth_mode_and_token_are_kept():
     assert env == {"RAY_AUTH_TOKEN_PATH": "/somewhere", "RAY_AUTH_MODE": "token"}
 
 
+def _other_ray() -> str:
+    """A supported Ray other than the one installed (the floor job runs 2.45)."""
+    return "2.60.0" if _ray_version() == "2.45.0" else "2.45.0"
+
+
 def _rays_mismatch_error(cluster_ray: str, cluster_python: str) -> RuntimeError:
     """The error Ray's own check raises when this process joins a cluster of another Ray."""
     from ray._private.utils import check_version_info
@@ -55,12 +60,13 @@ def _rays_mismatch_error(cluster_ray: str, cluster_python: str) -> RuntimeError:
 def test_a_driver_on_another_ray_than_the_clusters_is_one_line_naming_both():
     import ray
 
-    err = _version_mismatch(_rays_mismatch_error("2.45.0", platform.python_version()), "h:6379")
+    other = _other_ray()
+    err = _version_mismatch(_rays_mismatch_error(other, platform.python_version()), "h:6379")
     assert isinstance(err, UsageError) and err.exit_code == 2
     msg = str(err)
     assert "\n" not in msg
-    assert f"the cluster at h:6379 runs Ray 2.45.0, this driver Ray {ray.__version__}" in msg
-    assert "pip install 'ray[tune,train]==2.45.0'" in msg
+    assert f"the cluster at h:6379 runs Ray {other}, this driver Ray {ray.__version__}" in msg
+    assert f"pip install 'ray[tune,train]=={other}'" in msg
 
 
 def test_a_python_mismatch_names_the_python_versions():
@@ -83,7 +89,7 @@ def test_fsf_sweep_against_a_cluster_of_another_ray_exits_2_with_one_line(
 
     from fsf.sweep.cli import main
 
-    mismatch = _rays_mismatch_error("2.45.0", platform.python_version())
+    mismatch = _rays_mismatch_error(_other_ray(), platform.python_version())
 
     def init(*args, **kwargs):
         raise mismatch
@@ -116,7 +122,7 @@ def test_fsf_sweep_against_a_cluster_of_another_ray_exits_2_with_one_line(
     code = main(["--space", str(space), "--address", "127.0.0.1:6379", "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and "Ray version mismatch" in err[0] and "2.45.0" in err[0], err
+    assert len(err) == 1 and "Ray version mismatch" in err[0] and _other_ray() in err[0], err
 
 
 def test_a_resume_on_another_ray_says_so(tmp_path):
@@ -129,9 +135,9 @@ def test_a_resume_on_another_ray_says_so(tmp_path):
 
     now = stack_versions()
     meta = tmp_path / "sweep.json"
-    meta.write_text(json.dumps({"provenance": {"driver": {**now, "ray": "2.45.0"}}}))
+    meta.write_text(json.dumps({"provenance": {"driver": {**now, "ray": _other_ray()}}}))
     note = other_stack_note(tmp_path)
-    assert note is not None and f"ray 2.45.0 -> {now['ray']}" in note and "fsf show" in note
+    assert note is not None and f"ray {_other_ray()} -> {now['ray']}" in note and "fsf show" in note
     meta.write_text(json.dumps({"provenance": {"driver": {**now, "host": "elsewhere"}}}))
     assert other_stack_note(tmp_path) is None  # the same stack on another host
     meta.write_text(json.dumps({"name": "before provenance was recorded"}))
