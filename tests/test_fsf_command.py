@@ -115,7 +115,9 @@ def test_fsf_sweep_without_a_subcommand_still_runs_a_sweep(monkeypatch):
 @pytest.mark.parametrize("name", list(cli.COMMANDS))
 def test_every_command_takes_version_and_verbosity(name, capsys):
     tail = TAILS[name]
-    sub = tail[:1] if name in ("policy", "synth", "cluster", "data") else []  # nested: version there too
+    sub = (
+        tail[:1] if name in ("policy", "synth", "cluster", "data") else []
+    )  # nested: version there too
     for argv in ([name, "--version"], [name, *sub, "--version"]):
         with pytest.raises(SystemExit) as exc:
             cli.build_parser(argv).parse_args(argv)

@@ -3,6 +3,7 @@ statistics (reports that combine results with analyses are `fsf.analysis.report`
 
 from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
 from fsf.results.export import export
+from fsf.results.provenance import provenance_summary, read_provenance
 from fsf.results.ranking import (
     PerLanguage,
     Ranking,
@@ -60,7 +61,9 @@ __all__ = [
     "load",
     "open_dataset",
     "paired_difference",
+    "provenance_summary",
     "read_fragment",
+    "read_provenance",
     "read_results",
     "selection_rule",
     "summary",

@@ -50,6 +50,7 @@ from fsf.results.cli_tables import (
     print_best_per_language,
 )
 from fsf.results.export import export, flat, write_csv
+from fsf.results.provenance import provenance_summary
 from fsf.results.ranking import best, best_per_language, entry_run_config
 from fsf.results.reader import Results, compact
 from fsf.results.selection import DEFAULT_RULE, RULES
@@ -146,10 +147,12 @@ def _show(args: argparse.Namespace) -> int:
     problems.report()
     res = _read_stage(args.dir, args.stage)
     s = summary(res, task=args.task, select=args.select, baseline=baseline_arg(args.baseline))
+    stack = provenance_summary(res)
     if args.format == "json":
         from fsf.results.summary import policy_evp
 
-        _dump({**s, "evp": policy_evp(_read_stage(args.dir, "search"), task=args.task)})
+        evp = policy_evp(_read_stage(args.dir, "search"), task=args.task)
+        _dump({**s, "provenance": stack, "evp": evp})
         return exit_code(res.skipped)
     statuses = sorted(set(s["runs"]["by_status"]) | set(s["trials"]["by_status"]))
     print_table(
@@ -218,6 +221,7 @@ def _show(args: argparse.Namespace) -> int:
     _print_evp(args)
     print(f"selection: {s['selection']['description']}")
     print(f"stage:     {s['stage']['note']}")
+    _print_stack(stack)
     for n in s.get("notes", []):
         print(f"note: {n}")
     return exit_code(res.skipped)
@@ -253,6 +257,24 @@ def _print_evp(args: argparse.Namespace) -> None:
         "of that size drawn from the policy's trials (Dodge et al. 2019); compare policies at "
         "equal n, not by their single best trial",
     )
+
+
+def _n_runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
+def _print_stack(stack: dict) -> None:
+    """What the driver and the runs ran with (`provenance_summary`)."""
+    if stack["driver"]:
+        print(f"driver:    {stack['driver']}")
+    for group in stack["runs"]:
+        print(f"runs:      {_n_runs(group['runs'])} with {group['stack']}")
+    if stack["unrecorded"]:
+        print(f"runs:      {_n_runs(stack['unrecorded'])} recorded no versions")
+    if not stack["agree"]:
+        print(
+            "note: the runs ran with different versions or devices (above); compare them with care"
+        )
 
 
 def _export(args: argparse.Namespace) -> int:

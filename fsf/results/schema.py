@@ -111,6 +111,9 @@ SCHEMA = pa.schema(
     metadata={"fsf.schema_version": str(SCHEMA_VERSION)},
 )
 
+#: A fragment's schema metadata key holding its run's provenance (JSON; `TrialInfo.provenance`).
+PROVENANCE_KEY = b"fsf.provenance"
+
 
 class SchemaVersionError(Exception):
     """A results file written with a schema version this fsf cannot read."""
@@ -145,7 +148,11 @@ class TrialInfo:
         params: dict[str, Any] | None = None,
         num_workers: int = 1,
         node: str = "",
+        provenance: dict[str, Any] | None = None,
     ):
+        #: what the run ran with (`fsf.provenance`, plus its `device`): the fragment's
+        #: metadata `fsf.provenance` (JSON), read back by `fsf.results.read_provenance`
+        self.provenance = provenance
         p = config.policy
         switch_point = (
             float(p.switch_step)

@@ -9,6 +9,7 @@ restarts rewrites its fragment from scratch, so its rows are never duplicated.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -20,7 +21,7 @@ import pyarrow.parquet as pq
 from fsf.atomic import atomic_path
 from fsf.errors import os_reason
 from fsf.results._errors import ResultsWriteError
-from fsf.results.schema import SCHEMA, TrialInfo, evaluation_rows
+from fsf.results.schema import PROVENANCE_KEY, SCHEMA, TrialInfo, evaluation_rows
 from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
 from fsf.train.reporter import Evaluation
 
@@ -149,7 +150,11 @@ class ParquetReporter:
                     "timestamp": datetime.now(timezone.utc),
                 }
             ]
-        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        schema = SCHEMA
+        if self.info.provenance:
+            prov = json.dumps(self.info.provenance, sort_keys=True, default=str)
+            schema = SCHEMA.with_metadata({**SCHEMA.metadata, PROVENANCE_KEY: prov.encode()})
+        table = pa.Table.from_pylist(rows, schema=schema)
         try:
             return atomic_write_table(table, self.path)
         except OSError as exc:

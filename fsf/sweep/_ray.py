@@ -1,11 +1,13 @@
 """Starting or joining Ray for a sweep: a private, loopback-only instance with token auth on one
-machine, or the cluster `--address` / `RAY_ADDRESS` names."""
+machine (on the Ray versions that have it, 2.52 and later), or the cluster `--address` /
+`RAY_ADDRESS` names (whose Ray must be this process's: a mismatch is one line, exit 2)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -48,17 +50,88 @@ def _loopback_node() -> Iterator[None]:
         services.resolve_ip_for_localhost = resolve  # type: ignore[assignment]
 
 
-def _private_token() -> None:
+#: The first Ray with token authentication. A local `ray.init()` turns it on by itself only
+#: from 2.59, so fsf asks for it (RAY_AUTH_MODE=token) on every Ray that has it.
+TOKEN_AUTH_SINCE = (2, 52)
+
+NO_TOKEN_AUTH = (
+    "Ray {version} has no token authentication (it came in Ray 2.52): the private Ray "
+    "instance listens on 127.0.0.1 only, so nothing outside this machine reaches it, but "
+    "other users of this machine could; on a shared machine use Ray >= 2.52"
+)
+
+
+def _ray_minor(version: str) -> tuple[int, int]:
+    """`2.55.1` -> (2, 55); an unreadable version counts as new (dev builds, `3.0.0.dev0`)."""
+    m = re.match(r"(\d+)\.(\d+)", version)
+    return (int(m.group(1)), int(m.group(2))) if m else (99, 0)
+
+
+def _private_auth(ray_version: str, environ: dict[str, str] | None = None) -> str | None:
     """Keep Ray's token authentication on for the private instance without writing a token
-    file: unless the user chose an auth mode or a token, a fresh random token goes into this
-    process's environment (readable by this user only), which Ray's processes inherit."""
-    if "RAY_AUTH_MODE" in os.environ:
-        return
-    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
-    # Ray turns token mode on by default when RAY_AUTH_MODE is unset, and says so once
-    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-        logging.ERROR
+    file: unless the user chose an auth mode, `RAY_AUTH_MODE=token` and (unless the user gave
+    one) a fresh random token go into this process's environment (readable by this user
+    only), which Ray's processes inherit. Ray before 2.52 has no token authentication: the
+    environment is left alone and the returned line says how the instance is protected."""
+    env = os.environ if environ is None else environ
+    if "RAY_AUTH_MODE" in env:
+        return None
+    if _ray_minor(ray_version) < TOKEN_AUTH_SINCE:
+        return NO_TOKEN_AUTH.format(version=ray_version)
+    env["RAY_AUTH_MODE"] = "token"
+    if not (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")):
+        env["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+    return None
+
+
+def _refresh_ray_config() -> None:
+    """Make this process see the auth mode just set: Ray reads its config from the environment
+    once, when it is imported (fsf's driver has imported it by then), and its processes
+    started later read it anew; a driver still on the old mode could not talk to them. Ray
+    does the same when it turns token mode on by itself (2.59 and later)."""
+    from ray._raylet import Config
+
+    Config.initialize("")
+
+
+def _supported_ray() -> str:
+    """The Ray range fsf declares, from its installed metadata (README.md states it)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        for req in requires("fsf") or []:
+            m = re.match(r"ray(\[[^\]]*\])?\s*([^;]+)", req)
+            if m and "extra" not in req:
+                return f"ray{m.group(2).strip()}"
+    except PackageNotFoundError:
+        pass
+    return "the Ray versions README.md lists"
+
+
+_MISMATCH = re.compile(r"Ray: (\S+)\s+Python: (\S+)")
+
+
+def _version_mismatch(exc: BaseException, address: str) -> UsageError | None:
+    """Ray's `RuntimeError("Version mismatch: ...")` from `ray.init` joining a cluster of
+    another Ray (or Python) as one line naming both versions and the fix; None for any other
+    error."""
+    text = str(exc)
+    found = _MISMATCH.findall(text)
+    if not text.startswith("Version mismatch") or len(found) < 2:
+        return None
+    (ray_c, py_c), (ray_d, py_d) = found[0], found[1]
+    if ray_c != ray_d:
+        what = f"the cluster at {address} runs Ray {ray_c}, this driver Ray {ray_d}"
+        fix = (
+            f"install the cluster's Ray where the driver runs (pip install "
+            f"'ray[tune,train]=={ray_c}'; fsf supports {_supported_ray()})"
+        )
+    else:
+        what = f"the cluster at {address} runs Python {py_c}, this driver Python {py_d}"
+        fix = f"run the driver with Python {py_c}"
+    return UsageError(
+        f"Ray version mismatch: {what}: {fix}, or submit the sweep to the cluster as a job "
+        "(ray job submit ... -- fsf-sweep ...; cluster/README.md)"
     )
 
 
@@ -94,7 +167,11 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     _check_address(address)
     private = address is None and not os.environ.get("RAY_ADDRESS")
     if private:
-        _private_token()
+        asked = "RAY_AUTH_MODE" not in os.environ
+        if warning := _private_auth(ray.__version__):
+            log.warning("%s", warning)
+        elif asked and "RAY_AUTH_MODE" in os.environ:
+            _refresh_ray_config()
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Tune's own loggers stay on: each trial folder under <sweep>/tune/ gets result.json,
@@ -109,10 +186,17 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         log_to_driver=False,
         configure_logging=True,
     )
-    if address:
-        ray.init(address=address, **kwargs)
-    elif private:
+    if private:
         with _loopback_node():
             ray.init(num_cpus=num_cpus, _node_ip_address=LOOPBACK, **kwargs)
-    else:  # RAY_ADDRESS names a running cluster: join it
-        ray.init(num_cpus=num_cpus, **kwargs)
+        return
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:  # RAY_ADDRESS names a running cluster: join it
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except RuntimeError as exc:
+        mismatch = _version_mismatch(exc, address or os.environ.get("RAY_ADDRESS", ""))
+        if mismatch is None:
+            raise
+        raise mismatch from None

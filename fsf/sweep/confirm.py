@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from fsf.errors import FsfError
+from fsf.provenance import stack_versions
 from fsf.results import read_results, top_configurations
 from fsf.results.fragments import finalise_statuses
 from fsf.results.reader import CONFIRM_DIR
@@ -223,6 +224,7 @@ def run_confirm(
             "confirm": confirm.model_dump(),
             "candidates": candidates,
             "finished": False,
+            "provenance": {"driver": stack_versions()},
         }
         cspec = _stage_spec(spec, confirm)
         _write_text(

@@ -18,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from fsf.errors import FsfError, UsageError, os_reason
+from fsf.provenance import stack_versions
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.reader import list_fragments
 from fsf.results.storage import Location, location, write_bytes_atomic
 from fsf.results.study import open_study_storage
 from fsf.sweep.spec import SweepSpec
 
-__all__ = ["TUNE_DIR", "check_trusted", "check_tune_state", "sweep_dir_for"]
+__all__ = ["TUNE_DIR", "check_trusted", "check_tune_state", "other_stack_note", "sweep_dir_for"]
 
 log = logging.getLogger("fsf.sweep")
 #: Ray Tune's experiment state under a sweep folder (and under `confirm/`).
@@ -194,6 +195,32 @@ def check_trusted(sweep_dir: Location) -> None:
         raise UsageError(f"{sweep_dir} is not a sweep folder written by fsf (no valid sweep.json)")
 
 
+def other_stack_note(sweep_dir: Location) -> str | None:
+    """A note when the sweep in `sweep_dir` was started with another Ray, Optuna or Python
+    than this driver's (sweep.json's `provenance.driver`). Resuming across the supported Rays
+    works both ways (2.45 <-> 2.60, checked by scripts/smoke.py --resume-with); the runs then
+    differ in what they ran with, which `fsf show` lists."""
+    try:
+        meta = json.loads((sweep_dir / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return None
+    then = ((meta.get("provenance") or {}) if isinstance(meta, dict) else {}).get("driver")
+    if not isinstance(then, dict):
+        return None
+    now = stack_versions()
+    moved = [
+        f"{k} {then.get(k)} -> {now[k]}"
+        for k in ("ray", "optuna", "python")
+        if then.get(k) != now[k]
+    ]
+    if not moved:
+        return None
+    return (
+        f"this sweep was started with another stack ({', '.join(moved)}); the runs made "
+        "before and after this resume differ in what they ran with (`fsf show` lists them)"
+    )
+
+
 def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -207,6 +234,7 @@ def _sweep_meta(spec: SweepSpec) -> dict[str, Any]:
         "seeds": spec.search.seeds,
         "parameters": list(spec.search.parameters),
         "study_name": spec.name,
+        "provenance": {"driver": stack_versions()},
     }
 
 

@@ -20,6 +20,7 @@ from fsf.results import (
 from fsf.results.storage import location
 from fsf.sweep.space import trial_run_config, trial_workers
 from fsf.sweep.spec import SweepSpec
+from fsf.train.device import check_gpus_visible, run_provenance
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
 __all__ = ["checkpoint_score"]
@@ -132,6 +133,7 @@ def _trial_info(spec: SweepSpec, config: Any, trial_id: str, params: dict[str, A
         params=params,
         num_workers=trial_workers(spec, params),
         node=_node(),
+        provenance=run_provenance(config),
     )
 
 
@@ -160,6 +162,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         reporters.insert(0, writer)
     local, target = _artifacts_dir(config, loop_config["sweep_dir"], loop_config["trial_id"])
     with writer:  # rank 0 finishes the trial's rows: completed, stopped by Tune, or failed
+        check_gpus_visible(spec.search.resources.gpus)
         train(config, CompositeReporter(*reporters), all_ranks_report=True, artifacts_dir=local)
         _upload_artifacts(local, target)
 
@@ -267,6 +270,7 @@ def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
             local, target = _artifacts_dir(config, sweep_dir, trial_id)
             # Tune ends a trial from inside `tune.report` (ASHA, max_t) with SystemExit
             with ParquetReporter(results_dir, info, exit_is_stop=True) as writer:
+                check_gpus_visible(spec.search.resources.gpus)
                 train(config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
                 _upload_artifacts(local, target)
             last = tune_reporter.last

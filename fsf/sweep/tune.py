@@ -59,6 +59,7 @@ from fsf.sweep.folder import (
     _write_text,
     check_trusted,
     check_tune_state,
+    other_stack_note,
     sweep_dir_for,
 )
 from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler, search_algorithm
@@ -217,6 +218,8 @@ def run_sweep(
     check_writable(results_dir)  # a read-only or full disk fails now, not in every trial
     if resume and not restart:
         check_tune_state(tune_path)  # one Tune could not restore: refused, nothing changed
+        if note := other_stack_note(sweep_dir):
+            notes.append(note)
     if restart:
         notes += _restart_stillborn(spec, sweep_dir, study_url)
 

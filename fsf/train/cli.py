@@ -75,6 +75,7 @@ def print_summary(summary: RunSummary, title: str = "") -> None:
 def _run(args: argparse.Namespace) -> int:
     from fsf.results import ParquetReporter, TrialInfo
     from fsf.results.writer import check_writable
+    from fsf.train.device import run_provenance
     from fsf.train.worker import train
 
     config = load_run_config(args.config, args.set)
@@ -82,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(config.model_dump(mode="json"), indent=2))
         return 0
     root = check_writable(config.run_dir() / "results")  # fail now, not after training
-    info = TrialInfo(config, node=socket.gethostname())
+    info = TrialInfo(config, node=socket.gethostname(), provenance=run_provenance(config))
     with ParquetReporter(root, info) as writer:  # finished: completed, or failed and raised
         summary = train(config, writer, progress=not args.no_progress and progress_enabled())
     _print_outcome(summary, config, writer.path)

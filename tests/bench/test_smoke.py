@@ -117,8 +117,22 @@ def test_real_size_levers_smoke():
 
 
 def test_gpu_script_syntax():
-    assert subprocess.run(["bash", "-n", str(BENCH / "gpu" / "run.sh")]).returncode == 0
+    for script in ("run.sh", "wheels.sh"):
+        assert subprocess.run(["bash", "-n", str(BENCH / "gpu" / script)]).returncode == 0
     compile((BENCH / "gpu" / "gpu_bench.py").read_text(), "gpu_bench.py", "exec")
+
+
+def test_the_gpu_install_refuses_without_fsfs_wheel(tmp_path):
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "gpu" / "install.py"), str(tmp_path), str(tmp_path / "s"),
+         str(tmp_path / "install.json")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert (
+        out.stderr.strip()
+        == f"error: no fsf wheel in {tmp_path}/ (make them with: bash bench/gpu/wheels.sh)"
+    )
 
 
 @pytest.mark.slow
@@ -126,12 +140,32 @@ def test_gpu_script_cpu_fallback(tmp_path):
     import json
     import os
 
+    import torch
+    import transformers
+
+    # the install path of the GPU machine: wheels made here (for this Python), installed with
+    # --no-index --no-deps into a folder of their own onto this environment's torch and
+    # transformers, which must stay as they are
+    wheels, site = tmp_path / "whl", tmp_path / "site"
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path)}
+    made = subprocess.run(
+        ["bash", str(BENCH / "gpu" / "wheels.sh"), str(wheels), "{}.{}".format(*sys.version_info)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr[-3000:]
+    env.update(FSF_WHEELS=str(wheels), FSF_SITE=str(site))
     out = subprocess.run(
         ["bash", str(BENCH / "gpu" / "run.sh"), "--cpu", "--smoke", "--workdir", str(tmp_path / "w")],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
+    installed = json.loads((tmp_path / "install.json").read_text())
+    assert installed["problems"] == [] and "fsf" in installed["installed"]
+    assert installed["fsf"]["file"].startswith(str(site))  # fsf from its wheel, not the checkout
+    kept = installed["kept"]
+    assert kept["torch"]["version"] == torch.__version__
+    assert kept["transformers"]["version"] == transformers.__version__
+    assert not kept["torch"]["file"].startswith(str(site))
     got = json.loads((tmp_path / "gpu.json").read_text())
     assert got["errors"] == {}
     runs = got["real_size"]["runs"]

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import tomllib
 import yaml
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 from fsf.results.study import check_study_url
 from fsf.sweep.space import load_space, validate_space
@@ -22,17 +24,26 @@ DRIVER_RESOURCE = "fsf_driver"
 IMAGE_REPO = "/home/ray/fsf"  # where the Dockerfile and the cluster launcher put the checkout
 
 
-def _pins() -> dict[str, str]:
-    """torch as pinned in pyproject.toml; Ray as installed (the cluster must run the same)."""
-    from importlib.metadata import version
-
+def _ranges() -> dict[str, SpecifierSet]:
+    """The torch and Ray ranges of pyproject.toml."""
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    torch = next(d for d in deps if d.startswith("torch=="))
-    return {"torch": torch.split("==")[1], "ray": version("ray")}
+    reqs = {r.name: r.specifier for r in map(Requirement, deps)}
+    return {"torch": reqs["torch"], "ray": reqs["ray"]}
 
 
-def _load(path: Path) -> dict:
-    data = yaml.safe_load(path.read_text())
+def _render(path: Path, **values: str) -> str:
+    """A manifest with the named variables filled in, as `envsubst '$REGISTRY ...'` does
+    (other `$` text is left as it is)."""
+    names = "|".join(values)
+    return re.sub(
+        rf"\$(?:\{{({names})\}}|({names})\b)",
+        lambda m: values[m.group(1) or m.group(2)],
+        path.read_text(),
+    )
+
+
+def _load(path: Path, **values: str) -> dict:
+    data = yaml.safe_load(_render(path, **values) if values else path.read_text())
     assert isinstance(data, dict), path
     return data
 
@@ -77,15 +88,24 @@ def test_ray_cluster_yaml_has_driver_and_gpu_nodes_and_installs_fsf():
     ]
     assert gpu and all(DRIVER_RESOURCE not in types[n]["resources"] for n in gpu)
     assert any(types[n]["node_config"].get("InstanceMarketOptions") for n in gpu)
-    # fsf comes from the synced checkout, with the CUDA build of the pinned torch first
-    pins = _pins()
+    # fsf comes from the synced checkout, on the image's Ray and torch: the image is the one
+    # place naming a Ray version (a supported one), no command installs or pins Ray, a CUDA
+    # torch inside fsf's range is installed only where the image has none
+    image = re.fullmatch(r"rayproject/ray:(\d+\.\d+\.\d+)-py311-gpu", cfg["docker"]["image"])
+    assert image and _ranges()["ray"].contains(image.group(1)), cfg["docker"]["image"]
     mount = next(k for k, v in cfg["file_mounts"].items() if v == ".")
     setup = cfg["setup_commands"]
-    torch_i = next(i for i, c in enumerate(setup) if f'"torch=={pins["torch"]}" --index-url' in c)
-    assert re.search(r"/whl/cu\d+", setup[torch_i])
+    text = " ".join(setup)
+    assert "ray==" not in text and "ray[" not in text and "torch==" not in text
+    torch_i = next(i for i, c in enumerate(setup) if "--index-url" in c)
+    assert (
+        re.search(r"/whl/cu\d+", setup[torch_i])
+        and 'python -c "import torch" 2>/dev/null ||' in setup[torch_i]
+    )
+    torch_spec = re.search(r'"torch([^"]+)"', setup[torch_i]).group(1)
+    assert SpecifierSet(torch_spec) == _ranges()["torch"]
     fsf_i = next(i for i, c in enumerate(setup) if "pip install" in c and mount in c)
-    assert torch_i < fsf_i and f'"torch=={pins["torch"]}"' in setup[fsf_i]
-    assert cfg["docker"]["image"].startswith(f"rayproject/ray:{pins['ray']}-py311")
+    assert torch_i < fsf_i
 
 
 def test_the_cluster_space_asks_for_the_driver_resource():
@@ -154,11 +174,29 @@ def _pods(cluster: dict) -> list[tuple[str, dict, dict]]:
     return [(name, g["rayStartParams"], g["template"]["spec"]) for name, g in groups]
 
 
+def _cluster(ray: str = "2.55.1") -> dict:
+    return _load(KUBERAY / "raycluster.yaml", REGISTRY="registry.example.com/me", RAY_VERSION=ray)
+
+
+def test_raycluster_takes_the_ray_version_and_image_as_one_variable():
+    text = (KUBERAY / "raycluster.yaml").read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", text)) == {"REGISTRY", "RAY_VERSION"}
+    for ray in ("2.45.0", "2.60.0"):
+        cluster = _cluster(ray)
+        assert cluster["spec"]["rayVersion"] == ray
+        images = {c["image"] for _, _, pod in _pods(cluster) for c in pod["containers"]}
+        assert images == {f"registry.example.com/me/fsf:0.1.0-ray{ray}"}
+    dockerfile = (KUBERAY / "Dockerfile").read_text()
+    default = re.search(r"^ARG RAY_VERSION=(\S+)$", dockerfile, re.M).group(1)
+    assert _ranges()["ray"].contains(default)
+    assert "FROM rayproject/ray:${RAY_VERSION}-py311-gpu" in dockerfile
+    assert "-ray$RAY_VERSION" in dockerfile  # the tag raycluster.yaml names
+
+
 def test_raycluster_manifest():
-    cluster = _load(KUBERAY / "raycluster.yaml")
+    cluster = _cluster()
     pvc = _load(KUBERAY / "storage.yaml")
     assert cluster["kind"] == "RayCluster" and cluster["apiVersion"] == "ray.io/v1"
-    assert cluster["spec"]["rayVersion"] == _pins()["ray"]
     assert pvc["kind"] == "PersistentVolumeClaim" and "ReadWriteMany" in pvc["spec"]["accessModes"]
     pods = _pods(cluster)
     head = pods[0]
@@ -190,7 +228,7 @@ def test_raycluster_manifest():
 @pytest.mark.parametrize("manifest", ["rayjob.yaml", "rayjob-s3.yaml"])
 def test_rayjob_entrypoint_is_a_valid_fsf_sweep_run(manifest):
     job = _load(KUBERAY / manifest)
-    cluster = _load(KUBERAY / "raycluster.yaml")
+    cluster = _cluster()
     assert job["kind"] == "RayJob" and job["apiVersion"] == "ray.io/v1"
     assert job["spec"]["clusterSelector"]["ray.io/cluster"] == cluster["metadata"]["name"]
     assert json.loads(job["spec"]["entrypointResources"]) == {DRIVER_RESOURCE: 1}
@@ -209,11 +247,13 @@ def test_rayjob_entrypoint_is_a_valid_fsf_sweep_run(manifest):
         assert DRIVER_RESOURCE in spec.search.resources.driver_resources
 
 
-def test_dockerfile_installs_the_pinned_stack():
+def test_dockerfile_installs_fsf_on_the_images_ray_and_torch():
     text = (KUBERAY / "Dockerfile").read_text()
-    pins = _pins()
-    assert f"FROM rayproject/ray:{pins['ray']}-py311-gpu" in text
-    assert f'"torch=={pins["torch"]}"' in text and f"-e {IMAGE_REPO}" in text
+    assert "ray==" not in text and "torch==" not in text and f"-e {IMAGE_REPO}" in text
+    assert 'python -c "import torch" 2>/dev/null ||' in text  # its own torch is kept
+    torch_spec = re.search(r'"torch([^"]+)"', text).group(1)
+    assert SpecifierSet(torch_spec) == _ranges()["torch"]
+    assert "assert ray.__version__ == '${RAY_VERSION}'" in text  # the build fails if Ray moved
 
 
 # ---------------------------------------------------------------------- security
@@ -239,7 +279,7 @@ def test_ray_cluster_yaml_keeps_ray_closed():
 def test_raycluster_manifest_keeps_ray_closed():
     """authOptions token mode, no container that turns auth off, a ClusterIP head Service, and
     a NetworkPolicy that admits only the namespace's pods and the operator."""
-    cluster = _load(KUBERAY / "raycluster.yaml")
+    cluster = _cluster()
     spec = cluster["spec"]
     assert spec["authOptions"] == {"mode": "token"}
     assert spec["headGroupSpec"]["serviceType"] == "ClusterIP"

@@ -12,9 +12,7 @@ SEEDS = [100, 101, 102, 103, 104, 105, 106]
 
 
 def _scores(**per: list[float]) -> dict[str, dict[int, float]]:
-    return {
-        name: dict(zip(SEEDS, v, strict=False)) for name, v in per.items()
-    }
+    return {name: dict(zip(SEEDS, v, strict=False)) for name, v in per.items()}
 
 
 def test_a_clearly_worse_candidate_is_dropped_and_a_close_one_kept():

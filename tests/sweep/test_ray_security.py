@@ -1,5 +1,7 @@
 """The private Ray instance of `fsf-sweep` is closed: every socket it listens on is bound to
-loopback, and Ray's token authentication is on, its token in the environment only.
+loopback, and Ray's token authentication is on (on Ray 2.52 and later, which have it; fsf
+asks for it, since a local `ray.init()` turns it on by itself only from 2.59), its token in the
+environment only.
 
 A real instance is started (in a process of its own, as `fsf-sweep` starts it) and the
 listening sockets of that process and all its descendants (GCS, raylet, agents, a worker)
@@ -14,6 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from fsf.sweep._ray import TOKEN_AUTH_SINCE, _ray_minor
 
 pytestmark = pytest.mark.slow
 
@@ -46,11 +50,16 @@ sockets = [
     for c in psutil.net_connections("inet")
     if c.status == psutil.CONN_LISTEN and c.pid in ours
 ]
-from ray._raylet import AuthenticationMode, get_authentication_mode
+try:
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+    token_auth = get_authentication_mode() == AuthenticationMode.TOKEN
+except ImportError:  # a Ray without token authentication (before 2.52)
+    token_auth = None
 
 print(json.dumps({
     "sockets": sockets,
-    "token_auth": get_authentication_mode() == AuthenticationMode.TOKEN,
+    "token_auth": token_auth,
+    "ray": ray.__version__,
     "worker_in_tree": worker in ours,
     "gcs": ray.get_runtime_context().gcs_address,
 }))
@@ -70,7 +79,7 @@ def _probe(tmp_path: Path, **env: str) -> dict:
         start_new_session=True,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "stderr": proc.stderr}
 
 
 def test_the_private_instance_listens_on_loopback_only_with_token_auth(tmp_path):
@@ -81,11 +90,15 @@ def test_the_private_instance_listens_on_loopback_only_with_token_auth(tmp_path)
     open_ = [s for s in got["sockets"] if s[0] not in LOOPBACK]
     assert not open_, f"listening beyond loopback: {open_}"
     assert got["gcs"].startswith("127.0.0.1:")
-    assert got["token_auth"], "Ray's token authentication is off"
+    if _ray_minor(got["ray"]) >= TOKEN_AUTH_SINCE:  # on every Ray that has it, 2.52 and later
+        assert got["token_auth"], f"Ray {got['ray']}: token authentication is off"
+    else:  # Ray before 2.52 has none: loopback only, and fsf said so
+        assert got["token_auth"] is None
+        assert f"Ray {got['ray']} has no token authentication" in got["stderr"]
     assert not (tmp_path / ".ray" / "auth_token").exists()  # the token stays in the env
 
 
 def test_an_explicit_auth_mode_is_respected_and_still_loopback(tmp_path):
     got = _probe(tmp_path, RAY_AUTH_MODE="disabled")
-    assert not got["token_auth"]
+    assert not got["token_auth"] and "token authentication" not in got["stderr"]
     assert all(ip in LOOPBACK for ip, _, _ in got["sockets"]), got["sockets"]
