@@ -9,6 +9,7 @@ from fsf.results.ranking import (
     Ranking,
     best,
     best_per_language,
+    run_objectives,
     top_configurations,
 )
 from fsf.results.reader import (
@@ -65,6 +66,7 @@ __all__ = [
     "read_fragment",
     "read_provenance",
     "read_results",
+    "run_objectives",
     "selection_rule",
     "summary",
     "top_configurations",

@@ -134,6 +134,7 @@ class Answer:
     report: np.ndarray  # per run: the reported score at its checkpoint
     agg: Aggregate
     order: np.ndarray
+    selection: np.ndarray | None = None  # per run: the selection value at its checkpoint
 
     @classmethod
     def of(cls, E: Evals, rule: SelectionRule, entry: int | None) -> Answer:
@@ -148,8 +149,9 @@ class Answer:
         else:
             per_eval = E.data(rule.configuration, entry)
         report = at(E.value(rule.report, entry), ckpt)
-        agg = E.aggregate(at(per_eval, ckpt), report)
-        return cls(E, rule, entry, ckpt, report, agg, E.order(agg, sign))
+        selection = at(per_eval, ckpt)
+        agg = E.aggregate(selection, report)
+        return cls(E, rule, entry, ckpt, report, agg, E.order(agg, sign), selection)
 
     def seed_values(self, k: int) -> dict[int, float]:
         return {

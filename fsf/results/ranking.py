@@ -58,6 +58,7 @@ __all__ = [
     "best_per_language",
     "config_value",
     "entry_run_config",
+    "run_objectives",
     "top_configurations",
 ]
 
@@ -341,6 +342,37 @@ def top_configurations(
     b = ans.baseline_config(baseline_mask(fr, base))
     rank = int(np.flatnonzero(ans.order == b)[0]) + 1 if b is not None else None
     return top, (brief(b, rank) if b is not None and rank is not None else None)
+
+
+def run_objectives(
+    results: _RESULTS,
+    *,
+    task: str | None = None,
+    metric: str | None = None,
+    select: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every counted run's selection value (default: the sweep's objective) at its checkpoint,
+    with its configuration's parameters and its seed: what a racing confirmation compares
+    seed by seed (`fsf.results.race`). Never test data."""
+    _, fr, E, rule = _frame_and_rule(results, task, metric, select, "dev")
+    if rule.oracle:
+        raise ResultsUsageError("a confirmation stage never chooses on test data")
+    ans = Answer.of(E, rule, None)
+    assert ans.selection is not None
+    out = []
+    for cfg in fr.configs:
+        for i in cfg["runs"]:
+            if ans.agg.ok[i]:
+                run = fr.runs[i]
+                out.append(
+                    {
+                        "params": cfg["config"]["params"],
+                        "seed": run["seed"],
+                        "trial_id": run["trial_id"],
+                        "value": float(ans.selection[i]),
+                    }
+                )
+    return out
 
 
 def entry_run_config(results: _RESULTS, entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -90,3 +90,23 @@ def test_one_seed_decides_nothing():
 def test_the_rule_is_checked(kw):
     with pytest.raises(ValueError, match="race"):
         RaceRule(**kw)
+
+
+def test_run_objectives_are_the_per_seed_values_the_configuration_mean_is_made_of(tmp_path):
+    """What the race compares: each run's objective at its checkpoint, whose mean over seeds
+    is the configuration's selection score (the value Optuna received)."""
+    from fsf.results import run_objectives, top_configurations
+    from tests.results.helpers import evaluation, run, write
+
+    runs = []
+    for seed, (early, late) in enumerate([(0.60, 0.50), (0.70, 0.72)]):
+        evs = [  # source dev peaks at step 50 for seed 0, at 100 for seed 1: the checkpoints
+            evaluation(50, {"en": 0.9 - 0.1 * seed, "de": early}, {"en": 0.9, "de": 0.1}),
+            evaluation(100, {"en": 0.8 + 0.1 * seed, "de": late}, {"en": 0.9, "de": 0.2}),
+        ]
+        runs.append(run("t0", evs, seed=seed, policy="fsf"))
+    write(tmp_path / "results", runs)
+    got = sorted((r["seed"], r["value"]) for r in run_objectives(tmp_path))
+    assert got == [(0, pytest.approx(0.60)), (1, pytest.approx(0.72))]
+    top, _ = top_configurations(tmp_path, 1)
+    assert top[0]["selection_score"] == pytest.approx((0.60 + 0.72) / 2)
