@@ -22,9 +22,25 @@ from fsf.sweep.space import trial_run_config, trial_workers
 from fsf.sweep.spec import SweepSpec
 from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
 
-__all__ = ["checkpoint_score"]
+__all__: list[str] = []
 
 log = logging.getLogger("fsf.sweep")
+
+TRIAL_KEY = "fsf_trial"
+"""The key of a Tune trial's config that names the trial id of its result rows: the id of
+the Tune trial its configuration was first handed to, and the same id when it runs again
+after a resume (so a re-run continues the run's fragments; docs/architecture.md)."""
+
+
+def record_id(trial: Any) -> str:
+    """The trial id of a Tune trial's result rows (Tune's id for a trial without one)."""
+    return str((getattr(trial, "config", None) or {}).get(TRIAL_KEY, trial.trial_id))
+
+
+def split_config(config: dict[str, Any], tune_id: str) -> tuple[str, dict[str, Any]]:
+    """(the trial id of the rows, the sampled parameters) of a Tune trial's config."""
+    params = {k: v for k, v in config.items() if k != TRIAL_KEY}
+    return str(config.get(TRIAL_KEY, tune_id)), params
 
 
 def checkpoint_score(ev: Evaluation, checkpoint: str) -> float:
@@ -226,14 +242,15 @@ def _run_distributed(
     return dict(result.metrics or {})
 
 
-def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
-    """A Tune trial: one configuration, every seed of the space."""
+def _trial(config: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
+    """A Tune trial: one configuration, every seed of the space, its rows under the trial id
+    its config names (`TRIAL_KEY`)."""
     from ray import tune
 
     from fsf.train.worker import train
 
     spec = SweepSpec.model_validate(spec_data)
-    trial_id = tune.get_context().get_trial_id()
+    trial_id, params = split_config(config, tune.get_context().get_trial_id())
     results_dir = str(location(sweep_dir) / "results")
     metrics = [o.metric for o in spec.search.objective]
     finished: list[dict[str, float]] = []

@@ -189,7 +189,7 @@ def test_a_killed_confirmation_resumes_each_candidate_once(tmp_path):
         cli("confirm", str(sweep)), env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "note: confirmation resumed from Ray Tune's saved state:" in done.stdout
+    assert "note: confirmation resumed from its results:" in done.stdout
 
     meta = json.loads((sweep / "confirm" / "sweep.json").read_text())
     assert meta["finished"]
