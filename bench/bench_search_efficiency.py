@@ -45,7 +45,8 @@ import _runs
 from _runs import md_table
 
 from fsf.config import apply_overrides
-from fsf.sweep.space import SweepSpec, grid_points, load_space, trial_run_config, validate_space
+from fsf.sweep.space import grid_points, load_space, trial_run_config, validate_space
+from fsf.sweep.spec import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fsf.results.evaluation import Evaluation
 from fsf.results.schema import (
     EVAL_SPLITS,
     SCHEMA,
@@ -32,7 +33,6 @@ from fsf.results.schema import (
     check_schema,
 )
 from fsf.results.storage import Location, StoragePath, location
-from fsf.train.reporter import Evaluation
 
 __all__ = [
     "COMPACTED_DIR",

@@ -17,10 +17,12 @@ from fsf.results import (
     TrialInfo,
     completed_evaluations,
 )
+from fsf.results.evaluation import Evaluation
+from fsf.results.selection import CheckpointTracker
 from fsf.results.storage import location
 from fsf.sweep.space import trial_run_config, trial_workers
 from fsf.sweep.spec import SweepSpec
-from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
+from fsf.train.reporter import CompositeReporter, Reporter
 
 __all__: list[str] = []
 
@@ -43,22 +45,12 @@ def split_config(config: dict[str, Any], tune_id: str) -> tuple[str, dict[str, A
     return str(config.get(TRIAL_KEY, tune_id)), params
 
 
-def checkpoint_score(ev: Evaluation, checkpoint: str) -> float:
-    """The dev score by which a run's checkpoint is chosen (`search.checkpoint`), as
-    `fsf.results.selection` chooses it from the results."""
-    if checkpoint == "all-dev":
-        return ev.all_mean("dev")
-    if checkpoint == "target-dev":
-        return ev.target_mean("dev")
-    return ev.source("dev")
-
-
 class _ObjectiveTracker:
     """Turns evaluations into the scalars reported to Tune.
 
     The objective of a run is its objective metric at its checkpoint so far: the evaluation
-    with the best `checkpoint` dev score (ties: the earlier), exactly as the queries choose
-    it. The reported objective is the mean over the seeds run so far: the finished seeds'
+    `checkpoint` selects (`fsf.results.selection.CheckpointTracker`), exactly as the
+    queries choose it. The reported objective is the mean over the seeds run so far: the finished seeds'
     values plus the current seed's. So the last report of a trial, which Optuna and Tune
     keep, is the value `fsf-sweep best` ranks the configuration by. `{m}_seed` is the current
     seed's value, `{m}_last` the metric at this very step. `progress_step` counts optimizer
@@ -79,22 +71,21 @@ class _ObjectiveTracker:
         self.metrics = metrics
         self.seed_index = seed_index
         self.finished = finished
-        self.checkpoint = checkpoint
-        self.best: tuple[float, int, dict[str, float]] | None = None
+        self.checkpoint = CheckpointTracker(checkpoint)
+        self.at_checkpoint: dict[str, float] = {}
 
     def scalars(self, ev: Evaluation) -> dict[str, float]:
         out = {k: v for k, v in ev.scalars().items() if not k.startswith("test_")}
-        key = checkpoint_score(ev, self.checkpoint)
-        if not math.isnan(key) and (self.best is None or key > self.best[0]):
-            self.best = (key, ev.step, {m: out.get(m, math.nan) for m in self.metrics})
-        at_ckpt = self.best[2] if self.best is not None else {}
+        if self.checkpoint.offer(ev):
+            self.at_checkpoint = {m: out.get(m, math.nan) for m in self.metrics}
         for m in self.metrics:
-            current = at_ckpt.get(m, math.nan)
+            current = self.at_checkpoint.get(m, math.nan)
             values = [f[m] for f in self.finished if m in f] + [current]
             out[f"{m}_last"] = out.get(m, math.nan)
             out[f"{m}_seed"] = current
             out[m] = sum(values) / len(values)
-        out["checkpoint_step"] = self.best[1] if self.best is not None else -1
+        best = self.checkpoint.best
+        out["checkpoint_step"] = best.step if best is not None else -1
         out["progress_step"] = self.seed_index * ev.total_steps + ev.step
         out["seed_index"] = self.seed_index
         out["is_final"] = ev.is_final

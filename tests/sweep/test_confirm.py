@@ -59,10 +59,11 @@ def test_search_then_confirmation(tmp_path, capsys):
     import ray
     from ray import tune
 
-    from fsf.config import read_yaml, validate_run_config
+    from fsf.config import validate_run_config
     from fsf.results import best, best_per_language, read_results
     from fsf.sweep.cli import main
     from fsf.sweep.trial import _trial
+    from fsf.yamlfile import read_yaml
 
     space = _space(tmp_path)
     try:
