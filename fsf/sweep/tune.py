@@ -122,10 +122,10 @@ def _search_for(spec: SweepSpec, study: Any) -> Any:
     return searcher
 
 
-def _prepare_folder(spec: SweepSpec, sweep_dir: Location, resume: bool) -> bool:
+def _check_folder(sweep_dir: Location, resume: bool) -> bool:
     """Check the folder for a fresh run (refused over a real sweep) or a resume (it must
-    hold one); write space.yaml and sweep.json for a fresh run. Returns whether a fresh run
-    takes over what a driver killed in its first seconds left."""
+    hold one). Returns whether a fresh run takes over what a driver killed in its first
+    seconds left."""
     restart = False
     try:
         if resume:
@@ -224,7 +224,7 @@ def run_sweep(
     search = spec.search
     require_study_storage(spec.storage.optuna, root)  # before the store is contacted
     sweep_dir = sweep_dir_for(spec, spec.name, root)
-    restart = _prepare_folder(spec, sweep_dir, resume)
+    restart = _check_folder(sweep_dir, resume)
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
     if not resume and missing_logger_packages(spec):
         raise UsageError("; ".join(missing_logger_packages(spec)))
