@@ -70,7 +70,7 @@ def _train_one(label: str, data: dict[str, Any]) -> Curve:
     final = summary.final
     if final is not None and "test" in final.scores:
         curve.final_langs = {lang: final.score("test", lang) for lang in final.scores["test"]}
-    best = summary.best_by_source_dev
+    best = summary.checkpoint("source-dev")
     curve.best_dev_step = best.step if best is not None else max(curve.points)
     return curve
 

@@ -93,7 +93,7 @@ def run_sweep(space: dict, out: Path, extra: list[str]) -> Path:
     cmd = [sys.executable, "-m", "fsf", "sweep", "--space", str(path)]
     cmd += ["--storage-path", str(out), *extra]
     if (folder / "tune").is_dir():
-        cmd = [sys.executable, "-m", "fsf", "resume", str(folder), "--trust"]
+        cmd = [sys.executable, "-m", "fsf", "resume", str(folder)]
     subprocess.run(cmd, check=True)
     return folder
 

@@ -45,7 +45,8 @@ import _runs
 from _runs import md_table
 
 from fsf.config import apply_overrides
-from fsf.sweep.space import SweepSpec, grid_points, load_space, trial_run_config, validate_space
+from fsf.sweep.space import grid_points, load_space, trial_run_config, validate_space
+from fsf.sweep.spec import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
@@ -102,9 +103,10 @@ def grid_spec(smoke_root: Path | None = None) -> SweepSpec:
 
 
 def key(params: dict[str, Any]) -> str:
-    """A configuration's identity in the table (numbers normalised)."""
+    """A configuration's identity in the table (numbers normalised; a trial config's
+    trial id of its rows left out)."""
     parts = []
-    for k in sorted(params):
+    for k in sorted(set(params) - {"fsf_trial"}):
         v = params[k]
         parts.append(f"{k}={v:g}" if isinstance(v, (int, float)) else f"{k}={v}")
     return ",".join(parts)
@@ -185,10 +187,11 @@ def replay(
 ) -> dict[str, Any]:
     """One search over the table, until a trial reaches `target` or `budget` trial-steps
     are spent, with fsf's searcher (`skip_repeats` as given)."""
+    import optuna
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from fsf.sweep.searcher import _ResumableOptunaSearch, _sampler
+    from fsf.sweep.searcher import _sampler, _StudySearch
     from fsf.sweep.space import define_by_run
 
     search = spec.search.model_copy(
@@ -227,11 +230,10 @@ def replay(
     tuner = tune.Tuner(
         tune.with_parameters(_replay_trial, curves=curves),
         tune_config=tune.TuneConfig(
-            search_alg=_ResumableOptunaSearch(
-                space=define_by_run(s),
-                metric=METRIC,
-                mode="max",
-                sampler=_sampler(s),
+            search_alg=_StudySearch(
+                optuna.create_study(sampler=_sampler(s), direction="maximize"),
+                define_by_run(s),
+                [(METRIC, "max")],
                 skip_repeats=skip_repeats,
             ),
             scheduler=ASHAScheduler(

@@ -42,7 +42,8 @@ import _runs
 from _runs import md_table
 
 from fsf.config import apply_overrides
-from fsf.sweep.space import SweepSpec, load_space, validate_space
+from fsf.sweep.space import load_space, validate_space
+from fsf.sweep.spec import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,31 +22,26 @@ from pydantic import (
 
 from fsf.errors import ConfigError, Problem, problems_from_pydantic
 from fsf.policies.config import PolicyConfig
-from fsf.tasks.config import ModelConfig, QAConfig, TaskConfig
-from fsf.yamlfile import YamlLimits, load_yaml, read_yaml
+from fsf.tasks.config import ModelConfig, TaskConfig
+from fsf.yamlfile import load_yaml, read_yaml
 
 __all__ = [
     "NAME_PATTERN",
     "AnalysisConfig",
     "CheckpointConfig",
+    "CheckpointRule",
     "CkaConfig",
     "DeepSpeedConfig",
     "EvalConfig",
     "FewShotConfig",
     "FolderName",
-    "ModelConfig",
     "OptimConfig",
     "ProbeConfig",
-    "QAConfig",
     "RunConfig",
-    "TaskConfig",
-    "YamlLimits",
     "apply_overrides",
     "check_name",
     "load_run_config",
-    "load_yaml",
     "parse_overrides",
-    "read_yaml",
     "validate_run_config",
 ]
 
@@ -134,16 +129,29 @@ class EvalConfig(_Strict):
     )
 
 
+CheckpointRule = Literal["source-dev", "target-dev", "all-dev"]
+"""How a run's selected checkpoint is chosen (`checkpoint.select`, a sweep's
+`search.checkpoint`): the evaluation with the best source-language dev score (zero-shot
+honest), the best mean target-language dev score, or the best mean dev score over all
+languages; what each means is `fsf.results.selection`."""
+
+
 class CheckpointConfig(_Strict):
     """Keep the fine-tuned model (`save_pretrained`: model, tokenizer, a model card and the
     run config) in `<run>/checkpoint/`.
 
-    `best`: the selected checkpoint, the evaluation with the best source-language dev score
-    (ties: the earlier step; a run that evaluates no dev split, as XQuAD, selects its final
-    step); `final`: the model after the last step; `none` (default; sweeps keep none unless
-    their base or a stage sets it)."""
+    `best`: the selected checkpoint, the evaluation `select` chooses (ties: the earlier
+    step; a run that evaluates no dev split, as XQuAD, selects its final step); `final`: the
+    model after the last step; `none` (default; sweeps keep none unless their base or a
+    stage sets it). The prediction files (`eval.predictions`) are of the same evaluation."""
 
     save: Literal["none", "best", "final"] = "none"
+    select: CheckpointRule = Field(
+        "source-dev",
+        description="which evaluation is the selected checkpoint: the best source-language "
+        "dev score, mean target dev score, or mean dev score over all languages (in a sweep, "
+        "its search.checkpoint sets it)",
+    )
 
 
 class FewShotConfig(_Strict):
@@ -310,10 +318,10 @@ class RunConfig(_Strict):
     def selection(self) -> str:
         """How the run's selected checkpoint (saved, and written as predictions) is chosen:
         `final` with `checkpoint.save: final` or when no dev split is evaluated, else
-        `source-dev`."""
+        `checkpoint.select`."""
         if self.checkpoint.save == "final" or "dev" not in self.eval.splits:
             return "final"
-        return "source-dev"
+        return self.checkpoint.select
 
     @property
     def keeps_artifacts(self) -> bool:

@@ -1,6 +1,6 @@
 """The floor job's smoke run (.ci/run): fsf's public commands on whatever stack this Python
 holds. One small real sweep with a confirmation stage is SIGKILLed (with its local Ray
-instance) once a trial's results and Tune's state are saved, `fsf resume` finishes it, search
+instance) once a trial's results are saved, `fsf resume` finishes it, search
 and confirmation, then `fsf best` and `fsf show` answer from it. Exit 0 when every step did
 what it must, 1 with the failing step's output otherwise.
 
@@ -54,22 +54,18 @@ def _fsf(
     )
 
 
-def _finished_and_saved(sweep: Path) -> list[Path]:
-    """The search's fragments of finished runs, once Tune saved its state after them (a kill
-    then leaves them finished in Tune's eyes too); [] before that."""
+def _finished(sweep: Path) -> list[Path]:
+    """The search's fragments of finished runs: what a resume reads back (fsf's own records,
+    never Tune's state) and must not train again."""
     import pyarrow.parquet as pq
 
-    states = list((sweep / "tune").glob("experiment_state-*.json"))
-    if not states:
-        return []
-    saved = max(p.stat().st_mtime for p in states)
     done = []
     for path in (sweep / "results").glob("trial=*/seed-*.parquet"):
         try:
             status = pq.read_table(path, columns=["status"])["status"][0].as_py()
         except Exception:  # being rewritten
             continue
-        if status == "completed" and path.stat().st_mtime < saved:
+        if status == "completed":
             done.append(path)
     return done
 
@@ -118,7 +114,7 @@ def main(argv: list[str]) -> int:
     deadline = time.monotonic() + 300
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            finished = _finished_and_saved(sweep)
+            finished = _finished(sweep)
             if finished:
                 break
             time.sleep(0.5)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TAILS: dict[str, list[str]] = {
     "sweep": ["--space", "s.yaml", "--num-trials", "3", "--set", "optim.lr=1e-3"],
     "validate": ["--space", "s.yaml", "--set", "seed=1"],
-    "resume": ["DIR", "--trust"],
+    "resume": ["DIR", "--num-cpus", "2"],
     "confirm": ["DIR", "--top-k", "2", "--seeds", "7", "8"],
     "best": ["DIR", "--lang", "de", "--top", "3", "--format", "json"],
     "show": ["DIR", "--format", "json"],

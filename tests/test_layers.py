@@ -20,8 +20,8 @@ LAYERS = (
     "policies",
     "tasks",
     "config",
+    "results",  # what an evaluation is and which one is a run's checkpoint: below the worker
     "train",
-    "results",
     "analysis",
     "sweep",  # with fsf.cluster: the only layer that imports Ray
     "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `cli_*` / `__main__`

@@ -245,7 +245,8 @@ def _probe_section(res: Results, fr: Frame, out: Path, suffix: str, sec: Section
             "points, paired by seed.",
         )
     )
-    from fsf.analysis.probe import ACTIONS, PARTS, _cell
+    from fsf.analysis.probe import _cell
+    from fsf.analysis.probe_spec import ACTIONS, PARTS
 
     combos = [
         (a, p)

@@ -40,7 +40,7 @@ import numpy as np
 import pyarrow as pa
 import yaml
 
-from fsf.analysis.probe_spec import ACTIONS, PARTS, ProbeSpec, SetRule
+from fsf.analysis.probe_spec import ACTIONS, PARTS, SetRule
 from fsf.atomic import write_atomic
 from fsf.policies.weight_sets import LayerRange, WeightSetsConfig, default_ranges
 from fsf.results import ResultsUsageError
@@ -48,11 +48,7 @@ from fsf.results.frame import frame
 from fsf.results.reader import Results, load
 
 __all__ = [
-    "ACTIONS",
-    "PARTS",
     "ProbeEffects",
-    "ProbeSpec",
-    "SetRule",
     "derive_weight_sets",
     "probe_effects",
     "write_policy_config",

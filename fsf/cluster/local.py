@@ -210,12 +210,6 @@ class LocalCluster:
         self.save()
         return self
 
-    def add_node(self, spec: NodeSpec, timeout: float = 120) -> None:
-        """Start one more worker node (e.g. to replace a killed one)."""
-        self.workers.append(spec)
-        self._start_node(spec, timeout)
-        self.save()
-
     def _start_node(self, spec: NodeSpec, timeout: float) -> None:
         if spec.name in self.nodes:
             raise ValueError(f"a node named {spec.name!r} was already started")

@@ -33,12 +33,13 @@ import pyarrow.compute as pc
 
 from fsf.results._errors import ResultsError
 from fsf.results.fragment_reader import (
+    COMPACTED_DIR,
     COMPACTED_FROM_KEY,
     COMPACTION_SEQ_KEY,
     _read_one,
     _read_schema,
 )
-from fsf.results.reader import COMPACTED_DIR, SkippedFragment, list_fragments, resolve_root
+from fsf.results.reader import SkippedFragment, list_fragments, resolve_root
 from fsf.results.storage import Location, StoragePath
 from fsf.results.writer import atomic_write_table
 

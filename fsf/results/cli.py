@@ -26,7 +26,6 @@ from fsf.results._errors import ResultsError, ResultsWriteError
 # fsf.results.cli_tables; the names this module has always offered stay importable from it.
 from fsf.results.cli_common import (
     FORMATS,
-    SKIPPED_EXIT,
     STAGES,
     Problems,
     _dump,
@@ -47,7 +46,6 @@ from fsf.results.cli_tables import (
     _print_entries,
     _row,
     _vs,
-    print_best_per_language,
 )
 from fsf.results.export import export, flat, write_csv
 from fsf.results.provenance import provenance_summary
@@ -58,14 +56,7 @@ from fsf.results.summary import summary
 
 __all__ = [
     "COMMANDS",
-    "FORMATS",
-    "SKIPPED_EXIT",
-    "STAGES",
-    "command",
-    "exit_code",
     "main",
-    "print_best_per_language",
-    "read_warning_skipped",
     "register",
 ]
 

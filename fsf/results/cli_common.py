@@ -18,14 +18,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from fsf.results._errors import ResultsUsageError
-from fsf.results.reader import (
-    COMPACTED_DIR,
-    Results,
-    SkippedFragment,
-    confirmation_of,
-    read_results,
-    resolve_root,
-)
+from fsf.results.fragment_reader import COMPACTED_DIR
+from fsf.results.reader import Results, SkippedFragment, confirmation_of, read_results, resolve_root
 
 _T = TypeVar("_T")
 

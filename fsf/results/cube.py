@@ -14,7 +14,8 @@ Invariants the code relies on:
   another metric's) has only NaN scores and a NaN loss: it is never a checkpoint and does
   not count in `trained`;
 - a run's checkpoint is the evaluation maximising the key, ties to the earliest step, NaN
-  keys never chosen;
+  keys never chosen (as `fsf.results.selection.CheckpointTracker` picks it while a run
+  trains);
 - a configuration counts each seed once (`Seeds.rep`): of several runs of one
   (configuration, seed), e.g. a repeat trained twice, the one with the most steps trained
   counts, then a completed one, then the smaller trial id; the others are `duplicates`.
@@ -38,6 +39,7 @@ from fsf.results.frame import (
     split_masks,
     take_rows,
 )
+from fsf.results.selection import checkpoint_data
 
 __all__ = ["Aggregate", "Evals", "evals"]
 
@@ -110,22 +112,16 @@ class Evals:
 
     def data(self, what: str, entry: int | None) -> np.ndarray:
         """The score a rule's `source-dev` / `target-dev` / `all-dev` / `test` names, for
-        an entry (a language index, or None for the target mean)."""
-        if what == "source-dev":
-            return self.scalar("dev", "source")
-        if what == "all-dev":
-            return self.scalar("dev", "all_mean")
-        if what == "target-dev":
-            return self.value("dev", entry)
-        if what == "test":
-            return self.value("test", entry)
-        raise ValueError(f"unknown data {what!r}")
+        an entry (a language index, or None for the target mean): the vector form of
+        `fsf.results.selection.checkpoint_score`."""
+        split, kind = checkpoint_data(what)
+        return self.scalar(split, kind) if kind is not None else self.value(split, entry)
 
     # -- checkpoints ---------------------------------------------------------------------------
 
     def checkpoint(self, what: str, entry: int | None) -> np.ndarray:
         """Per run, the evaluation chosen as its checkpoint (-1: none); cached."""
-        key = (what, None if what in ("source-dev", "all-dev") else entry)
+        key = (what, None if checkpoint_data(what)[1] is not None else entry)
         if key not in self._ckpt:
             value = self.data(what, entry)
             ok = np.flatnonzero(np.isfinite(value))

@@ -6,7 +6,8 @@ upgraded through `UPGRADES` (never guessed), and its columns conformed to `SCHEM
 fails is not raised but recorded (`_Source.error`), so that the folder reader
 (`fsf.results.reader`) can skip the fragment and say why. `completed_evaluations` reads one
 run's fragment back as the evaluations it recorded (what a resumed sweep reports instead of
-training the run again).
+training the run again); `recorded_evaluations` does so whatever the run's status (what a
+resumed ASHA sweep replays into its rungs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from fsf.results.evaluation import Evaluation
 from fsf.results.schema import (
     EVAL_SPLITS,
     SCHEMA,
@@ -31,7 +33,6 @@ from fsf.results.schema import (
     check_schema,
 )
 from fsf.results.storage import Location, StoragePath, location
-from fsf.train.reporter import Evaluation
 
 __all__ = [
     "COMPACTED_DIR",
@@ -41,6 +42,7 @@ __all__ = [
     "completed_evaluations",
     "parquet_source",
     "read_fragment",
+    "recorded_evaluations",
 ]
 
 #: Folder (under the results root) of the files written by `compact`.
@@ -137,7 +139,7 @@ def _open(source: Any) -> pq.ParquetFile:
         return pq.ParquetFile(source, page_checksum_verification=True)
 
 
-def _parquet_file(path: Location, attempts: int = 4) -> pq.ParquetFile:
+def _parquet_file(path: Location, attempts: int = 8) -> pq.ParquetFile:
     """The Parquet file at `path`, its pages' checksums verified when read (files written
     before fsf wrote checksums have none, and read as before). On an object store the whole
     object is fetched, then parsed: a read is several requests (size, then ranges), and one
@@ -174,6 +176,20 @@ def completed_evaluations(
     A sweep asks this before it trains a run, so that a run finished before an interruption
     is never trained (and its completed rows never overwritten) again: its recorded
     evaluations are reported instead, in the order they were made."""
+    return _evaluations(root, trial_id, seed, completed=True)
+
+
+def recorded_evaluations(
+    root: str | Path | StoragePath, trial_id: str, seed: int
+) -> list[Evaluation]:
+    """The evaluations (in step order) that run (`trial_id`, `seed`) recorded, whatever its
+    status (a stopped or failed run's too); [] when there is none or it cannot be read."""
+    return _evaluations(root, trial_id, seed, completed=False) or []
+
+
+def _evaluations(
+    root: str | Path | StoragePath, trial_id: str, seed: int, completed: bool
+) -> list[Evaluation] | None:
     from fsf.results.writer import fragment_path
 
     path = fragment_path(root, trial_id, seed)
@@ -187,10 +203,12 @@ def completed_evaluations(
     if table is None:
         return None
     rows = table.to_pylist()
-    if not rows or any(r["status"] != "completed" for r in rows):
+    if not rows or (completed and any(r["status"] != "completed" for r in rows)):
         return None
     scored = [r for r in rows if r["split"] in EVAL_SPLITS and r["step"] is not None]
-    if not any(r["is_final"] for r in scored):
+    if completed and not any(r["is_final"] for r in scored):
+        return None
+    if not scored:
         return None
     first = scored[0]
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fsf.errors import os_reason
-from fsf.results.reader import COMPACTED_DIR, read_fragment
+from fsf.results.fragment_reader import COMPACTED_DIR, read_fragment
 from fsf.results.storage import Location
 from fsf.results.writer import atomic_write_table, fragment_path
 

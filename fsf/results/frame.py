@@ -14,7 +14,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,6 @@ from fsf.results.schema import EVAL_SPLITS
 
 __all__ = [
     "CONFIG_COLUMNS",
-    "SELECTIONS",
     "THREADS",
     "Frame",
     "chunk_map",
@@ -41,8 +40,6 @@ __all__ = [
     "take_rows",
 ]
 
-#: Selection rules: which evaluation step of a run is reported.
-SELECTIONS = ("source-dev", "all-dev", "target-dev")
 #: Typed columns that identify a configuration (with `params_json` minus any `seed`).
 CONFIG_COLUMNS = (
     "task",
@@ -327,9 +324,6 @@ class Frame:
     failed_runs: int
     failed_trials: int
     _languages: list[str] | None = None
-    _selected: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict)
-    _rows_at: dict[tuple[str, str | None, str], np.ndarray] = field(default_factory=dict)
-    _at_step: dict[tuple[str, str | None], np.ndarray] = field(default_factory=dict)
 
     @property
     def language(self) -> pa.ChunkedArray:
@@ -350,57 +344,6 @@ class Frame:
         if not self.one_metric:
             keep &= self.is_metric[idx]
         return idx[keep]
-
-    # -- selection ----------------------------------------------------------------------------
-
-    def step_keys(self, key: str, lang: str | None = None) -> tuple[np.ndarray, ...]:
-        """(run, step, value) of the dev score that a selection rule maximises.
-
-        key: 'source' (source-language dev), 'all' (mean dev over all languages at the step),
-        'targets' (mean dev over the target languages; a step lacking one of the target
-        languages seen in any run's dev rows is dropped), 'lang' (dev of `lang`).
-        """
-        if key == "source":
-            idx = self.rows(self.is_source, "dev")
-        elif key == "lang":
-            idx = self.rows(_np(pc.equal(self.language, lang), False), "dev")
-        elif key == "targets":
-            idx = self.rows(~self.is_source, "dev")
-        else:
-            idx = self.rows(None, "dev")
-        run, step, value = self.r[idx], self.step[idx], self.value[idx]
-        if key in ("source", "lang"):
-            return run, step, value
-        t = pa.table({"run": run, "step": step, "value": value})
-        g = t.group_by(["run", "step"], use_threads=False).aggregate(
-            [("value", "mean"), ("value", "count")]
-        )
-        run, step = g["run"].to_numpy(), g["step"].to_numpy()
-        mean, count = g["value_mean"].to_numpy(), g["value_count"].to_numpy()
-        if key == "targets":
-            keep = count == len(self.target_languages(idx))
-            return run[keep], step[keep], mean[keep]
-        return run, step, mean
-
-    def selected_steps(self, key: str, lang: str | None = None) -> np.ndarray:
-        """Per run, the step chosen by maximising `step_keys(key, lang)` (-1: none); cached."""
-        if (key, lang) not in self._selected:
-            run, step, value = self.step_keys(key, lang)
-            pos = argmax_first([run], value, step)
-            sel = np.full(len(self.runs), -1, np.int64)
-            sel[run[pos]] = step[pos]
-            self._selected[key, lang] = sel
-        return self._selected[key, lang]
-
-    def rows_at(self, key: str, lang: str | None, split: str) -> np.ndarray:
-        """Row positions of usable `split` rows at each run's `selected_steps(key, lang)`."""
-        if (key, lang, split) not in self._rows_at:
-            if (key, lang) not in self._at_step:
-                sel = self.selected_steps(key, lang)
-                per_row = sel[self.r] if self.lengths is None else np.repeat(sel, self.lengths)
-                self._at_step[key, lang] = self.step == per_row
-            self._rows_at[key, lang, split] = self.rows(self._at_step[key, lang], split)
-        return self._rows_at[key, lang, split]
 
     def target_languages(self, rows: np.ndarray) -> list[str]:
         """The non-source languages among `rows` (row positions), sorted."""

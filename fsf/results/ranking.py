@@ -38,7 +38,7 @@ from fsf.results._errors import ResultsUsageError, choices
 
 # Answer, the baseline and config_value live in fsf.results.answer; they stay importable from
 # here, where they were first published.
-from fsf.results.answer import DEFAULT_BASELINE, Answer, baseline_mask, baseline_of, config_value
+from fsf.results.answer import Answer, baseline_mask, baseline_of
 from fsf.results.cube import Evals, evals
 from fsf.results.frame import Frame, frame
 from fsf.results.reader import Results, SkippedFragment, load
@@ -46,17 +46,12 @@ from fsf.results.selection import SelectionRule, selection_rule
 
 __all__ = [
     "BEST_FORMAT",
-    "DEFAULT_BASELINE",
     "PER_LANGUAGE_FORMAT",
     "TARGET_MEAN",
-    "Answer",
     "PerLanguage",
     "Ranking",
-    "baseline_mask",
-    "baseline_of",
     "best",
     "best_per_language",
-    "config_value",
     "entry_run_config",
     "run_objectives",
     "top_configurations",

@@ -37,17 +37,13 @@ from fsf.results._errors import ResultsUsageError
 # Reading one fragment lives in fsf.results.fragment_reader; its public names stay
 # importable from here, where the queries and the package's __init__ have always found them.
 from fsf.results.fragment_reader import (
-    COMPACTED_DIR,
-    UPGRADES,
     _conform,
     _FragmentError,
     _hidden,
     _read_one,
     _read_schema,
     _Source,
-    completed_evaluations,
     parquet_source,
-    read_fragment,
 )
 from fsf.results.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check_schema
 from fsf.results.storage import Location, StoragePath, location
@@ -56,19 +52,15 @@ if TYPE_CHECKING:
     from fsf.results._compact import CompactionReport
 
 __all__ = [
-    "COMPACTED_DIR",
     "CONFIRM_DIR",
-    "UPGRADES",
     "Results",
     "ResultsDataset",
     "SkippedFragment",
     "compact",
-    "completed_evaluations",
     "confirmation_of",
     "list_fragments",
     "load",
     "open_dataset",
-    "read_fragment",
     "read_results",
     "resolve_root",
 ]

@@ -22,7 +22,7 @@ import pyarrow as pa
 
 if TYPE_CHECKING:
     from fsf.config import RunConfig
-    from fsf.train.reporter import Evaluation
+    from fsf.results.evaluation import Evaluation
 
 __all__ = [
     "CKA_SPLIT",

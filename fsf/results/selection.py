@@ -4,6 +4,11 @@ and which split is reported.
 This is the one home of "best" in fsf: the sweep's objective (what Optuna receives), the
 queries (`best`, `best_per_language`, `summary`), the report and the confirmation stage all
 select through a `SelectionRule`, so they can never disagree on which configuration won.
+Which evaluation of a run is its checkpoint is decided here too, for a run as it trains
+(`CheckpointTracker`: the worker's kept weights and prediction files, the objective a trial
+reports) and for the queries' vectorised kernel (`checkpoint_data`, `fsf.results.cube`):
+the evaluation with the best score under the rule, ties to the earlier step, a NaN score
+never.
 
 A rule has three parts, each relative to the *entry* being answered (one language, or the
 mean over the target languages):
@@ -27,19 +32,26 @@ data and is only ever used when asked for by name; every output marks it ORACLE.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from fsf.results._errors import ResultsUsageError
+from fsf.results.evaluation import Evaluation
 
 __all__ = [
     "CHECKPOINTS",
     "DEFAULT_RULE",
     "OBJECTIVE_METRICS",
     "RULES",
+    "CheckpointTracker",
     "Objective",
     "SelectionRule",
+    "best_evaluation",
+    "checkpoint_data",
+    "checkpoint_score",
+    "checkpoint_text",
     "objectives_of",
     "selection_rule",
 ]
@@ -47,8 +59,16 @@ __all__ = [
 #: Named rules a user can pick (`--select`); `objective` is the default.
 RULES = ("objective", "source-dev", "target-dev", "all-dev", "oracle-test")
 DEFAULT_RULE = "objective"
-#: How a run's checkpoint can be chosen (`search.checkpoint` of a sweep takes the dev ones).
+#: How a run's checkpoint can be chosen: the dev rules are those a run config
+#: (`checkpoint.select`, `fsf.config.CheckpointRule`) and a sweep (`search.checkpoint`) take;
+#: `test` only a query asked for the ORACLE rule.
 CHECKPOINTS = ("source-dev", "target-dev", "all-dev", "test")
+_CHECKPOINT_DATA = {
+    "source-dev": ("dev", "source"),
+    "all-dev": ("dev", "all_mean"),
+    "target-dev": ("dev", None),
+    "test": ("test", None),
+}
 #: Per-evaluation scalars an objective can name: `{split}_{kind}` and the training loss.
 OBJECTIVE_METRICS = (
     *(
@@ -65,6 +85,75 @@ _DATA = {
     "all-dev": "dev of every language",
     "test": "TEST",
 }
+
+
+def checkpoint_data(checkpoint: str) -> tuple[str, str | None]:
+    """(split, kind) of the score `checkpoint` maximises over a run's evaluations: kind
+    `source` or `all_mean` (the same score for every entry), or None: the entry's own score
+    (a language's; the mean over the target languages for the target-mean entry)."""
+    try:
+        return _CHECKPOINT_DATA[checkpoint]
+    except KeyError:
+        raise ResultsUsageError(
+            f"unknown checkpoint rule {checkpoint!r}; choose one of: {', '.join(CHECKPOINTS)}"
+        ) from None
+
+
+def checkpoint_score(ev: Evaluation, checkpoint: str, language: str | None = None) -> float:
+    """The score by which `checkpoint` ranks evaluation `ev` for an entry (`language`; None:
+    the target mean), as the queries' kernel computes it (NaN: no score)."""
+    split, kind = checkpoint_data(checkpoint)
+    if kind == "source":
+        return ev.source(split)
+    if kind == "all_mean":
+        return ev.all_mean(split)
+    return ev.score(split, language) if language is not None else ev.target_mean(split)
+
+
+class CheckpointTracker:
+    """A run's checkpoint so far, as its evaluations arrive: `offer(ev)` is True when `ev`
+    becomes it (its `checkpoint_score` beats the best so far: ties keep the earlier
+    evaluation, a NaN score never counts). `best` is the checkpoint (None before any
+    evaluation has a score), `score` its score."""
+
+    def __init__(self, checkpoint: str, language: str | None = None):
+        checkpoint_data(checkpoint)  # an unknown rule fails now
+        self.checkpoint = checkpoint
+        self.language = language
+        self.best: Evaluation | None = None
+        self.score = math.nan
+
+    def offer(self, ev: Evaluation) -> bool:
+        score = checkpoint_score(ev, self.checkpoint, self.language)
+        if math.isnan(score) or (self.best is not None and not score > self.score):
+            return False
+        self.best, self.score = ev, score
+        return True
+
+
+def best_evaluation(
+    evaluations: Iterable[Evaluation], checkpoint: str, language: str | None = None
+) -> Evaluation | None:
+    """The evaluation `checkpoint` selects among a run's `evaluations` (in step order)."""
+    tracker = CheckpointTracker(checkpoint, language)
+    for ev in evaluations:
+        tracker.offer(ev)
+    return tracker.best
+
+
+def checkpoint_text(checkpoint: str, source_lang: str, metric: str) -> str:
+    """How `checkpoint` chose a run's evaluation, in words (for the run's saved files)."""
+    what = {
+        "source-dev": f"source-language ({source_lang}) dev {metric}",
+        "target-dev": f"mean target-language dev {metric}",
+        "all-dev": f"mean dev {metric} over all languages",
+        "test": f"mean target-language TEST {metric} (ORACLE)",
+    }[checkpoint]
+    used = {
+        "source-dev": "no target-language data was used to select",
+        "test": "test data was used to select: an oracle",
+    }.get(checkpoint, "target-language dev data was used to select")
+    return f"the best {what} over the run's evaluations (ties: the earlier step); {used}"
 
 
 @dataclass(frozen=True)

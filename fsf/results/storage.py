@@ -115,12 +115,6 @@ class StoragePath:
         name = os.fspath(name).strip("/")
         return self._with_path(posixpath.join(self.path, name) if name else self.path)
 
-    def joinpath(self, *names: str) -> StoragePath:
-        out = self
-        for n in names:
-            out = out / n
-        return out
-
     @property
     def name(self) -> str:
         return posixpath.basename(self.path)

@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 from fsf.atomic import atomic_path
 from fsf.errors import os_reason
 from fsf.results._errors import ResultsWriteError
+from fsf.results.evaluation import Evaluation
 from fsf.results.schema import PROVENANCE_KEY, SCHEMA, TrialInfo, evaluation_rows
 from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
-from fsf.train.reporter import Evaluation
 
 __all__ = [
     "WRITE_OPTIONS",

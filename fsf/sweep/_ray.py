@@ -177,7 +177,10 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     # Tune's own loggers stay on: each trial folder under <sweep>/tune/ gets result.json,
     # progress.csv and TensorBoard events (tensorboardX), for ExperimentAnalysis, Tuner.restore
     # (...).get_results() and `tensorboard --logdir <sweep>/tune` (docs/results.md)
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")  # finished trials survive a crash
+    # Tune's experiment state (what ExperimentAnalysis reads; fsf's resume reads the study
+    # and the results instead) is saved every second, so Tune's view of a killed sweep too
+    # knows its finished trials
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = dict(

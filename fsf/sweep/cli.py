@@ -46,12 +46,6 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--num-trials", type=int, help="override search.num_trials")
     p.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
     p.add_argument("--resume", action="store_true", help="continue an interrupted sweep")
-    p.add_argument(
-        "--trust",
-        action="store_true",
-        help="with --resume: resume a folder another user could have written (resuming "
-        "unpickles its tune/ state, which runs code)",
-    )
     p.add_argument("--no-progress", action="store_true", help="no live progress bar")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument(
@@ -93,13 +87,7 @@ def _validate_args(val: argparse.ArgumentParser) -> None:
 
 
 def _resume_args(res: argparse.ArgumentParser) -> None:
-    res.add_argument("dir")
-    res.add_argument(
-        "--trust",
-        action="store_true",
-        help="resume a folder another user could have written (resuming unpickles its "
-        "tune/ state, which runs code)",
-    )
+    res.add_argument("dir", help="the sweep folder: a path or a URI (s3://..., file:///...)")
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
@@ -116,12 +104,6 @@ def _confirm_args(con: argparse.ArgumentParser) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="run-config key and value of the baseline (repeatable; default policy.name=df)",
-    )
-    con.add_argument(
-        "--trust",
-        action="store_true",
-        help="continue a confirmation another user could have written (it unpickles "
-        "DIR/confirm/tune/)",
     )
     con.add_argument("--address")
     con.add_argument("--no-progress", action="store_true")
@@ -223,7 +205,6 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=progress_enabled(args),
         num_cpus=args.num_cpus,
-        trust=args.trust,
     )
     return _finish(outcome)
 
@@ -266,15 +247,27 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     return code
 
 
-def _resume(args: argparse.Namespace) -> int:
+def _sweep_folder(command: str, text: str):  # type: ignore[no-untyped-def]
+    """The sweep folder a command names: a local path (a `file://` URI is the local path it
+    names) or a URI on other storage (s3://bucket/sweeps/NAME)."""
+    from urllib.parse import unquote, urlsplit
+
     from fsf.results.storage import location
+
+    parts = urlsplit(text)
+    if parts.scheme == "file" and parts.netloc in ("", "localhost") and not parts.query:
+        text = unquote(parts.path) or "/"
+    try:
+        return location(text)
+    except ValueError as exc:
+        raise UsageError(f"{command}: {exc}") from None
+
+
+def _resume(args: argparse.Namespace) -> int:
     from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
-    try:
-        sweep_dir = location(args.dir)  # a folder or a URI (s3://bucket/sweeps/NAME)
-    except ValueError as exc:
-        raise UsageError(f"resume: {exc}") from None
+    sweep_dir = _sweep_folder("resume", args.dir)
     space = sweep_dir / "space.yaml"
     if not space.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
@@ -287,7 +280,6 @@ def _resume(args: argparse.Namespace) -> int:
         resume=True,
         progress=progress_enabled(args),
         num_cpus=args.num_cpus,
-        trust=args.trust,
     )
     code = _finish(outcome)
     if spec.probe is not None:
@@ -322,24 +314,16 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
 def _confirm(args: argparse.Namespace) -> int:
     from fsf.results.cli_common import baseline_arg
     from fsf.results.cli_tables import print_best_per_language
-    from fsf.results.storage import location
     from fsf.sweep.confirm import confirm_spec, run_confirm
     from fsf.sweep.space import load_space
 
-    try:
-        sweep_dir = location(args.dir).resolve()
-    except ValueError as exc:
-        raise UsageError(f"confirm: {exc}") from None
+    sweep_dir = _sweep_folder("confirm", args.dir).resolve()
     space = sweep_dir / "space.yaml"
     if not space.is_file():
         raise UsageError(f"{sweep_dir} is not a sweep folder (no space.yaml)")
     spec = load_space(str(space))
     if spec.probe is not None:
         raise UsageError(f"{sweep_dir} is a probe sweep; it has no configurations to confirm")
-    if not args.trust and (sweep_dir / "confirm" / "tune").exists():
-        from fsf.sweep.folder import check_trusted
-
-        check_trusted(sweep_dir)  # continuing the confirmation unpickles its tune/ state
     baseline = baseline_arg(args.baseline)
     confirm = confirm_spec(spec, top_k=args.top_k, seeds=args.seeds, baseline=baseline)
     outcome = run_confirm(

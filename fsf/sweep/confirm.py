@@ -13,9 +13,9 @@ baseline on the shared fresh seeds.
 
 Layout: `<sweep>/confirm/` is a sweep folder of its own: `sweep.json` (stage `confirm`, the
 seeds, the candidates and where they came from; written before any training, so a resumed
-confirmation never re-selects), `space.yaml`, `results/`, `tune/` (Tune's state, for
-resuming an interrupted confirmation with `fsf-sweep confirm DIR` or `fsf-sweep resume DIR`)
-and `runs/<trial>/seed-<s>/` with each confirmed run's XTREME prediction files and saved
+confirmation never re-selects), `space.yaml`, `results/`, `tune/` (Tune's logs; an
+interrupted confirmation is resumed from `sweep.json` and its results with `fsf-sweep
+confirm DIR` or `fsf-sweep resume DIR`: `fsf.sweep.resume.resume_confirm`) and `runs/<trial>/seed-<s>/` with each confirmed run's XTREME prediction files and saved
 checkpoint (`confirm.predictions`, `confirm.checkpoints`; by default only the winning
 configuration's checkpoints are kept once the confirmation has finished).
 """
@@ -35,19 +35,13 @@ from fsf.results import read_results, top_configurations
 from fsf.results.fragments import finalise_statuses
 from fsf.results.reader import CONFIRM_DIR
 from fsf.results.storage import Location
-from fsf.sweep._callbacks import (
-    _fit,
-    _LiveCallbacks,
-    _restore,
-    _ResumeCheck,
-    _statuses,
-    _TrialResources,
-)
+from fsf.sweep._callbacks import _fit, _statuses, _TrialResources
 from fsf.sweep._ray import _init_ray
-from fsf.sweep.folder import TUNE_DIR, _write_text, check_tune_state
-from fsf.sweep.searcher import _Candidates, search_algorithm
+from fsf.sweep.folder import TUNE_DIR, _write_text
+from fsf.sweep.resume import resume_confirm
+from fsf.sweep.searcher import _Candidates
 from fsf.sweep.spec import ConfirmSpec, SweepSpec
-from fsf.sweep.trial import _trial
+from fsf.sweep.trial import TRIAL_KEY, _trial
 
 __all__ = ["ConfirmOutcome", "candidates_for", "confirm_spec", "prune_checkpoints", "run_confirm"]
 
@@ -63,7 +57,7 @@ class ConfirmOutcome:
     statuses: dict[str, int]
     errors: dict[str, str] = field(default_factory=dict)
     already_done: bool = False
-    resumed: str | None = None  # what a resume restored (`_ResumeCheck.summary`)
+    resumed: str | None = None  # what a resume found (`ConfirmResume.note`)
 
 
 def confirm_spec(
@@ -136,8 +130,12 @@ def _confirm_trial(
     sweep_dir: str,
     candidates: list[dict[str, Any]],
 ) -> None:
-    """A Tune trial of the confirmation: one candidate, every confirmation seed."""
-    _trial(candidates[config["candidate"]]["params"], spec_data=spec_data, sweep_dir=sweep_dir)
+    """A Tune trial of the confirmation: one candidate, every confirmation seed, its rows
+    under the trial id its config names."""
+    params = {**candidates[config["candidate"]]["params"]}
+    if TRIAL_KEY in config:
+        params[TRIAL_KEY] = config[TRIAL_KEY]
+    _trial(params, spec_data=spec_data, sweep_dir=sweep_dir)
 
 
 def _stage_spec(spec: SweepSpec, confirm: ConfirmSpec) -> SweepSpec:
@@ -197,6 +195,7 @@ def run_confirm(
     """Run (or resume, or report as done) the confirmation stage of the sweep in
     `sweep_dir`; returns where its results are."""
     from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
 
     from fsf.sweep.progress import ProgressCallback
 
@@ -236,50 +235,50 @@ def run_confirm(
         return ConfirmOutcome(cdir, results_dir, candidates, len(candidates), {}, already_done=True)
     cspec = _stage_spec(spec, confirm)
     spec_data = cspec.model_dump(mode="json")
-    _init_ray(address, num_cpus)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            _confirm_trial, spec_data=spec_data, sweep_dir=str(cdir), candidates=candidates
-        ),
-        _TrialResources(cspec, candidates),
-    )
-    n = len(candidates)
+    plan = resume_confirm(candidates, list(confirm.seeds), results_dir)
+    resumed = plan.note() if (cdir / TUNE_DIR).exists() or results_dir.exists() else None
     callback = ProgressCallback(
-        total=n, objective=spec.search.objective[0], enabled=progress, desc="confirm"
+        total=len(candidates),
+        objective=spec.search.objective[0],
+        enabled=progress,
+        desc="confirm",
+        done=plan.finished,
     )
-    tune_path = cdir / TUNE_DIR
-    resume = tune_path.exists()
-    if resume:
-        check_tune_state(tune_path)
-        tuner = _restore(
-            str(tune_path),
-            trainable,
-            resume_unfinished=True,
-            resume_errored=False,
-            restart_errored=True,  # a confirmation run again retries its failed candidates
+    statuses = {"finished": plan.finished}
+    num_run = 0
+    if plan.todo:
+        _init_ray(address, num_cpus)
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                _confirm_trial, spec_data=spec_data, sweep_dir=str(cdir), candidates=candidates
+            ),
+            _TrialResources(cspec, candidates),
         )
-    else:
+        searcher: Any = _Candidates(plan.todo)
+        if spec.search.max_concurrent:
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.search.max_concurrent)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=search_algorithm(_Candidates(n), spec.search.max_concurrent),
-                num_samples=n,
-                reuse_actors=True,
+                search_alg=searcher, num_samples=len(plan.todo), reuse_actors=True
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
                 storage_path=str(cdir),
                 verbose=0,
                 failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-                callbacks=[_LiveCallbacks()],
+                callbacks=[callback],
             ),
         )
-    check = _ResumeCheck(results_dir)
-    live = [check, callback] if resume else [callback]
-    grid = _fit(tuner, live, callback)
+        grid = _fit(tuner, callback)
+        num_run = len(grid)
+        for key, count in _statuses(grid).items():
+            statuses[key] = statuses.get(key, 0) + count
+    else:
+        callback.close()
+    statuses = {k: v for k, v in statuses.items() if v}
     if results_dir.exists():
         finalise_statuses(results_dir, callback.errors)
-    statuses = _statuses(grid)
     if not statuses.get("failed"):
         if confirm.checkpoints == "winner":
             meta["checkpoints_pruned"] = prune_checkpoints(cdir)
@@ -289,8 +288,8 @@ def run_confirm(
         cdir,
         results_dir,
         candidates,
-        len(grid),
+        plan.finished + num_run,
         statuses,
         dict(callback.errors),
-        resumed=check.summary,
+        resumed=resumed,
     )

@@ -10,6 +10,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from fsf.sweep.trial import record_id
+
 __all__ = ["ProgressCallback"]
 
 
@@ -31,23 +33,38 @@ def _error_text(trial: Any) -> str | None:
 
 
 class ProgressCallback(Callback):
-    """Counts trials and remembers why failed trials failed (`errors[trial_id]`)."""
+    """Counts trials and remembers why failed trials failed (`errors[trial id of the rows]`).
 
-    def __init__(self, total: int, objective: Any, enabled: bool = True, desc: str = "trials"):
+    `done` and `failed`: trials that ended before this fit (a resumed sweep's)."""
+
+    def __init__(
+        self,
+        total: int,
+        objective: Any,
+        enabled: bool = True,
+        desc: str = "trials",
+        done: int = 0,
+        failed: int = 0,
+    ):
         self.total = total
         self.metric = objective.metric
         self.sign = 1.0 if objective.mode == "max" else -1.0
         self.best = -math.inf
         self.running: set[str] = set()
-        self.done = 0
-        self.failed = 0
+        self.done = done
+        self.failed = failed
         self.errors: dict[str, str] = {}
         self._bar = None
-        self._started = False
         if enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit="trial", dynamic_ncols=True)
+            self._bar = tqdm(total=total, initial=done, desc=desc, unit="trial", dynamic_ncols=True)
+            self._refresh()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config (callbacks included) into tuner.pkl, which fsf never
+        # reads back: the live bar (a terminal stream) stays out of it
+        return {**self.__dict__, "_bar": None}
 
     def _refresh(self) -> None:
         if self._bar is None:
@@ -56,21 +73,6 @@ class ProgressCallback(Callback):
         self._bar.set_postfix_str(
             f"running={len(self.running)} failed={self.failed} best {self.metric}={best}"
         )
-
-    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
-        """On the first step of a resumed sweep, count the trials that already ended."""
-        if self._started:
-            return
-        self._started = True
-        for trial in trials:
-            if trial.status == "TERMINATED":
-                self.done += 1
-            elif trial.status == "ERROR":
-                self.done += 1
-                self.failed += 1
-        if self._bar is not None and self.done:
-            self._bar.update(self.done)
-        self._refresh()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.running.add(trial.trial_id)
@@ -97,9 +99,9 @@ class ProgressCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.failed += 1
         try:
-            self.errors[trial.trial_id] = _last_line(_error_text(trial))
+            self.errors[record_id(trial)] = _last_line(_error_text(trial))
         except Exception:
-            self.errors[trial.trial_id] = "trial failed"
+            self.errors[record_id(trial)] = "trial failed"
         self._finished(trial)
 
     def close(self) -> None:

@@ -35,48 +35,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from fsf.config import (
-    RunConfig,
-    apply_overrides,
-    load_yaml,
-    parse_overrides,
-    read_yaml,
-    validate_run_config,
-)
+from fsf.config import RunConfig, apply_overrides, parse_overrides, validate_run_config
 from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
-
-# The models live in fsf.sweep.spec. They stay importable from here: callers import them
-# from this module, and Ray Tune's pickled state of a sweep started before the models moved
-# (its searcher's parameters, each trial's resources with the whole spec) names them here,
-# so `--resume` of such a sweep unpickles them from this module.
-from fsf.sweep.spec import (
-    CHECKPOINT_RULES,
-    LOGGERS,
-    ConfirmSpec,
-    Objective,
-    Parameter,
-    Resources,
-    SchedulerSpec,
-    SearchSpec,
-    Storage,
-    SweepSpec,
-)
+from fsf.sweep.spec import LOGGERS, Parameter, SweepSpec
+from fsf.yamlfile import load_yaml, read_yaml
 
 if TYPE_CHECKING:
     import optuna
 
 __all__ = [
-    "CHECKPOINT_RULES",
-    "LOGGERS",
     "MAX_GRID_POINTS",
-    "ConfirmSpec",
-    "Objective",
-    "Parameter",
-    "Resources",
-    "SchedulerSpec",
-    "SearchSpec",
-    "Storage",
-    "SweepSpec",
     "check_resources",
     "define_by_run",
     "grid_points",
@@ -219,14 +187,17 @@ def trial_workers(spec: SweepSpec, params: dict[str, Any]) -> int:
 
 
 def trial_run_config(spec: SweepSpec, params: dict[str, Any], seed: int, name: str) -> RunConfig:
-    """The run config of one trial and seed: the base with the sampled values set."""
+    """The run config of one trial and seed: the base with the sampled values set, and the
+    sweep's checkpoint rule (`search.checkpoint`), so that the evaluation a run keeps as its
+    checkpoint and prediction files is the one its objective and the queries read."""
     searched = spec.search.parameters
     overrides = [
         (k, v)
         for k, v in params.items()
         if k not in RESOURCE_KEYS and (k not in searched or searched[k].apply)
     ]
-    data = apply_overrides(spec.base, [*overrides, ("seed", seed), ("name", name)])
+    fixed = [("checkpoint.select", spec.search.checkpoint), ("seed", seed), ("name", name)]
+    data = apply_overrides(spec.base, [*overrides, *fixed])
     return validate_run_config(data, prefix="base")
 
 

@@ -14,10 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fsf.analysis.probe_spec import ProbeSpec
-from fsf.config import FolderName, RunConfig, validate_run_config
+from fsf.config import CheckpointRule, FolderName, RunConfig, validate_run_config
 
 __all__ = [
-    "CHECKPOINT_RULES",
     "LOGGERS",
     "ConfirmSpec",
     "Objective",
@@ -104,16 +103,10 @@ class Resources(_Strict):
         return value
 
 
-CHECKPOINT_RULES = ("source-dev", "target-dev", "all-dev")
-"""How a run's checkpoint (its evaluation step that counts) is chosen: the best source-
-language dev score (zero-shot honest), the best mean target dev score, or the best mean dev
-score over all languages (fsf.results.selection)."""
-
-
 class SearchSpec(_Strict):
     parameters: dict[str, Parameter] = Field(default_factory=dict)
     objective: list[Objective] = Field(default_factory=lambda: [Objective()])
-    checkpoint: Literal["source-dev", "target-dev", "all-dev"] = Field(
+    checkpoint: CheckpointRule = Field(
         "source-dev",
         description="which evaluation of each run the objective is read at (and the queries' "
         "default checkpoint): the step with the best source-language dev score, the best "
@@ -238,10 +231,6 @@ class SweepSpec(_Strict):
 
     def base_config(self) -> RunConfig:
         return validate_run_config(self.base, prefix="base")
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.search.objective) > 1
 
 
 LOGGERS = {"mlflow": "mlflow", "wandb": "wandb"}

@@ -17,33 +17,41 @@ from fsf.results import (
     TrialInfo,
     completed_evaluations,
 )
+from fsf.results.evaluation import Evaluation
+from fsf.results.selection import CheckpointTracker
 from fsf.results.storage import location
 from fsf.sweep.space import trial_run_config, trial_workers
 from fsf.sweep.spec import SweepSpec
 from fsf.train.device import check_gpus_visible, run_provenance
-from fsf.train.reporter import CompositeReporter, Evaluation, Reporter
+from fsf.train.reporter import CompositeReporter, Reporter
 
-__all__ = ["checkpoint_score"]
+__all__: list[str] = []
 
 log = logging.getLogger("fsf.sweep")
 
+TRIAL_KEY = "fsf_trial"
+"""The key of a Tune trial's config that names the trial id of its result rows: the id of
+the Tune trial its configuration was first handed to, and the same id when it runs again
+after a resume (so a re-run continues the run's fragments; docs/architecture.md)."""
 
-def checkpoint_score(ev: Evaluation, checkpoint: str) -> float:
-    """The dev score by which a run's checkpoint is chosen (`search.checkpoint`), as
-    `fsf.results.selection` chooses it from the results."""
-    if checkpoint == "all-dev":
-        return ev.all_mean("dev")
-    if checkpoint == "target-dev":
-        return ev.target_mean("dev")
-    return ev.source("dev")
+
+def record_id(trial: Any) -> str:
+    """The trial id of a Tune trial's result rows (Tune's id for a trial without one)."""
+    return str((getattr(trial, "config", None) or {}).get(TRIAL_KEY, trial.trial_id))
+
+
+def split_config(config: dict[str, Any], tune_id: str) -> tuple[str, dict[str, Any]]:
+    """(the trial id of the rows, the sampled parameters) of a Tune trial's config."""
+    params = {k: v for k, v in config.items() if k != TRIAL_KEY}
+    return str(config.get(TRIAL_KEY, tune_id)), params
 
 
 class _ObjectiveTracker:
     """Turns evaluations into the scalars reported to Tune.
 
     The objective of a run is its objective metric at its checkpoint so far: the evaluation
-    with the best `checkpoint` dev score (ties: the earlier), exactly as the queries choose
-    it. The reported objective is the mean over the seeds run so far: the finished seeds'
+    `checkpoint` selects (`fsf.results.selection.CheckpointTracker`), exactly as the
+    queries choose it. The reported objective is the mean over the seeds run so far: the finished seeds'
     values plus the current seed's. So the last report of a trial, which Optuna and Tune
     keep, is the value `fsf-sweep best` ranks the configuration by. `{m}_seed` is the current
     seed's value, `{m}_last` the metric at this very step. `progress_step` counts optimizer
@@ -64,22 +72,21 @@ class _ObjectiveTracker:
         self.metrics = metrics
         self.seed_index = seed_index
         self.finished = finished
-        self.checkpoint = checkpoint
-        self.best: tuple[float, int, dict[str, float]] | None = None
+        self.checkpoint = CheckpointTracker(checkpoint)
+        self.at_checkpoint: dict[str, float] = {}
 
     def scalars(self, ev: Evaluation) -> dict[str, float]:
         out = {k: v for k, v in ev.scalars().items() if not k.startswith("test_")}
-        key = checkpoint_score(ev, self.checkpoint)
-        if not math.isnan(key) and (self.best is None or key > self.best[0]):
-            self.best = (key, ev.step, {m: out.get(m, math.nan) for m in self.metrics})
-        at_ckpt = self.best[2] if self.best is not None else {}
+        if self.checkpoint.offer(ev):
+            self.at_checkpoint = {m: out.get(m, math.nan) for m in self.metrics}
         for m in self.metrics:
-            current = at_ckpt.get(m, math.nan)
+            current = self.at_checkpoint.get(m, math.nan)
             values = [f[m] for f in self.finished if m in f] + [current]
             out[f"{m}_last"] = out.get(m, math.nan)
             out[f"{m}_seed"] = current
             out[m] = sum(values) / len(values)
-        out["checkpoint_step"] = self.best[1] if self.best is not None else -1
+        best = self.checkpoint.best
+        out["checkpoint_step"] = best.step if best is not None else -1
         out["progress_step"] = self.seed_index * ev.total_steps + ev.step
         out["seed_index"] = self.seed_index
         out["is_final"] = ev.is_final
@@ -229,14 +236,15 @@ def _run_distributed(
     return dict(result.metrics or {})
 
 
-def _trial(params: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
-    """A Tune trial: one configuration, every seed of the space."""
+def _trial(config: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
+    """A Tune trial: one configuration, every seed of the space, its rows under the trial id
+    its config names (`TRIAL_KEY`)."""
     from ray import tune
 
     from fsf.train.worker import train
 
     spec = SweepSpec.model_validate(spec_data)
-    trial_id = tune.get_context().get_trial_id()
+    trial_id, params = split_config(config, tune.get_context().get_trial_id())
     results_dir = str(location(sweep_dir) / "results")
     metrics = [o.metric for o in spec.search.objective]
     finished: list[dict[str, float]] = []

@@ -18,10 +18,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from fsf.cka import linear_cka, pooled_hidden_states
+from fsf.cka import pooled_hidden_states
 from fsf.synthetic.world import NUM_TOPICS, SOURCE_LANGUAGE, World
 
-__all__ = ["encode", "hidden_states", "linear_cka", "retrieval_at_1", "topic_probe"]
+__all__ = ["encode", "hidden_states", "retrieval_at_1", "topic_probe"]
 
 
 @torch.no_grad()

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from fsf.train.reporter import Evaluation, Reporter
+    from fsf.results.evaluation import Evaluation
+    from fsf.train.reporter import Reporter
 
 __all__ = ["ReporterContract"]
 
@@ -36,7 +37,7 @@ class ReporterContract:
 
     def evaluations(self) -> list[Evaluation]:
         """A short run: step 0 (no loss yet), a middle one, the final one."""
-        from fsf.train.reporter import Evaluation, StepRecord
+        from fsf.results.evaluation import Evaluation, StepRecord
 
         out = []
         for step, loss, phase in ((0, None, "P1"), (3, 0.9, "P1"), (6, 0.5, "P2")):

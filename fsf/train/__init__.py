@@ -1,37 +1,23 @@
 """The training worker (one DeepSpeed rank) and the reporter interface it speaks.
 
-The worker's names are imported on first use (PEP 562), so that the readers of results,
-which need only the reporter's types, do not import torch (about 3 s of every query
-command's start-up; docs/benchmarks.md, benchmark 9).
+The worker's names are imported on first use (PEP 562), so that importing the reporter's
+types does not import torch (about 3 s of a command's start-up; docs/benchmarks.md,
+benchmark 9). What one evaluation is lives in `fsf.results.evaluation`.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from fsf.train.reporter import (
-    CompositeReporter,
-    Evaluation,
-    ListReporter,
-    Reporter,
-    RunSummary,
-    StepRecord,
-)
+from fsf.train.reporter import CompositeReporter, ListReporter, Reporter, RunSummary
 
 if TYPE_CHECKING:
-    from fsf.train.worker import (
-        TrainingDiverged,
-        evaluate_model,
-        resolve_model_path,
-        scheduled_lr_factor,
-        train,
-    )
+    from fsf.train._evaluate import evaluate_model
+    from fsf.train.worker import TrainingDiverged, resolve_model_path, scheduled_lr_factor, train
 
 __all__ = [
     "CompositeReporter",
-    "Evaluation",
     "ListReporter",
     "Reporter",
     "RunSummary",
-    "StepRecord",
     "TrainingDiverged",
     "evaluate_model",
     "resolve_model_path",
@@ -39,13 +25,7 @@ __all__ = [
     "train",
 ]
 
-_WORKER = (
-    "TrainingDiverged",
-    "evaluate_model",
-    "resolve_model_path",
-    "scheduled_lr_factor",
-    "train",
-)
+_WORKER = ("TrainingDiverged", "resolve_model_path", "scheduled_lr_factor", "train")
 
 
 def __getattr__(name: str) -> Any:
@@ -53,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from fsf.train import worker
 
         return getattr(worker, name)
+    if name == "evaluate_model":
+        from fsf.train._evaluate import evaluate_model
+
+        return evaluate_model
     raise AttributeError(f"module 'fsf.train' has no attribute {name!r}")

@@ -5,16 +5,17 @@ artifacts."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 
 from fsf.config import RunConfig
 from fsf.errors import FsfError
+from fsf.results.evaluation import Evaluation
+from fsf.results.selection import CheckpointTracker
 from fsf.tasks import Task, build_task
 from fsf.train._data import EvalSet
-from fsf.train.reporter import Evaluation, RunSummary
+from fsf.train.reporter import RunSummary
 
 __all__ = ["Keeper", "evaluate_model", "predict"]
 
@@ -78,16 +79,17 @@ def predict(
 
 class Keeper:
     """Keeps what the run's artifacts need of the selected evaluation (`config.selection`):
-    with `source-dev`, the evaluation with the best source-language dev score so far (ties:
-    the earlier one, as `RunSummary.best_by_source_dev`), its test predictions and, for
-    `checkpoint.save: best`, a CPU copy of the weights; with `final`, the last evaluation's.
-    Only rank 0 keeps weights."""
+    with a checkpoint rule (`checkpoint.select`), the evaluation it selects so far
+    (`fsf.results.selection.CheckpointTracker`, as the queries select it), its test
+    predictions and, for `checkpoint.save: best`, a CPU copy of the weights; with `final`,
+    the last evaluation's. Only rank 0 keeps weights."""
 
     def __init__(self, config: RunConfig, rank: int):
         self.active = config.keeps_artifacts
         self.rule = config.selection
+        self.tracker = CheckpointTracker(self.rule) if self.rule != "final" else None
         self.weights = config.checkpoint.save == "best" and rank == 0
-        self.best: tuple[float, Evaluation, dict[str, list[Any]]] | None = None
+        self.best: tuple[Evaluation, dict[str, list[Any]]] | None = None
         self.state: dict[str, torch.Tensor] | None = None
         self.last: tuple[Evaluation, dict[str, list[Any]]] | None = None
 
@@ -97,12 +99,9 @@ class Keeper:
         if not self.active:
             return
         self.last = (ev, test_preds)
-        if self.rule != "source-dev":
+        if self.tracker is None or not self.tracker.offer(ev):
             return
-        score = ev.source("dev")
-        if math.isnan(score) or (self.best is not None and score <= self.best[0]):
-            return
-        self.best = (score, ev, test_preds)
+        self.best = (ev, test_preds)
         if self.weights:
             self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
@@ -111,8 +110,8 @@ class Keeper:
     ) -> tuple[Evaluation, dict[str, list[Any]], dict[str, torch.Tensor] | None]:
         """(selected evaluation, its test predictions, the weights to load or None: the
         model as it is now)."""
-        if self.rule == "source-dev" and self.best is not None:
-            _, ev, preds = self.best
+        if self.best is not None:
+            ev, preds = self.best
             return ev, preds, self.state
         if self.last is None:  # pragma: no cover - a run always evaluates at its end
             raise FsfError("no evaluation was made: nothing to select")

@@ -30,8 +30,9 @@ import yaml
 
 from fsf.atomic import write_atomic
 from fsf.config import RunConfig
+from fsf.results.evaluation import Evaluation
+from fsf.results.selection import checkpoint_text
 from fsf.tasks import Task
-from fsf.train.reporter import Evaluation
 
 __all__ = ["auto_model_class", "model_card", "selection_text", "write_artifacts"]
 
@@ -39,11 +40,8 @@ __all__ = ["auto_model_class", "model_card", "selection_text", "write_artifacts"
 def selection_text(config: RunConfig, ev: Evaluation) -> str:
     """One sentence: which evaluation was selected, and by what rule."""
     at = f"step {ev.step} of {ev.total_steps} (epoch {ev.epoch:.2f})"
-    if config.selection == "source-dev":
-        return (
-            f"{at}: the best source-language ({ev.source_lang}) dev {ev.metric} over the run's "
-            f"evaluations (ties: the earlier step); no target-language data was used to select"
-        )
+    if config.selection != "final":
+        return f"{at}: {checkpoint_text(config.selection, ev.source_lang, ev.metric)}"
     why = "checkpoint.save: final" if config.checkpoint.save == "final" else "no dev split"
     return f"{at}: the final step ({why})"
 

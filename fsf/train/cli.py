@@ -23,7 +23,8 @@ from fsf._cli import (
     progress_enabled,
 )
 from fsf.config import RunConfig, load_run_config
-from fsf.train.reporter import Evaluation, RunSummary
+from fsf.results.evaluation import Evaluation
+from fsf.train.reporter import RunSummary
 
 __all__ = ["COMMANDS", "main", "print_summary"]
 
@@ -47,7 +48,7 @@ def print_summary(summary: RunSummary, title: str = "") -> None:
     if final is None:
         print("no evaluation was made")
         return
-    by_src, by_all = summary.best_by_source_dev, summary.best_by_all_dev
+    by_src, by_all = summary.checkpoint("source-dev"), summary.checkpoint("all-dev")
     cols: list[tuple[str, Evaluation | None, str]] = [
         (f"dev @ {final.step}", final, "dev"),
         (f"test @ {final.step}", final, "test"),

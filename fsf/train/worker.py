@@ -28,6 +28,7 @@ from fsf.policies import (
     policy_class,
     set_multipliers,
 )
+from fsf.results.evaluation import Evaluation, StepRecord
 from fsf.tasks import build_task
 from fsf.train._data import batches, load_data
 from fsf.train._engine import (
@@ -42,14 +43,13 @@ from fsf.train._engine import (
     bf16_autocast,
     row_embedding,
 )
-from fsf.train._evaluate import Keeper, evaluate_model, predict
+from fsf.train._evaluate import Keeper, predict
 from fsf.train._probe import apply_probe
 from fsf.train._rows import clip_grad_norm_ as _clip_rows
-from fsf.train.reporter import Evaluation, Reporter, RunSummary, StepRecord
+from fsf.train.reporter import Reporter, RunSummary
 
 __all__ = [
     "TrainingDiverged",
-    "evaluate_model",
     "resolve_model_path",
     "scheduled_lr_factor",
     "train",

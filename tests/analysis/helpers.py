@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from fsf.config import RunConfig
 from fsf.results import SCHEMA, TrialInfo, evaluation_rows
-from fsf.train.reporter import Evaluation, StepRecord
+from fsf.results.evaluation import Evaluation, StepRecord
 
 
 def config(trial: str, seed: int = 0, **over: Any) -> RunConfig:

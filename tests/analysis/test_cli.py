@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from fsf.results import ParquetReporter, TrialInfo
+from fsf.results.evaluation import StepRecord
 from fsf.sweep.cli import main
-from fsf.train.reporter import StepRecord
 from tests.analysis.helpers import config, evaluation
 
 

@@ -8,7 +8,7 @@ import pytest
 from fsf.analysis import gap_curves
 from fsf.results import best, best_per_language, summary
 from fsf.results._errors import ResultsUsageError
-from fsf.train.reporter import StepRecord
+from fsf.results.evaluation import StepRecord
 from tests.analysis.helpers import config, evaluation, table
 
 # Falls fast, then flat. Window 2, threshold 0.1, by hand (a = previous window's mean,

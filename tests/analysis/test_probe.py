@@ -10,13 +10,12 @@ import torch
 import yaml
 
 from fsf.analysis.probe import (
-    ProbeSpec,
-    SetRule,
     derive_weight_sets,
     probe_effects,
     probe_markdown,
     write_policy_config,
 )
+from fsf.analysis.probe_spec import ProbeSpec, SetRule
 from fsf.config import ProbeConfig, validate_run_config
 from fsf.errors import ConfigError
 from fsf.results._errors import ResultsUsageError

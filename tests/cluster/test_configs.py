@@ -309,4 +309,4 @@ def test_cluster_readme_says_how_to_reach_the_dashboard():
     assert "kubectl port-forward svc/fsf-head-svc 8265:8265" in text
     assert "ray dashboard cluster/ray-cluster.yaml" in text and "SSH tunnel" in text
     assert "RAY_AUTH_MODE=token" in text and "## 9. Security" in text
-    assert "unpickles" in text  # resuming an untrusted folder runs its pickles
+    assert "unpickles nothing" in text  # a resume reads the study and the results only

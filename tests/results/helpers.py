@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from fsf.config import RunConfig
 from fsf.results import SCHEMA, ParquetReporter, TrialInfo, evaluation_rows
-from fsf.train.reporter import Evaluation
+from fsf.results.evaluation import Evaluation
 
 SOURCE = "en"
 

@@ -233,7 +233,7 @@ def test_skipped_fragments_are_named_and_the_exit_code_says_so(
     """A partial answer is printed, but never passes for a whole one: exit 3."""
     import shutil
 
-    from fsf.results.cli import SKIPPED_EXIT
+    from fsf.results.cli_common import SKIPPED_EXIT
 
     monkeypatch.chdir(tmp_path)
     copy = tmp_path / "copy"
@@ -302,10 +302,12 @@ def test_bench_smoke(capsys):
 
 
 def test_print_best_per_language(sweep, tmp_path, capsys):
-    cli.print_best_per_language(sweep)
+    from fsf.results.cli_tables import print_best_per_language
+
+    print_best_per_language(sweep)
     assert "target-mean" in capsys.readouterr().out
     (tmp_path / "empty" / "results").mkdir(parents=True)
-    cli.print_best_per_language(tmp_path / "empty")
+    print_best_per_language(tmp_path / "empty")
     assert "note: no per-language table" in capsys.readouterr().out
 
 

@@ -59,10 +59,11 @@ def test_search_then_confirmation(tmp_path, capsys):
     import ray
     from ray import tune
 
-    from fsf.config import read_yaml, validate_run_config
+    from fsf.config import validate_run_config
     from fsf.results import best, best_per_language, read_results
     from fsf.sweep.cli import main
     from fsf.sweep.trial import _trial
+    from fsf.yamlfile import read_yaml
 
     space = _space(tmp_path)
     try:
@@ -189,7 +190,7 @@ def test_a_killed_confirmation_resumes_each_candidate_once(tmp_path):
         cli("confirm", str(sweep)), env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "note: confirmation resumed from Ray Tune's saved state:" in done.stdout
+    assert "note: confirmation resumed from its results:" in done.stdout
 
     meta = json.loads((sweep / "confirm" / "sweep.json").read_text())
     assert meta["finished"]

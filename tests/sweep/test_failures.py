@@ -1,12 +1,11 @@
 """Failures that must leave a trace, found before Ray starts or after it stopped: unwritable
-folders, untrusted folders, a driver killed in its first seconds, failures that could not be
-recorded, the sweep's exit code. Fast: no Ray instance is started here."""
+folders, a driver killed in its first seconds, failures that could not be recorded, the
+sweep's exit code. Fast: no Ray instance is started here."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,11 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from fsf.errors import FsfError, UsageError
+from fsf.errors import FsfError
 from fsf.results import read_results
 from fsf.results.fragments import finalise_statuses
 from fsf.sweep.cli import _finish, main
-from fsf.sweep.folder import _restart_stillborn, _tune_state_saved, check_trusted
+from fsf.sweep.folder import _restart_stillborn, _tune_state_saved
 from fsf.sweep.progress import ProgressCallback, _last_line
 from fsf.sweep.tune import SweepOutcome
 from tests.fs import read_only
@@ -176,50 +175,25 @@ def test_a_report_that_cannot_be_written_is_exit_1(tmp_path, capsys):
     assert code == 1 and "cannot write the report to" in err and "--out DIR" in err, err
 
 
-def test_a_folder_written_by_someone_else_is_not_resumed(tmp_path):
-    folder = _sweep_folder(tmp_path)
-    check_trusted(folder)  # ours: fine
-    pkl = folder / "tune" / "tuner.pkl"
-    pkl.chmod(0o666)
-    with pytest.raises(UsageError, match=r"writable by every user.*runs code"):
-        check_trusted(folder)
-    pkl.chmod(0o644)
-    if os.geteuid() == 0:  # only root can give a file away
-        os.chown(pkl, 12345, 12345)
-        with pytest.raises(UsageError, match="owned by uid 12345"):
-            check_trusted(folder)
-        os.chown(pkl, 0, 0)
-    pkl.unlink()
-    pkl.symlink_to(tmp_path / "elsewhere.pkl")
-    with pytest.raises(UsageError, match="symbolic link"):
-        check_trusted(folder)
-    pkl.unlink()
-    (folder / "sweep.json").write_text("[]")
-    with pytest.raises(UsageError, match="not a sweep folder written by fsf"):
-        check_trusted(folder)
-
-
-def test_the_confirmation_stage_state_is_checked_too(tmp_path, capsys):
-    folder = _sweep_folder(tmp_path)
-    (folder / "confirm" / "tune").mkdir(parents=True)
-    state = folder / "confirm" / "tune" / "tuner.pkl"
-    state.write_bytes(b"pickle")
-    check_trusted(folder)
-    state.chmod(0o666)
-    with pytest.raises(UsageError, match=r"confirm/tune/tuner\.pkl is writable by every user"):
-        check_trusted(folder)
-    (folder / "space.yaml").write_text(_space(tmp_path).read_text())
-    assert main(["confirm", str(folder), "--no-progress"]) == 2
-    assert "refusing to resume" in capsys.readouterr().err
-
-
-def test_resume_refuses_an_untrusted_folder_unless_told_to_trust_it(tmp_path, capsys):
+def test_a_file_uri_is_resumed_as_the_local_folder_it_names(tmp_path, capsys):
+    """`fsf resume file:///path` is `fsf resume /path`: the same folder, the same checks, the
+    same messages naming the local path."""
     folder = _sweep_folder(tmp_path / "runs")
     (folder / "space.yaml").write_text(_space(tmp_path).read_text())
-    (folder / "tune" / "tuner.pkl").chmod(0o666)
-    assert main(["resume", str(folder), "--no-progress"]) == 2
+    (folder / "results").mkdir()
+    with read_only(folder / "results"):
+        code = main(["resume", folder.as_uri(), "--no-progress"])
     err = capsys.readouterr().err
-    assert "refusing to resume" in err and "--trust" in err
+    assert code == 1, err
+    assert f"cannot write results to {folder / 'results'}:" in err and "file:" not in err
+
+
+def test_resume_has_no_trust_flag_any_more(capsys):
+    """Nothing a resume reads is unpickled (the study, the results, YAML and JSON), so
+    there is no ownership check to override."""
+    with pytest.raises(SystemExit) as exc:
+        main(["resume", "DIR", "--trust"])
+    assert exc.value.code == 2 and "--trust" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------- killed early

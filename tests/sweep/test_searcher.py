@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from fsf.sweep.searcher import _ResumableOptunaSearch
+from fsf.sweep.searcher import _StudySearch, enqueue_points
 from fsf.sweep.space import define_by_run, validate_space
 
 
@@ -25,22 +25,30 @@ def _searcher(tmp_path, skip_repeats: bool, searcher: str = "random"):
         }
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return _ResumableOptunaSearch(
-        space=define_by_run(spec),
-        metric="dev_target_mean",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=3),
-        storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}"),
-        study_name="s",
-        skip_repeats=skip_repeats,
+    return _StudySearch(
+        _study(tmp_path, seed=3), define_by_run(spec), [("dev_target_mean", "max")], skip_repeats
     )
+
+
+def _study(tmp_path, seed: int) -> optuna.Study:
+    return optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 'optuna.db'}",
+        study_name="s",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        direction="maximize",
+    )
+
+
+def _params(suggestion: dict) -> dict:
+    """The sampled parameters of a suggestion (without the trial id of its rows)."""
+    return {k: v for k, v in suggestion.items() if k != "fsf_trial"}
 
 
 def _run(searcher, n: int) -> list[tuple]:
     """n trials, one after the other; the objective is a function of the configuration."""
     configs = []
     for i in range(n):
-        params = searcher.suggest(f"t{i}")
+        params = _params(searcher.suggest(f"t{i}"))
         key = tuple(sorted(params.items()))
         configs.append(key)
         searcher.on_trial_complete(f"t{i}", {"dev_target_mean": hash(key) % 100 / 100})
@@ -79,16 +87,10 @@ def test_a_repeat_of_a_configuration_in_training_waits_for_it(tmp_path):
         {"search": {"parameters": {"policy.name": {"type": "categorical", "values": ["df"]}}}}
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    searcher = _ResumableOptunaSearch(
-        space=define_by_run(spec),
-        metric="dev_target_mean",
-        mode="max",
-        sampler=optuna.samplers.RandomSampler(seed=0),
-        storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}"),
-        study_name="s",
-        skip_repeats=True,
+    searcher = _StudySearch(
+        _study(tmp_path, seed=0), define_by_run(spec), [("dev_target_mean", "max")], True
     )
-    assert searcher.suggest("t0") == {"policy.name": "df"}  # training, no result yet
+    assert searcher.suggest("t0") == {"policy.name": "df", "fsf_trial": "t0"}  # training
     assert searcher.suggest("t1") is None  # the same configuration: wait, do not launch it
     assert searcher.suggest("t2") is None
     searcher.on_trial_complete("t0", {"dev_target_mean": 0.7})
@@ -111,8 +113,7 @@ def test_without_skip_repeats_the_sampler_decides(tmp_path):
 def test_enqueued_points_run_even_when_they_repeat(tmp_path):
     searcher = _searcher(tmp_path, skip_repeats=True)
     point = {"policy.name": "df"}
-    searcher._ot_study.enqueue_trial(point)
-    searcher._ot_study.enqueue_trial(point)  # e.g. a grid point enqueued again after a crash
+    enqueue_points(searcher.study, [point, point])  # points enqueued by fsf: each always runs
     configs = _run(searcher, 2)
     assert configs == [(("policy.name", "df"),)] * 2
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")

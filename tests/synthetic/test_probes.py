@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fsf.cka import linear_cka
 from fsf.synthetic.data import CorpusSpec, pretraining_corpus
-from fsf.synthetic.probes import linear_cka, retrieval_at_1, topic_probe
+from fsf.synthetic.probes import retrieval_at_1, topic_probe
 from fsf.synthetic.world import NUM_TOPICS, World
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from fsf.config import ModelConfig, TaskConfig
 from fsf.tasks import DataError, build_task, load_split
+from fsf.tasks.config import ModelConfig, TaskConfig
 from fsf.testing import pair_dataset, tiny_tokenizer
 
 

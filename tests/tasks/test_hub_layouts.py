@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from fsf.config import ModelConfig, TaskConfig, validate_run_config
+from fsf.config import validate_run_config
 from fsf.tasks import DataError, build_task
+from fsf.tasks.config import ModelConfig, TaskConfig
 from fsf.tasks.data import HUB_MIRROR_ENV
 from fsf.testing import NER_TAGS, XNLI_LABELS, hub_mirror
 

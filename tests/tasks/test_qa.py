@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from fsf.config import ModelConfig, QAConfig, TaskConfig
 from fsf.errors import ConfigError
 from fsf.tasks import DataError, build_task
+from fsf.tasks.config import ModelConfig, QAConfig, TaskConfig
 from fsf.tasks.qa import extract_answer
 from fsf.testing import qa_dataset, tiny_tokenizer
 

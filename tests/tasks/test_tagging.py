@@ -9,9 +9,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from fsf.config import ModelConfig, TaskConfig
 from fsf.errors import ConfigError
 from fsf.tasks import DataError, build_task
+from fsf.tasks.config import ModelConfig, TaskConfig
 from fsf.testing import NER_TAGS, tagging_dataset, tiny_tokenizer
 
 

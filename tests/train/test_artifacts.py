@@ -46,7 +46,7 @@ def test_prediction_files_rescore_to_the_recorded_scores_and_the_checkpoint_relo
 
     config = _config(tmp_path, TASKS[family])
     summary = train(config)
-    chosen = summary.best_by_source_dev
+    chosen = summary.checkpoint("source-dev")
     assert chosen is not None and len(summary.evaluations) == 4  # steps 0, 3, 6, 9
     run = tmp_path / "r"
     assert summary.artifacts == {

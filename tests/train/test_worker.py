@@ -130,10 +130,10 @@ def test_it_learns_and_selects_models(run_config):
     )
     summary = train(cfg)
     assert summary.final.source("dev") > 0.6  # the pair label is learnable from the words
-    assert summary.best_by_source_dev.source("dev") == max(
+    assert summary.checkpoint("source-dev").source("dev") == max(
         e.source("dev") for e in summary.evaluations
     )
-    assert summary.best_by_all_dev.all_mean("dev") == max(
+    assert summary.checkpoint("all-dev").all_mean("dev") == max(
         e.all_mean("dev") for e in summary.evaluations
     )
 
