@@ -14,7 +14,7 @@ PACKAGE = ROOT / "fsf"
 
 #: Bottom to top. A module may import its own layer and any layer below it.
 LAYERS = (
-    "base",  # fsf.errors, fsf.cka, fsf.atomic, fsf.yamlfile
+    "base",  # fsf.errors, fsf.cka, fsf.atomic, fsf.yamlfile, fsf.text, fsf.strict
     "synthetic",  # the embedded world, tokenizer, encoder (needs only base)
     "policies",
     "tasks",
@@ -25,7 +25,7 @@ LAYERS = (
     "sweep",  # with fsf.cluster: the only layer that imports Ray
     "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `cli_*` / `__main__`
 )
-BASE_MODULES = {"fsf.errors", "fsf.cka", "fsf.atomic", "fsf.yamlfile"}
+BASE_MODULES = {"fsf.errors", "fsf.cka", "fsf.atomic", "fsf.yamlfile", "fsf.text", "fsf.strict"}
 CLI_MODULE_NAMES = {"cli", "__main__", "_cli"}
 #: A package's command line may be split into `cli_<part>.py` modules beside its `cli.py`
 #: (fsf.results.cli_common, fsf.results.cli_tables, ...): they are the cli layer too.

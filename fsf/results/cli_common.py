@@ -26,6 +26,7 @@ from fsf.results.reader import (
     read_results,
     resolve_root,
 )
+from fsf.text import printable
 
 _T = TypeVar("_T")
 
@@ -80,7 +81,7 @@ def warn_skipped(skipped: list[SkippedFragment]) -> None:
         file=sys.stderr,
     )
     for s in skipped:
-        print(f"  {s.reason}", file=sys.stderr)
+        print(f"  {printable(s.reason)}", file=sys.stderr)
 
 
 #: A folder of at least this many loose fragments, read in more than `_SLOW_READ_S`, gets a
