@@ -42,7 +42,7 @@ from fsf.sweep._callbacks import (
     _statuses,
     _TrialResources,
 )
-from fsf.sweep._ray import _init_ray
+from fsf.sweep._ray import _check_address, _init_ray
 from fsf.sweep.folder import TUNE_DIR, _write_text, check_tune_state
 from fsf.sweep.searcher import _Candidates, search_algorithm
 from fsf.sweep.spec import ConfirmSpec, SweepSpec
@@ -199,6 +199,7 @@ def run_confirm(
 
     from fsf.sweep.progress import ProgressCallback
 
+    _check_address(address, num_cpus)
     confirm = confirm or spec.confirm or ConfirmSpec()
     cdir = sweep_dir / CONFIRM_DIR
     meta_path = cdir / "sweep.json"

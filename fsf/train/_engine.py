@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from fsf.config import RunConfig
-from fsf.errors import FsfError
+from fsf.errors import FsfError, clip
 
 log = logging.getLogger("fsf.train")
 
@@ -187,6 +187,34 @@ def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
         cfg["torch_autocast"] = {"enabled": True, "dtype": "bfloat16"}
     cfg.update(ds.extra)
     return cfg
+
+
+def ds_config_problem(config: RunConfig, world: int = 1, cuda: bool = False) -> str | None:
+    """What DeepSpeed's own parser says of the config the engine would get (`deepspeed.extra`
+    merged in), on one line, or None when it takes it (or there is no `extra` to check: fsf's
+    own part is known good). `fsf validate` asks before a sweep starts, the worker before the
+    engine is built, so that a wrong-typed section is one line, not DeepSpeed's traceback."""
+    if config.engine != "deepspeed" or not config.deepspeed.extra:
+        return None
+    try:
+        ds_config = _ds_config(config, world, cuda)
+    except FsfError:
+        return None  # a precision or batch this machine cannot run: the run says so
+    saved = os.environ.get("DS_ACCELERATOR")
+    if not cuda and saved is None:
+        os.environ["DS_ACCELERATOR"] = "cpu"  # as the worker sets it; restored below
+    try:
+        with _stdout_to_stderr():
+            from deepspeed.runtime.config import DeepSpeedConfig
+
+        DeepSpeedConfig(ds_config)
+    except Exception as exc:  # DeepSpeed's TypeError, ValueError, AssertionError, pydantic's
+        lines = str(exc).strip().splitlines()
+        return clip(f"DeepSpeed refuses the config ({type(exc).__name__}: {' '.join(lines[:3])})")
+    finally:
+        if saved is None:
+            os.environ.pop("DS_ACCELERATOR", None)
+    return None
 
 
 #: `optim.embedding_update: auto` updates the word embedding by rows from this many rows on
