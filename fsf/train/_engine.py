@@ -22,12 +22,6 @@ from fsf.errors import FsfError, clip
 log = logging.getLogger("fsf.train")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _use_cuda(config: RunConfig) -> bool:
     if config.device == "cuda" and not torch.cuda.is_available():
         raise FsfError("device: cuda was asked for, but no CUDA GPU is visible")
@@ -71,19 +65,51 @@ def _process_group(cuda: bool) -> tuple[int, int]:
 
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-            os.environ.update(
-                RANK="0",
-                WORLD_SIZE="1",
-                LOCAL_RANK="0",
-                MASTER_ADDR="127.0.0.1",
-                MASTER_PORT=str(_free_port()),
-            )
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+            _one_rank_group(cuda)
         with _stdout_to_stderr():
             deepspeed.init_distributed(
                 dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
             )
         atexit.register(_destroy_group)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _loopback_interface() -> str | None:
+    """The name of the loopback network interface (`lo` on Linux, `lo0` on macOS), if
+    there is one."""
+    names = [name for _, name in socket.if_nameindex()]
+    for name in names:  # Linux: the interface flagged IFF_LOOPBACK
+        try:
+            with open(f"/sys/class/net/{name}/flags") as fh:
+                if int(fh.read(), 16) & 0x8:
+                    return name
+        except (OSError, ValueError):
+            continue
+    return next((n for n in names if n in ("lo", "lo0")), None)
+
+
+def _one_rank_group(cuda: bool) -> None:
+    """The process group of a one-rank run, opening no socket beyond loopback: its store is
+    an in-memory `HashStore` (a `TCPStore` would listen on every interface), and gloo's
+    device is bound to the loopback interface (by default it binds the address the host
+    name resolves to). A rank of several, started by a launcher, joins its group as the
+    launcher's environment says instead. tests/train/test_engines.py lists the sockets."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not cuda and "GLOO_SOCKET_IFNAME" not in os.environ:
+        loopback = _loopback_interface()
+        if loopback is not None:
+            os.environ["GLOO_SOCKET_IFNAME"] = loopback  # read when the group is created
+    dist.init_process_group(
+        backend="nccl" if cuda else "gloo",
+        store=dist.HashStore(),
+        rank=0,
+        world_size=1,
+        timeout=datetime.timedelta(minutes=30),
+    )
 
 
 def _skip_shm_comm_build(deepspeed) -> None:
