@@ -21,14 +21,17 @@ argv)` parses and runs `args.handler(args)` under `run_main`:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fsf.errors import FsfError, clip, os_reason
+from fsf.text import printable
 
 __all__ = [
     "Command",
@@ -165,7 +168,7 @@ class _StderrHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            print(self.format(record), file=sys.stderr)
+            print(printable(self.format(record), keep_newlines=True), file=sys.stderr)
         except Exception:
             self.handleError(record)
 
@@ -205,10 +208,27 @@ def _stdout_closed() -> None:
         pass
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """`warnings.showwarning` with control characters escaped: a library's warning can
+    quote result data (matplotlib names a label's missing glyph, ESC included)."""
+    text = warnings.formatwarning(message, category, filename, lineno, line)
+    with contextlib.suppress(OSError, ValueError):  # stderr closed: nowhere to warn
+        (file or sys.stderr).write(printable(text, keep_newlines=True))
+
+
 def run_main(fn: Callable[[], int], args: argparse.Namespace | None = None) -> int:
     """Run a CLI body: `-v`/`-q` from `args` applied, an `FsfError` becomes a message on
-    stderr and its exit code, a closed pipe exits 0 quietly, Ctrl-C exits 130."""
+    stderr and its exit code, a closed pipe exits 0 quietly, Ctrl-C exits 130. Errors, log
+    records and warnings reach stderr with their control characters escaped."""
     configure_verbosity(verbosity(args))
+    warnings.showwarning = _show_warning
     try:
         code = fn()
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
@@ -217,17 +237,17 @@ def run_main(fn: Callable[[], int], args: argparse.Namespace | None = None) -> i
         _stdout_closed()
         return 0
     except FsfError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc, keep_newlines=True)}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-        print(f"error: {where}{os_reason(exc)}", file=sys.stderr)
+        print(f"error: {printable(where)}{printable(os_reason(exc))}", file=sys.stderr)
         return 1
     except MemoryError:
         print("error: out of memory", file=sys.stderr)
         return 1
     except RecursionError as exc:
-        print(f"error: input nested too deeply ({clip(str(exc), 200)})", file=sys.stderr)
+        print(f"error: input nested too deeply ({printable(clip(str(exc), 200))})", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -237,17 +257,22 @@ def run_main(fn: Callable[[], int], args: argparse.Namespace | None = None) -> i
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None
 ) -> None:
-    """A readable table on stdout (rich, plain text when not a terminal)."""
+    """A readable table on stdout (rich, plain text when not a terminal). Every title,
+    header and cell is shown as text: rich markup (`[bold]`) and control characters (an
+    escape sequence in a policy or language name) are escaped, never interpreted."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    def text(value: str) -> str:  # a header's line break is layout, anything else is text
+        return escape(printable(value, keep_newlines=True))
+
     # escaped: a title "run [fsf]" or a value "[0.1, 0.2]" is text, not rich markup
-    table = Table(title=escape(title) if title else title, title_justify="left")
+    table = Table(title=text(title) if title else title, title_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(escape(h), justify="left" if i == 0 else "right")
+        table.add_column(text(h), justify="left" if i == 0 else "right")
     for row in rows:
-        table.add_row(*(escape(_fmt(v)) for v in row))
+        table.add_row(*(escape(printable(_fmt(v))) for v in row))
     Console(width=max(100, 16 * len(headers)), file=sys.stdout).print(table)
 
 

@@ -13,19 +13,26 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
-from fsf.errors import ConfigError, Problem, problems_from_pydantic
+from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
 from fsf.policies.config import PolicyConfig
+from fsf.policies.weight_sets import MAX_LAYERS
+from fsf.strict import Seed, StrictModel
 from fsf.tasks.config import ModelConfig, TaskConfig
 from fsf.yamlfile import load_yaml, read_yaml
 
 __all__ = [
+    "LANGUAGE_PATTERN",
+    "MAX_BATCH",
+    "MAX_EPOCHS",
+    "MAX_LANGUAGES",
+    "MAX_STEPS",
     "NAME_PATTERN",
     "AnalysisConfig",
     "CheckpointConfig",
@@ -35,6 +42,7 @@ __all__ = [
     "EvalConfig",
     "FewShotConfig",
     "FolderName",
+    "Language",
     "OptimConfig",
     "ProbeConfig",
     "RunConfig",
@@ -72,9 +80,41 @@ def _folder_name(value: str) -> str:
 FolderName = Annotated[str, AfterValidator(_folder_name)]
 """A `str` field that becomes a folder: validated against `NAME_PATTERN`."""
 
+LANGUAGE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+"""A language code (`en`, `zh-yue`, `PAN-X.de`-style names are templates, not codes): letters,
+digits, `_`, `.` and `-`, at most 32 characters. Codes name files (`test-<lang>.tsv`) and
+are printed in tables, so they hold no path separator and no control character."""
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_LANGUAGES = 256
+"""The most target languages a run evaluates (WikiANN, the largest benchmark, has 176)."""
+
+MAX_STEPS = 10**9
+"""The most optimizer steps (and evaluation / measurement intervals) a run may ask for."""
+
+MAX_EPOCHS = 10_000
+"""The most epochs a run may ask for."""
+
+MAX_BATCH = 2**20
+"""The largest batch (and gradient accumulation) a run may ask for."""
+
+
+def _language(value: str) -> str:
+    import re
+
+    if not re.fullmatch(LANGUAGE_PATTERN, value):
+        raise ValueError(
+            "a language code is letters, digits, '_', '.' and '-' (at most 32 characters, "
+            "starting with a letter or digit), e.g. 'en' or 'zh-yue'"
+        )
+    return value
+
+
+Language = Annotated[str, AfterValidator(_language)]
+"""A `str` field holding a language code (`LANGUAGE_PATTERN`)."""
+
+
+class _Strict(StrictModel):
+    """Unknown keys refused; every number finite and in range (`fsf.strict`)."""
 
 
 class OptimConfig(_Strict):
@@ -82,12 +122,15 @@ class OptimConfig(_Strict):
 
     lr: float = Field(2e-3, gt=0, description="peak lr (default suits the tiny encoder)")
     weight_decay: float = Field(0.01, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (
+        0.9,
+        0.999,
+    )
     eps: float = Field(1e-8, gt=0)
-    batch_size: int = Field(32, ge=1, description="global batch per optimizer step")
-    grad_accum: int = Field(1, ge=1)
-    epochs: float = Field(3.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="overrides epochs")
+    batch_size: int = Field(32, ge=1, le=MAX_BATCH, description="global batch per optimizer step")
+    grad_accum: int = Field(1, ge=1, le=MAX_BATCH)
+    epochs: float = Field(3.0, gt=0, le=MAX_EPOCHS)
+    max_steps: int | None = Field(None, ge=1, le=MAX_STEPS, description="overrides epochs")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     grad_clip: float | None = Field(1.0, gt=0)
     group_by_length: bool = Field(
@@ -115,8 +158,8 @@ class OptimConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    every_steps: int = Field(50, ge=1)
-    batch_size: int = Field(128, ge=1)
+    every_steps: int = Field(50, ge=1, le=MAX_STEPS)
+    batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     at_start: bool = Field(True, description="also evaluate before the first update")
     splits: list[Literal["dev", "test"]] = Field(
         default_factory=lambda: ["dev", "test"],
@@ -158,7 +201,35 @@ class FewShotConfig(_Strict):
     """M labelled examples per target language, moved from its dev split into training."""
 
     m: int = Field(0, ge=0)
-    seed: int = 0
+    seed: Seed = 0
+
+
+#: DeepSpeed config keys fsf derives from the run config -> the run-config key to set instead
+_DS_DERIVED = {
+    "train_batch_size": "optim.batch_size",
+    "train_micro_batch_size_per_gpu": "optim.batch_size and the number of workers",
+    "gradient_accumulation_steps": "optim.grad_accum",
+}
+#: DeepSpeed config sections that are mappings
+_DS_SECTIONS = (
+    "zero_optimization",
+    "fp16",
+    "bf16",
+    "amp",
+    "optimizer",
+    "scheduler",
+    "activation_checkpointing",
+    "flops_profiler",
+    "comms_logger",
+    "tensorboard",
+    "wandb",
+    "csv_monitor",
+    "aio",
+    "checkpoint",
+    "data_types",
+    "torch_autocast",
+    "compile",
+)
 
 
 class DeepSpeedConfig(_Strict):
@@ -169,8 +240,43 @@ class DeepSpeedConfig(_Strict):
         "autocast (fp32 weights, bf16 matrix products: fast on CPUs with AMX); fp16 needs a GPU",
     )
     extra: dict[str, Any] = Field(
-        default_factory=dict, description="merged into the DeepSpeed config as is"
+        default_factory=dict,
+        description="merged into the DeepSpeed config as is; its sections (zero_optimization, "
+        "optimizer, ...) are mappings, and what fsf derives from the run config (batch sizes, "
+        "ZeRO stage, precision) is set there instead",
     )
+
+    @field_validator("extra")
+    @classmethod
+    def _extra(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The shape DeepSpeed reads (the values themselves are DeepSpeed's to check: `fsf
+        validate` and the worker hand the merged config to DeepSpeed's own parser first)."""
+        problems = []
+        for key, instead in _DS_DERIVED.items():
+            if key in value:
+                problems.append(f"{key} is set by fsf from {instead}; set that instead")
+        for key in _DS_SECTIONS:
+            if key in value and not isinstance(value[key], dict):
+                problems.append(
+                    f"{key} must be a mapping (DeepSpeed's {key} section), got "
+                    f"{type(value[key]).__name__} {short_repr(value[key], 40)}"
+                )
+        zero = value.get("zero_optimization")
+        if (
+            isinstance(zero, dict)
+            and "stage" in zero
+            and zero["stage"] != info.data.get("zero_stage", zero["stage"])
+        ):
+            problems.append(
+                f"zero_optimization.stage {short_repr(zero['stage'], 20)} differs from "
+                "deepspeed.zero_stage; set deepspeed.zero_stage instead"
+            )
+        for key in ("fp16", "bf16"):
+            if isinstance(value.get(key), dict) and "enabled" in value[key]:
+                problems.append(f"{key}.enabled is set by fsf from deepspeed.precision; set that")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
 
 class ProbeConfig(_Strict):
@@ -184,7 +290,9 @@ class ProbeConfig(_Strict):
     """
 
     action: Literal["none", "reinit", "freeze"] = "none"
-    layer: int | None = Field(None, ge=1, description="1-based layer (1 = nearest the embeddings)")
+    layer: int | None = Field(
+        None, ge=1, le=MAX_LAYERS, description="1-based layer (1 = nearest the embeddings)"
+    )
     part: Literal["all", "attention", "ffn"] = "all"
 
     @model_validator(mode="after")
@@ -204,14 +312,18 @@ class CkaConfig(_Strict):
     split="cka", metric="cka_layer_{i}".
     """
 
-    every_steps: int = Field(0, ge=0, description="measure every N optimizer steps; 0 = off")
+    every_steps: int = Field(
+        0, ge=0, le=MAX_STEPS, description="measure every N optimizer steps; 0 = off"
+    )
     probe_size: int = Field(64, ge=2, description="examples per language in the probe batch")
     split: Literal["dev", "test"] = Field("dev", description="where the probe batch comes from")
-    languages: list[str] | None = Field(None, description="default: every run language")
+    languages: list[Language] | None = Field(
+        None, max_length=MAX_LANGUAGES + 1, description="default: every run language"
+    )
     pooling: Literal["mean", "first"] = Field(
         "mean", description="mean over tokens (mask-aware), or the first token (<s>/[CLS])"
     )
-    batch_size: int = Field(64, ge=1, description="probe examples per forward pass")
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH, description="probe examples per forward pass")
 
 
 class AnalysisConfig(_Strict):
@@ -227,7 +339,7 @@ class RunConfig(_Strict):
     """Everything one training run needs."""
 
     name: FolderName = Field("run", description="the run's folder under output_dir (NAME_PATTERN)")
-    seed: int = 0
+    seed: Seed = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
     task: TaskConfig = Field(
         default_factory=lambda: TaskConfig(
@@ -235,10 +347,12 @@ class RunConfig(_Strict):
         ),
         description="default: the embedded synthetic topic benchmark",
     )
-    source_lang: str = "en"
-    target_langs: list[str] = Field(
+    source_lang: Language = "en"
+    target_langs: list[Language] = Field(
         default_factory=lambda: ["fk", "fr", "ja", "cy", "sw", "ur"],
-        description="default: the embedded benchmark's six target languages",
+        max_length=MAX_LANGUAGES,
+        description="default: the embedded benchmark's six target languages (at most "
+        f"{MAX_LANGUAGES})",
     )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from fsf.errors import ConfigError, Problem, clip, short_repr
+from fsf.text import InputTooLarge, read_limited
 
 __all__ = ["YamlLimits", "load_yaml", "read_yaml"]
 
@@ -108,18 +109,18 @@ def _check_size(data: Any, source: str | None) -> None:
     size(data, 0)
 
 
+def _too_large(source: str | None) -> ConfigError:
+    return ConfigError(
+        [Problem("", f"larger than {YamlLimits.max_bytes:,} bytes, the most a config file may be")],
+        source,
+    )
+
+
 def load_yaml(text: str, source: str | None = None) -> Any:
     """Parse YAML text safely: no Python tags, a key written twice in a mapping is an error,
     and the size limits of `YamlLimits` hold. Raises ConfigError naming `source`."""
     if len(text) > YamlLimits.max_bytes:
-        raise ConfigError(
-            [
-                Problem(
-                    "", f"{len(text):,} bytes; a config file is at most {YamlLimits.max_bytes:,}"
-                )
-            ],
-            source,
-        )
+        raise _too_large(source)
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
@@ -137,10 +138,13 @@ def load_yaml(text: str, source: str | None = None) -> Any:
 
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file (`load_yaml`); an unreadable or malformed file is a ConfigError
-    naming it."""
+    naming it. At most `YamlLimits.max_bytes` are read: a larger file (or a device such as
+    /dev/zero) is refused without being read whole."""
     source = str(path)
     try:
-        text = Path(path).read_text()
+        text = read_limited(Path(path), YamlLimits.max_bytes, source).decode("utf-8")
+    except InputTooLarge:
+        raise _too_large(source) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ConfigError([Problem("", f"cannot read file: {clip(reason)}")], source) from None

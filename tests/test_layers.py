@@ -14,7 +14,7 @@ PACKAGE = ROOT / "fsf"
 
 #: Bottom to top. A module may import its own layer and any layer below it.
 LAYERS = (
-    "base",  # fsf.errors, fsf.cka, fsf.atomic, fsf.yamlfile, fsf.provenance
+    "base",  # fsf.errors, fsf.cka, fsf.atomic, fsf.yamlfile, fsf.text, fsf.strict, fsf.provenance
     "synthetic",  # the embedded world, tokenizer, encoder (needs only base)
     "real",  # the real benchmark built from registry packages (needs only base)
     "policies",
@@ -26,7 +26,15 @@ LAYERS = (
     "sweep",  # with fsf.cluster: the only layer that imports Ray
     "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `cli_*` / `__main__`
 )
-BASE_MODULES = {"fsf.errors", "fsf.cka", "fsf.atomic", "fsf.yamlfile", "fsf.provenance"}
+BASE_MODULES = {
+    "fsf.errors",
+    "fsf.cka",
+    "fsf.atomic",
+    "fsf.yamlfile",
+    "fsf.text",
+    "fsf.strict",
+    "fsf.provenance",
+}
 CLI_MODULE_NAMES = {"cli", "__main__", "_cli"}
 #: A package's command line may be split into `cli_<part>.py` modules beside its `cli.py`
 #: (fsf.results.cli_common, fsf.results.cli_tables, ...): they are the cli layer too.

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from fsf.results.answer import budget_text
+from fsf.text import printable
 
 __all__: list[str] = []
 
@@ -29,19 +30,25 @@ def _fmt(v: Any) -> str:
 
 
 def _md(blocks: list[tuple]) -> str:
+    """The blocks as Markdown; every text is `printable` (a value holding an escape sequence
+    or a line break cannot reach a terminal that shows the file, nor break a table)."""
+
+    def cell(v: Any) -> str:
+        return printable(_fmt(v)).replace("|", "\\|")
+
     out = []
     for b in blocks:
         if b[0] == "h":
-            out.append("#" * b[1] + " " + b[2])
+            out.append("#" * b[1] + " " + printable(b[2]))
         elif b[0] == "p":
-            out.append(b[1])
+            out.append(printable(b[1], keep_newlines=True))
         elif b[0] == "table":
             head, rows = b[1], b[2]
-            out.append("| " + " | ".join(head) + " |")
+            out.append("| " + " | ".join(cell(h) for h in head) + " |")
             out.append("|" + "|".join("---" for _ in head) + "|")
-            out += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in r) + " |" for r in rows]
+            out += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
         elif b[0] == "img":
-            out.append(f"![{b[2]}]({b[1].name})")
+            out.append(f"![{printable(b[2])}]({b[1].name})")
         out.append("")
     return "\n".join(out)
 
@@ -53,27 +60,29 @@ img{max-width:100%;border:1px solid #eee}.note{color:#8a5300}"""
 
 
 def _html(blocks: list[tuple], title: str) -> str:
+    def esc(text: str) -> str:
+        return html.escape(printable(text, keep_newlines=True))
+
     out = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}"
         f"</title><style>{_CSS}</style></head><body>"
     ]
     for b in blocks:
         if b[0] == "h":
-            out.append(f"<h{b[1]}>{html.escape(b[2])}</h{b[1]}>")
+            out.append(f"<h{b[1]}>{esc(b[2])}</h{b[1]}>")
         elif b[0] == "p":
             cls = " class='note'" if b[1].startswith(("**Note", "**Warning")) else ""
-            text = html.escape(b[1].replace("**", ""))
+            text = esc(b[1].replace("**", ""))
             out.append(f"<p{cls}>{text}</p>")
         elif b[0] == "table":
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in b[1])
+            head = "".join(f"<th>{esc(h)}</th>" for h in b[1])
             rows = "".join(
-                "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>"
-                for r in b[2]
+                "<tr>" + "".join(f"<td>{esc(_fmt(v))}</td>" for v in r) + "</tr>" for r in b[2]
             )
             out.append(f"<table><tr>{head}</tr>{rows}</table>")
         elif b[0] == "img":
             data = base64.b64encode(b[1].read_bytes()).decode()
-            out.append(f"<p><img alt='{html.escape(b[2])}' src='data:image/png;base64,{data}'></p>")
+            out.append(f"<p><img alt='{esc(b[2])}' src='data:image/png;base64,{data}'></p>")
     out.append("</body></html>")
     return "\n".join(out)
 

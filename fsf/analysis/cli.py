@@ -20,6 +20,7 @@ from fsf._cli import Command, add_commands, print_table
 from fsf.results import ResultsError, ResultsUsageError
 from fsf.results.cli_common import FORMATS, check_format, command, exit_code, read_warning_skipped
 from fsf.results.export import write_csv
+from fsf.text import printable
 
 __all__ = ["COMMANDS", "register"]
 
@@ -68,7 +69,7 @@ def _gap(args: argparse.Namespace) -> int:
     _emit(rows, args.format, title)
     if args.format == "table":
         for n in gc.notes:
-            print(f"note: {n}")
+            print(f"note: {printable(n)}")
     return exit_code(res.skipped)
 
 

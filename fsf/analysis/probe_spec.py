@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from fsf.policies.weight_sets import LayerRange
+from fsf.strict import StrictModel
 
 __all__ = ["ACTIONS", "PARTS", "ProbeSpec", "SetRule"]
 
@@ -21,10 +22,8 @@ Action = Literal["reinit", "freeze"]
 Part = Literal["all", "attention", "ffn"]
 
 
-class SetRule(BaseModel):
+class SetRule(StrictModel):
     """The thresholds of the rule that derives the weight sets (module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     s1_drop: float = Field(
         0.01, ge=0, description="S_I: a whole-layer re-init must lower the target mean by more"
@@ -43,10 +42,8 @@ class SetRule(BaseModel):
     )
 
 
-class ProbeSpec(BaseModel):
+class ProbeSpec(StrictModel):
     """The `probe` section of a space: what to probe, and the rule for the sets."""
-
-    model_config = ConfigDict(extra="forbid")
 
     layers: LayerRange | Literal["all"] = Field("all", description="layers to probe")
     actions: list[Action] = Field(default_factory=lambda: list(ACTIONS), min_length=1)

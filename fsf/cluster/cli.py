@@ -4,6 +4,8 @@ multi-node Ray cluster of `fsf.cluster.local` from a shell (cluster/local/ wraps
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
 
 from fsf._cli import Command, add_commands, add_common_arguments, configure, dispatch
@@ -12,12 +14,42 @@ from fsf.cluster.local import LocalCluster, NodeSpec
 __all__ = ["COMMANDS", "SUBCOMMANDS", "main"]
 
 
+#: the most CPUs (or GPUs) a node of the local cluster may declare
+_MAX_PER_NODE = 4096
+
+
+def _cpus(text: str) -> float:
+    """A CPU count: a finite number in 0.._MAX_PER_NODE (Ray refuses the rest only after
+    it started the node's processes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of CPUs, got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= _MAX_PER_NODE):
+        raise argparse.ArgumentTypeError(f"CPUs must be in 0..{_MAX_PER_NODE}, got {text!r}")
+    return value
+
+
 def _parse_node(text: str) -> NodeSpec:
     """NAME[:CPUS[:GPUS]], e.g. node_a:2 (the node also gets the custom resource NAME: 1)."""
     parts = text.split(":")
     name = parts[0]
-    cpus = float(parts[1]) if len(parts) > 1 else 1
-    gpus = int(parts[2]) if len(parts) > 2 else 0
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}", name) or len(parts) > 3:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME[:CPUS[:GPUS]] with a NAME of letters, digits, '_' and '-', got {text!r}"
+        )
+    try:
+        cpus = _cpus(parts[1]) if len(parts) > 1 else 1
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"CPUs must be a number in 0..{_MAX_PER_NODE}, got {text!r}"
+        ) from None
+    try:
+        gpus = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        gpus = -1
+    if not 0 <= gpus <= _MAX_PER_NODE:
+        raise argparse.ArgumentTypeError(f"GPUs must be in 0..{_MAX_PER_NODE}, got {text!r}")
     return NodeSpec(name, cpus, gpus, {name: 1})
 
 
@@ -30,7 +62,7 @@ def _up_args(up: argparse.ArgumentParser) -> None:
         metavar="NAME[:CPUS[:GPUS]]",
         help="a worker node (repeat; default: node_a:1 node_b:1)",
     )
-    up.add_argument("--head-cpus", type=float, default=0)
+    up.add_argument("--head-cpus", type=_cpus, default=0)
     up.add_argument("--dashboard", action="store_true", help="start the dashboard (ray job)")
 
 

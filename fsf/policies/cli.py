@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from pathlib import Path
 
 from fsf._cli import Command, add_commands, add_common_arguments, configure, dispatch, print_table
 from fsf.config import apply_overrides, parse_overrides
-from fsf.errors import ConfigError, Problem, problems_from_pydantic
+from fsf.errors import ConfigError, Problem, os_reason, problems_from_pydantic
 from fsf.policies.config import PolicyConfig
 from fsf.policies.explain import EXAMPLE_LOSS, explain
 from fsf.policies.registry import policy_class, policy_names
+from fsf.policies.weight_sets import MAX_LAYERS
+from fsf.text import InputTooLarge, read_limited
 
-__all__ = ["COMMANDS", "EXPLAIN_WINDOW", "SUBCOMMANDS", "main"]
+__all__ = ["COMMANDS", "EXPLAIN_WINDOW", "MAX_STEPS", "SUBCOMMANDS", "main"]
 
 EXPLAIN_WINDOW = 20
 """`explain`'s loss-trend window unless --set window=N: the shipped spaces' value."""
@@ -67,30 +69,51 @@ def _explain_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("--format", choices=("json", "table"), default="table")
 
 
-def _read_losses(path: str) -> list[float]:
+MAX_STEPS = 100_000
+"""The most iterations `explain` replays (a table row and a JSON record each)."""
+MAX_WORK = 100_000 * 24
+"""The most iterations x layers `explain` replays (each layer is three units per record)."""
+MAX_INPUT_BYTES = 16 * 2**20
+"""The largest --losses or --cka file read."""
+
+
+def _read_numbers(path: str, flag: str) -> list[str]:
+    """The lines of a --losses / --cka file, read with a size limit."""
     try:
-        lines = Path(path).read_text().split()
+        data = read_limited(path, MAX_INPUT_BYTES, flag)
+    except InputTooLarge as exc:
+        raise ConfigError([Problem(flag, exc.reason, path, True)]) from None
     except OSError as exc:
+        raise ConfigError([Problem(flag, f"cannot read: {os_reason(exc)}", path, True)]) from None
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError([Problem(flag, "not a text file (not UTF-8)", path, True)]) from None
+
+
+def _read_losses(path: str) -> list[float]:
+    lines = [item for line in _read_numbers(path, "--losses") for item in line.split()]
+    if len(lines) > MAX_STEPS:
         raise ConfigError(
-            [Problem("--losses", f"cannot read: {exc.strerror}", path, True)]
-        ) from None
+            [Problem("--losses", f"holds {len(lines):,} losses; at most {MAX_STEPS:,}", path, True)]
+        )
     bad = []
     out = []
     for i, item in enumerate(lines, 1):
         try:
-            out.append(float(item))
+            value = float(item)
+            if not math.isfinite(value):
+                raise ValueError
+            out.append(value)
         except ValueError:
-            bad.append(Problem(f"--losses line {i}", "not a number", item, True))
+            bad.append(Problem(f"--losses line {i}", "not a finite number", item, True))
     if bad:
         raise ConfigError(bad[:10])
     return out
 
 
 def _read_cka(path: str) -> list[tuple[int, float]]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise ConfigError([Problem("--cka", f"cannot read: {exc.strerror}", path, True)]) from None
+    lines = _read_numbers(path, "--cka")
     bad, out = [], []
     for i, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -99,9 +122,19 @@ def _read_cka(path: str) -> list[tuple[int, float]]:
         try:
             if len(parts) != 2:
                 raise ValueError
-            out.append((int(parts[0]), float(parts[1])))
+            step, value = int(parts[0]), float(parts[1])
+            if not (0 <= step <= MAX_STEPS and math.isfinite(value)):
+                raise ValueError
+            out.append((step, value))
         except ValueError:
-            bad.append(Problem(f"--cka line {i}", "expected 'step value'", line.strip(), True))
+            bad.append(
+                Problem(
+                    f"--cka line {i}",
+                    f"expected 'step value' (a step in 0..{MAX_STEPS:,}, a finite value)",
+                    line.strip(),
+                    True,
+                )
+            )
     if bad:
         raise ConfigError(bad[:10])
     if not out:
@@ -161,10 +194,10 @@ def _explain(args: argparse.Namespace) -> int:
     problems = []
     if args.policy is None:
         problems.append(Problem("--policy", "give a policy name, or --run DIR to replay a run"))
-    if args.layers < 1:
-        problems.append(Problem("--layers", "must be >= 1", args.layers, True))
-    if args.steps is not None and args.steps < 1:
-        problems.append(Problem("--steps", "must be >= 1", args.steps, True))
+    if not 1 <= args.layers <= MAX_LAYERS:
+        problems.append(Problem("--layers", f"must be in 1..{MAX_LAYERS:,}", args.layers, True))
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        problems.append(Problem("--steps", f"must be in 1..{MAX_STEPS:,}", args.steps, True))
     if args.losses is None and args.steps is None and recorded is None:
         problems.append(Problem("--steps", "give --losses FILE, --steps N, or both"))
     data = {"name": args.policy, "window": EXPLAIN_WINDOW}
@@ -186,6 +219,21 @@ def _explain(args: argparse.Namespace) -> int:
         problems.append(
             Problem(
                 "--steps", f"exceeds the {len(losses)} losses in {args.losses}", args.steps, True
+            )
+        )
+    total = args.steps if args.steps is not None else len(losses or [])
+    if not problems and total > MAX_STEPS:  # a recorded run longer than explain replays
+        problems.append(
+            Problem("--steps", f"the run has {total:,} losses; give --steps N <= {MAX_STEPS:,}")
+        )
+    if not problems and total * args.layers > MAX_WORK:
+        problems.append(
+            Problem(
+                "--steps",
+                f"{total:,} iterations x {args.layers} layers: at most {MAX_WORK:,} "
+                "(e.g. 100,000 iterations of 24 layers); give fewer --steps",
+                total,
+                True,
             )
         )
     if problems:

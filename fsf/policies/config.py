@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from fsf.policies.phase import SwitchMode
 from fsf.policies.weight_sets import WeightSetsConfig
+from fsf.strict import StrictModel
 
 __all__ = ["PolicyConfig", "PolicyIVCkaConfig"]
 
@@ -24,7 +25,7 @@ def _uses(info: ValidationInfo) -> frozenset[str]:
     return cls.uses if cls is not None else frozenset()
 
 
-class PolicyIVCkaConfig(BaseModel):
+class PolicyIVCkaConfig(StrictModel):
     """`policy_iv: cka`: how the CKA of the V_II layers is measured while training.
 
     Every `every_steps` optimizer steps (and before the first), the first `probe_size`
@@ -34,8 +35,6 @@ class PolicyIVCkaConfig(BaseModel):
     P2 while the last `window` measurements fell by more than `min_drop`
     (`fsf.policies.CkaTrend`)."""
 
-    model_config = ConfigDict(extra="forbid")
-
     every_steps: int = Field(20, ge=1, description="measure every N optimizer steps")
     probe_size: int = Field(64, ge=2, description="source training examples in the probe batch")
     window: int = Field(3, ge=2, description="measurements the falling test spans")
@@ -44,10 +43,8 @@ class PolicyIVCkaConfig(BaseModel):
     )
 
 
-class PolicyConfig(BaseModel):
+class PolicyConfig(StrictModel):
     """Which policy to use and every knob of it; defaults are the paper's."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field("fsf", description="policy name; see `fsf-policy list`")
     policy_iv: bool | Literal["cka"] | None = Field(

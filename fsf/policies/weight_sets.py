@@ -21,12 +21,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import ConfigDict, field_validator
 
 from fsf.errors import ConfigError, FsfError, Problem
+from fsf.strict import StrictModel
 
 __all__ = [
     "KINDS",
+    "MAX_LAYERS",
     "SET_NAMES",
     "ArchitecturePatterns",
     "LayerRange",
@@ -42,6 +44,9 @@ __all__ = [
 Kind = Literal["attention", "ffn", "other"]
 KINDS: tuple[Kind, ...] = ("attention", "ffn", "other")
 SET_NAMES = ("S_I", "S_II", "V_I", "V_II")
+MAX_LAYERS = 1024
+"""The deepest encoder fsf maps (the deepest released encoders have under 100 layers): a
+depth beyond it is a mistake or a hostile config, refused before anything is built per layer."""
 
 
 @dataclass(frozen=True, order=True)
@@ -65,15 +70,13 @@ class Unit:
         return cls(0, "head")
 
 
-class ArchitecturePatterns(BaseModel):
+class ArchitecturePatterns(StrictModel):
     """Regular expressions (Python `re.search`) that place parameter names.
 
     `layer` must have a named group `index` holding the 0-based layer number; `attention` and
     `ffn` are matched against the rest of the name after the `layer` match. A parameter that
     matches neither `layer`, `embeddings` nor `head` cannot be placed.
     """
-
-    model_config = ConfigDict(extra="forbid")
 
     layer: str = r"(?:^|\.)(?:encoder\.layer|encoder\.layers|transformer\.layer)\.(?P<index>\d+)\."
     attention: str = r"^(?:attention|self_attn|attn)\."
@@ -159,7 +162,7 @@ def map_parameters(
     return ParameterMap(units, depth)
 
 
-class LayerRange(BaseModel):
+class LayerRange(StrictModel):
     """An inclusive, 1-based range of layers; written `"3-10"`, `"5"`, `[3, 10]` or `"none"`."""
 
     model_config = ConfigDict(frozen=True)
@@ -225,10 +228,10 @@ def default_ranges(num_layers: int) -> dict[str, LayerRange | None]:
     }
 
 
-class WeightSetsConfig(BaseModel):
+class WeightSetsConfig(StrictModel):
     """The layer ranges of S_I, S_II, V_I, V_II; unset ranges take the depth-scaled defaults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     s1: LayerRange | Literal["default"] | None = "default"
     s2: LayerRange | Literal["default"] | None = "default"
@@ -246,6 +249,10 @@ class WeightSetsConfig(BaseModel):
 
     def resolve(self, num_layers: int, prefix: str = "policy.sets") -> WeightSets:
         """Fill in defaults for depth L and check every range lies within 1..L."""
+        if not 1 <= num_layers <= MAX_LAYERS:
+            raise ConfigError(
+                [Problem(prefix, f"the model depth must be in 1..{MAX_LAYERS}", num_layers, True)]
+            )
         defaults = default_ranges(num_layers)
         chosen = {
             "S_I": self.s1,

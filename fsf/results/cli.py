@@ -53,6 +53,7 @@ from fsf.results.ranking import best, best_per_language, entry_run_config
 from fsf.results.reader import Results, compact
 from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
+from fsf.text import printable
 
 __all__ = [
     "COMMANDS",
@@ -69,15 +70,16 @@ def _emit(res: Results, entry: dict[str, Any], path: str, rule: Any) -> None:
     config = entry_run_config(res, entry)
     config["seed"] = entry["seeds"][0]
     header = (
-        f"# fsf run config of configuration {entry['trial_id']} (policy {entry['policy']}) of "
-        f"{res.name}, the best for {entry['language']}\n"
+        f"# fsf run config of configuration {printable(entry['trial_id'])} (policy "
+        f"{printable(entry['policy'])}) of {printable(res.name)}, the best for "
+        f"{printable(entry['language'])}\n"
         f"# {rule.describe(entry['language'] == 'target-mean')}\n"
         f"# seeds behind it: {entry['seeds']}; budget: {_budget(entry)} steps\n"
         "# run it: fsf-train --config THIS_FILE [--set seed=N]\n"
     )
     body = yaml.safe_dump(config, sort_keys=False)
     write_bytes_atomic(Path(path), (header + body).encode())
-    print(f"wrote the run config of {entry['trial_id']} to {path}", file=sys.stderr)
+    print(f"wrote the run config of {printable(entry['trial_id'])} to {path}", file=sys.stderr)
 
 
 def _best(args: argparse.Namespace) -> int:
@@ -210,11 +212,11 @@ def _show(args: argparse.Namespace) -> int:
             title="policies compared: each by its best configuration (test scores x 100)",
         )
     _print_evp(args)
-    print(f"selection: {s['selection']['description']}")
-    print(f"stage:     {s['stage']['note']}")
+    print(f"selection: {printable(s['selection']['description'])}")
+    print(f"stage:     {printable(s['stage']['note'])}")
     _print_stack(stack)
     for n in s.get("notes", []):
-        print(f"note: {n}")
+        print(f"note: {printable(n)}")
     return exit_code(res.skipped)
 
 
@@ -299,7 +301,7 @@ def _report(args: argparse.Namespace) -> int:
         ) from exc
     print(f"wrote {rep.markdown} and {rep.html} ({len(rep.images)} plots)")
     for n in rep.notes:
-        print(f"note: {n}")
+        print(f"note: {printable(n)}")
     return exit_code(res.skipped)
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from fsf.results._errors import ResultsUsageError
 from fsf.results.fragment_reader import COMPACTED_DIR
 from fsf.results.reader import Results, SkippedFragment, confirmation_of, read_results, resolve_root
+from fsf.text import printable
 
 _T = TypeVar("_T")
 
@@ -74,7 +75,7 @@ def warn_skipped(skipped: list[SkippedFragment]) -> None:
         file=sys.stderr,
     )
     for s in skipped:
-        print(f"  {s.reason}", file=sys.stderr)
+        print(f"  {printable(s.reason)}", file=sys.stderr)
 
 
 #: A folder of at least this many loose fragments, read in more than `_SLOW_READ_S`, gets a

@@ -13,6 +13,7 @@ from fsf.results._errors import ResultsError
 from fsf.results.answer import budget_text
 from fsf.results.cli_common import _read_stage
 from fsf.results.ranking import PerLanguage, best, best_per_language
+from fsf.text import printable
 
 __all__ = ["print_best_per_language"]
 
@@ -79,10 +80,10 @@ def _print_entries(
 ) -> None:
     print_table([first, *_HEAD, "policy", "params"], rows, title=title)
     stage = answer.stage
-    base = ", ".join(f"{k}={v}" for k, v in answer.baseline.items())
-    print(f"stage:     {stage['note']}")
+    base = printable(", ".join(f"{k}={v}" for k, v in answer.baseline.items()))
+    print(f"stage:     {printable(stage['note'])}")
     for line in lines:
-        print(line)
+        print(printable(line))
     print(
         f"scores:    {answer.metric} x 100 on {answer.split}; 'chosen by': the mean selection "
         f"score; vs baseline ({base}, chosen by the same rule): paired difference over shared "
@@ -125,7 +126,7 @@ def print_best_per_language(path: str | Path, *, select: str | None = None) -> N
         res = _read_stage(str(path), "auto")
         pl = best_per_language(res, select=select)
     except ResultsError as exc:
-        print(f"note: no per-language table: {exc}")
+        print(f"note: no per-language table: {printable(exc)}")
         return
     if res.sweep.get("stage") == "confirm":
         n = len(res.sweep.get("candidates") or []) or 100

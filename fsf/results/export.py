@@ -15,8 +15,9 @@ from fsf.results._errors import ResultsUsageError
 from fsf.results.reader import Results, load
 from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
 from fsf.results.writer import atomic_write_table
+from fsf.text import CONTROL_RE2, printable
 
-__all__ = ["export", "flat", "write_csv"]
+__all__ = ["export", "flat", "printable_strings", "write_csv"]
 
 
 def export(
@@ -34,6 +35,8 @@ def export(
     if suffix == ".parquet":
         return atomic_write_table(table, path)
     import pyarrow.csv as pacsv
+
+    table = printable_strings(table)  # a CSV is read in terminals and spreadsheets too
 
     if isinstance(path, StoragePath):
         sink = pa.BufferOutputStream()
@@ -64,10 +67,31 @@ def flat(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def write_csv(rows: list[dict[str, Any]], fh: Any) -> None:
-    """Write flat rows (see `flat`) as CSV with the union of their keys as header."""
+    """Write flat rows (see `flat`) as CSV with the union of their keys as header; control
+    characters in strings are escaped (`fsf.text.printable`)."""
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    w = csv.DictWriter(fh, fieldnames=keys, lineterminator="\n")
+    w = csv.DictWriter(fh, fieldnames=[printable(k) for k in keys], lineterminator="\n")
     w.writeheader()
-    w.writerows(rows)
+    w.writerows(
+        {printable(k): printable(v) if isinstance(v, str) else v for k, v in r.items()}
+        for r in rows
+    )
+
+
+def printable_strings(table: pa.Table) -> pa.Table:
+    """`table` with control characters escaped in every string column that holds one
+    (`fsf.text.printable`; a column without any is left as it is, without a Python pass)."""
+    import pyarrow.compute as pc
+
+    columns = []
+    for col in table.columns:
+        kind = col.type.value_type if pa.types.is_dictionary(col.type) else col.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            plain = col.cast(kind) if pa.types.is_dictionary(col.type) else col
+            if pc.any(pc.match_substring_regex(plain, CONTROL_RE2)).as_py():
+                values = [None if v is None else printable(v) for v in plain.to_pylist()]
+                col = pa.chunked_array([pa.array(values, type=kind)]).cast(col.type)
+        columns.append(col)
+    return pa.table(columns, schema=table.schema)

@@ -26,6 +26,7 @@ import sys
 from fsf._cli import Command, add_commands, add_common_arguments, dispatch, progress_enabled
 from fsf.errors import UsageError
 from fsf.sweep.cli_probe import _analyse_probe, _probe, _probe_args, _run_probe
+from fsf.text import printable
 
 __all__ = ["COMMANDS", "main"]
 
@@ -153,6 +154,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from fsf.sweep._ray import _check_address
+    from fsf.sweep.plan import MAX_DRY_RUN
     from fsf.sweep.space import load_space_with
     from fsf.sweep.tune import run_sweep
 
@@ -172,10 +175,11 @@ def _run(args: argparse.Namespace) -> int:
             )
             if value is not None
         ]
-    if args.dry_run is not None and args.dry_run < 1:
-        problems.append(f"--dry-run N must be >= 1, got {args.dry_run}")
+    if args.dry_run is not None and not 1 <= args.dry_run <= MAX_DRY_RUN:
+        problems.append(f"--dry-run N must be in 1..{MAX_DRY_RUN:,}, got {args.dry_run}")
     if problems:
         raise UsageError("; ".join(problems))
+    _check_address(args.address, args.num_cpus)  # before the space's model and data are read
     spec = load_space_with(args.space, args.base, args.set)
     if not args.resume:
         _check_resources(spec, args.space)
@@ -215,12 +219,12 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     from fsf.results.cli_tables import print_best_per_language
 
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
-    print(f"\nsweep finished: {outcome.num_trials} trials ({done})")
+    print(f"\nsweep finished: {outcome.num_trials} trials ({printable(done)})")
     for trial_id, reason in sorted(outcome.errors.items()):
         unrecorded = " [NOT recorded in the results]" if trial_id in outcome.unrecorded else ""
-        print(f"  trial {trial_id} failed: {reason}{unrecorded}")
+        print(f"  trial {printable(trial_id)} failed: {printable(reason)}{unrecorded}")
     for note in outcome.notes:
-        print(f"note: {note}")
+        print(f"note: {printable(note)}")
     if outcome.confirm is not None:
         _print_confirm(outcome.confirm)
     if outcome.results_dir.exists():
@@ -304,11 +308,13 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
         print(f"confirmation: already done ({c.confirm_dir})")
         return
     done = ", ".join(f"{v} {k}" for k, v in sorted(c.statuses.items()))
-    print(f"confirmation finished: {c.num_trials} configurations on fresh seeds ({done})")
+    print(
+        f"confirmation finished: {c.num_trials} configurations on fresh seeds ({printable(done)})"
+    )
     for trial_id, reason in sorted(c.errors.items()):
-        print(f"  trial {trial_id} failed: {reason}")
+        print(f"  trial {printable(trial_id)} failed: {printable(reason)}")
     if c.resumed:
-        print(f"note: confirmation {c.resumed}")
+        print(f"note: confirmation {printable(c.resumed)}")
 
 
 def _confirm(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fsf._cli import progress_enabled
 from fsf.errors import UsageError
+from fsf.text import printable
 
 __all__: list[str] = []
 
@@ -49,9 +50,9 @@ def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untype
         num_cpus=args.num_cpus,
     )
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
-    print(f"\nprobe sweep finished ({done})")
+    print(f"\nprobe sweep finished ({printable(done)})")
     for trial_id, reason in sorted(outcome.errors.items()):
-        print(f"  trial {trial_id} failed: {reason}")
+        print(f"  trial {printable(trial_id)} failed: {printable(reason)}")
     _print_probe(outcome.outputs, outcome.reasons)
     return 0
 
@@ -59,7 +60,7 @@ def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untype
 def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[type-arg]
     print("suggested weight sets:")
     for r in reasons:
-        print(f"  {r}")
+        print(f"  {printable(r)}")
     for what, path in outputs.items():
         print(f"{what + ':':8} {path}")
 

@@ -15,10 +15,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from fsf.errors import ConfigError, UsageError
-from fsf.sweep.space import define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.space import (
+    define_by_run,
+    grid_points,
+    trial_run_config,
+    trial_workers,
+    with_overrides,
+)
 from fsf.sweep.spec import SweepSpec
+from fsf.text import printable
 
-__all__ = ["ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
+__all__ = ["MAX_DRY_RUN", "ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
+
+MAX_DRY_RUN = 1_000
+"""The most configurations `--dry-run N` draws (each is sampled and validated)."""
 
 
 def sample_configurations(spec: SweepSpec, n: int) -> list[dict[str, Any]]:
@@ -99,14 +109,11 @@ def print_plan(
     the `ConfigError` of the first configuration whose run config is invalid."""
     from fsf.sweep.folder import sweep_dir_for
 
-    if name:
-        spec = spec.model_copy(update={"name": name})
+    if not 1 <= n <= MAX_DRY_RUN:
+        raise UsageError(f"--dry-run N must be in 1..{MAX_DRY_RUN:,}, got {n}")
+    # the flags validated as the same keys of a space file (--num-trials 10**12 is refused)
+    spec = with_overrides(spec, name=name, num_trials=num_trials, max_concurrent=max_concurrent)
     search = spec.search
-    if num_trials is not None:
-        search = search.model_copy(update={"num_trials": num_trials})
-    if max_concurrent is not None:
-        search = search.model_copy(update={"max_concurrent": max_concurrent})
-    spec = spec.model_copy(update={"search": search})
     if spec.probe is not None:
         from fsf.sweep.probe import probe_space
 
@@ -129,7 +136,8 @@ def print_plan(
                 exc.problems, f"configuration {i + 1} of the dry run {params}"
             ) from None
         workers = trial_workers(spec, params)
-        shown = " ".join(f"{k}={_short(v)}" for k, v in params.items()) or "(the base config)"
+        shown = printable(" ".join(f"{k}={_short(v)}" for k, v in params.items()))
+        shown = shown or "(the base config)"
         steps = (
             f"{config.optim.max_steps} steps"
             if config.optim.max_steps

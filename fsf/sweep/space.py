@@ -207,12 +207,17 @@ def _first(p: Parameter) -> Any:
     return p.low
 
 
-def _conditions_of(params: dict[str, Parameter], key: str) -> dict[str, Any]:
-    """Values of earlier parameters that make `key`'s condition (and theirs) hold."""
+def _conditions_of(
+    params: dict[str, Parameter], key: str, _seen: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Values of earlier parameters that make `key`'s condition (and theirs) hold. A cycle
+    of conditions (`a` when `b`, `b` when `a`: refused by `check_conditions`) is followed
+    once around, never forever."""
     out: dict[str, Any] = {}
+    seen = _seen | {key}
     for cond_key, values in params[key].when.items():
-        if cond_key in params and values and cond_key != key:
-            out.update(_conditions_of(params, cond_key))
+        if cond_key in params and values and cond_key not in seen:
+            out.update(_conditions_of(params, cond_key, seen))
             out[cond_key] = values[0]
     return out
 
@@ -383,10 +388,14 @@ def load_space(path: str | Path) -> SweepSpec:
     """Read and validate a space file (a local path, or a URI such as a sweep's
     s3://.../space.yaml)."""
     if isinstance(path, str) and "://" in path:
+        from fsf.yamlfile import YamlLimits
         from fsf.results.storage import location
+        from fsf.text import InputTooLarge, read_limited
 
         try:
-            text = location(path).read_text()
+            text = read_limited(location(path), YamlLimits.max_bytes, path).decode("utf-8")
+        except InputTooLarge as exc:
+            raise ConfigError([Problem("", exc.reason)], path) from None
         except (OSError, ValueError, UnicodeDecodeError) as exc:
             raise ConfigError([Problem("", f"cannot read file: {exc}")], path) from None
         return validate_space(load_yaml(text, path), path)

@@ -11,13 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from fsf.analysis.probe_spec import ProbeSpec
 from fsf.config import CheckpointRule, FolderName, RunConfig, validate_run_config
+from fsf.strict import Seed, StrictModel
 
 __all__ = [
     "LOGGERS",
+    "MAX_CPUS",
+    "MAX_GPUS",
+    "MAX_SEEDS",
+    "MAX_TRIALS",
+    "MAX_WORKERS",
     "ConfirmSpec",
     "Objective",
     "Parameter",
@@ -29,8 +35,20 @@ __all__ = [
 ]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+MAX_TRIALS = 100_000
+"""The most trials (and concurrent trials) a space may ask for."""
+MAX_SEEDS = 100
+"""The most seeds a search or a confirmation runs each configuration on."""
+MAX_CPUS = 100_000
+"""The most CPUs a trial (or worker) may ask for."""
+MAX_GPUS = 1024
+"""The most GPUs a trial (or worker) may ask for."""
+MAX_WORKERS = 1024
+"""The most DeepSpeed ranks a trial may have."""
+
+
+class _Strict(StrictModel):
+    """Unknown keys refused; every number finite and in range (`fsf.strict`)."""
 
 
 class Parameter(_Strict):
@@ -73,9 +91,15 @@ class Resources(_Strict):
     `driver_resources`, that starts `workers` Ray Train workers, each asking for `cpus`,
     `gpus` and `custom`."""
 
-    cpus: float = Field(1.0, gt=0, description="CPUs per trial (per worker when workers > 1)")
-    gpus: float = Field(0.0, ge=0, description="GPUs per trial (per worker when workers > 1)")
-    workers: int = Field(1, ge=1, description="DeepSpeed ranks per trial (Ray Train workers)")
+    cpus: float = Field(
+        1.0, gt=0, le=MAX_CPUS, description="CPUs per trial (per worker when workers > 1)"
+    )
+    gpus: float = Field(
+        0.0, ge=0, le=MAX_GPUS, description="GPUs per trial (per worker when workers > 1)"
+    )
+    workers: int = Field(
+        1, ge=1, le=MAX_WORKERS, description="DeepSpeed ranks per trial (Ray Train workers)"
+    )
     custom: dict[str, float] = Field(
         default_factory=dict,
         description="custom Ray resources per trial (per worker when workers > 1), "
@@ -113,13 +137,15 @@ class SearchSpec(_Strict):
         "mean target dev score, or the best mean dev score over all languages",
     )
     searcher: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
-    searcher_seed: int = 0
+    searcher_seed: Seed = 0
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
-    num_trials: int = Field(16, ge=1, description="ignored by grid: one trial per grid point")
-    max_concurrent: int = Field(1, ge=1)
+    num_trials: int = Field(
+        16, ge=1, le=MAX_TRIALS, description="ignored by grid: one trial per grid point"
+    )
+    max_concurrent: int = Field(1, ge=1, le=MAX_TRIALS)
     resources: Resources = Field(default_factory=Resources)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    max_failures: int = Field(0, ge=0, description="retries of a failed trial")
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
+    max_failures: int = Field(0, ge=0, le=100, description="retries of a failed trial")
     skip_repeats: bool = Field(
         True,
         description="a configuration sampled again is answered from the study (same "
@@ -175,11 +201,14 @@ class ConfirmSpec(_Strict):
     budget (no early stopping) on fresh `seeds`; the sweep's answer comes from these runs."""
 
     top_k: int = Field(2, ge=1, le=50, description="configurations confirmed, best first")
-    seeds: list[int] = Field(
+    seeds: list[Seed] = Field(
         default_factory=lambda: [100, 101, 102],
         min_length=2,
+        max_length=MAX_SEEDS,
         description="fresh seeds (none of search.seeds); >= 2 for a paired interval",
     )
+    _validated_elsewhere = frozenset({"baseline"})  # run-config keys: fsf.sweep._checks
+
     baseline: dict[str, Any] = Field(
         default_factory=lambda: {"policy.name": "df"},
         description="run-config keys and values that identify the baseline (plain DF)",
@@ -195,6 +224,7 @@ class ConfirmSpec(_Strict):
 
 
 class SweepSpec(_Strict):
+    _validated_elsewhere = frozenset({"base"})  # a run config: fsf.sweep._checks
     name: FolderName = Field("sweep", description="the sweep's folder under storage.path")
     description: str = ""
     base: dict[str, Any] = Field(default_factory=dict)

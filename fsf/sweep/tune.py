@@ -214,7 +214,7 @@ def run_sweep(
 
     from fsf.sweep.progress import ProgressCallback
 
-    _check_address(address)
+    _check_address(address, num_cpus)
     root = storage_path or spec.storage.path
     checked = with_overrides(
         spec,

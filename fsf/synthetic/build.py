@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from fsf.errors import FsfError, UsageError
 from fsf.synthetic.data import (
     NER_TAGS,
     SPLITS,
@@ -32,6 +33,7 @@ from fsf.synthetic.data import (
     write_task,
 )
 from fsf.synthetic.world import LANGUAGES, SOURCE_LANGUAGE, World
+from fsf.text import printable, read_limited
 
 __all__ = [
     "DEFAULT_TASK",
@@ -39,6 +41,7 @@ __all__ = [
     "MAX_LENGTH",
     "build",
     "build_data",
+    "check_out",
     "sha256",
 ]
 
@@ -102,6 +105,47 @@ def _task_manifest() -> dict:
     }
 
 
+#: What a build folder holds; a folder with anything else is not one.
+_BUILD_ENTRIES = frozenset({"manifest.json", "data", "corpus", "model"})
+#: The largest manifest.json read (the shipped one is ~20 kB).
+_MANIFEST_BYTES = 2**20
+
+
+def check_out(out: Path) -> None:
+    """Refuse an `out` that is not new, empty, or an earlier build (which a build replaces
+    part by part: `data/<task>`, `model/`): a folder holding anything else, or a
+    `manifest.json` that is not a build's, is someone else's. Raises `UsageError` before
+    anything is written."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UsageError(f"--out must be a directory, but {str(out)!r} is a file")
+    entries = {p.name for p in out.iterdir()}
+    foreign = sorted(entries - _BUILD_ENTRIES)
+    if foreign:
+        shown = ", ".join(printable(n) for n in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise UsageError(
+            f"--out {str(out)!r} holds files a build does not write ({shown}): give a new or "
+            "empty folder, or an earlier build's (a build replaces its data/ and model/)"
+        )
+    manifest = out / "manifest.json"
+    if "manifest.json" in entries:
+        try:
+            old = json.loads(read_limited(manifest, _MANIFEST_BYTES, str(manifest)))
+        except (OSError, ValueError, FsfError):
+            old = None
+        if not (
+            isinstance(old, dict)
+            and isinstance(old.get("files"), dict)
+            and "generator_version" in old
+            and "seed" in old
+        ):
+            raise UsageError(
+                f"--out {str(out)!r}: its manifest.json is not an fsf-synth build's; refusing "
+                "to write over that folder (give a new or empty one)"
+            )
+
+
 def build(
     out: Path,
     seed: int = 0,
@@ -116,6 +160,7 @@ def build(
     it was built from the same seed and corpus. Raises :class:`~fsf.synthetic.pretrain.AlignmentError` when the pretrained
     model fails the alignment check; nothing is written to ``out/model`` then.
     """
+    check_out(out)
     out.mkdir(parents=True, exist_ok=True)
     files, corpus = build_data(out, seed)
     manifest: dict = {

@@ -49,7 +49,9 @@ def _build(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():  # checked before torch is imported
         raise UsageError(f"--out must be a directory, but {str(out)!r} is a file")
-    from fsf.synthetic.build import build
+    from fsf.synthetic.build import build, check_out
+
+    check_out(out)  # a folder that is not a build's is refused before anything is written
     from fsf.synthetic.pretrain import AlignmentError
 
     bar = None

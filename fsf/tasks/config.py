@@ -7,15 +7,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from fsf.policies.weight_sets import ArchitecturePatterns
+from fsf.strict import StrictModel
 
-__all__ = ["ModelConfig", "QAConfig", "TaskConfig"]
+__all__ = ["MAX_LABELS", "MAX_TOKENS", "ModelConfig", "QAConfig", "TaskConfig"]
+
+MAX_TOKENS = 2**17
+"""The longest `model.max_length` (and QA window settings), in tokens."""
+
+MAX_LABELS = 100_000
+"""The most classes or tags a task may have."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictModel):
+    """Unknown keys refused; every number finite and in range (`fsf.strict`)."""
 
 
 class ModelConfig(_Strict):
@@ -24,7 +31,9 @@ class ModelConfig(_Strict):
 
     name: str = Field("synthetic", description="hub name, local path, or 'synthetic'")
     tokenizer: str | None = Field(None, description="defaults to the model's own")
-    max_length: int = Field(64, ge=8, description="tokens per example (pairs together)")
+    max_length: int = Field(
+        64, ge=8, le=MAX_TOKENS, description="tokens per example (pairs together)"
+    )
     patterns: ArchitecturePatterns | None = Field(
         None, description="regexes placing parameters in layers, for unknown architectures"
     )
@@ -34,13 +43,19 @@ class QAConfig(_Strict):
     """Extractive QA: windows over long contexts, and how an answer is read off the logits."""
 
     doc_stride: int | None = Field(
-        None, ge=1, description="tokens shared by consecutive windows; default max_length // 3"
+        None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="tokens shared by consecutive windows; default max_length // 3",
     )
     max_query_length: int | None = Field(
-        None, ge=1, description="question tokens kept; default min(64, max_length // 4)"
+        None,
+        ge=1,
+        le=MAX_TOKENS,
+        description="question tokens kept; default min(64, max_length // 4)",
     )
-    max_answer_length: int = Field(30, ge=1, description="longest answer, in tokens")
-    n_best: int = Field(20, ge=1, description="start and end candidates per window")
+    max_answer_length: int = Field(30, ge=1, le=MAX_TOKENS, description="longest answer, in tokens")
+    n_best: int = Field(20, ge=1, le=1000, description="start and end candidates per window")
     normalization: Literal["mlqa", "squad"] | None = Field(
         None, description="answer normalisation of F1/EM; default: the task's (mlqa, squad)"
     )
@@ -82,9 +97,10 @@ class TaskConfig(_Strict):
     label_field: str | None = Field(
         None, description="label column; default: the task's ('label', 'ner_tags')"
     )
-    num_labels: int | None = Field(None, ge=2)
+    num_labels: int | None = Field(None, ge=2, le=MAX_LABELS)
     label_names: list[str] | None = Field(
         None,
+        max_length=MAX_LABELS,
         description="tagging: the tag set (B-X/I-X/O), default the dataset's, else WikiAnn's; "
         "classification: the class names, default the dataset's",
     )

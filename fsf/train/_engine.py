@@ -17,15 +17,9 @@ from typing import Any
 import torch
 
 from fsf.config import RunConfig
-from fsf.errors import FsfError
+from fsf.errors import FsfError, clip
 
 log = logging.getLogger("fsf.train")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _use_cuda(config: RunConfig) -> bool:
@@ -71,19 +65,51 @@ def _process_group(cuda: bool) -> tuple[int, int]:
 
     if not dist.is_initialized():
         if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-            os.environ.update(
-                RANK="0",
-                WORLD_SIZE="1",
-                LOCAL_RANK="0",
-                MASTER_ADDR="127.0.0.1",
-                MASTER_PORT=str(_free_port()),
-            )
+            os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+            _one_rank_group(cuda)
         with _stdout_to_stderr():
             deepspeed.init_distributed(
                 dist_backend="nccl" if cuda else "gloo", auto_mpi_discovery=False, verbose=False
             )
         atexit.register(_destroy_group)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _loopback_interface() -> str | None:
+    """The name of the loopback network interface (`lo` on Linux, `lo0` on macOS), if
+    there is one."""
+    names = [name for _, name in socket.if_nameindex()]
+    for name in names:  # Linux: the interface flagged IFF_LOOPBACK
+        try:
+            with open(f"/sys/class/net/{name}/flags") as fh:
+                if int(fh.read(), 16) & 0x8:
+                    return name
+        except (OSError, ValueError):
+            continue
+    return next((n for n in names if n in ("lo", "lo0")), None)
+
+
+def _one_rank_group(cuda: bool) -> None:
+    """The process group of a one-rank run, opening no socket beyond loopback: its store is
+    an in-memory `HashStore` (a `TCPStore` would listen on every interface), and gloo's
+    device is bound to the loopback interface (by default it binds the address the host
+    name resolves to). A rank of several, started by a launcher, joins its group as the
+    launcher's environment says instead. tests/train/test_engines.py lists the sockets."""
+    import datetime
+
+    import torch.distributed as dist
+
+    if not cuda and "GLOO_SOCKET_IFNAME" not in os.environ:
+        loopback = _loopback_interface()
+        if loopback is not None:
+            os.environ["GLOO_SOCKET_IFNAME"] = loopback  # read when the group is created
+    dist.init_process_group(
+        backend="nccl" if cuda else "gloo",
+        store=dist.HashStore(),
+        rank=0,
+        world_size=1,
+        timeout=datetime.timedelta(minutes=30),
+    )
 
 
 def _skip_shm_comm_build(deepspeed) -> None:
@@ -187,6 +213,34 @@ def _ds_config(config: RunConfig, world: int, cuda: bool) -> dict[str, Any]:
         cfg["torch_autocast"] = {"enabled": True, "dtype": "bfloat16"}
     cfg.update(ds.extra)
     return cfg
+
+
+def ds_config_problem(config: RunConfig, world: int = 1, cuda: bool = False) -> str | None:
+    """What DeepSpeed's own parser says of the config the engine would get (`deepspeed.extra`
+    merged in), on one line, or None when it takes it (or there is no `extra` to check: fsf's
+    own part is known good). `fsf validate` asks before a sweep starts, the worker before the
+    engine is built, so that a wrong-typed section is one line, not DeepSpeed's traceback."""
+    if config.engine != "deepspeed" or not config.deepspeed.extra:
+        return None
+    try:
+        ds_config = _ds_config(config, world, cuda)
+    except FsfError:
+        return None  # a precision or batch this machine cannot run: the run says so
+    saved = os.environ.get("DS_ACCELERATOR")
+    if not cuda and saved is None:
+        os.environ["DS_ACCELERATOR"] = "cpu"  # as the worker sets it; restored below
+    try:
+        with _stdout_to_stderr():
+            from deepspeed.runtime.config import DeepSpeedConfig
+
+        DeepSpeedConfig(ds_config)
+    except Exception as exc:  # DeepSpeed's TypeError, ValueError, AssertionError, pydantic's
+        lines = str(exc).strip().splitlines()
+        return clip(f"DeepSpeed refuses the config ({type(exc).__name__}: {' '.join(lines[:3])})")
+    finally:
+        if saved is None:
+            os.environ.pop("DS_ACCELERATOR", None)
+    return None
 
 
 #: `optim.embedding_update: auto` updates the word embedding by rows from this many rows on

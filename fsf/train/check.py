@@ -4,7 +4,7 @@
 of a sweep): a model folder that does not exist or has no `config.json`, layer ranges
 (`policy.sets`, `probe.layer`) beyond the model's depth as its `config.json` declares it,
 languages the dataset has no config for, split names the dataset does not have, a data
-file a template names that is not there. It reads small files only (`config.json`, a
+file a template names that is not there, a `deepspeed.extra` DeepSpeed's parser refuses. It reads small files only (`config.json`, a
 dataset's README and folder listing), never weights or examples.
 
 What it cannot see is left to the run: hub models not in the local cache and hub datasets
@@ -18,11 +18,15 @@ import json
 from pathlib import Path
 
 from fsf.config import RunConfig
-from fsf.errors import ConfigError, Problem
+from fsf.errors import ConfigError, Problem, clip
+from fsf.policies.weight_sets import MAX_LAYERS
+from fsf.text import InputTooLarge, read_limited
 
 __all__ = ["check_run", "model_depth"]
 
 _DEPTH_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+#: The largest config.json read (a model's is a few kB, with a big label map a few hundred).
+CONFIG_JSON_BYTES = 10 * 2**20
 
 
 def _looks_local(name: str) -> bool:
@@ -65,11 +69,23 @@ def model_depth(name: str, path: str = "model.name") -> tuple[int | None, list[P
         if config_file is None:
             return None, []  # a hub model not cached here: only the run can tell
     try:
-        data = json.loads(config_file.read_text())
+        data = json.loads(read_limited(config_file, CONFIG_JSON_BYTES, str(config_file)))
+    except InputTooLarge as exc:
+        return None, [Problem(path, f"its config.json is {exc.reason}", name, True)]
     except (OSError, ValueError) as exc:
-        return None, [Problem(path, f"unreadable config.json ({exc})", name, True)]
+        return None, [Problem(path, f"unreadable config.json ({clip(str(exc), 200)})", name, True)]
     for key in _DEPTH_KEYS:
         if isinstance(data, dict) and isinstance(data.get(key), int) and data[key] > 0:
+            if data[key] > MAX_LAYERS:
+                return None, [
+                    Problem(
+                        path,
+                        f"its config.json declares {key}={data[key]}; fsf maps at most "
+                        f"{MAX_LAYERS} layers",
+                        name,
+                        True,
+                    )
+                ]
             return int(data[key]), []
     return None, []
 
@@ -113,6 +129,7 @@ def _data_problems(config: RunConfig, prefix: str) -> list[Problem]:
         return [Problem(f"{prefix}{p.path}", p.message, p.value, p.has_value) for p in exc.problems]
     problems: list[Problem] = []
     seen: set[tuple[str, str, str]] = set()
+    cache: dict = {}  # what `datasets` said of each folder and config
     for split, langs in _splits_needed(config).items():
         dataset, template = task.source(split)
         name = config.task.splits.get(split, split)  # type: ignore[call-overload]
@@ -147,11 +164,42 @@ def _data_problems(config: RunConfig, prefix: str) -> list[Problem]:
                     problems.append(Problem(f"{prefix}{which}", "no such folder", dataset, True))
                     break
                 continue  # a hub dataset: the run will tell
-            found = _folder_problems(folder, dataset, template, lang, split, name, which, prefix)
+            found = _folder_problems(
+                folder, dataset, template, lang, split, name, which, prefix, cache
+            )
             problems += found
             if any(p.path.endswith(f"task.splits.{split}") for p in found):
                 break  # a split name missing in one config: said once
     return problems
+
+
+def _config_names(folder: str, cache: dict) -> list[str] | None:
+    """The configs of a local dataset folder, None if `datasets` cannot read them; asked of
+    `datasets` once per check (a space may name hundreds of languages, and `datasets` parses
+    the folder's card on every call)."""
+    if ("configs", folder) not in cache:
+        import datasets
+
+        datasets.logging.set_verbosity_error()
+        try:
+            cache["configs", folder] = list(datasets.get_dataset_config_names(folder))
+        except Exception:
+            cache["configs", folder] = None
+    return cache["configs", folder]
+
+
+def _split_names(folder: str, config_name: str | None, cache: dict) -> list[str] | None:
+    """The splits of one config of a local dataset folder (asked once per check), None if
+    unreadable."""
+    if ("splits", folder, config_name) not in cache:
+        import datasets
+
+        try:
+            found = list(datasets.get_dataset_split_names(folder, config_name))
+        except Exception:
+            found = None
+        cache["splits", folder, config_name] = found
+    return cache["splits", folder, config_name]
 
 
 def _folder_problems(
@@ -163,15 +211,12 @@ def _folder_problems(
     name: str,
     which: str,
     prefix: str,
+    cache: dict,
 ) -> list[Problem]:
     """A local folder in the hub layout: the language's config, and the split in it."""
-    import datasets
-
-    datasets.logging.set_verbosity_error()
     config_name = template.format(lang=lang) if template else None
-    try:
-        configs = datasets.get_dataset_config_names(str(folder))
-    except Exception:
+    configs = _config_names(str(folder), cache)
+    if configs is None:
         return []  # a layout `datasets` reads in its own way: the run will tell
     where = "target_langs" if split != "train" else "source_lang"
     declared = configs and configs != ["default"]
@@ -186,9 +231,8 @@ def _folder_problems(
                 True,
             )
         ]
-    try:
-        splits = datasets.get_dataset_split_names(str(folder), config_name)
-    except Exception:
+    splits = _split_names(str(folder), config_name, cache)
+    if splits is None:
         return []
     if splits and name not in splits:
         return [
@@ -217,4 +261,12 @@ def check_run(config: RunConfig, prefix: str = "") -> list[Problem]:
     if depth is not None:
         problems += _depth_problems(config, depth, prefix)
     problems += _data_problems(config, prefix)
+    if config.engine == "deepspeed" and config.deepspeed.extra:
+        import torch
+
+        from fsf.train._engine import ds_config_problem
+
+        problem = ds_config_problem(config, cuda=torch.cuda.is_available())
+        if problem:
+            problems.append(Problem(f"{prefix}deepspeed.extra", problem))
     return problems

@@ -24,6 +24,7 @@ from fsf._cli import (
 )
 from fsf.config import RunConfig, load_run_config
 from fsf.results.evaluation import Evaluation
+from fsf.text import printable
 from fsf.train.reporter import RunSummary
 
 __all__ = ["COMMANDS", "main", "print_summary"]
@@ -99,7 +100,7 @@ def _print_outcome(summary: RunSummary, config: RunConfig, path: object) -> None
     print_summary(summary, title=f"{config.name} [{config.policy.name}]")
     print(f"evaluation rows: {path}")
     for what, where in summary.artifacts.items():
-        print(f"{what}: {where}")
+        print(f"{what}: {printable(where)}")
 
 
 #: `fsf train` (the same as `fsf-train`).

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import torch
 
 from fsf.config import RunConfig
-from fsf.errors import FsfError
+from fsf.errors import ConfigError, FsfError, Problem, clip
 from fsf.policies import (
     PhaseState,
     PhaseTracker,
@@ -41,6 +43,7 @@ from fsf.train._engine import (
     _TorchEngine,
     _use_cuda,
     bf16_autocast,
+    ds_config_problem,
     row_embedding,
 )
 from fsf.train._evaluate import Keeper, predict
@@ -189,7 +192,23 @@ class _Recipe:
         )
 
         try:
-            model = task.build_model(model_path)
+            with warnings.catch_warnings():  # torch's note on a pickle it then refuses
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                model = task.build_model(model_path)
+        except pickle.UnpicklingError as exc:  # torch's safe loader refused a pickle
+            reason = clip(str(exc).strip().splitlines()[0] if str(exc).strip() else "", 120)
+            raise ConfigError(
+                [
+                    Problem(
+                        "model.name",
+                        "its weights file is a pickle that torch's safe loader (weights_only) "
+                        f"refused ({reason}): it may run code when loaded; use a model with "
+                        "model.safetensors weights, or one you trust converted to them",
+                        config.model.name,
+                        True,
+                    )
+                ]
+            ) from None
         except (OSError, ValueError) as exc:
             raise FsfError(f"cannot load model {model_path!r}: {exc}") from None
         num_layers = getattr(model.config, "num_hidden_layers", None)
@@ -238,6 +257,9 @@ class _Recipe:
             import deepspeed
 
             ds_config = _ds_config(config, world, cuda)
+            problem = ds_config_problem(config, world, cuda)
+            if problem:
+                raise ConfigError([Problem("deepspeed.extra", problem)])
             with _stdout_to_stderr():
                 engine, _, _, _ = deepspeed.initialize(
                     model=model,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -225,3 +226,38 @@ def test_auto_embedding_update_picks_rows_for_real_vocabularies_on_cpu(run_confi
     assert row_embedding(small, cfg, world=1, cuda=False) is small.get_input_embeddings()
     assert row_embedding(small, cfg, world=1, cuda=True) is None  # not measured on GPUs
     assert row_embedding(small, cfg, world=2, cuda=False) is None
+
+
+_LISTENING = r"""
+import json, os
+import psutil
+import torch
+import torch.distributed as dist
+from fsf.train._engine import _process_group
+
+assert _process_group(False) == (0, 1)
+dist.all_reduce(torch.ones(2))  # the group works
+dist.new_group([0])  # a group made later (DeepSpeed makes its own) binds as the first did
+print(json.dumps([
+    [c.laddr.ip, c.laddr.port]
+    for c in psutil.net_connections("inet")
+    if c.pid == os.getpid() and c.status == psutil.CONN_LISTEN
+]))
+"""
+
+
+def test_one_rank_process_group_listens_on_loopback_only():
+    """The process group of a one-rank run (every trial of a sweep on one machine, `fsf
+    train`) opens no TCPStore on every interface: the store is in memory and gloo's device
+    is bound to loopback. The listening sockets are read with psutil, in a process of its
+    own (a process group lives as long as its process). A one-step DeepSpeed run listed the
+    same sockets when this was written (slower: not repeated here)."""
+    pytest.importorskip("psutil")
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "MASTER_ADDR")}
+    proc = subprocess.run(
+        [sys.executable, "-c", _LISTENING], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sockets = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert sockets, "gloo's device listens somewhere: the listing saw nothing at all"
+    assert all(ip in ("127.0.0.1", "::1", "::ffff:127.0.0.1") for ip, _ in sockets), sockets
