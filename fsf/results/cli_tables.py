@@ -5,16 +5,18 @@ its budget and parameters), and the lines under the table that say how it was ch
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fsf._cli import print_table
 from fsf.results._errors import ResultsError
 from fsf.results.answer import budget_text
-from fsf.results.cli_common import _read_stage
+from fsf.results.cli_common import SKIPPED_EXIT, _read_stage
 from fsf.results.ranking import PerLanguage, best, best_per_language
+from fsf.results.reader import SkippedFragment
 
-__all__ = ["print_best_per_language"]
+__all__ = ["left_out_line", "print_best_per_language"]
 
 
 def _params(entry: dict[str, Any]) -> str:
@@ -89,6 +91,9 @@ def _print_entries(
         "seeds, 95% t-interval ('~ noise': it contains 0)"
     )
     print(f"excluded:  {_excluded_line(answer.excluded)}")
+    left = left_out_line(getattr(answer, "skipped", []))
+    if left:
+        print(f"left out:  {left}")
 
 
 def _excluded_line(ex: dict[str, int]) -> str:
@@ -101,6 +106,25 @@ def _excluded_line(ex: dict[str, int]) -> str:
     if ex["runs_without_score"]:
         parts.append(f"{ex['runs_without_score']} run(s) without a score here")
     return "; ".join(parts) or "no run (none failed, repeated a seed or lacks a score)"
+
+
+_KINDS = {
+    "invalid": "set aside (rows that break the schema's meaning)",
+    "unreadable": "unreadable",
+    "leftover": "left by an interrupted compaction",
+}
+
+
+def left_out_line(skipped: list[SkippedFragment]) -> str | None:
+    """How many fragments an answer left out and why, by kind (None when none were)."""
+    if not skipped:
+        return None
+    kinds = Counter(s.kind for s in skipped)
+    why = ", ".join(f"{n} {_KINDS.get(k, k)}" for k, n in sorted(kinds.items()))
+    return (
+        f"{len(skipped)} fragment(s): {why}; their rows are in no number above (each is named "
+        f"on stderr; exit code {SKIPPED_EXIT})"
+    )
 
 
 def _per_language(pl: PerLanguage) -> tuple[list[dict[str, Any]], str, list[str]]:
