@@ -31,7 +31,8 @@ def _error_text(trial: Any) -> str | None:
 
 
 class ProgressCallback(Callback):
-    """Counts trials and remembers why failed trials failed (`errors[trial_id]`)."""
+    """Counts trials and remembers why failed trials failed (`errors[trial_id]`) and why
+    trials that were run again failed before (`retried[trial_id]`)."""
 
     def __init__(self, total: int, objective: Any, enabled: bool = True, desc: str = "trials"):
         self.total = total
@@ -42,6 +43,7 @@ class ProgressCallback(Callback):
         self.done = 0
         self.failed = 0
         self.errors: dict[str, str] = {}
+        self.retried: dict[str, list[str]] = {}  # trial id -> why each failed attempt failed
         self._bar = None
         self._started = False
         if enabled:
@@ -92,6 +94,13 @@ class ProgressCallback(Callback):
         self._refresh()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        failures = getattr(trial, "num_failures", 0) or 0
+        if failures:  # it failed and Tune ran it again (`max_failures`, `confirm.retries`)
+            try:
+                reason = _last_line(_error_text(trial))
+            except Exception:
+                reason = "unknown error"
+            self.retried[trial.trial_id] = [f"{failures} failure(s), the last {reason}"]
         self._finished(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -263,6 +263,9 @@ def run_sweep(
         notes += more
     statuses = _statuses(grid)
     errors = {t: recorded.get(t, reason) for t, reason in callback.errors.items()}
+    notes += [
+        f"trial {t} was run again after: {'; '.join(why)}" for t, why in callback.retried.items()
+    ]
     unrecorded = sorted(t for t in callback.errors if t not in recorded)
     outcome = SweepOutcome(sweep_dir, results_dir, len(grid), statuses, errors, unrecorded, notes)
     if confirm and spec.confirm is not None and spec.probe is None and statuses.get("finished"):
