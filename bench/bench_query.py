@@ -102,7 +102,7 @@ def pandas_best_per_language(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def documented_sql() -> str:
-    """The DuckDB query of docs/results.md, with `DIR` still in it."""
+    """The DuckDB query of docs/results.md, with `ROWS` still in it."""
     text = DOC.read_text().split("### Reproducing fsf's answers without fsf", 1)[1]
     match = re.search(r"```sql\n(.*?)```", text, re.S)
     if match is None:  # pragma: no cover - the doc changed
@@ -110,7 +110,7 @@ def documented_sql() -> str:
     return match.group(1)
 
 
-SOURCE = "read_parquet('DIR/results/**/*.parquet', hive_partitioning = true)"
+SOURCE = "read_parquet('ROWS/**/*.parquet', hive_partitioning = true)"
 
 
 def duckdb_sql(source: str) -> str:
@@ -266,7 +266,7 @@ def bench_size(millions: int, args: argparse.Namespace, tmp: Path) -> list[list[
               file=sys.stderr)  # fmt: skip
         del table, df, sides
         gc.collect()
-        disk_sql = duckdb_sql(SOURCE.replace("DIR", str(root)))
+        disk_sql = duckdb_sql(SOURCE.replace("ROWS", str(root / "results")))
         sides = {
             "fsf": lambda: _released(fsf_answer(read_results(root))),
             "duckdb": lambda: duckdb_answer(con, disk_sql),

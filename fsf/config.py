@@ -195,6 +195,12 @@ class CheckpointConfig(_Strict):
         "dev score, mean target dev score, or mean dev score over all languages (in a sweep, "
         "its search.checkpoint sets it)",
     )
+    license: str | None = Field(
+        None,
+        description="licence of the kept model, as its model card states it (a Hub licence "
+        "id such as mit or apache-2.0); default: the base model's, read from its local model "
+        "card (the embedded encoder: apache-2.0, fsf's), else `other` with a note",
+    )
 
 
 class FewShotConfig(_Strict):

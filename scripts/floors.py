@@ -27,7 +27,7 @@ def floors(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, str]:
         m = _REQ.match(dep.split(";")[0])
         if not m:
             raise SystemExit(f"scripts/floors.py: cannot read the requirement {dep!r}")
-        name, spec = m.group(1).lower(), m.group(3)
+        name, spec = re.sub(r"[-_.]+", "-", m.group(1)).lower(), m.group(3)  # PEP 503 name
         low = [s.strip()[2:] for s in spec.split(",") if s.strip().startswith(">=")]
         if low:
             out[name] = low[0].strip()

@@ -30,10 +30,12 @@ __all__ = ["Sections", "analysis_sections"]
 
 @dataclass
 class Sections:
-    """What the analyses add to a report: boundaries to draw on gap.png (policy -> step),
-    images (path, title, caption), Markdown/HTML blocks and notes."""
+    """What the analyses add to a report: boundaries to draw on gap.png (policy -> step), the
+    recorded phase per training step (policy -> (steps, share of runs in P1), from the loss
+    rows: what gap.png shades), images (path, title, caption), Markdown/HTML blocks and notes."""
 
     boundaries: dict[str, float] = field(default_factory=dict)
+    step_phases: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     images: list[tuple[Path, str, str]] = field(default_factory=list)
     blocks: list[tuple] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -65,6 +67,20 @@ def _mean_curves(curves: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         return np.array(steps), np.nanmean(src, axis=0), np.nanmean(tgt, axis=0)
 
 
+def _step_phases(curves: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(steps, share of the runs in P1 at each) from the runs' per-step recorded phase (None
+    when no run recorded one)."""
+    per_step: dict[int, list[bool]] = {}
+    for c in curves:
+        for step, phase in zip(c.loss_steps.tolist(), c.recorded_step_phase, strict=True):
+            if phase is not None:
+                per_step.setdefault(int(step), []).append(phase == "P1")
+    if not per_step:
+        return None
+    steps = np.array(sorted(per_step), np.int64)
+    return steps, np.array([np.mean(per_step[s]) for s in steps.tolist()])
+
+
 def _gap_section(
     res: Results, fr: Frame, best_cfg: dict[str, int], out: Path, suffix: str, sec: Sections
 ) -> None:
@@ -86,6 +102,9 @@ def _gap_section(
         recorded = _median([c.recorded_switch for c in curves])
         if detected is not None:
             sec.boundaries[policy] = detected
+        phased = _step_phases(curves)
+        if phased is not None:
+            sec.step_phases[policy] = phased
         steps, source, target = _mean_curves(curves)
         if len(steps) and np.isfinite(source).any():
             panels[policy] = {"steps": steps, "source": source, "target": target}
@@ -113,7 +132,7 @@ def _gap_section(
         sec.images.append(
             (
                 path,
-                "Source and target mean over training",
+                "Source and target mean over training (search stage)",
                 "Dev score of the source language and mean over the target languages (left "
                 "axis), and their gap (right axis), best configuration of each policy, mean over "
                 "its seeds; dashed: the P1/P2 boundary detected from the recorded loss.",
@@ -177,7 +196,7 @@ def _cka_section(
     sec.images.append(
         (
             path,
-            "Forgetting: CKA with the pretrained model",
+            "Forgetting: CKA with the pretrained model (search stage)",
             "Linear CKA between the pretrained and the trained model's hidden states on a fixed "
             "probe batch per language, per layer (0 = embeddings) and step; best configuration "
             "of each policy, mean over its seeds. 1 = unchanged; lower = more forgetting.",
@@ -229,7 +248,7 @@ def _probe_section(res: Results, fr: Frame, out: Path, suffix: str, sec: Section
     sec.images.append(
         (
             path,
-            "Layer probes",
+            "Layer probes (search stage)",
             "Change of the source score and of the target mean against the no-probe baseline "
             "when one part of one layer is re-initialised or frozen before fine-tuning (paired "
             "by seed; bars: mean, whiskers: standard error).",

@@ -20,6 +20,130 @@ from fsf.text import printable
 
 __all__: list[str] = []
 
+#: Scores and differences in the report are points: the metric x 100 (a fraction as stored).
+UNIT = "x 100"
+
+
+def _pts(x: float | None) -> str:
+    """A score in points (x100, 2 decimals); '-' when there is none."""
+    return "-" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
+
+
+def _params_text(entry: dict[str, Any]) -> str:
+    """The configuration's sampled parameters, `key=value`, short floats."""
+    params = (entry.get("config") or {}).get("params") or {}
+    items = [
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in sorted(params.items())
+        if k not in ("policy", "policy.name")  # the policy is named on its own
+    ]
+    return ", ".join(items) or "no other sampled parameter"
+
+
+def _ci(v: dict[str, Any] | None) -> str:
+    """A difference to the baseline in points with its interval: +1.23 [+0.10, +2.40]."""
+    if v is None:
+        return "MISSING"
+    if v.get("is_baseline"):
+        return "(is the baseline)"
+    if v.get("mean") is None:
+        return "MISSING (no shared seed)"
+    d = f"{100 * v['mean']:+.2f}"
+    if v.get("ci_low") is None:
+        return f"{d} (1 shared seed: no interval)"
+    return f"{d} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}]"
+
+
+def _answer_blocks(
+    res: Any, pl: Any, *, task: str | None, select: str | None, stage_title: str
+) -> list[tuple]:
+    """The report's opening: the winning configuration (the target mean's answer) with its
+    parameters, and per language its score, the baseline's and their difference with the
+    95% interval, all in points; warnings where the answer is weak."""
+    from fsf.results.ranking import best
+
+    w = pl.target_mean
+    if w is None:
+        return [("h", 2, f"The answer ({stage_title})"), ("p", "**Warning:** no configuration "
+                 "has a score for the target mean yet: there is no answer.")]  # fmt: skip
+    base = ", ".join(f"{k}={v}" for k, v in pl.baseline.items())
+    search = w.get("search") or {}
+    found = f"; the search's #{search['rank']}, trial {search['trial_id']}" if search else ""
+    blocks: list[tuple] = [("h", 2, f"The answer ({stage_title})")]
+    blocks.append(
+        (
+            "p",
+            f"**Winner** (the mean over the target languages, {pl.rule.describe(True)}): "
+            f"policy **{w['policy']}** with {_params_text(w)} (trial {w['trial_id']}{found}), "
+            f"{w['n_seeds']} seed(s) {w['seeds']}, budget {budget_text(w, ' (stopped)')}.",
+        )
+    )
+    rows = []
+    missing = []
+    langs = [*pl.languages]
+    order = ["target-mean", *(e["language"] for e in langs)]
+    if pl.source_lang:
+        order.append(pl.source_lang)
+    for lang in order:
+        if lang == "target-mean":
+            e = w
+        else:
+            rk = best(res, lang, task=task, select=select, top=10**6, baseline=pl.baseline)
+            e = next((x for x in rk.entries if x["trial_id"] == w["trial_id"]), None)
+        if e is None:
+            rows.append([lang, "-", "-", "-", "-", "-", "-"])
+            continue
+        v = e.get("vs_baseline")
+        if v is None or (not v.get("is_baseline") and v.get("mean") is None):
+            missing.append(lang)
+        score = _pts(e["score"]) + (f" ± {_pts(e['std'])}" if e.get("std") is not None else "")
+        rows.append(
+            [
+                f"{lang} (source)" if lang == pl.source_lang else lang,
+                score,
+                _pts((v or {}).get("baseline_score")) if v and not v.get("is_baseline") else "-",
+                _ci(v),
+                f"{v['p']:.2g}" if v and v.get("p") is not None else "-",
+                (v or {}).get("verdict", "-") if v and not v.get("is_baseline") else "-",
+                e["n_seeds"],
+            ]
+        )
+    blocks.append(
+        (
+            "table",
+            [
+                "language",
+                f"winner ({pl.metric} {UNIT}, ± std)",
+                f"baseline ({UNIT})",
+                f"difference ({UNIT}) [95% CI]",
+                "p",
+                "verdict",
+                "seeds",
+            ],
+            rows,
+        )
+    )
+    blocks.append(
+        (
+            "p",
+            f"All scores are test {pl.metric} {UNIT} (points), mean over distinct seeds at each "
+            f"run's checkpoint; differences are to the baseline ({base}, its best "
+            "configuration, chosen by the same rule), paired over shared seeds, with the 95% "
+            "Student-t interval (within noise when it contains 0). The best configuration of "
+            "each language on its own is in the per-language table below.",
+        )
+    )
+    if missing:
+        blocks.append(
+            (
+                "p",
+                f"**Warning:** no comparison with the baseline for {', '.join(missing)}: no "
+                f"configuration matching {base} has a score there on seeds the winner has "
+                "(did its runs fail?). The difference is MISSING, not zero.",
+            )
+        )
+    return blocks
+
 
 def _fmt(v: Any) -> str:
     if v is None:
@@ -142,7 +266,8 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
             (
                 "p",
                 "Each objective is the value Optuna received: the objective metric at each "
-                "run's checkpoint, mean over distinct seeds.",
+                f"run's checkpoint, mean over distinct seeds (scores {UNIT}, losses as "
+                "recorded).",
             )
         )
         blocks.append(
@@ -154,7 +279,7 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
                         o["task"],
                         o["metric"],
                         o["mode"],
-                        o.get("value"),
+                        _objective(o["metric"], o.get("value")),
                         o.get("trial_id"),
                         o.get("policy"),
                         o.get("n_seeds"),
@@ -170,8 +295,8 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
         blocks.append(
             (
                 "p",
-                f"Each policy by its best configuration: {rule['description']}. "
-                f"Delta: target-mean test score minus the baseline's "
+                f"Each policy by its best configuration: {rule['description']}. Test "
+                f"scores {UNIT}. Delta: target-mean test score minus the baseline's "
                 f"({_baseline_words(s['baseline'])}), x100, paired over shared seeds, "
                 "95% t-interval.",
             )
@@ -197,9 +322,9 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
                         p["policy"],
                         p["n_configs"],
                         p["n_runs"],
-                        p["test_target_mean"],
-                        p["test_source"],
-                        p["test_gap"],
+                        _pts(p["test_target_mean"]),
+                        _pts(p["test_source"]),
+                        _pts(p["test_gap"]),
                         (p["best"] or {}).get("n_seeds"),
                         _delta(p["vs_baseline"]),
                         (p["best"] or {}).get("trial_id"),
@@ -216,7 +341,8 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
             (
                 "p",
                 f"{pl.rule.describe(target_mean=False)}; target mean: "
-                f"configuration by {pl.rule.configuration_data(True)}.",
+                f"configuration by {pl.rule.configuration_data(True)}. Test scores {UNIT}; "
+                "vs baseline: paired difference over shared seeds, 95% t-interval.",
             )
         )
         rows = []
@@ -224,23 +350,41 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
             rows.append(
                 [
                     e["language"],
-                    e["score"],
-                    e["std"],
+                    _pts(e["score"]),
+                    _pts(e["std"]),
                     e["n_seeds"],
                     _delta(e.get("vs_baseline")),
                     e["trial_id"],
                     e["policy"],
+                    _params_text(e),
                     budget_text(e, " (stopped)"),
                 ]
             )
         blocks.append(
             (
                 "table",
-                ["language", "score", "std", "seeds", "vs baseline", "trial", "policy", "budget"],
+                [
+                    "language",
+                    "score",
+                    "std",
+                    "seeds",
+                    "vs baseline",
+                    "trial",
+                    "policy",
+                    "parameters",
+                    "budget",
+                ],
                 rows,
             )
         )
     return blocks
+
+
+def _objective(metric: str, value: Any) -> Any:
+    """An objective's value in the report's unit: scores in points, losses as recorded."""
+    if isinstance(value, float) and "loss" not in metric:
+        return _pts(value)
+    return value
 
 
 def _baseline_words(baseline: dict[str, Any]) -> str:

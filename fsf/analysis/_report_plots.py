@@ -13,11 +13,14 @@ if TYPE_CHECKING:
     from fsf.results.reader import Results
 
 __all__ = [
+    "FEW_TRIALS",
     "delta_heatmap",
     "gap_plot",
     "importance_plot",
     "language_heatmap",
+    "p1_shading",
     "pareto_plot",
+    "text_colour",
     "trained_trials",
 ]
 
@@ -34,24 +37,61 @@ def _plt() -> Any:
     return plt
 
 
+def text_colour(rgba: Any) -> str:
+    """Black or white, whichever reads on a cell of colour `rgba` (its relative luminance,
+    WCAG's formula on linearised sRGB)."""
+
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in rgba[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "white"
+
+
 def _colors(names: list[str]) -> dict[str, Any]:
     cmap = _plt().get_cmap("tab10")
     return {n: cmap(i % 10) for i, n in enumerate(sorted(set(names)))}
 
 
-def _p1_spans(steps: np.ndarray, p1: np.ndarray) -> list[tuple[float, float]]:
-    """Step ranges where most runs were in P1 (each evaluation owns up to the next one)."""
-    spans, start = [], None
-    edges = np.append(steps, steps[-1] + (steps[-1] - steps[-2] if len(steps) > 1 else 1))
-    for i, share in enumerate(p1):
+def p1_shading(
+    curve: dict[str, Any],
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """(P1 spans, spans where the switch lies somewhere) of one policy's curves.
+
+    With per-step phases (`curve["step_phase"]`: steps 1..T and the share of runs in P1 at
+    each, from the training-loss rows) a P1 span ends at the first step most runs spent in
+    P2: exactly where the switch is. With evaluation phases only (`curve["phase"]`), a span
+    ends at the last evaluation still in P1, and the gap to the next evaluation (where P2 was
+    first seen) is returned as uncertain: the switch happened in it, but where is not on
+    record. (Giving each evaluation the steps up to the next one, as the report once did,
+    drew P1 up to the first evaluation in P2: with evaluations every 50 steps, up to ~50 steps
+    past the switch.)"""
+    step_phase = curve.get("step_phase")
+    if step_phase is not None and len(step_phase[0]):
+        steps, share = step_phase
+        spans, start = [], None
+        for s, p in zip(np.asarray(steps).tolist(), np.asarray(share).tolist(), strict=True):
+            if p >= 0.5 and start is None:
+                start = max(s - 1, 0)
+            elif p < 0.5 and start is not None:
+                spans.append((float(start), float(s)))  # up to the first step in P2
+                start = None
+        if start is not None:
+            spans.append((float(start), float(steps[-1])))
+        return spans, []
+    steps, p1 = curve["phase"]
+    spans, unsure, start = [], [], None
+    for i, (s, share) in enumerate(zip(np.asarray(steps).tolist(), np.asarray(p1).tolist(),
+                                       strict=True)):  # fmt: skip
         if share >= 0.5 and start is None:
-            start = edges[i]
-        if share < 0.5 and start is not None:
-            spans.append((start, edges[i]))
+            start = s
+        elif share < 0.5 and start is not None:
+            spans.append((float(start), float(steps[i - 1])))
+            unsure.append((float(steps[i - 1]), float(s)))
             start = None
     if start is not None:
-        spans.append((start, edges[len(p1) - 1]))
-    return spans
+        spans.append((float(start), float(steps[-1])))
+    return spans, unsure
 
 
 def gap_plot(
@@ -73,11 +113,15 @@ def gap_plot(
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.8), sharey=True, squeeze=False
     )
+    unsure_any = False
     for ax, policy in zip(axes.flat, policies, strict=False):
         c = curves[policy]
-        steps, p1 = c["phase"]
-        for a, b in _p1_spans(steps, p1):
+        spans, unsure = p1_shading(c)
+        for a, b in spans:
             ax.axvspan(a, b, color=_P1_COLOR, alpha=0.35, lw=0)
+        for a, b in unsure:
+            ax.axvspan(a, b, facecolor="none", edgecolor=_P1_COLOR, hatch="//", lw=0)
+            unsure_any = True
         for split, style in (("dev", "-"), ("test", "--")):
             x, gaps = c[split]
             if not len(x):
@@ -100,13 +144,18 @@ def gap_plot(
     handles, labels = axes.flat[0].get_legend_handles_labels()
     handles.append(Patch(color=_P1_COLOR, alpha=0.35, label="P1 (recorded phase)"))
     labels.append("P1 (recorded phase; unshaded: P2)")
+    if unsure_any:
+        handles.append(Patch(facecolor="none", edgecolor=_P1_COLOR, hatch="//"))
+        labels.append("switch between these evaluations (no per-step phase on record)")
     if boundaries:
         from matplotlib.lines import Line2D
 
         handles.append(Line2D([], [], color=_BOUNDARY_COLOR, ls=":", lw=1.8))
         labels.append("P1/P2 detected from the loss")
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
-    fig.suptitle(f"{task}: cross-lingual gap over training (best configuration per policy)")
+    fig.suptitle(
+        f"{task}: cross-lingual gap over training (best configuration per policy; search stage)"
+    )
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -121,8 +170,10 @@ def language_heatmap(
     task: str,
     metric: str,
     source: str | None,
+    stage: str = "search stage",
 ) -> None:
-    """Languages (rows) x policies (columns), cells annotated with the score x100."""
+    """Languages (rows) x policies (columns), cells annotated with the score x100 in the
+    colour that reads on the cell; `stage` names the runs in the title."""
     plt = _plt()
     fig, ax = plt.subplots(
         figsize=(max(5.0, 1.1 * len(policies) + 3), max(3.0, 0.36 * len(langs) + 1.6))
@@ -131,25 +182,16 @@ def language_heatmap(
     im = ax.imshow(data, aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(policies)), policies, rotation=30, ha="right")
     ax.set_yticks(range(len(langs)), [f"{x} (source)" if x == source else x for x in langs])
-    lo, hi = np.nanmin(data), np.nanmax(data)
     for i in range(len(langs)):
         for j in range(len(policies)):
             v = data[i, j]
             if np.isfinite(v):
-                dark = (v - lo) / (hi - lo + 1e-9) > 0.6
-                ax.text(
-                    j,
-                    i,
-                    f"{v:.1f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="black" if dark else "white",
-                )
+                colour = text_colour(im.cmap(im.norm(v)))
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8, color=colour)
     fig.colorbar(im, ax=ax, label=f"test {metric} x 100")
     ax.set_xlabel("policy (its best configuration)")
     ax.set_ylabel("language")
-    ax.set_title(f"{task}: test score per language")
+    ax.set_title(f"{task}: test score per language ({stage})")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -165,44 +207,60 @@ def delta_heatmap(
     task: str,
     metric: str,
     baseline: str,
-) -> None:
-    """Languages x policies: the paired difference to the baseline (x100) on a diverging
-    scale where the 95% interval excludes 0; grey cells marked '~' where it contains 0, and
-    '?' where there is no interval (fewer than 2 shared seeds)."""
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    stage: str = "search stage",
+) -> list[tuple[int, int, str, str]]:
+    """Languages x policies: the paired difference to the baseline (x100) and its 95%
+    interval (`low`, `high`) on a diverging scale where the interval excludes 0; grey cells
+    marked '~' where it contains 0, and '?' where there is no interval (fewer than 2 shared
+    seeds). Each cell's text is black or white by the cell's luminance; returns the texts
+    drawn, (row, column, text, colour)."""
     plt = _plt()
     from matplotlib.colors import ListedColormap
 
     data = delta * 100
+    lo = np.full_like(data, np.nan) if low is None else low * 100
+    hi = np.full_like(data, np.nan) if high is None else high * 100
     lim = float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0
     significant = np.isin(verdict, ["better", "worse"])
     fig, ax = plt.subplots(
-        figsize=(max(5.0, 1.1 * len(policies) + 3), max(3.0, 0.36 * len(langs) + 1.8))
+        figsize=(max(5.5, 1.5 * len(policies) + 3), max(3.0, 0.55 * len(langs) + 1.8))
     )
-    grey = np.where(np.isfinite(data) & ~significant, 0.0, np.nan)
-    ax.imshow(grey, cmap=ListedColormap(["#e2e2e2"]), aspect="auto")
+    grey = "#e2e2e2"
+    ax.imshow(np.where(np.isfinite(data) & ~significant, 0.0, np.nan),
+              cmap=ListedColormap([grey]), aspect="auto")  # fmt: skip
     im = ax.imshow(
         np.where(significant, data, np.nan), aspect="auto", cmap="RdBu", vmin=-lim, vmax=lim
     )
     ax.set_xticks(range(len(policies)), policies, rotation=30, ha="right")
     ax.set_yticks(range(len(langs)), langs)
     mark = {"better": "", "worse": "", "within noise": "~", "untested": "?"}
+    drawn = []
     for i in range(len(langs)):
         for j in range(len(policies)):
             v = data[i, j]
-            if np.isfinite(v):
-                text = f"{mark.get(str(verdict[i, j]), '')}{v:+.1f}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
+            if not np.isfinite(v):
+                continue
+            text = f"{mark.get(str(verdict[i, j]), '')}{v:+.1f}"
+            if np.isfinite(lo[i, j]) and np.isfinite(hi[i, j]):
+                text += f"\n[{lo[i, j]:+.1f}, {hi[i, j]:+.1f}]"
+            rgba = im.cmap(im.norm(v)) if significant[i, j] else (0.886, 0.886, 0.886, 1.0)
+            colour = text_colour(rgba)
+            ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=colour)
+            drawn.append((i, j, text, colour))
     fig.colorbar(im, ax=ax, label=f"test {metric} x 100, minus {baseline}'s")
     ax.set_xlabel("policy (its best configuration)")
     ax.set_ylabel("language")
     ax.set_title(
-        f"{task}: difference to {baseline}\n(grey: '~' 95% interval contains 0, "
-        "'?' one shared seed, untested)",
+        f"{task}: difference to {baseline} ({stage}), [95% interval]\n(grey: '~' the interval "
+        "contains 0, '?' one shared seed, untested)",
         fontsize=10,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return drawn
 
 
 def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -239,7 +297,7 @@ def pareto_plot(
     ax.scatter(src[front] * 100, tgt[front] * 100, s=90, facecolors="none", edgecolors="k")
     ax.set_xlabel(f"source-language test {metric} x 100")
     ax.set_ylabel(f"target-mean test {metric} x 100")
-    ax.set_title(f"{task}: source vs target mean per configuration")
+    ax.set_title(f"{task}: source vs target mean per configuration (search stage)")
     ax.grid(alpha=0.3)
     ax.legend(title="policy", fontsize=9, loc="best")
     fig.tight_layout()
@@ -260,8 +318,13 @@ def trained_trials(study: Any) -> list[Any]:
     ]
 
 
-def importance_plot(res: Results, path: Path) -> str | None:
-    """Optuna parameter importances into `path`; a note (str) when it cannot be made."""
+#: Below this many trained trials, parameter importances are mostly noise: the report says so.
+FEW_TRIALS = 20
+
+
+def importance_plot(res: Results, path: Path, info: dict[str, Any] | None = None) -> str | None:
+    """Optuna parameter importances into `path`; a note (str) when it cannot be made.
+    `info`, when given, receives `trials`: how many trained trials they come from."""
     from fsf.results.study import display_url, open_study_storage, readable_study_url
 
     url = readable_study_url(res.sweep_dir, res.sweep)
@@ -291,6 +354,8 @@ def importance_plot(res: Results, path: Path) -> str | None:
             f"parameter importances: study {name!r} has {len(done)} trained and completed "
             "trial(s); at least 2 are needed"
         )
+    if info is not None:
+        info["trials"] = len(done)
     trained = optuna.create_study(directions=study.directions)
     trained.add_trials(done)
     n_obj = len(study.directions)
@@ -325,9 +390,14 @@ def importance_plot(res: Results, path: Path) -> str | None:
         ax.set_xlabel("importance (normalised, sums to 1)")
         ax.set_title(f"objective: {label} ({direction.name.lower()})")
         ax.grid(axis="x", alpha=0.3)
+    few = (
+        f"; ONLY {len(done)} TRIALS: ROUGH, a ranking from so few is mostly noise"
+        if len(done) < FEW_TRIALS
+        else ""
+    )
     fig.suptitle(
-        f"Optuna parameter importances: {name}\n{len(done)} trained trials; "
-        "n: trials where the parameter applies",
+        f"Optuna parameter importances of the search: {name}\n{len(done)} trained trials; "
+        f"n: trials where the parameter applies{few}",
         fontsize=10,
     )
     fig.tight_layout()

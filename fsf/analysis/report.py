@@ -3,18 +3,24 @@
 `write_report(sweep_dir, out)` writes into `out` (default `<sweep_dir>/report/`; for a sweep
 on an object store, `./report-<sweep name>/`). Every choice of a configuration or a
 checkpoint follows one selection rule (`fsf.results.selection`; default: the sweep's own
-objective on dev data), stated at the top of the report. A sweep with a confirmation stage
-(`<sweep>/confirm/`) leads with it: the answer on fresh seeds.
+objective on dev data), stated at the top of the report. The report leads with the answer
+(of the confirmation stage, on fresh seeds, when the sweep has one): the winning
+configuration's parameters, its scores per language, the baseline's and their difference
+with its 95% interval, all in points (the metric x 100). Plots are grouped by stage and say
+which stage they show.
 - `gap.png`: source - target-mean gap over training steps, one panel per policy (its best
-  configuration, mean over seeds, dev and test), P1 shaded from the recorded `phase` column;
+  configuration, mean over seeds, dev and test), P1 shaded from the recorded phase (per
+  step where the runs recorded their loss: the shading ends at the switch);
 - `languages[-confirm].png`: test score per language x policy (each policy's best
   configuration);
-- `delta[-confirm].png`: the paired difference to the baseline per language x policy, cells
-  within noise (95% interval contains 0) marked;
+- `delta[-confirm].png`: the paired difference to the baseline per language x policy with
+  its 95% interval, cells within noise (the interval contains 0) marked, each text black or
+  white by its cell's luminance;
 - `pareto.png`: source vs target-mean test score of every configuration, Pareto front drawn
   (descriptive: nothing is chosen on it);
 - `importance.png`: Optuna parameter importances, when `optuna.db` holds a study with enough
-  completed trials (otherwise the report says why it is missing);
+  completed trials (otherwise the report says why it is missing), with a warning when they
+  come from fewer than `FEW_TRIALS` trials;
 - `report.md` (images referenced) and `report.html` (images embedded as data URIs).
 
 The document is a list of blocks; the summary's tables as blocks, and their rendering to
@@ -33,8 +39,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from fsf.analysis._report_blocks import _blocks_summary, _html, _md
+from fsf.analysis._report_blocks import _answer_blocks, _blocks_summary, _html, _md
 from fsf.analysis._report_plots import (
+    FEW_TRIALS,
     delta_heatmap,
     gap_plot,
     importance_plot,
@@ -109,14 +116,16 @@ def _policy_best(E: Evals, rule: SelectionRule) -> dict[str, int]:
 
 def _matrices(
     E: Evals, rule: SelectionRule, best_cfg: dict[str, int], baseline: int | None
-) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(languages: source first; scores languages x policies; delta vs the baseline; its
-    verdict: better, worse, within noise, untested). Each language's checkpoints are chosen by the rule for
-    that language; scores are means over distinct seeds."""
+    verdict: better, worse, within noise, untested; the 95% interval's low and high ends).
+    Each language's checkpoints are chosen by the rule for that language; scores are means
+    over distinct seeds."""
     langs = sorted(E.langs, key=lambda x: (x != E.fr.source_lang, x))
     pols = list(best_cfg)
     mat = np.full((len(langs), len(pols)), np.nan)
     delta = np.full_like(mat, np.nan)
+    low, high = np.full_like(mat, np.nan), np.full_like(mat, np.nan)
     verdict = np.full(mat.shape, "", dtype=object)
     for i, name in enumerate(langs):
         ans = Answer.of(E, rule, E.lang(name))
@@ -128,14 +137,24 @@ def _matrices(
             if cmp and not cmp.get("is_baseline") and cmp.get("mean") is not None:
                 delta[i, j] = cmp["mean"]
                 verdict[i, j] = cmp["verdict"]
-    return langs, mat, delta, verdict
+                if cmp.get("ci_low") is not None:
+                    low[i, j], high[i, j] = cmp["ci_low"], cmp["ci_high"]
+    return langs, mat, delta, verdict, low, high
+
+
+def _stage_label(res: Results, stage: str) -> str:
+    """What a plot of `stage` says it shows: `search stage` or `confirmation, seeds ...`."""
+    if stage == "search":
+        return "search stage"
+    seeds = res.sweep.get("seeds") or []
+    return f"confirmation, fresh seeds {', '.join(map(str, seeds))}" if seeds else "confirmation"
 
 
 def _task_plots(
     res: Results, t: str, rule: SelectionRule, out: Path, suffix: str, stage: str
 ) -> tuple[list[tuple[Path, str, str]], Any, dict[str, int]]:
-    """The per-task plots of one stage; returns (images, the analyses' sections or None,
-    each policy's best configuration)."""
+    """The per-task plots of one stage, each titled with its stage; returns (images, the
+    analyses' sections or None, each policy's best configuration)."""
     from fsf.analysis._report import analysis_sections
 
     fr = frame(res, t, None)
@@ -146,48 +165,59 @@ def _task_plots(
     images: list[tuple[Path, str, str]] = []
     extra = None
     how = rule.describe()
+    label = _stage_label(res, stage)
     if stage == "search":
         extra = analysis_sections(res, fr, best_cfg, out, suffix)
         curves = {p: _curves(fr, k) for p, k in best_cfg.items()}
+        for p, c in curves.items():
+            c["step_phase"] = extra.step_phases.get(p)
         if curves:
             path = out / f"gap{suffix}.png"
             gap_plot(curves, path, task=t, metric=fr.metric, boundaries=extra.boundaries)
             images.append(
                 (
                     path,
-                    "Gap over training",
+                    "Gap over training (search stage)",
                     "Source - target-mean gap over training steps, best configuration of each "
                     f"policy ({how}; mean over seeds; band: +-1 std). Shaded: phase P1 as "
-                    "recorded by the runs; dotted line: the P1/P2 boundary detected from the "
-                    "recorded training loss by the paper's loss-trend rule (median over the "
-                    "runs).",
+                    "recorded by the runs, step by step where the runs recorded their training "
+                    "loss (it ends at the first step in P2), else up to the last evaluation in "
+                    "P1 (hatched: the switch lies between two evaluations); dotted line: the "
+                    "P1/P2 boundary detected from the recorded training loss by the paper's "
+                    "loss-trend rule (median over the runs).",
                 )
             )
-    langs, mat, delta, sig = _matrices(E, rule, best_cfg, baseline)
+    langs, mat, delta, sig, low, high = _matrices(E, rule, best_cfg, baseline)
     pols = list(best_cfg)
     tag = "" if stage == "search" else "-confirm"
     if len(langs) and len(pols):
         path = out / f"languages{suffix}{tag}.png"
-        language_heatmap(langs, pols, mat, path, task=t, metric=fr.metric, source=fr.source_lang)
+        language_heatmap(
+            langs, pols, mat, path, task=t, metric=fr.metric, source=fr.source_lang, stage=label
+        )
         images.append(
             (
                 path,
-                f"Scores per language ({stage})",
-                f"Test score per language and policy, each policy by its best configuration "
-                f"({how}).",
+                f"Scores per language ({label})",
+                f"Test score x 100 per language and policy, each policy by its best "
+                f"configuration ({how}).",
             )
         )
     if baseline is not None and np.isfinite(delta).any():
         path = out / f"delta{suffix}{tag}.png"
         name = fr.configs[baseline]["config"]["policy"]
-        delta_heatmap(langs, pols, delta, sig, path, task=t, metric=fr.metric, baseline=name)
+        delta_heatmap(
+            langs, pols, delta, sig, path, task=t, metric=fr.metric, baseline=name,
+            low=low, high=high, stage=label,
+        )  # fmt: skip
         images.append(
             (
                 path,
-                f"Difference to the baseline per language ({stage})",
-                f"Test score minus the baseline's ({name}, its best configuration), x100, "
-                "paired over shared seeds. Coloured: the 95% interval excludes 0; grey '~': "
-                "it contains 0 (within noise); grey '?': one shared seed, no interval.",
+                f"Difference to the baseline per language ({label})",
+                f"Test score minus the baseline's ({name}, its best configuration), x 100, "
+                "paired over shared seeds, with its 95% interval in brackets. Coloured: the "
+                "interval excludes 0; grey '~': it contains 0 (within noise); grey '?': one "
+                "shared seed, no interval.",
             )
         )
     if stage == "search":
@@ -203,7 +233,7 @@ def _task_plots(
             images.append(
                 (
                     path,
-                    "Source vs target mean",
+                    "Source vs target mean (search stage)",
                     "Each point is a configuration (mean over seeds, test split, at each run's "
                     "checkpoint); the line is the Pareto front. Descriptive only: nothing is "
                     "chosen on these test scores.",
@@ -246,7 +276,7 @@ def write_report(
     if confirmed is not None:
         stages.insert(0, ("confirm", confirmed))
     notes: list[str] = []
-    images: list[tuple[Path, str, str]] = []
+    images: dict[str, list[tuple[Path, str, str]]] = {stage: [] for stage, _ in stages}
     blocks: list[tuple] = [("h", 1, f"Sweep report: {res.name}")]
     s = summary(res, task=task, select=select)
     blocks.append(
@@ -259,6 +289,8 @@ def write_report(
     )
     if rule.oracle:
         blocks.append(("p", "**Warning:** ORACLE: this report chooses on test data."))
+    answer: list[tuple] = []  # the answer leads: blocks of the first stage, filled below
+    body: list[tuple] = []
     analysis_blocks: list[tuple] = []
     for stage, sres in stages:
         if sres.skipped:
@@ -266,7 +298,8 @@ def write_report(
                 (
                     "p",
                     f"**Warning:** {len(sres.skipped)} fragment(s) of the {stage} stage were "
-                    "skipped and are not in any number below:",
+                    "skipped (unreadable, or set aside: rows that break the schema's meaning) "
+                    "and are not in any number below:",
                 )
             )
             blocks.append(
@@ -274,48 +307,63 @@ def write_report(
             )
         ss = s if stage == "search" else summary(sres, task=task, select=select)
         srule = selection_rule(select, sres.sweep)
+        title = "confirmation on fresh seeds" if stage == "confirm" else "search"
         per = []
         for t in [task] if task else ss["tasks"]:
             try:
-                per.append(best_per_language(sres, task=t, select=select))
+                pl = best_per_language(sres, task=t, select=select)
             except ResultsUsageError:
                 raise
             except ResultsError as exc:
                 notes.append(f"{stage} stage, task {t}: {exc}")
                 continue
+            per.append(pl)
+            if stage == stages[0][0]:
+                answer += _answer_blocks(
+                    sres, pl, task=t, select=select, stage_title=f"{title}, task {t}"
+                )
             suffix = "" if len(ss["tasks"]) == 1 else f"-{t}"
             imgs, extra, _ = _task_plots(sres, t, srule, out, suffix, stage)
-            images += imgs
+            images[stage] += imgs
             if extra is not None:
                 analysis_blocks += extra.blocks
                 notes += extra.notes
-                images += extra.images
-        title = "confirmation on fresh seeds" if stage == "confirm" else "search"
-        blocks += _blocks_summary(ss, per, title)
+                images[stage] += extra.images
+        body += _blocks_summary(ss, per, title)
         notes += [f"{stage} stage: {n}" for n in ss.get("notes", [])]
-    blocks += analysis_blocks
-    note = importance_plot(res, out / "importance.png")
+    blocks += answer + body + analysis_blocks
+    info: dict[str, Any] = {}
+    note = importance_plot(res, out / "importance.png", info)
     if note is None:
-        images.append(
-            (
-                out / "importance.png",
-                "Parameter importances",
-                "Optuna parameter importances of the search (PED-ANOVA over the completed trials "
-                "the sweep trained; repeats answered from the study are left out). A "
-                "conditional parameter is assessed over the trials where its condition held "
-                "(n: how many); with few trials the bars are rough.",
+        caption = (
+            "Optuna parameter importances of the search (PED-ANOVA over the completed trials "
+            "the sweep trained; repeats answered from the study are left out). A "
+            "conditional parameter is assessed over the trials where its condition held "
+            "(n: how many)."
+        )
+        if info.get("trials", 0) < FEW_TRIALS:
+            caption += (
+                f" **Warning:** from only {info.get('trials')} trained trials: with so few, "
+                "which parameter matters is mostly noise (a rough hint, not a finding; "
+                f"{FEW_TRIALS} or more make it steadier)."
             )
+        images["search"].append(
+            (out / "importance.png", "Parameter importances (search stage)", caption)
         )
     else:
         notes.append(note)
-    blocks.append(("h", 2, "Plots"))
-    for path, title, caption in images:
-        blocks.append(("h", 3, title))
-        blocks.append(("img", path, title))
-        blocks.append(("p", caption))
+    for stage, _ in stages:
+        if not images[stage]:
+            continue
+        words = "confirmation on fresh seeds" if stage == "confirm" else "search stage"
+        blocks.append(("h", 2, f"Plots: {words}"))
+        for path, title, caption in images[stage]:
+            blocks.append(("h", 3, title))
+            blocks.append(("img", path, title))
+            blocks.append(("p", caption))
     for n in notes:
         blocks.append(("p", f"**Note:** {n}"))
     md, ht = out / "report.md", out / "report.html"
     write_bytes_atomic(md, _md(blocks).encode())
     write_bytes_atomic(ht, _html(blocks, f"Sweep report: {res.name}").encode())
-    return Report(md, ht, [p for p, _, _ in images], notes)
+    return Report(md, ht, [p for imgs in images.values() for p, _, _ in imgs], notes)

@@ -1,7 +1,9 @@
 """Compaction: fold many per-run fragments into one file without changing any answer.
 
 Only runs that are finished (every row's status is completed, failed or stopped) are
-compacted; fragments of running trials, and unreadable ones, stay where they are. The new
+compacted; fragments of running trials, unreadable ones, and any the readers would set aside
+(rows that break the schema's meaning, `fsf.results._validate`, or a file that is not one
+run at that run's own path) stay where they are, named in the report. The new
 file `<root>/trial=@compacted/part-<seq>-<hex>.parquet` records in its Parquet metadata
 (`fsf.compacted_from`) the path, size and mtime of each fragment it replaced, and is written
 atomically *before* those fragments are removed. So:
@@ -32,16 +34,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fsf.results._errors import ResultsError
+from fsf.results._validate import Part, settle
 from fsf.results.fragment_reader import (
     COMPACTED_DIR,
     COMPACTED_FROM_KEY,
     COMPACTION_SEQ_KEY,
     _read_one,
     _read_schema,
+    _Source,
 )
 from fsf.results.reader import SkippedFragment, list_fragments, resolve_root
 from fsf.results.storage import Location, StoragePath
-from fsf.results.writer import atomic_write_table
+from fsf.results.writer import atomic_write_table, fragment_rel
 
 __all__ = ["FINISHED", "CompactionReport", "compact"]
 
@@ -65,6 +69,20 @@ class CompactionReport:
 def _finished(table: pa.Table) -> bool:
     status = table["status"]
     return table.num_rows > 0 and pc.all(pc.is_in(status, pa.array(FINISHED))).as_py() is True
+
+
+def _not_home(src: _Source) -> str | None:
+    """Why `src` is not a fragment as the writer lays it out (None when it is): one run,
+    at that run's own path."""
+    assert src.table is not None
+    runs = src.table.select(["trial_id", "seed"]).group_by(["trial_id", "seed"]).aggregate([])
+    if runs.num_rows != 1:
+        return f"{src.rel}: holds {runs.num_rows} runs; a fragment holds one"
+    trial_id, seed = runs["trial_id"][0].as_py(), runs["seed"][0].as_py()
+    home = fragment_rel(trial_id, seed)
+    if home != src.rel:
+        return f"{src.rel}: holds run (trial {trial_id!r}, seed {seed}), whose fragment is {home}"
+    return None
 
 
 def _stat(path: Location) -> tuple[int, int] | None:
@@ -112,7 +130,7 @@ def _compact_locked(root: Location, report: CompactionReport, min_fragments: int
             seq = max(seq, int(meta.get(COMPACTION_SEQ_KEY, b"0")))
             for e in json.loads(meta.get(COMPACTED_FROM_KEY, b"[]")):
                 recorded.add((e["path"], int(e["size"]), int(e["mtime_ns"])))
-    eligible = []
+    readable = []
     for rel in rels:
         if rel.startswith(COMPACTED_DIR + "/"):
             continue
@@ -122,8 +140,18 @@ def _compact_locked(root: Location, report: CompactionReport, min_fragments: int
             report.removed_leftovers.append(rel)
         elif src.table is None:
             report.skipped.append(SkippedFragment(rel, src.error or "unreadable"))
+        else:
+            readable.append(src)
+    # never fold what the readers set aside: the checks of `read_results`, and only files
+    # the writer laid out (one run, at its own path)
+    settled = settle([Part(s.rel, s.table) for s in readable], fragment_rel)
+    eligible = []
+    for src in readable:
+        why = settled.set_aside.get(src.rel) or _not_home(src)
+        if why is not None:
+            report.skipped.append(SkippedFragment(src.rel, f"{why}; not folded", "invalid"))
         elif not _finished(src.table):
-            report.running.append(rel)
+            report.running.append(src.rel)
         else:
             eligible.append(src)
     if len(eligible) < max(1, min_fragments):

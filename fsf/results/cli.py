@@ -46,11 +46,12 @@ from fsf.results.cli_tables import (
     _print_entries,
     _row,
     _vs,
+    left_out_line,
 )
-from fsf.results.export import export, flat, write_csv
+from fsf.results.export import check_target, export, flat, write_csv
 from fsf.results.provenance import provenance_summary
 from fsf.results.ranking import best, best_per_language, entry_run_config
-from fsf.results.reader import Results, compact
+from fsf.results.reader import Results, compact, resolve_root
 from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
 from fsf.text import printable
@@ -217,6 +218,9 @@ def _show(args: argparse.Namespace) -> int:
     _print_stack(stack)
     for n in s.get("notes", []):
         print(f"note: {printable(n)}")
+    left = left_out_line(res.skipped)
+    if left:
+        print(f"left out:  {left}")
     return exit_code(res.skipped)
 
 
@@ -271,18 +275,26 @@ def _print_stack(stack: dict) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    res = read_warning_skipped(args.dir)
+    problems = Problems()
+    problems.check(check_stage, args.stage)
+    where = problems.check(resolve_root, args.dir)
+    if where is not None:  # before anything is read: a target among the results is refused
+        problems.check(check_target, args.to, where[1] or where[0])
+    problems.report()
+    res = _read_stage(args.dir, args.stage)
     try:
         path = export(res, args.to)
     except OSError as exc:
         raise ResultsWriteError(
             f"cannot write {exc.filename or args.to}: {os_reason(exc)}"
         ) from exc
-    print(f"wrote {res.table.num_rows:,} rows to {path}")
+    stage = "confirmation" if res.sweep.get("stage") == "confirm" else "search"
+    print(f"wrote {res.table.num_rows:,} rows of the {stage} stage ({res.root}) to {path}")
     print(
-        "every evaluation of every run, nothing selected; fsf's answers (which rule chose which "
-        "configuration) come from `fsf-sweep best`, and docs/results.md gives SQL that "
-        "reproduces them from these rows"
+        "every evaluation of every run of the stage `fsf best` answers from (--stage to "
+        "choose), validated, nothing selected; fsf's answers (which rule chose which "
+        "configuration) come from `fsf best`, and docs/results.md gives SQL that reproduces "
+        "them from these rows"
     )
     return exit_code(res.skipped)
 
@@ -372,7 +384,19 @@ def _show_args(s: argparse.ArgumentParser) -> None:
 
 def _export_args(e: argparse.ArgumentParser) -> None:
     e.add_argument("dir", metavar="DIR")
-    e.add_argument("--to", required=True, metavar="FILE", help="FILE.parquet or FILE.csv")
+    e.add_argument(
+        "--to",
+        required=True,
+        metavar="FILE",
+        help="FILE.parquet or FILE.csv, outside the sweep folder",
+    )
+    e.add_argument(
+        "--stage",
+        default="auto",
+        metavar="|".join(STAGES),
+        help="the rows of the search or the confirmation stage (default: those `best` "
+        "answers from: the confirmation when the sweep has one)",
+    )
 
 
 def _report_args(r: argparse.ArgumentParser) -> None:

@@ -5,17 +5,19 @@ its budget and parameters), and the lines under the table that say how it was ch
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fsf._cli import print_table
 from fsf.results._errors import ResultsError
 from fsf.results.answer import budget_text
-from fsf.results.cli_common import _read_stage
+from fsf.results.cli_common import SKIPPED_EXIT, _read_stage
 from fsf.results.ranking import PerLanguage, best, best_per_language
+from fsf.results.reader import SkippedFragment
 from fsf.text import printable
 
-__all__ = ["print_best_per_language"]
+__all__ = ["left_out_line", "print_best_per_language", "without_baseline"]
 
 
 def _params(entry: dict[str, Any]) -> str:
@@ -75,10 +77,40 @@ def _row(first: Any, e: dict[str, Any]) -> list[Any]:
     ]
 
 
+def without_baseline(entries: list[dict[str, Any]], label: str = "language") -> list[str]:
+    """The entries (their `label`) that lack a comparison with the baseline: no baseline
+    configuration has a score for them, or it shares no seed with them."""
+    out = []
+    for e in entries:
+        v = e.get("vs_baseline")
+        if v is None or (not v.get("is_baseline") and v.get("mean") is None):
+            out.append(str(e[label]))
+    return out
+
+
+def _baseline_line(entries: list[dict[str, Any]], answer: Any, label: str) -> str | None:
+    missing = without_baseline(entries, label)
+    if not missing:
+        return None
+    base = ", ".join(f"{k}={v}" for k, v in answer.baseline.items())
+    which = "every row" if len(missing) == len(entries) else ", ".join(missing)
+    return (
+        f"MISSING for {which}: no configuration matching {base} has a score there on seeds "
+        "it shares (did its runs fail? see 'excluded'), so there is no difference to the "
+        "baseline to give"
+    )
+
+
 def _print_entries(
     first: str, rows: list[list[Any]], title: str, answer: Any, lines: list[str]
 ) -> None:
     print_table([first, *_HEAD, "policy", "params"], rows, title=title)
+    entries = getattr(answer, "entries", None)
+    if entries is None:
+        entries = [*answer.languages, *([answer.target_mean] if answer.target_mean else [])]
+    missing = _baseline_line(entries, answer, "rank" if first == "rank" else "language")
+    if missing:
+        print(f"baseline:  {missing}")
     stage = answer.stage
     base = printable(", ".join(f"{k}={v}" for k, v in answer.baseline.items()))
     print(f"stage:     {printable(stage['note'])}")
@@ -90,6 +122,9 @@ def _print_entries(
         "seeds, 95% t-interval ('~ noise': it contains 0)"
     )
     print(f"excluded:  {_excluded_line(answer.excluded)}")
+    left = left_out_line(getattr(answer, "skipped", []))
+    if left:
+        print(f"left out:  {left}")
 
 
 def _excluded_line(ex: dict[str, int]) -> str:
@@ -104,6 +139,25 @@ def _excluded_line(ex: dict[str, int]) -> str:
     return "; ".join(parts) or "no run (none failed, repeated a seed or lacks a score)"
 
 
+_KINDS = {
+    "invalid": "set aside (rows that break the schema's meaning)",
+    "unreadable": "unreadable",
+    "leftover": "left by an interrupted compaction",
+}
+
+
+def left_out_line(skipped: list[SkippedFragment]) -> str | None:
+    """How many fragments an answer left out and why, by kind (None when none were)."""
+    if not skipped:
+        return None
+    kinds = Counter(s.kind for s in skipped)
+    why = ", ".join(f"{n} {_KINDS.get(k, k)}" for k, n in sorted(kinds.items()))
+    return (
+        f"{len(skipped)} fragment(s): {why}; their rows are in no number above (each is named "
+        f"on stderr; exit code {SKIPPED_EXIT})"
+    )
+
+
 def _per_language(pl: PerLanguage) -> tuple[list[dict[str, Any]], str, list[str]]:
     """The rows of a `best --per-language` table (each language, then the target mean), its
     title, and the lines under it that say how each was chosen."""
@@ -116,9 +170,12 @@ def _per_language(pl: PerLanguage) -> tuple[list[dict[str, Any]], str, list[str]
     return entries, title, lines
 
 
-def print_best_per_language(path: str | Path, *, select: str | None = None) -> None:
+def print_best_per_language(path: str | Path, *, select: str | None = None) -> list[str]:
     """Print the answer of a sweep (used after a sweep finishes): the best configuration of
-    each target language, from the confirmation stage when there is one.
+    each target language, from the confirmation stage when there is one. Returns the
+    entries of a confirmation's answer that lack their comparison with the baseline
+    (`without_baseline`: the confirmation trains the baseline, so a missing comparison is a
+    failure; a search that never ran the baseline just says so under its table).
 
     Prints a note instead when there is nothing to rank yet (or several tasks: see `best`).
     """
@@ -127,7 +184,7 @@ def print_best_per_language(path: str | Path, *, select: str | None = None) -> N
         pl = best_per_language(res, select=select)
     except ResultsError as exc:
         print(f"note: no per-language table: {printable(exc)}")
-        return
+        return []
     if res.sweep.get("stage") == "confirm":
         n = len(res.sweep.get("candidates") or []) or 100
         rk = best(res, "target-mean", select=select, top=n)
@@ -142,3 +199,4 @@ def print_best_per_language(path: str | Path, *, select: str | None = None) -> N
         print()
     entries, title, lines = _per_language(pl)
     _print_entries("language", [_row(e["language"], e) for e in entries], title, pl, lines)
+    return without_baseline(entries) if res.sweep.get("stage") == "confirm" else []

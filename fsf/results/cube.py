@@ -27,15 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from fsf.results.frame import (
     Frame,
     _np,
     argmax_first,
-    chunk_map,
+    cached_codes,
     no_hugepage_advice,
-    parallel,
     split_masks,
     take_rows,
 )
@@ -194,25 +192,14 @@ def evals(fr: Frame) -> Evals:
 
 def _codes(results: Any, column: str) -> tuple[np.ndarray, list[str]]:
     """(code per row, names) of a string column: codes index the sorted names, -1 is null.
-    Dictionary-encoded once per results, piece by piece on threads (see `pieces`)."""
+    From the column's `cached_codes` (first-appearance codes), once per results."""
     key = ("codes", column)
     if key not in results.cache:
-        col = results.table[column]
-        encoded = chunk_map(col, pc.dictionary_encode)
-        names = sorted({x for enc in encoded for x in enc.dictionary.to_pylist()} - {None})
-        index = {x: i for i, x in enumerate(names)}
-        codes = np.empty(len(col), np.int64)
-        bounds = np.cumsum([0] + [len(enc) for enc in encoded])
-
-        def to_sorted(k: int) -> None:  # a chunk's codes -> indices of `names` (appended -1: null)
-            enc = encoded[k]
-            local = np.array(
-                [index.get(x, -1) for x in enc.dictionary.to_pylist()] + [-1], np.int64
-            )
-            np.take(local, _np(enc.indices, -1), out=codes[bounds[k] : bounds[k + 1]])
-
-        parallel(to_sorted, list(range(len(encoded))), len(col))
-        results.cache[key] = (codes, names)
+        first, seen = cached_codes(results, column)
+        names = sorted(x for x in seen if x is not None)
+        rank = {x: i for i, x in enumerate(names)}
+        lut = np.array([rank.get(x, -1) for x in seen] + [-1], np.int64)
+        results.cache[key] = (lut[first], names)  # -1 (null) indexes the appended -1
     return results.cache[key]
 
 

@@ -13,25 +13,28 @@ import pyarrow as pa
 from fsf.atomic import atomic_path
 from fsf.results._errors import ResultsUsageError
 from fsf.results.reader import Results, load
-from fsf.results.storage import Location, StoragePath, location, write_bytes_atomic
+from fsf.results.storage import Location, StoragePath, inside, location, write_bytes_atomic
 from fsf.results.writer import atomic_write_table
 from fsf.text import CONTROL_RE2, printable
 
-__all__ = ["export", "flat", "printable_strings", "write_csv"]
+__all__ = ["check_target", "export", "flat", "printable_strings", "write_csv"]
 
 
 def export(
     results: Results | str | os.PathLike[str] | pa.Table, path: str | Path | StoragePath
 ) -> Location:
     """Write every validated row to `path` (.parquet or .csv; a local path or a URI),
-    atomically; return the path."""
+    atomically; return the path. A path inside the sweep folder the results were read from
+    is refused (`check_target`)."""
     path = location(path)
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ResultsUsageError(
             f"cannot export to {path.name!r}: the file name must end in .parquet or .csv"
         )
-    table = load(results).table
+    res = load(results)
+    check_target(path, res.sweep_dir or res.root)
+    table = res.table
     if suffix == ".parquet":
         return atomic_write_table(table, path)
     import pyarrow.csv as pacsv
@@ -46,6 +49,19 @@ def export(
     with atomic_path(path) as tmp:
         pacsv.write_csv(table, tmp, pacsv.WriteOptions(quoting_style="needed"))
     return path
+
+
+def check_target(path: str | Path | StoragePath, folder: Location | None) -> None:
+    """Refuse an export target inside `folder` (the sweep folder, or a bare results folder):
+    a file written there is read as results by every query (or replaces a live fragment)."""
+    if folder is None:
+        return
+    target = location(path)
+    if inside(target, folder):
+        raise ResultsUsageError(
+            f"--to {target}: inside the sweep folder {folder}, where the file would be read "
+            "as results (or replace a fragment); write it elsewhere"
+        )
 
 
 def flat(entry: dict[str, Any]) -> dict[str, Any]:

@@ -170,7 +170,7 @@ def completed_evaluations(
 ) -> list[Evaluation] | None:
     """The evaluations (in step order, the last one final) of run (`trial_id`, `seed`) if
     its fragment under the results folder `root` records it as completed, else None (no
-    fragment, not completed, unreadable). A run that `compact` folded into a compacted file
+    fragment, not completed, unreadable, or rows the readers would set aside). A run that `compact` folded into a compacted file
     is read from there (a loose fragment of the run, a re-run, wins as in every query).
 
     A sweep asks this before it trains a run, so that a run finished before an interruption
@@ -202,6 +202,11 @@ def _evaluations(
         return None
     if table is None:
         return None
+    from fsf.results._validate import Part, settle
+    from fsf.results.writer import fragment_rel
+
+    if settle([Part(f"{path.parent.name}/{path.name}", table)], fragment_rel).set_aside:
+        return None  # rows no reader would use (a negative step, a score of 57, ...)
     rows = table.to_pylist()
     if not rows or (completed and any(r["status"] != "completed" for r in rows)):
         return None

@@ -29,9 +29,11 @@ __all__ = [
     "CONFIG_COLUMNS",
     "THREADS",
     "Frame",
+    "cached_codes",
     "chunk_map",
     "column_np",
     "eval_results",
+    "first_codes",
     "frame",
     "no_hugepage_advice",
     "parallel",
@@ -164,6 +166,40 @@ def column_np(
 
     parallel(put, list(range(len(parts))), len(col))
     return out
+
+
+def first_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
+    """(code per row, names) of a column: one code per distinct value, numbered in order of
+    first appearance down the column (-1: null). Dictionary-encoded piece by piece on
+    threads (see `pieces`), each piece's codes then mapped to the column's."""
+    encoded = chunk_map(col, pc.dictionary_encode)
+    names: list[Any] = []
+    index: dict[Any, int] = {}
+    luts = []
+    for enc in encoded:
+        local = []
+        for x in enc.dictionary.to_pylist():
+            local.append(index.setdefault(x, len(names)))
+            if local[-1] == len(names):
+                names.append(x)
+        luts.append(np.array([*local, -1], np.int64))  # the appended -1: null
+    codes = np.empty(len(col), np.int64)
+    bounds = np.cumsum([0] + [len(enc) for enc in encoded])
+
+    def put(k: int) -> None:
+        np.take(luts[k], _np(encoded[k].indices, -1), out=codes[bounds[k] : bounds[k + 1]])
+
+    parallel(put, list(range(len(encoded))), len(col))
+    return codes, names
+
+
+def cached_codes(results: Results, column: str) -> tuple[np.ndarray, list[Any]]:
+    """`first_codes` of a column of `results`; cached (the reader leaves those it computed
+    while validating the rows)."""
+    key = ("first_codes", column)
+    if key not in results.cache:
+        results.cache[key] = first_codes(results.table[column])
+    return results.cache[key]
 
 
 @contextlib.contextmanager
@@ -364,7 +400,8 @@ def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Tabl
     """(run id per row, one dict per run, the runs' columns as a table); cached."""
     if "runs" not in results.cache:
         table = results.table
-        r, starts, lengths = run_index(table)
+        # the reader leaves the index it computed while validating the rows (same table)
+        r, starts, lengths = results.cache.pop("run_index", None) or run_index(table)
         cols = take_rows(table.select(list(_RUN_COLUMNS + CONFIG_COLUMNS)), starts)
         results.cache["runs"] = (r, cols.to_pylist(), cols)
         results.cache["run_lengths"] = lengths
@@ -398,6 +435,9 @@ def eval_results(results: Results) -> Results:
         else:
             view = dataclasses.replace(results, table=results.table.filter(keep), cache={})
             view.cache["split_masks"] = (is_dev[keep], is_test[keep])
+            for key, value in results.cache.items():  # codes the reader left: the same rows
+                if isinstance(key, tuple) and key[0] == "first_codes":
+                    view.cache[key] = (value[0][keep], value[1])
         results.cache["eval_results"] = view
     return results.cache["eval_results"]
 
@@ -443,7 +483,11 @@ def _frame(results: Results, task: str | None, metric: str | None, key: Any) -> 
                 f"({choices(prim)}); choose one with --metric"
             )
         metric = prim[0]
-    is_metric = column_np(metric_col, False, bool, lambda c: pc.equal(c, metric))
+    if ("first_codes", "metric") in results.cache:  # left by the reader: no pass over text
+        codes, names = results.cache["first_codes", "metric"]
+        is_metric = codes == (names.index(metric) if metric in names else -2)
+    else:
+        is_metric = column_np(metric_col, False, bool, lambda c: pc.equal(c, metric))
     if not is_metric.any():
         known = [m for m in pc.unique(metric_col).to_pylist() if m is not None]
         raise ResultsUsageError(f"unknown metric {metric!r}; choose one of: {choices(known)}")

@@ -13,10 +13,16 @@ Contract (how one fragment is read and checked is `fsf.results.fragment_reader`)
   corrupt: every page's CRC checksum is verified, so a flipped bit is caught), not an fsf file, a newer schema version, an older version without a registered
   upgrade, or columns that do not convert to `SCHEMA`. Such a fragment is *skipped*: its rows
   are left out of every answer and it is listed in `Results.skipped` with the reason.
-- Each (trial_id, seed) comes from one source only. A loose fragment wins over compacted rows
-  of the same run (the trial was re-run after compaction); a loose fragment that a compaction
-  recorded with the same size and mtime is a leftover of an interrupted compaction and is
-  skipped (its rows are already in the compacted file); among compacted files the later wins.
+- Each (trial_id, seed) comes from one source only. A loose fragment at the run's own path
+  (`trial=<id>/seed-<s>.parquet`) wins over compacted rows of the same run (the trial was
+  re-run after compaction); a loose fragment that a compaction recorded with the same size
+  and mtime is a leftover of an interrupted compaction and is skipped (its rows are already
+  in the compacted file); among compacted files the later wins. Any other file holding a
+  run that another file holds is set aside (below).
+- The rows of every fragment are checked against the schema's meaning (`fsf.results._validate`:
+  who the row is about, steps >= 0, known statuses and splits, scores in [0, 1], one row per
+  (trial, seed, step, split, language, metric) key); a fragment that breaks a rule is set
+  aside whole and listed in `Results.skipped` (kind `invalid`) with the rule and an example.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from fsf.results._errors import ResultsUsageError
+from fsf.results._validate import Part, settle
 
 # Reading one fragment lives in fsf.results.fragment_reader; its public names stay
 # importable from here, where the queries and the package's __init__ have always found them.
@@ -47,6 +53,7 @@ from fsf.results.fragment_reader import (
 )
 from fsf.results.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check_schema
 from fsf.results.storage import Location, StoragePath, location
+from fsf.results.writer import fragment_rel
 
 if TYPE_CHECKING:
     from fsf.results._compact import CompactionReport
@@ -74,13 +81,17 @@ PARTITIONING = ds.partitioning(pa.schema([("trial", pa.string())]), flavor="hive
 
 @dataclass(frozen=True)
 class SkippedFragment:
-    """A fragment left out of the answers: its path (relative to the root) and why."""
+    """A fragment left out of the answers: its path (relative to the root), why, and what
+    kind of fault: `unreadable` (truncated, corrupt, not fsf's, another schema version),
+    `invalid` (readable, but its rows break the schema's meaning and it was set aside:
+    `fsf.results._validate`) or `leftover` (its rows are already in a compacted file)."""
 
     path: str
     reason: str
+    kind: str = "unreadable"
 
     def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "reason": self.reason}
+        return {"path": self.path, "reason": self.reason, "kind": self.kind}
 
 
 @dataclass
@@ -167,35 +178,21 @@ def list_fragments(root: str | Path | StoragePath) -> list[str]:
     return sorted(out)
 
 
-def _run_keys(table: pa.Table) -> set[tuple[str, int]]:
-    keys = table.select(["trial_id", "seed"]).group_by(["trial_id", "seed"]).aggregate([])
-    return set(zip(keys["trial_id"].to_pylist(), keys["seed"].to_pylist(), strict=True))
-
-
-def _drop_runs(table: pa.Table, runs: set[tuple[str, int]]) -> pa.Table:
-    if not runs:
-        return table
-    key = pc.binary_join_element_wise(
-        table["trial_id"], pc.cast(table["seed"], pa.string()), "\x1f"
-    )
-    gone = pa.array([f"{t}\x1f{s}" for t, s in runs])
-    return table.filter(pc.invert(pc.is_in(key, value_set=gone)))
-
-
-def _merge(sources: list[_Source], skipped: list[SkippedFragment]) -> list[pa.Table]:
-    """Tables to concatenate, one source per run (see the module's contract)."""
+def _parts(sources: list[_Source], skipped: list[SkippedFragment]) -> list[Part]:
+    """The readable sources as parts for `settle`: loose fragments first, then compacted
+    files from the latest; a loose fragment that a compaction recorded with its size and
+    mtime is a leftover of an interrupted compaction (its rows are in the compacted file)
+    and is skipped."""
     compacted = sorted((s for s in sources if s.compacted_from is not None), key=lambda s: s.seq)
-    loose = [s for s in sources if s.compacted_from is None]
-    if not compacted:
-        return [s.table for s in loose if s.table is not None]
     recorded = {
         (e["path"], int(e["size"]), int(e["mtime_ns"])): s.rel
         for s in compacted
         for e in s.compacted_from or []
     }
-    claimed: set[tuple[str, int]] = set()
-    tables = []
-    for s in loose:
+    parts = []
+    for s in sources:
+        if s.compacted_from is not None or s.table is None:
+            continue
         into = recorded.get((s.rel, *s.stat))
         if into is not None:
             skipped.append(
@@ -203,24 +200,22 @@ def _merge(sources: list[_Source], skipped: list[SkippedFragment]) -> list[pa.Ta
                     s.rel,
                     f"{s.rel}: already compacted into {into} (left by an interrupted "
                     "compaction; `compact` removes it)",
+                    "leftover",
                 )
             )
             continue
-        claimed |= _run_keys(s.table)
-        tables.append(s.table)
-    for s in reversed(compacted):  # later compactions win over earlier ones
-        keys = _run_keys(s.table)
-        tables.append(_drop_runs(s.table, keys & claimed))
-        claimed |= keys
-    return tables
+        parts.append(Part(s.rel, s.table))
+    parts += [Part(s.rel, s.table, True, s.seq) for s in reversed(compacted) if s.table is not None]
+    return parts
 
 
 def read_results(path: str | Path | StoragePath, *, threads: int | None = None) -> Results:
     """Read and validate every fragment under a sweep folder or a results folder.
 
     Raises `ResultsUsageError` (exit code 2) when `path` is missing or holds no results
-    folder; an empty results folder gives an empty table. Unusable fragments are skipped and
-    listed in `Results.skipped`, never mixed into the table.
+    folder; an empty results folder gives an empty table. Unusable fragments (unreadable, or
+    rows that break the schema's meaning: `fsf.results._validate`) are skipped and listed in
+    `Results.skipped`, never mixed into the table.
     """
     root, sweep_dir = resolve_root(path)
     rels = list_fragments(root)
@@ -231,19 +226,20 @@ def read_results(path: str | Path | StoragePath, *, threads: int | None = None) 
     else:
         sources = [_read_one(root, r) for r in rels]
     skipped = [SkippedFragment(s.rel, s.error) for s in sources if s.error is not None]
-    tables = _merge([s for s in sources if s.table is not None], skipped)
+    settled = settle(_parts(sources, skipped), fragment_rel)
+    skipped += [SkippedFragment(p, why, "invalid") for p, why in settled.set_aside.items()]
     # one dictionary per JSON column for the whole table (each fragment has its own), so
     # that group_by and joins on them work as on plain strings
-    table = pa.concat_tables(tables).unify_dictionaries() if tables else SCHEMA.empty_table()
-    used = sorted({s.rel for s in sources if s.table is not None} - {k.path for k in skipped})
-    return Results(
-        table=table,
+    res = Results(
+        table=settled.table.unify_dictionaries(),
         root=root,
         sweep_dir=sweep_dir,
         skipped=sorted(skipped, key=lambda k: k.path),
-        fragments=used,
+        fragments=sorted(settled.used),
         sweep=_sweep_json(sweep_dir),
     )
+    res.cache.update(settled.cache)  # what the checks computed that the queries use too
+    return res
 
 
 def load(results: Results | str | os.PathLike[str] | StoragePath | pa.Table) -> Results:

@@ -38,6 +38,7 @@ from fsf.atomic import temp_name, write_atomic
 __all__ = [
     "Location",
     "StoragePath",
+    "inside",
     "is_uri",
     "location",
     "write_bytes_atomic",
@@ -271,6 +272,24 @@ def location(value: str | os.PathLike[str] | StoragePath) -> Location:
         return Path(value)
     text = os.fspath(value)
     return StoragePath.from_uri(text) if is_uri(text) else Path(text)
+
+
+def inside(path: Location, folder: Location) -> bool:
+    """Whether `path` is `folder` or lies under it (symbolic links and `..` resolved for
+    local paths; a `file://` URI is the local path it names)."""
+
+    def local(p: Location) -> Path | None:
+        if isinstance(p, Path):
+            return p
+        return Path(p.path) if p.fs.type_name == "local" else None
+
+    a, b = local(path), local(folder)
+    if a is not None and b is not None:
+        return a.resolve().is_relative_to(b.resolve())
+    if isinstance(path, StoragePath) and isinstance(folder, StoragePath):
+        same = path.fs.type_name == folder.fs.type_name
+        return same and (path.path + "/").startswith(folder.path.rstrip("/") + "/")
+    return False
 
 
 def write_bytes_atomic(path: Location, data: bytes) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "atomic_write_table",
     "check_writable",
     "fragment_path",
+    "fragment_rel",
 ]
 
 #: How fsf writes every Parquet file: zstd pages, each with a CRC-32 checksum that the readers
@@ -77,8 +78,16 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "_"
 
 
+def fragment_rel(trial_id: str, seed: int) -> str:
+    """Where the writer puts run (`trial_id`, `seed`)'s fragment, relative to the results
+    root: `trial=<id>/seed-<seed>.parquet` (characters outside [A-Za-z0-9_.-] of the id
+    replaced by `_`)."""
+    return f"trial={_safe(trial_id)}/seed-{seed}.parquet"
+
+
 def fragment_path(root: str | Path | StoragePath, trial_id: str, seed: int) -> Location:
-    return location(root) / f"trial={_safe(trial_id)}" / f"seed-{seed}.parquet"
+    """`fragment_rel(trial_id, seed)` under the results root `root`."""
+    return location(root) / fragment_rel(trial_id, seed)
 
 
 class ParquetReporter:

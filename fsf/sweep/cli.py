@@ -227,9 +227,12 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
         print(f"note: {printable(note)}")
     if outcome.confirm is not None:
         _print_confirm(outcome.confirm)
+    missing: list[str] = []
     if outcome.results_dir.exists():
-        print_best_per_language(outcome.sweep_dir)
+        missing = print_best_per_language(outcome.sweep_dir)
     print(f"results: {outcome.results_dir}")
+    for line in _artifact_lines(outcome.sweep_dir):
+        print(line)
     print(f"query:   fsf-sweep best {outcome.sweep_dir} --per-language")
     print(f"report:  fsf-sweep report {outcome.sweep_dir}")
     code = 0
@@ -248,7 +251,44 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
             file=sys.stderr,
         )
         code = 1
+    elif missing:
+        _no_baseline(missing)
+        code = 1
     return code
+
+
+def _artifact_lines(sweep_dir, shown: int = 4) -> list[str]:  # type: ignore[no-untyped-def]
+    """Where the sweep's runs left checkpoints and XTREME prediction files
+    (`<stage>/runs/<trial>/seed-<s>/checkpoint|predictions`, the confirmation's first)."""
+    found: dict[str, list] = {"checkpoint": [], "predictions": []}
+    for stage in (sweep_dir / "confirm", sweep_dir):
+        runs = stage / "runs"
+        try:
+            trials = sorted(runs.iterdir(), key=str) if runs.is_dir() else []
+            for trial in trials:
+                for seed in sorted(trial.iterdir(), key=str) if trial.is_dir() else []:
+                    for kind, paths in found.items():
+                        if (seed / kind).is_dir():
+                            paths.append(seed / kind)
+        except OSError:  # an unreadable folder: nothing to point at
+            continue
+    lines = []
+    for kind, label in (("checkpoint", "checkpoints:"), ("predictions", "predictions:")):
+        paths = found[kind]
+        for i, path in enumerate(paths[:shown]):
+            lines.append(f"{label if i == 0 else '':<13}{path}")
+        if len(paths) > shown:
+            lines.append(f"{'':<13}... and {len(paths) - shown} more in the same layout")
+    return lines
+
+
+def _no_baseline(missing: list[str]) -> None:
+    print(
+        f"error: the sweep's answer has no comparison with the baseline for "
+        f"{', '.join(missing)} (see 'baseline:' above); run the baseline again "
+        "(`fsf-sweep confirm DIR` retries a confirmation's failed trials)",
+        file=sys.stderr,
+    )
 
 
 def _sweep_folder(command: str, text: str):  # type: ignore[no-untyped-def]
@@ -313,6 +353,11 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
     )
     for trial_id, reason in sorted(c.errors.items()):
         print(f"  trial {printable(trial_id)} failed: {printable(reason)}")
+    for trial_id, reasons in sorted(c.retried.items()):
+        print(
+            f"note: confirmation trial {printable(trial_id)} was run again after: "
+            f"{printable('; '.join(reasons))}"
+        )
     if c.resumed:
         print(f"note: confirmation {printable(c.resumed)}")
 
@@ -341,8 +386,13 @@ def _confirm(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus,
     )
     _print_confirm(outcome)
-    print_best_per_language(sweep_dir)
+    missing = print_best_per_language(sweep_dir)
     print(f"results: {outcome.results_dir}")
+    for line in _artifact_lines(sweep_dir):
+        print(line)
+    if missing:
+        _no_baseline(missing)
+        return 1
     return 0
 
 

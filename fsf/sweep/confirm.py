@@ -58,6 +58,7 @@ class ConfirmOutcome:
     errors: dict[str, str] = field(default_factory=dict)
     already_done: bool = False
     resumed: str | None = None  # what a resume found (`ConfirmResume.note`)
+    retried: dict[str, list[str]] = field(default_factory=dict)  # trial -> why it failed
 
 
 def confirm_spec(
@@ -267,7 +268,9 @@ def run_confirm(
                 name=TUNE_DIR,
                 storage_path=str(cdir),
                 verbose=0,
-                failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+                # a confirmation trial is retried on its own budget (a dead worker is usually
+                # transient; the seeds it completed are read back, not trained again)
+                failure_config=tune.FailureConfig(max_failures=confirm.retries),
                 callbacks=[callback],
             ),
         )
@@ -293,4 +296,5 @@ def run_confirm(
         statuses,
         dict(callback.errors),
         resumed=resumed,
+        retried=dict(callback.retried),
     )

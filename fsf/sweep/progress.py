@@ -33,7 +33,8 @@ def _error_text(trial: Any) -> str | None:
 
 
 class ProgressCallback(Callback):
-    """Counts trials and remembers why failed trials failed (`errors[trial id of the rows]`).
+    """Counts trials and remembers why failed trials failed (`errors[trial id of the rows]`)
+    and why trials that were run again failed before (`retried[trial id of the rows]`).
 
     `done` and `failed`: trials that ended before this fit (a resumed sweep's)."""
 
@@ -54,6 +55,7 @@ class ProgressCallback(Callback):
         self.done = done
         self.failed = failed
         self.errors: dict[str, str] = {}
+        self.retried: dict[str, list[str]] = {}  # trial id -> why each failed attempt failed
         self._bar = None
         if enabled:
             from tqdm.auto import tqdm
@@ -94,6 +96,13 @@ class ProgressCallback(Callback):
         self._refresh()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        failures = getattr(trial, "num_failures", 0) or 0
+        if failures:  # it failed and Tune ran it again (`max_failures`, `confirm.retries`)
+            try:
+                reason = _last_line(_error_text(trial))
+            except Exception:
+                reason = "unknown error"
+            self.retried[record_id(trial)] = [f"{failures} failure(s), the last {reason}"]
         self._finished(trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -388,9 +388,9 @@ def load_space(path: str | Path) -> SweepSpec:
     """Read and validate a space file (a local path, or a URI such as a sweep's
     s3://.../space.yaml)."""
     if isinstance(path, str) and "://" in path:
-        from fsf.yamlfile import YamlLimits
         from fsf.results.storage import location
         from fsf.text import InputTooLarge, read_limited
+        from fsf.yamlfile import YamlLimits
 
         try:
             text = read_limited(location(path), YamlLimits.max_bytes, path).decode("utf-8")

@@ -221,6 +221,14 @@ class ConfirmSpec(_Strict):
         description="confirmed runs save their selected checkpoint; `winner` keeps only the "
         "winning configuration's (one per seed) once the confirmation has finished",
     )
+    retries: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="times a failed confirmation trial is run again (a dead worker is usually "
+        "transient; seeds it had completed are not trained again); without its baseline the "
+        "answer has no comparison",
+    )
 
 
 class SweepSpec(_Strict):

@@ -290,6 +290,9 @@ def run_sweep(
         recorded, more = finalise_statuses(results_dir, callback.errors)
         notes += more
     errors = {t: recorded.get(t, reason) for t, reason in callback.errors.items()}
+    notes += [
+        f"trial {t} was run again after: {'; '.join(why)}" for t, why in callback.retried.items()
+    ]
     unrecorded = sorted(t for t in callback.errors if t not in recorded)
     outcome = SweepOutcome(
         sweep_dir, results_dir, len(ended) + num_run, statuses, errors, unrecorded, notes

@@ -34,7 +34,14 @@ from fsf.results.evaluation import Evaluation
 from fsf.results.selection import checkpoint_text
 from fsf.tasks import Task
 
-__all__ = ["auto_model_class", "model_card", "selection_text", "write_artifacts"]
+__all__ = [
+    "FSF_LICENSE",
+    "auto_model_class",
+    "model_card",
+    "model_license",
+    "selection_text",
+    "write_artifacts",
+]
 
 
 def selection_text(config: RunConfig, ev: Evaluation) -> str:
@@ -110,19 +117,90 @@ def auto_model_class(task: Task) -> str:
     return "AutoModel"
 
 
+#: The Hub's task type of each fsf task family (model-index `task.type`).
+_TASK_TYPES = {
+    "AutoModelForSequenceClassification": "text-classification",
+    "AutoModelForTokenClassification": "token-classification",
+    "AutoModelForQuestionAnswering": "question-answering",
+}
+#: The licence of the embedded encoder (`model.name: synthetic`): fsf's own.
+FSF_LICENSE = "apache-2.0"
+
+
+def model_license(config: RunConfig) -> tuple[str, str | None]:
+    """(licence id, licence name or None) of the fine-tuned model: `checkpoint.license`,
+    else the base model's as its model card states it (a local folder's README.md, or the
+    Hub's card in the local cache; nothing is downloaded), else ("other", "unknown")."""
+    if config.checkpoint.license:
+        return config.checkpoint.license, None
+    name = config.model.name
+    if name == "synthetic":
+        return FSF_LICENSE, None
+    readme: Path | None = Path(name) / "README.md"  # a local model folder's own card
+    if not readme.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "README.md")
+            readme = Path(cached) if isinstance(cached, str) else None
+        except Exception:  # not a Hub id, no cache: the licence is unknown
+            readme = None
+    if readme is not None and readme.is_file():
+        from huggingface_hub import ModelCard
+
+        try:
+            data = ModelCard.load(readme).data
+        except Exception:  # a card that does not parse: as if there were none
+            data = None
+        if data is not None and data.license:
+            license_name = data.get("license_name") if data.license == "other" else None
+            return str(data.license), license_name
+    return "other", "unknown"
+
+
 def model_card(config: RunConfig, task: Task, ev: Evaluation) -> str:
-    """A Hugging Face model card: front matter, how it was trained and selected, the
-    per-language scores of the saved step, how to load it, the fsf run config."""
+    """A Hugging Face model card (`huggingface_hub.ModelCard`): front matter with the
+    licence (`model_license`) and a `model-index` of every score of the saved step (one
+    result per split and language), how it was trained and selected, the per-language
+    table, how to load it, the fsf run config."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
     langs = [ev.source_lang, *ev.target_langs]
-    front: dict[str, Any] = {
-        "library_name": "transformers",
-        "language": langs,
-        "tags": ["fsf", "cross-lingual-transfer", task.name, f"policy-{config.policy.name}"],
-    }
-    if not Path(config.model.name).exists() and config.model.name != "synthetic":
-        front["base_model"] = config.model.name
-    if task.dataset and not Path(task.dataset).exists() and ":" not in task.dataset:
-        front["datasets"] = [task.dataset]
+    auto = auto_model_class(task)
+    local_data = bool(task.dataset) and (Path(task.dataset).exists() or ":" in task.dataset)
+    dataset = task.name if local_data or not task.dataset else task.dataset
+    results = [
+        EvalResult(
+            task_type=_TASK_TYPES.get(auto, "other"),
+            task_name=task.name,
+            dataset_type=dataset,
+            dataset_name=f"{dataset} ({lang})",
+            dataset_config=lang,
+            dataset_split=split,
+            metric_type=ev.metric,
+            metric_name=f"{ev.metric} ({lang}, {split}{', source' if lang == ev.source_lang else ''})",
+            metric_value=float(ev.score(split, lang)),
+        )
+        for split in ("dev", "test")
+        if split in ev.scores
+        for lang in langs
+        if ev.score(split, lang) == ev.score(split, lang)  # NaN: not measured, not a result
+    ]
+    license_id, license_name = model_license(config)
+    data = ModelCardData(
+        model_name=config.name,
+        library_name="transformers",
+        language=langs,
+        license=license_id,
+        license_name=license_name,
+        tags=["fsf", "cross-lingual-transfer", task.name, f"policy-{config.policy.name}"],
+        base_model=None
+        if Path(config.model.name).exists() or config.model.name == "synthetic"
+        else config.model.name,
+        datasets=None if local_data or not task.dataset else [task.dataset],
+        metrics=[ev.metric],
+        eval_results=results or None,
+    )
     splits = [s for s in ("dev", "test") if s in ev.scores]
     rows = [
         f"| {lang}{' (source)' if lang == ev.source_lang else ''} | "
@@ -131,13 +209,20 @@ def model_card(config: RunConfig, task: Task, ev: Evaluation) -> str:
         for lang in langs
     ]
     rows.append("| target mean | " + " | ".join(_fmt(ev.target_mean(s)) for s in splits) + " |")
-    auto = auto_model_class(task)
+    few_shot = f" (few-shot: {config.few_shot.m} examples per target)" if config.few_shot.m else ""
+    licence = (
+        f"`{license_id}`"
+        if license_name is None
+        else f"`{license_id}` (`{license_name}`: the base model's licence could not be read "
+        "offline; it applies to this model too: set `checkpoint.license` to state it)"
+    )
     body = f"""# {config.name}: {config.model.name} fine-tuned on {task.name} with fsf
 
 Fine-tuned by fsf (Fine-tuning Slow and Fast, Guo et al., ACL 2023) on
 the source language `{ev.source_lang}` of `{task.dataset}` (task `{task.name}`), with the
 learning-rate policy `{config.policy.name}`, seed {config.seed}; zero-shot on the targets
-{", ".join(f"`{t}`" for t in ev.target_langs)}{f" (few-shot: {config.few_shot.m} examples per target)" if config.few_shot.m else ""}.
+{", ".join(f"`{t}`" for t in ev.target_langs)}{few_shot}.
+Licence: {licence}.
 
 ## Which checkpoint this is
 
@@ -148,6 +233,9 @@ learning-rate policy `{config.policy.name}`, seed {config.seed}; zero-shot on th
 | language | {" | ".join(splits)} |
 |---|{"---|" * len(splits)}
 {chr(10).join(rows)}
+
+The `model-index` above holds the same scores as fractions (one result per split and
+language).
 
 ## Loading it
 
@@ -164,4 +252,5 @@ model = {auto}.from_pretrained("PATH")
 {yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).rstrip()}
 ```
 """
-    return f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n{body}"
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+    return str(card)

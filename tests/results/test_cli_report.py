@@ -256,12 +256,14 @@ def test_report(sweep, tmp_path, capsys):
         data = (out_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
     md = (out_dir / "report.md").read_text()
-    assert "![Gap over training](gap.png)" in md and "Policies compared" in md
+    assert "![Gap over training (search stage)](gap.png)" in md and "Policies compared" in md
     assert "Gap curves and the P1/P2 boundary" in md  # no loss curve: recorded phase only
     assert "no per-step training loss" in md
     html = (out_dir / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 6
     assert "rule objective" in md and "winner's curse" in md
+    # 12 trials: the importances carry a warning, in the report and on the figure's title
+    assert "**Warning:** from only 12 trained trials" in md
 
 
 def test_report_without_study_says_why(sweep, tmp_path, capsys):

@@ -83,7 +83,7 @@ def test_untidy_table_matches_the_documented_duckdb_query():
         table = _untidy(seed)
         con = duckdb.connect()
         con.register("results_table", table)
-        source = "read_parquet('DIR/results/**/*.parquet', hive_partitioning = true)"
+        source = "read_parquet('ROWS/**/*.parquet', hive_partitioning = true)"
         got = con.sql(_block("sql").replace(source, "results_table")).fetchall()
         per = best_per_language(table)
         want = [(e["language"], e["trial_id"], e["score"], e["n_seeds"]) for e in per.languages]

@@ -6,6 +6,11 @@ that trains the chosen configuration."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -54,7 +59,41 @@ def _space(tmp_path: Path, **changes: dict) -> Path:
     return path
 
 
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _kill_a_trial_worker_once(folder: Path, stop: threading.Event, killed: list[int]) -> None:
+    """SIGKILL one Ray Tune trial worker of this process's Ray instance once `folder` holds a
+    result fragment (a worker death: what `confirm.retries` is for)."""
+    while not stop.is_set():
+        if any(folder.glob("trial=*/seed-*.parquet")):
+            for entry in Path("/proc").iterdir():
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    cmd = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                pid = int(entry.name)
+                if b"ray::ImplicitFunc" in cmd and _descends_from(pid, os.getpid()):
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+        time.sleep(0.2)
+
+
 def test_search_then_confirmation(tmp_path, capsys):
+    """A search and its confirmation, one of whose trial workers is killed while it trains:
+    the trial is run again (`confirm.retries`), so the answer has every candidate and the
+    baseline on every fresh seed."""
     import optuna
     import ray
     from ray import tune
@@ -66,12 +105,27 @@ def test_search_then_confirmation(tmp_path, capsys):
     from fsf.yamlfile import read_yaml
 
     space = _space(tmp_path)
+    sweep = tmp_path / "runs" / "honest"
+    stop, killed = threading.Event(), []
+    watcher = threading.Thread(
+        target=_kill_a_trial_worker_once,
+        args=(sweep / "confirm" / "results", stop, killed),
+        daemon=True,
+    )
+    watcher.start()
     try:
-        code = main(["--space", str(space), "--no-progress", "--num-cpus", "2"])
-        sweep = tmp_path / "runs" / "honest"
+        try:
+            code = main(["--space", str(space), "--no-progress", "--num-cpus", "2"])
+        finally:
+            stop.set()
         assert code == 0
         out = capsys.readouterr().out
         assert "confirmation finished: " in out and "confirmed configurations" in out
+        assert killed, "no confirmation worker was killed"
+        assert re.search(
+            r"note: confirmation trial \S+ was run again after: 1 failure\(s\), the last \w*Died",
+            out,
+        ), out
 
         # one objective: Optuna's best, Tune's best and fsf's best are the same configuration
         study = optuna.load_study(study_name="honest", storage=f"sqlite:///{sweep / 'optuna.db'}")

@@ -289,3 +289,87 @@ def test_a_completed_run_read_back_gives_optuna_the_same_objective(tmp_path):
     assert replayed["checkpoint_step"] == reported["checkpoint_step"] == 5
     for key in ("dev_target_mean", "dev_target_mean_seed", "progress_step", "is_final"):
         assert replayed[key] == pytest.approx(reported[key]), key
+
+
+# ---------------------------------------------------------------------- a lost baseline
+
+
+def _confirmed_without_baseline(root: Path, baseline_fails: bool = True) -> Path:
+    """A sweep whose confirmation re-ran FSF and DF on two seeds; DF's trial failed (its
+    worker was killed) unless `baseline_fails` is false."""
+    fsf, df = {"policy": "fsf"}, {"policy": "df"}
+    write(
+        root / "results",
+        [run("s1", [ev2(10, 0.8, 0.7)], params=fsf), run("s2", [ev2(10, 0.8, 0.5)], params=df)],
+    )
+    (root / "sweep.json").write_text(json.dumps({"name": "lost"}))
+    status = "failed" if baseline_fails else "completed"
+    write(
+        root / "confirm" / "results",
+        [
+            run("c1", [ev2(10, 0.8, 0.7)], seed=100, params=fsf),
+            run("c1", [ev2(10, 0.8, 0.72)], seed=101, params=fsf),
+            run(
+                "c2",
+                [ev2(10, 0.8, 0.6)],
+                seed=100,
+                params=df,
+                policy="df",
+                status=status,
+                reason="RayActorError: the actor died",
+            ),
+        ],
+    )
+    meta = {"name": "lost", "stage": "confirm", "seeds": [100, 101], "baseline": {}}
+    (root / "confirm" / "sweep.json").write_text(json.dumps(meta))
+    return root
+
+
+def test_a_confirmation_that_lost_its_baseline_says_so_and_the_sweep_exits_1(tmp_path, capsys):
+    sweep = _confirmed_without_baseline(tmp_path / "lost")
+    outcome = _outcome(sweep, results_dir=sweep / "results", statuses={"finished": 2})
+    assert _finish(outcome) == 1
+    out, err = capsys.readouterr()
+    line = "baseline:  MISSING for every row: no configuration matching policy.name=df has a score"
+    assert out.count(line) == 2  # the confirmed ranking and the per-language answer
+    assert (
+        "error: the sweep's answer has no comparison with the baseline for de, target-mean" in err
+    )
+    # fsf best says it too, on its own line
+    assert main(["best", str(sweep), "--per-language"]) == 0
+    assert line in capsys.readouterr().out
+
+
+def test_a_baseline_that_shares_no_seed_is_missing_for_the_rest(tmp_path, capsys):
+    sweep = _confirmed_without_baseline(tmp_path / "lost", baseline_fails=False)
+    assert main(["best", str(sweep), "--per-language"]) == 0
+    out = capsys.readouterr().out
+    assert "baseline:  MISSING" not in out  # DF is the baseline row, FSF shares seed 100
+    outcome = _outcome(sweep, results_dir=sweep / "results", statuses={"finished": 2})
+    assert _finish(outcome) == 0
+
+
+def test_a_search_that_never_ran_the_baseline_says_so_but_exits_0(tmp_path, capsys):
+    sweep = tmp_path / "nodf"
+    write(sweep / "results", [run("s1", [ev2(10, 0.8, 0.7)], params={"policy": "fsf"})])
+    outcome = _outcome(sweep, results_dir=sweep / "results", statuses={"finished": 1})
+    assert _finish(outcome) == 0
+    assert "baseline:  MISSING for every row" in capsys.readouterr().out
+
+
+def test_the_closing_lines_say_where_checkpoints_and_predictions_are(tmp_path, capsys):
+    sweep = _confirmed_without_baseline(tmp_path / "art", baseline_fails=False)
+    for seed in (100, 101):
+        run_dir = sweep / "confirm" / "runs" / "c1" / f"seed-{seed}"
+        (run_dir / "checkpoint").mkdir(parents=True)
+        (run_dir / "predictions" / "xnli").mkdir(parents=True)
+    (sweep / "confirm" / "runs" / "c2" / "seed-100" / "predictions").mkdir(parents=True)
+    outcome = _outcome(sweep, results_dir=sweep / "results", statuses={"finished": 2})
+    assert _finish(outcome) == 0
+    lines = capsys.readouterr().out.splitlines()
+    runs = sweep / "confirm" / "runs"
+    at = lines.index(f"checkpoints: {runs / 'c1' / 'seed-100' / 'checkpoint'}")
+    assert lines[at + 1] == f"{'':13}{runs / 'c1' / 'seed-101' / 'checkpoint'}"
+    assert lines[at + 2] == f"predictions: {runs / 'c1' / 'seed-100' / 'predictions'}"
+    assert lines[at + 4] == f"{'':13}{runs / 'c2' / 'seed-100' / 'predictions'}"
+    assert lines[at - 1] == f"results: {sweep / 'results'}"
