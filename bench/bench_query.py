@@ -50,7 +50,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from fsf._cli import print_table
+from fsf.cli._base import print_table
 from fsf.results import best_per_language, compact, read_results
 from fsf.results._testing import synthetic_table
 from fsf.results.writer import atomic_write_table, fragment_path

@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.models, args.steps, args.warmup_steps, args.batch = ["tiny"], 3, 1, 4
     args.workdir.mkdir(parents=True, exist_ok=True)
-    from fsf._cli import print_table
+    from fsf.cli._base import print_table
 
     load = os.getloadavg()
     setting = (

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from transformers import XLMRobertaConfig, XLMRobertaForSequenceClassification
 
-from fsf._cli import print_table
+from fsf.cli._base import print_table
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("fp32", "bf16 matmul internals", "bf16 autocast", "word embedding frozen")

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         r["marginal_overhead_s"] = (
             r["wall_s"] - small["wall_s"] - (r["ideal_s"] - small["ideal_s"])
         ) / extra
-    from fsf._cli import print_table
+    from fsf.cli._base import print_table
 
     keys = ["trials", "trained", "wall_s", "ideal_s", "overhead_per_trial_s", "marginal_overhead_s",
             "first_quarter_s", "last_quarter_s", "optuna_db_kb", "tune_state_kb", "results_kb",

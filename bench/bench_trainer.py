@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             [label, f, _spread([x[key] for x in runs["fsf"]]), h,
              _spread([x[key] for x in runs["hf"]]), f / h]
         )  # fmt: skip
-    from fsf._cli import print_table
+    from fsf.cli._base import print_table
 
     title = (
         f"fsf worker (DF, DeepSpeed ZeRO-0, CPU, its defaults) vs transformers.Trainer "

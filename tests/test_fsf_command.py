@@ -46,13 +46,13 @@ def _alias(name: str) -> tuple[argparse.ArgumentParser, list[str]]:
     """The older script's parser and the words that name `name` in it."""
     if name in ("train", "policy", "synth", "cluster"):
         module = {
-            "train": "fsf.train.cli",
-            "policy": "fsf.policies.cli",
-            "synth": "fsf.synthetic.cli",
-            "cluster": "fsf.cluster.cli",
+            "train": "fsf.cli.train",
+            "policy": "fsf.cli.policies",
+            "synth": "fsf.cli.synthetic",
+            "cluster": "fsf.cli.cluster",
         }[name]
         return importlib.import_module(module)._parser(), []
-    from fsf.sweep import cli as sweep_cli
+    from fsf.cli import sweep as sweep_cli
 
     return sweep_cli._parser(), ["run" if name == "sweep" else name]
 
@@ -103,7 +103,7 @@ def test_alias_and_fsf_command_reach_the_same_handler_with_the_same_flags(name):
 
 
 def test_fsf_sweep_without_a_subcommand_still_runs_a_sweep(monkeypatch):
-    from fsf.sweep import cli as sweep_cli
+    from fsf.cli import sweep as sweep_cli
 
     seen = []
     monkeypatch.setattr(sweep_cli, "_run", lambda args: seen.append(args.space) or 0)

@@ -1070,13 +1070,13 @@ CASES += [
 
 def _main(cli: str):  # type: ignore[no-untyped-def]
     if cli == "sweep":
-        from fsf.sweep.cli import main
+        from fsf.cli.sweep import main
     elif cli == "train":
-        from fsf.train.cli import main
+        from fsf.cli.train import main
     elif cli == "synth":
-        from fsf.synthetic.cli import main
+        from fsf.cli.synthetic import main
     else:
-        from fsf.policies.cli import main
+        from fsf.cli.policies import main
     return main
 
 
@@ -1150,10 +1150,10 @@ def test_hostile_input(case: Case, tmp_path, results, capsys, monkeypatch):
 def _in_subprocess(cli: str, argv: list[str], cwd: Path) -> tuple[int, str]:
     """The console script as a process of its own, at most 4 GiB of memory and 120 s."""
     module = {
-        "sweep": "fsf.sweep.cli",
-        "train": "fsf.train.cli",
-        "policy": "fsf.policies.cli",
-        "synth": "fsf.synthetic.cli",
+        "sweep": "fsf.cli.sweep",
+        "train": "fsf.cli.train",
+        "policy": "fsf.cli.policies",
+        "synth": "fsf.cli.synthetic",
     }
 
     def limit() -> None:  # pragma: no cover - runs in the child
@@ -1431,8 +1431,8 @@ def test_a_pickled_model_file_is_one_line_and_never_unpickled(tmp_path, capsys):
     import pickle
     import shutil
 
+    from fsf.cli.train import main
     from fsf.synthetic import model_dir
-    from fsf.train.cli import main
 
     model = tmp_path / "model"
     shutil.copytree(model_dir(), model, ignore=shutil.ignore_patterns("*.safetensors"))
@@ -1523,7 +1523,7 @@ ESCAPE_COMMANDS = {
 def test_control_characters_from_results_are_shown_escaped(
     command, escaped_results, tmp_path, capsys
 ):
-    from fsf.sweep.cli import main
+    from fsf.cli.sweep import main
     from fsf.text import printable
 
     argv, files, shows_policy = ESCAPE_COMMANDS[command]
@@ -1571,7 +1571,7 @@ def test_a_library_warning_quoting_data_is_shown_escaped(capsys):
     """matplotlib warns of a label's missing glyph quoting it, ESC included."""
     import warnings
 
-    from fsf._cli import run_main
+    from fsf.cli._base import run_main
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -1601,7 +1601,7 @@ CLUSTER_ARGS = [
 )
 def test_cluster_arguments_are_refused_before_ray_starts(argv, expect, capsys):
     """Parsed only: a regression here fails the test without starting a cluster."""
-    from fsf.cluster.cli import _parser
+    from fsf.cli.cluster import _parser
 
     with pytest.raises(SystemExit) as exit_:
         _parser().parse_args(["up", *argv])

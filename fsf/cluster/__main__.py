@@ -1,8 +1,8 @@
 """`python -m fsf.cluster up|down|status|kill-node`: the local multi-node cluster from a shell
-(see `fsf.cluster.cli`, `fsf.cluster.local` and cluster/local/)."""
+(see `fsf.cli.cluster`, `fsf.cluster.local` and cluster/local/)."""
 
 import sys
 
-from fsf.cluster.cli import main
+from fsf.cli.cluster import main
 
 sys.exit(main())

@@ -19,7 +19,7 @@ address, but leaves other loopback addresses alone. The head's GCS declares a no
 about 3 s without a heartbeat (instead of Ray's default of about 15 s), so tests that kill a
 node see its trials fail quickly.
 
-`fsf cluster up|down|status|kill-node` (fsf.cluster.cli; also `python -m fsf.cluster ...`) does
+`fsf cluster up|down|status|kill-node` (fsf.cli.cluster; also `python -m fsf.cluster ...`) does
 the same from a shell (cluster/local/).
 """
 

@@ -36,7 +36,8 @@ from fsf.results.fragments import finalise_statuses
 from fsf.results.reader import CONFIRM_DIR
 from fsf.results.storage import Location
 from fsf.sweep._callbacks import _fit, _statuses, _TrialResources
-from fsf.sweep._ray import _check_address, _init_ray
+from fsf.sweep._ray import _init_ray
+from fsf.sweep.address import check_address
 from fsf.sweep.folder import TUNE_DIR, _write_text
 from fsf.sweep.resume import resume_confirm
 from fsf.sweep.searcher import _Candidates
@@ -200,7 +201,7 @@ def run_confirm(
 
     from fsf.sweep.progress import ProgressCallback
 
-    _check_address(address, num_cpus)
+    check_address(address, num_cpus)
     confirm = confirm or spec.confirm or ConfirmSpec()
     cdir = sweep_dir / CONFIRM_DIR
     meta_path = cdir / "sweep.json"

@@ -40,7 +40,8 @@ from fsf.results.study import (
 )
 from fsf.results.writer import check_writable
 from fsf.sweep._callbacks import _fit, _logger_callbacks, _statuses, _TrialResources
-from fsf.sweep._ray import _check_address, _init_ray
+from fsf.sweep._ray import _init_ray
+from fsf.sweep.address import check_address
 from fsf.sweep.folder import (
     TUNE_DIR,
     _restart_stillborn,
@@ -214,7 +215,7 @@ def run_sweep(
 
     from fsf.sweep.progress import ProgressCallback
 
-    _check_address(address, num_cpus)
+    check_address(address, num_cpus)
     root = storage_path or spec.storage.path
     checked = with_overrides(
         spec,

@@ -9,9 +9,9 @@ import json
 import pytest
 import yaml
 
+from fsf.cli.sweep import main
 from fsf.results import ParquetReporter, TrialInfo
 from fsf.results.evaluation import StepRecord
-from fsf.sweep.cli import main
 from tests.analysis.helpers import config, evaluation
 
 

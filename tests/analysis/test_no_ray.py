@@ -10,7 +10,7 @@ def test_analysis_and_worker_do_not_import_ray():
     code = (
         "import sys\n"
         "import fsf.cka, fsf.analysis.gap, fsf.analysis.forgetting\n"
-        "import fsf.analysis.probe, fsf.analysis._report, fsf.analysis.cli, fsf.train.worker\n"
+        "import fsf.analysis.probe, fsf.analysis._report, fsf.cli.analysis, fsf.train.worker\n"
         "import fsf.analysis.report\n"
         "bad = sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.'))\n"
         "assert not bad, bad[:5]\n"
@@ -24,8 +24,8 @@ def test_queries_and_config_load_without_torch():
     results, analysis and config layers and the command modules import it only on use."""
     code = (
         "import sys\n"
-        "import fsf.config, fsf.results, fsf.results.cli, fsf.analysis, fsf.analysis.report\n"
-        "import fsf.sweep.cli, fsf.sweep.space, fsf.tasks\n"
+        "import fsf.config, fsf.results, fsf.cli.results, fsf.analysis, fsf.analysis.report\n"
+        "import fsf.cli.sweep, fsf.sweep.space, fsf.tasks\n"
         "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
         "assert not bad, bad[:5]\n"
     )

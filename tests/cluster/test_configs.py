@@ -50,7 +50,7 @@ def _load(path: Path, **values: str) -> dict:
 
 def _fsf_sweep_args(entrypoint: str):  # type: ignore[no-untyped-def]
     """Parse an entrypoint with fsf-sweep's own parser; its space must be a shipped, valid one."""
-    from fsf.sweep.cli import _parser
+    from fsf.cli.sweep import _parser
 
     argv = shlex.split(entrypoint)
     assert argv[0] == "fsf-sweep", entrypoint

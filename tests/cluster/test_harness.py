@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from fsf.cluster.cli import main
+from fsf.cli.cluster import main
 from fsf.cluster.local import MARKER, NODE_MARKER, LocalCluster, NodeSpec, _Node
 
 

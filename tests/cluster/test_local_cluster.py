@@ -100,7 +100,7 @@ def test_sweep_spreads_trials_over_nodes_with_results_in_s3(cluster, s3, assets,
     on both worker nodes."""
     import ray
 
-    from fsf.results.cli import main as results_main
+    from fsf.cli.results import main as results_main
     from fsf.sweep.space import load_space
     from fsf.sweep.tune import run_sweep
 
@@ -186,7 +186,7 @@ def test_a_worker_node_killed_mid_sweep(cluster, s3, assets, tmp_path):
             [
                 sys.executable,
                 "-m",
-                "fsf.sweep.cli",
+                "fsf.cli.sweep",
                 "--space",
                 str(space),
                 "--address",

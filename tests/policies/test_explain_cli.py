@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from fsf.policies.cli import main
+from fsf.cli.policies import main
 
 
 def run(capsys, *argv):

@@ -9,8 +9,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from fsf.cli.policies import main
 from fsf.policies import CkaTrend, PhaseState, PolicyConfig, Unit, build_policy, explain
-from fsf.policies.cli import main
 
 V2 = Unit(12, "attention")
 

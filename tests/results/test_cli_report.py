@@ -13,8 +13,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from fsf.cli import results as cli
 from fsf.errors import FsfError
-from fsf.results import cli
 from tests.results.helpers import ev2, run, write
 
 
@@ -233,7 +233,7 @@ def test_skipped_fragments_are_named_and_the_exit_code_says_so(
     """A partial answer is printed, but never passes for a whole one: exit 3."""
     import shutil
 
-    from fsf.results.cli_common import SKIPPED_EXIT
+    from fsf.cli.results_common import SKIPPED_EXIT
 
     monkeypatch.chdir(tmp_path)
     copy = tmp_path / "copy"
@@ -304,7 +304,7 @@ def test_bench_smoke(capsys):
 
 
 def test_print_best_per_language(sweep, tmp_path, capsys):
-    from fsf.results.cli_tables import print_best_per_language
+    from fsf.cli.results_tables import print_best_per_language
 
     print_best_per_language(sweep)
     assert "target-mean" in capsys.readouterr().out
@@ -314,7 +314,7 @@ def test_print_best_per_language(sweep, tmp_path, capsys):
 
 
 def test_mounted_in_fsf_sweep(sweep, capsys):
-    from fsf.sweep.cli import main as sweep_main
+    from fsf.cli.sweep import main as sweep_main
 
     assert sweep_main(["best", "--sweep", str(sweep), "--lang", "de", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["entries"][0]["trial_id"] == "t21"
@@ -359,7 +359,7 @@ def test_importances_leave_out_answered_repeats(tmp_path):
 
 
 def test_excluded_line_names_only_what_was_left_out():
-    from fsf.results.cli_tables import _excluded_line
+    from fsf.cli.results_tables import _excluded_line
 
     none = {"failed_runs": 0, "failed_trials": 0, "duplicate_runs": 0, "runs_without_score": 0}
     assert _excluded_line(none) == "no run (none failed, repeated a seed or lacks a score)"
@@ -371,7 +371,8 @@ def test_excluded_line_names_only_what_was_left_out():
 def test_many_slow_fragments_get_a_note_to_compact(sweep, tmp_path, capsys, monkeypatch):
     import shutil
 
-    from fsf.results import cli_common, compact
+    from fsf.cli import results_common as cli_common
+    from fsf.results import compact
 
     folder = tmp_path / "toy"
     shutil.copytree(sweep, folder)

@@ -9,9 +9,9 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
+from fsf.cli.results import main
 from fsf.provenance import PACKAGES, describe, stack_versions
 from fsf.results import provenance_summary, read_provenance, read_results
-from fsf.results.cli import main
 from fsf.results.fragments import finalise_statuses
 from fsf.results.schema import PROVENANCE_KEY
 from tests.results.helpers import ev2, info, run, write

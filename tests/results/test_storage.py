@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from fsf.cli import results as results_cli
 from fsf.errors import FsfError
 from fsf.results import (
     ParquetReporter,
@@ -21,7 +22,6 @@ from fsf.results import (
     open_dataset,
     read_results,
 )
-from fsf.results import cli as results_cli
 from fsf.results.storage import StoragePath, location, write_bytes_atomic
 from fsf.results.study import check_study_url, display_url, readable_study_url, resolve_study_url
 from tests.results.helpers import ev2, run, write

@@ -13,7 +13,7 @@ from typing import Any
 
 def cli(*args: str) -> list[str]:
     """An `fsf-sweep` command line, quiet and sized to this machine."""
-    return [sys.executable, "-m", "fsf.sweep.cli", *args, "--no-progress", "--num-cpus", "2"]
+    return [sys.executable, "-m", "fsf.cli.sweep", *args, "--no-progress", "--num-cpus", "2"]
 
 
 def start(*args: str, env: dict[str, str]) -> subprocess.Popen:

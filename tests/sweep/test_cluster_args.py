@@ -23,7 +23,7 @@ def test_object_store_without_a_study_storage_is_refused_before_any_write(s3, mo
 
 
 def test_ray_client_addresses_are_refused(tmp_path, capsys):
-    from fsf.sweep.cli import main
+    from fsf.cli.sweep import main
 
     space = tmp_path / "s.yaml"
     space.write_text(f"name: x\nstorage: {{path: {tmp_path / 'runs'}}}\n")

@@ -98,9 +98,9 @@ def test_search_then_confirmation(tmp_path, capsys):
     import ray
     from ray import tune
 
+    from fsf.cli.sweep import main
     from fsf.config import validate_run_config
     from fsf.results import best, best_per_language, read_results
-    from fsf.sweep.cli import main
     from fsf.sweep.trial import _trial
     from fsf.yamlfile import read_yaml
 

@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from fsf.cli.sweep import _finish, main
 from fsf.errors import FsfError
 from fsf.results import read_results
 from fsf.results.fragments import finalise_statuses
-from fsf.sweep.cli import _finish, main
 from fsf.sweep.folder import _restart_stillborn, _tune_state_saved
 from fsf.sweep.progress import ProgressCallback, _last_line
 from fsf.sweep.tune import SweepOutcome
@@ -154,7 +154,7 @@ def test_a_resume_onto_an_unwritable_results_folder_is_exit_1_before_ray_starts(
 
 
 def test_fsf_train_with_an_unwritable_output_dir_is_exit_1_before_training(tmp_path, capsys):
-    from fsf.train.cli import main as train
+    from fsf.cli.train import main as train
 
     out = tmp_path / "out"
     out.mkdir()

@@ -50,8 +50,8 @@ def test_a_sweep_trial_given_a_gpu_it_cannot_see_fails_with_the_reason(tmp_path,
     before training, its reason recorded in the results and printed as one line."""
     import ray
 
+    from fsf.cli.sweep import main
     from fsf.results import read_results
-    from fsf.sweep.cli import main
 
     space = tmp_path / "gpu.yaml"
     space.write_text(

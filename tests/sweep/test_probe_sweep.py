@@ -15,9 +15,9 @@ def test_probe_sweep_runs_every_trial_and_suggests_a_valid_policy(assets, tmp_pa
     import ray
 
     from fsf.analysis import write_report
+    from fsf.cli.sweep import main
     from fsf.config import validate_run_config
     from fsf.results import read_results
-    from fsf.sweep.cli import main
     from fsf.sweep.probe import run_probe
     from fsf.sweep.space import validate_space
 

@@ -87,7 +87,7 @@ def test_fsf_sweep_against_a_cluster_of_another_ray_exits_2_with_one_line(
     """The whole path, with `ray.init` answering as Ray does for a cluster on Ray 2.45."""
     import ray
 
-    from fsf.sweep.cli import main
+    from fsf.cli.sweep import main
 
     mismatch = _rays_mismatch_error(_other_ray(), platform.python_version())
 

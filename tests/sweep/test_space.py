@@ -9,7 +9,7 @@ import optuna
 import pytest
 import yaml
 
-from fsf.sweep.cli import main
+from fsf.cli.sweep import main
 from fsf.sweep.space import define_by_run, grid_points, load_space, trial_run_config, validate_space
 
 SWEEPS = sorted((Path(__file__).parents[2] / "sweeps").glob("*.yaml"))

@@ -81,7 +81,7 @@ def _stop_ray():
 
 
 def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
-    from fsf.sweep.cli import main
+    from fsf.cli.sweep import main
 
     space = _space(
         assets,

@@ -18,7 +18,7 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
     from ray import tune
     from ray.tune import ExperimentAnalysis
 
-    from fsf.sweep.cli import main
+    from fsf.cli.sweep import main
     from fsf.sweep.plan import sample_configurations
     from fsf.sweep.space import load_space
 

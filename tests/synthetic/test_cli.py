@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import fsf.synthetic as synth
-from fsf.synthetic.cli import main
+from fsf.cli.synthetic import main
 
 
 def test_build_data_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,7 +51,7 @@ def test_out_that_is_a_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_console_entry_point_has_no_traceback() -> None:
-    cmd = [sys.executable, "-m", "fsf.synthetic.cli", "build", "--out", "x", "--steps", "0"]
+    cmd = [sys.executable, "-m", "fsf.cli.synthetic", "build", "--out", "x", "--steps", "0"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "--steps" in proc.stderr

@@ -9,10 +9,10 @@ import json
 import pytest
 import yaml
 
+from fsf.cli.train import main
 from fsf.config import validate_run_config
 from fsf.tasks import build_task
 from fsf.train import evaluate_model, train
-from fsf.train.cli import main
 
 pytestmark = pytest.mark.slow
 

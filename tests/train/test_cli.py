@@ -6,8 +6,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
 
+from fsf.cli.train import main
 from fsf.testing import tiny_tokenizer
-from fsf.train.cli import main
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +48,8 @@ def test_run_writes_rows_and_prints_a_table(assets, tmp_path, capsys):
 
 def test_only_rank_zero_prints_the_table(monkeypatch, capsys):
     """Under torchrun every rank runs `fsf train`; the table is printed once, by rank 0."""
+    from fsf.cli.train import _print_outcome
     from fsf.config import validate_run_config
-    from fsf.train.cli import _print_outcome
     from fsf.train.reporter import RunSummary
     from tests.results.helpers import evaluation
 
@@ -121,7 +121,7 @@ def test_a_stale_deepspeed_build_lock_does_not_hang_a_run(assets, tmp_path):
         (ext / f"py{sys.version_info.major}{sys.version_info.minor}_cpu" / op).mkdir(parents=True)
         (ext / f"py{sys.version_info.major}{sys.version_info.minor}_cpu" / op / "lock").touch()
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(ext)}
-    code = "import sys; from fsf.train.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from fsf.cli.train import main; sys.exit(main(sys.argv[1:]))"
     out = subprocess.run(
         [sys.executable, "-c", code, *_args(assets, tmp_path / "out")],
         env=env,

@@ -9,8 +9,8 @@ import json
 import pyarrow.compute as pc
 import pytest
 
+from fsf.cli.policies import main as policy_main
 from fsf.policies import explain
-from fsf.policies.cli import main as policy_main
 from fsf.results import ParquetReporter, TrialInfo, read_results
 from fsf.results.schema import CKA_SPLIT, CKA_V2_METRIC
 from fsf.train import train

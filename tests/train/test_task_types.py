@@ -6,9 +6,9 @@ from __future__ import annotations
 import pyarrow.dataset as ds
 import pytest
 
+from fsf.cli.train import main
 from fsf.testing import qa_dataset, tagging_dataset
 from fsf.train import train
-from fsf.train.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,14 @@ import json
 import math
 import sys
 
-from fsf._cli import Command, add_commands, add_common_arguments, configure, dispatch, print_table
+from fsf.cli._base import (
+    Command,
+    add_commands,
+    add_common_arguments,
+    configure,
+    dispatch,
+    print_table,
+)
 from fsf.config import apply_overrides, parse_overrides
 from fsf.errors import ConfigError, Problem, os_reason, problems_from_pydantic
 from fsf.policies.config import PolicyConfig

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from fsf._cli import (
+from fsf.cli._base import (
     Command,
     add_commands,
     add_common_arguments,

@@ -9,10 +9,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from fsf._cli import print_table
-from fsf.results._errors import ResultsError
+from fsf.cli._base import print_table
+from fsf.cli.results_common import SKIPPED_EXIT, _read_stage
+from fsf.results import ResultsError
 from fsf.results.answer import budget_text
-from fsf.results.cli_common import SKIPPED_EXIT, _read_stage
 from fsf.results.ranking import PerLanguage, best, best_per_language
 from fsf.results.reader import SkippedFragment
 from fsf.text import printable

@@ -6,9 +6,9 @@ subparsers object, as fsf-sweep does); each parser's `handler` takes the parsed
 Bad input raises `ResultsUsageError` (a `fsf.errors.UsageError`, exit code 2). An answer that
 had to leave out unreadable fragments is printed, the fragments are listed on stderr, and the
 exit code is `SKIPPED_EXIT` (3), so that a script never takes a partial answer for a whole one
-(`fsf.results.cli_common`). The tables `best` prints are `fsf.results.cli_tables`. Standalone:
+(`fsf.cli.results_common`). The tables `best` prints are `fsf.cli.results_tables`. Standalone:
 
-    python -m fsf.results.cli best DIR --lang de --top 5 --format json
+    python -m fsf.cli.results best DIR --lang de --top 5 --format json
 """
 
 from __future__ import annotations
@@ -18,13 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fsf._cli import Command, add_commands, add_common_arguments, dispatch, print_table
-from fsf.errors import os_reason
-from fsf.results._errors import ResultsError, ResultsWriteError
+from fsf.cli._base import Command, add_commands, add_common_arguments, dispatch, print_table
 
-# What the commands share is fsf.results.cli_common, the tables of `best` are
-# fsf.results.cli_tables; the names this module has always offered stay importable from it.
-from fsf.results.cli_common import (
+# What the commands share is fsf.cli.results_common, the tables of `best` are
+# fsf.cli.results_tables; the names this module has always offered stay importable from it.
+from fsf.cli.results_common import (
     FORMATS,
     STAGES,
     Problems,
@@ -39,7 +37,7 @@ from fsf.results.cli_common import (
     read_warning_skipped,
     warn_skipped,
 )
-from fsf.results.cli_tables import (
+from fsf.cli.results_tables import (
     _budget,
     _pct,
     _per_language,
@@ -48,6 +46,8 @@ from fsf.results.cli_tables import (
     _vs,
     left_out_line,
 )
+from fsf.errors import os_reason
+from fsf.results import ResultsError, ResultsWriteError
 from fsf.results.export import check_target, export, flat, write_csv
 from fsf.results.provenance import provenance_summary
 from fsf.results.ranking import best, best_per_language, entry_run_config
@@ -438,10 +438,10 @@ def register(subparsers: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m fsf.results.cli SUBCOMMAND ...` (the same subcommands as fsf-sweep's)."""
-    parser = argparse.ArgumentParser(prog="python -m fsf.results.cli", description=__doc__)
+    """`python -m fsf.cli.results SUBCOMMAND ...` (the same subcommands as fsf-sweep's)."""
+    parser = argparse.ArgumentParser(prog="python -m fsf.cli.results", description=__doc__)
     register(parser.add_subparsers(dest="command", required=True))
-    return dispatch(add_common_arguments(parser, "python -m fsf.results.cli"), argv)
+    return dispatch(add_common_arguments(parser, "python -m fsf.cli.results"), argv)
 
 
 if __name__ == "__main__":

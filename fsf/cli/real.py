@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fsf._cli import Command, add_commands, progress_enabled
+from fsf.cli._base import Command, add_commands, progress_enabled
 from fsf.errors import FsfError, os_reason
 
 __all__ = ["COMMANDS", "SUBCOMMANDS"]

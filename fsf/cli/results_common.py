@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from fsf.results._errors import ResultsUsageError
+from fsf.results import ResultsUsageError
 from fsf.results.fragment_reader import COMPACTED_DIR
 from fsf.results.reader import Results, SkippedFragment, confirmation_of, read_results, resolve_root
 from fsf.text import printable

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 
-from fsf._cli import (
+from fsf.cli._base import (
     Command,
     add_common_arguments,
     configure,

@@ -6,7 +6,7 @@
     fsf policy explain --policy fsf --layers 12 --steps 400
 
 `COMMANDS` maps each command to the module that defines it (its `COMMANDS` map of
-`fsf._cli.Command`s); only the module of the command given is imported, so `fsf best` loads
+`fsf.cli._base.Command`s); only the module of the command given is imported, so `fsf best` loads
 neither torch nor Ray. The older console scripts stay as aliases with the same flags:
 `fsf-sweep` (sweep is `fsf-sweep run` or no subcommand; validate, resume, confirm, best, show,
 export, report, compact, gap, cka, probe), `fsf-train`, `fsf-policy`, `fsf-synth`, and
@@ -23,29 +23,29 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from fsf._cli import Command, add_commands, add_common_arguments, dispatch
+from fsf.cli._base import Command, add_commands, add_common_arguments, dispatch
 
 __all__ = ["COMMANDS", "build_parser", "command", "main"]
 
 #: Each `fsf` command -> the module whose `COMMANDS` defines it (imported only when needed).
 COMMANDS: dict[str, str] = {
-    "sweep": "fsf.sweep.cli",
-    "validate": "fsf.sweep.cli",
-    "resume": "fsf.sweep.cli",
-    "confirm": "fsf.sweep.cli",
-    "best": "fsf.results.cli",
-    "show": "fsf.results.cli",
-    "export": "fsf.results.cli",
-    "report": "fsf.results.cli",
-    "compact": "fsf.results.cli",
-    "gap": "fsf.analysis.cli",
-    "cka": "fsf.analysis.cli",
-    "probe": "fsf.sweep.cli",
-    "train": "fsf.train.cli",
-    "policy": "fsf.policies.cli",
-    "synth": "fsf.synthetic.cli",
-    "data": "fsf.real.cli",
-    "cluster": "fsf.cluster.cli",
+    "sweep": "fsf.cli.sweep",
+    "validate": "fsf.cli.sweep",
+    "resume": "fsf.cli.sweep",
+    "confirm": "fsf.cli.sweep",
+    "best": "fsf.cli.results",
+    "show": "fsf.cli.results",
+    "export": "fsf.cli.results",
+    "report": "fsf.cli.results",
+    "compact": "fsf.cli.results",
+    "gap": "fsf.cli.analysis",
+    "cka": "fsf.cli.analysis",
+    "probe": "fsf.cli.sweep",
+    "train": "fsf.cli.train",
+    "policy": "fsf.cli.policies",
+    "synth": "fsf.cli.synthetic",
+    "data": "fsf.cli.real",
+    "cluster": "fsf.cli.cluster",
 }
 
 _HELP_FLAGS = ("-h", "--help")

@@ -14,8 +14,8 @@ Every command takes --version, -v (more log output) and -q (errors only, no prog
 Usage errors and refusals exit 2; a closed pipe (fsf-sweep best DIR | head) exits 0.
 """
 
-# The probe command is fsf.sweep.cli_probe; the results and analysis commands are mounted
-# from fsf.results.cli and fsf.analysis.cli. The epilog of `fsf-sweep --help` is the usage
+# The probe command is fsf.cli.probe; the results and analysis commands are mounted
+# from fsf.cli.results and fsf.cli.analysis. The epilog of `fsf-sweep --help` is the usage
 # above, so what this module says about itself goes here.
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fsf._cli import Command, add_commands, add_common_arguments, dispatch, progress_enabled
+from fsf.cli._base import Command, add_commands, add_common_arguments, dispatch, progress_enabled
+from fsf.cli.probe import _analyse_probe, _probe, _probe_args, _run_probe
 from fsf.errors import UsageError
-from fsf.sweep.cli_probe import _analyse_probe, _probe, _probe_args, _run_probe
 from fsf.text import printable
 
 __all__ = ["COMMANDS", "main"]
@@ -112,8 +112,8 @@ def _confirm_args(con: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from fsf.analysis import cli as analysis_cli
-    from fsf.results import cli as results_cli
+    from fsf.cli import analysis as analysis_cli
+    from fsf.cli import results as results_cli
 
     p = argparse.ArgumentParser(
         prog="fsf-sweep",
@@ -154,7 +154,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from fsf.sweep._ray import _check_address
+    from fsf.sweep.address import check_address
     from fsf.sweep.plan import MAX_DRY_RUN
     from fsf.sweep.space import load_space_with
     from fsf.sweep.tune import run_sweep
@@ -179,7 +179,7 @@ def _run(args: argparse.Namespace) -> int:
         problems.append(f"--dry-run N must be in 1..{MAX_DRY_RUN:,}, got {args.dry_run}")
     if problems:
         raise UsageError("; ".join(problems))
-    _check_address(args.address, args.num_cpus)  # before the space's model and data are read
+    check_address(args.address, args.num_cpus)  # before the space's model and data are read
     spec = load_space_with(args.space, args.base, args.set)
     if not args.resume:
         _check_resources(spec, args.space)
@@ -216,7 +216,7 @@ def _run(args: argparse.Namespace) -> int:
 def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     """Print how the sweep ended; exit 1 when every trial failed or a failure could not be
     recorded in the results (so that nothing fails silently)."""
-    from fsf.results.cli_tables import print_best_per_language
+    from fsf.cli.results_tables import print_best_per_language
 
     done = ", ".join(f"{v} {k}" for k, v in sorted(outcome.statuses.items()))
     print(f"\nsweep finished: {outcome.num_trials} trials ({printable(done)})")
@@ -363,8 +363,8 @@ def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
 
 
 def _confirm(args: argparse.Namespace) -> int:
-    from fsf.results.cli_common import baseline_arg
-    from fsf.results.cli_tables import print_best_per_language
+    from fsf.cli.results_common import baseline_arg
+    from fsf.cli.results_tables import print_best_per_language
     from fsf.sweep.confirm import confirm_spec, run_confirm
     from fsf.sweep.space import load_space
 

@@ -8,7 +8,7 @@ import math
 import re
 import sys
 
-from fsf._cli import Command, add_commands, add_common_arguments, configure, dispatch
+from fsf.cli._base import Command, add_commands, add_common_arguments, configure, dispatch
 from fsf.cluster.local import LocalCluster, NodeSpec
 
 __all__ = ["COMMANDS", "SUBCOMMANDS", "main"]

@@ -16,9 +16,9 @@ import math
 import sys
 from typing import Any
 
-from fsf._cli import Command, add_commands, print_table
+from fsf.cli._base import Command, add_commands, print_table
+from fsf.cli.results_common import FORMATS, check_format, command, exit_code, read_warning_skipped
 from fsf.results import ResultsError, ResultsUsageError
-from fsf.results.cli_common import FORMATS, check_format, command, exit_code, read_warning_skipped
 from fsf.results.export import write_csv
 from fsf.text import printable
 

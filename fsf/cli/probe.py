@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fsf._cli import progress_enabled
+from fsf.cli._base import progress_enabled
 from fsf.errors import UsageError
 from fsf.text import printable
 
@@ -66,7 +66,7 @@ def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[typ
 
 
 def _analyse_probe(sweep_dir, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
-    from fsf.results.cli_common import read_warning_skipped
+    from fsf.cli.results_common import read_warning_skipped
     from fsf.sweep.probe import write_probe_outputs
 
     assert spec.probe is not None
