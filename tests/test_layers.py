@@ -1,6 +1,8 @@
 """fsf's layering (docs/architecture.md), checked on every import in the package: at module
-level, inside functions and under `TYPE_CHECKING` alike. No exceptions list: an import that
-points up, or a private name used from another package, fails with its file and line."""
+level, inside functions and under `TYPE_CHECKING` alike. A layer is a folder: a module's layer
+is the one of the folder it sits in, so a folder never imports a folder above it. No
+exceptions list: an import that points up, a private name used from another package, or an
+import cycle between modules fails with its file and line."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ PACKAGE = ROOT / "fsf"
 
 #: Bottom to top. A module may import its own layer and any layer below it.
 LAYERS = (
-    "base",  # fsf.errors, fsf.cka, fsf.atomic, fsf.yamlfile, fsf.text, fsf.strict, fsf.provenance
+    "base",  # the modules of fsf/ itself: errors, cka, atomic, yamlfile, text, strict, provenance
     "synthetic",  # the embedded world, tokenizer, encoder (needs only base)
     "real",  # the real benchmark built from registry packages (needs only base)
     "policies",
@@ -23,41 +25,47 @@ LAYERS = (
     "results",  # what an evaluation is and which one is a run's checkpoint: below the worker
     "train",
     "analysis",
-    "sweep",  # with fsf.cluster: the only layer that imports Ray
-    "cli",  # fsf.cli, fsf.__main__, fsf._cli and every package's `cli` / `cli_*` / `__main__`
+    "sweep",  # with fsf/cluster: the only layer that imports Ray
+    "cli",  # fsf/cli: every command
 )
-BASE_MODULES = {
-    "fsf.errors",
-    "fsf.cka",
-    "fsf.atomic",
-    "fsf.yamlfile",
-    "fsf.text",
-    "fsf.strict",
-    "fsf.provenance",
+#: Each folder of the package (relative to fsf/) -> its layer. fsf/testing sits beside the
+#: stack: it may import any layer, and nothing in the package imports it.
+FOLDERS = {
+    ".": "base",
+    "synthetic": "synthetic",
+    "real": "real",
+    "policies": "policies",
+    "tasks": "tasks",
+    "config": "config",
+    "results": "results",
+    "train": "train",
+    "analysis": "analysis",
+    "sweep": "sweep",
+    "cluster": "sweep",
+    "cli": "cli",
+    "testing": "testing",
 }
-CLI_MODULE_NAMES = {"cli", "__main__", "_cli"}
-#: A package's command line may be split into `cli_<part>.py` modules beside its `cli.py`
-#: (fsf.results.cli_common, fsf.results.cli_tables, ...): they are the cli layer too.
-CLI_MODULE_PREFIX = "cli_"
+#: What `python -m` runs (fsf/__main__.py, fsf/cluster/__main__.py): a program, which nothing
+#: imports, so it is a command wherever `python -m` needs it to sit.
+PROGRAM = "__main__"
+
+
+def _folder(module: str) -> str:
+    """The folder (relative to fsf/) a dotted module name inside fsf sits in."""
+    parts = module.split(".")[1:]
+    if parts and (PACKAGE.joinpath(*parts)).is_dir():
+        return "/".join(parts)  # a package: its __init__.py
+    return "/".join(parts[:-1]) or "."
 
 
 def layer_of(module: str) -> str:
-    """The layer of a dotted module name inside fsf."""
-    parts = module.split(".")
-    if module == "fsf" or parts[-1] in CLI_MODULE_NAMES or parts[-1].startswith(CLI_MODULE_PREFIX):
+    """The layer of a dotted module name inside fsf: its folder's."""
+    if module.split(".")[-1] == PROGRAM:
         return "cli"
-    if module in BASE_MODULES:
-        return "base"
-    top = parts[1]
-    if top == "cli":
-        return "cli"
-    if top == "cluster":
-        return "sweep"
-    if top == "testing":
-        return "testing"
-    if top not in LAYERS:
-        raise AssertionError(f"{module}: no layer for fsf.{top}; add it to LAYERS and the doc")
-    return top
+    folder = _folder(module)
+    if folder not in FOLDERS:
+        raise AssertionError(f"{module}: no layer for fsf/{folder}; add it to FOLDERS and the doc")
+    return FOLDERS[folder]
 
 
 def _module_name(path: Path) -> str:
@@ -106,6 +114,12 @@ def _private_use(source: str, target: str, names: list[str]) -> str | None:
     return None
 
 
+def _above(src_layer: str, dst_layer: str) -> bool:
+    return "testing" not in (src_layer, dst_layer) and LAYERS.index(dst_layer) > LAYERS.index(
+        src_layer
+    )
+
+
 def violations(root: Path = PACKAGE) -> list[str]:
     problems = []
     for path in sorted(root.rglob("*.py")):
@@ -114,11 +128,11 @@ def violations(root: Path = PACKAGE) -> list[str]:
         where = path.relative_to(ROOT)
         for line, target, names in _imports(path):
             dst_layer = layer_of(target)
-            if dst_layer == "testing" and src_layer != "testing":
+            if target.split(".")[-1] == PROGRAM:
+                problems.append(f"{where}:{line}: {source} imports {target}, a program")
+            elif dst_layer == "testing" and src_layer != "testing":
                 problems.append(f"{where}:{line}: {source} imports {target} (test helpers)")
-            elif "testing" not in (src_layer, dst_layer) and LAYERS.index(dst_layer) > LAYERS.index(
-                src_layer
-            ):
+            elif _above(src_layer, dst_layer):
                 problems.append(
                     f"{where}:{line}: {source} ({src_layer}) imports {target} "
                     f"({dst_layer}), a layer above it"
@@ -129,9 +143,127 @@ def violations(root: Path = PACKAGE) -> list[str]:
     return problems
 
 
+def folder_imports(root: Path = PACKAGE) -> dict[tuple[str, str], str]:
+    """(importing folder, imported folder) -> the first file:line where it happens, for every
+    pair of different folders (programs left out: they are commands wherever they sit)."""
+    edges: dict[tuple[str, str], str] = {}
+    for path in sorted(root.rglob("*.py")):
+        source = _module_name(path)
+        if source.split(".")[-1] == PROGRAM:
+            continue
+        for line, target, _ in _imports(path):
+            pair = (_folder(source), _folder(target))
+            if pair[0] != pair[1]:
+                edges.setdefault(pair, f"{path.relative_to(ROOT)}:{line}")
+    return edges
+
+
+def folder_violations(root: Path = PACKAGE) -> list[str]:
+    """Every folder holding modules has a layer, and imports only folders of its layer or
+    below (or, for fsf/testing, any)."""
+    problems = []
+    for path in sorted(root.rglob("*.py")):
+        folder = path.parent.relative_to(root).as_posix()
+        if folder not in FOLDERS:
+            problems.append(f"fsf/{folder}: a folder with no layer; add it to FOLDERS and the doc")
+    for (src, dst), where in sorted(folder_imports(root).items()):
+        if src in FOLDERS and dst in FOLDERS and _above(FOLDERS[src], FOLDERS[dst]):
+            problems.append(
+                f"{where}: fsf/{src} ({FOLDERS[src]}) imports fsf/{dst} ({FOLDERS[dst]}), "
+                "a folder above it"
+            )
+    return problems
+
+
+def _resolve(target: str, names: list[str], modules: set[str]) -> set[str]:
+    """The modules an import runs: `from a.b import c` is a.b.c when that is a module, else
+    a.b (whose `__init__` defines c)."""
+    found = {f"{target}.{n}" for n in names if f"{target}.{n}" in modules}
+    if target in modules and (not names or len(found) < len(names)):
+        found.add(target)
+    return found
+
+
+def import_cycles(root: Path = PACKAGE) -> list[list[str]]:
+    """Each group of modules that import one another, directly or through others (Tarjan's
+    strongly connected components), deferred and `TYPE_CHECKING` imports included: a cycle
+    hidden in a function is still two modules that cannot be understood one without the
+    other. A package's `__init__` importing its own modules is not a cycle by itself; a
+    module importing its package's `__init__` back is."""
+    paths = {_module_name(p): p for p in root.rglob("*.py")}
+    graph = {
+        m: set().union(*[_resolve(t, n, set(paths)) for _, t, n in _imports(p)] or [set()])
+        for m, p in paths.items()
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(v: str) -> None:  # recursion depth is bounded by the number of modules
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v] - {v}):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def _cycle_lines(group: list[str], root: Path = PACKAGE) -> list[str]:
+    members = set(group)
+    paths = {_module_name(p): p for p in root.rglob("*.py")}
+    return [
+        f"  {paths[m].relative_to(ROOT)}:{line}: {m} imports {', '.join(sorted(hit))}"
+        for m in group
+        for line, t, n in _imports(paths[m])
+        if (hit := _resolve(t, n, set(paths)) & members - {m})
+    ]
+
+
 def test_every_import_points_down_and_no_private_name_crosses_a_package():
     problems = violations()
     assert not problems, "\n".join(problems)
+
+
+def test_no_folder_imports_a_folder_above_it():
+    problems = folder_violations()
+    assert not problems, "\n".join(problems)
+    # the folders do show the stack: fsf/cli imports the layers, nothing imports fsf/cli
+    edges = folder_imports()
+    assert not [pair for pair in edges if pair[1] == "cli" and pair[0] != "testing"], edges
+
+
+def _tree(tmp_path, monkeypatch, files: dict[str, str]) -> Path:
+    """A tiny copy of the package tree with `files` planted, the checker pointed at it."""
+    import tests.test_layers as me
+
+    fake = tmp_path / "fsf"
+    for sub in FOLDERS:
+        (fake / sub).mkdir(parents=True, exist_ok=True)
+        (fake / sub / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    for name, code in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(code)
+    monkeypatch.setattr(me, "ROOT", tmp_path)
+    monkeypatch.setattr(me, "PACKAGE", fake)
+    return fake
 
 
 @pytest.mark.parametrize(
@@ -143,42 +275,69 @@ def test_every_import_points_down_and_no_private_name_crosses_a_package():
         ("fsf/analysis/x.py", "from fsf.results._cube import at\n", "private module"),
         ("fsf/analysis/x.py", "from fsf.results.ranking import _stage\n", "private name"),
         ("fsf/results/x.py", "from ..analysis import report\n", "a layer above it"),
-        ("fsf/results/x.py", "from fsf.cli.results_tables import t\n", "a layer above it"),
+        ("fsf/results/cli.py", "from fsf.cli.results import t\n", "a layer above it"),
+        ("fsf/errors2.py", "from fsf.results import Results\n", "a layer above it"),
+        ("fsf/sweep/x.py", "from fsf.cli import main\n", "a layer above it"),
+        ("fsf/sweep/x.py", "from fsf.cluster.__main__ import main\n", "a program"),
         ("fsf/train/x.py", "from fsf.testing import tiny_model\n", "test helpers"),
     ],
 )
 def test_the_checker_catches_what_it_should(tmp_path, monkeypatch, module, code, expected):
     """The checker on a copy of a tiny package tree: each planted import is reported."""
-    import tests.test_layers as me
-
-    fake = tmp_path / "fsf"
-    for sub in ("train", "tasks", "policies", "analysis", "results", "sweep"):
-        (fake / sub).mkdir(parents=True)
-        (fake / sub / "__init__.py").write_text("")
-    (fake / "__init__.py").write_text("")
-    (tmp_path / module).write_text(code)
-    monkeypatch.setattr(me, "ROOT", tmp_path)
-    monkeypatch.setattr(me, "PACKAGE", fake)
+    fake = _tree(tmp_path, monkeypatch, {module: code})
     found = violations(fake)
     assert len(found) == 1 and expected in found[0], found
 
 
-def test_allowed_imports_pass(tmp_path, monkeypatch):
-    import tests.test_layers as me
+def test_the_folder_check_catches_a_folder_above_and_a_folder_with_no_layer(tmp_path, monkeypatch):
+    fake = _tree(
+        tmp_path,
+        monkeypatch,
+        {"fsf/results/x.py": "from fsf.cli.results import t\n", "fsf/extra/y.py": ""},
+    )
+    found = folder_violations(fake)
+    assert len(found) == 2, found
+    assert "fsf/extra: a folder with no layer" in found[0]
+    assert "fsf/results (results) imports fsf/cli (cli), a folder above it" in found[1]
 
-    fake = tmp_path / "fsf"
-    for sub in ("train", "results", "analysis"):
-        (fake / sub).mkdir(parents=True)
-        (fake / sub / "__init__.py").write_text("")
-    (fake / "__init__.py").write_text("")
-    (fake / "analysis" / "x.py").write_text(
-        "from fsf.results.cube import at\nfrom fsf.train import train\nfrom fsf.errors import E\n"
-        "from fsf.analysis._private import y\n"
+
+def test_the_cycle_check_finds_deferred_and_package_cycles(tmp_path, monkeypatch):
+    fake = _tree(
+        tmp_path,
+        monkeypatch,
+        {
+            # a cycle hidden in a function is still a cycle
+            "fsf/sweep/space.py": "from fsf.sweep.checks import check\n",
+            "fsf/sweep/checks.py": "def check():\n    from fsf.sweep.space import walk\n",
+            # a module importing its package's __init__, which imports it (Frame is no module)
+            "fsf/results/__init__.py": "from fsf.results.reader import Results\n",
+            "fsf/results/reader.py": "from fsf.results import Frame\n",
+            "fsf/results/frame.py": "",
+            "fsf/policies/config.py": "from fsf.policies import registry\n",
+            "fsf/policies/registry.py": "",
+        },
     )
-    (fake / "analysis" / "cli.py").write_text("from fsf.sweep.tune import run_sweep\n")
-    (fake / "results" / "cli_tables.py").write_text(
-        "from fsf.analysis.report import write_report\n"
+    assert sorted(import_cycles(fake)) == [
+        ["fsf.results", "fsf.results.reader"],
+        ["fsf.sweep.checks", "fsf.sweep.space"],
+    ]
+
+
+def test_allowed_imports_pass(tmp_path, monkeypatch):
+    fake = _tree(
+        tmp_path,
+        monkeypatch,
+        {
+            "fsf/analysis/x.py": (
+                "from fsf.results.cube import at\nfrom fsf.train import train\n"
+                "from fsf.errors import E\nfrom fsf.analysis._private import y\n"
+            ),
+            "fsf/cli/analysis.py": "from fsf.sweep.tune import run_sweep\n",
+            "fsf/cli/results.py": "from fsf.cli._base import t\nfrom fsf.analysis import x\n",
+            "fsf/cluster/__main__.py": "from fsf.cli.cluster import main\n",
+            "fsf/__main__.py": "from fsf.cli import main\n",
+        },
     )
-    monkeypatch.setattr(me, "ROOT", tmp_path)
-    monkeypatch.setattr(me, "PACKAGE", fake)
     assert violations(fake) == []
+    assert folder_violations(fake) == []
+    assert import_cycles(fake) == []
