@@ -202,14 +202,14 @@ def _cka_section(
             "of each policy, mean over its seeds. 1 = unchanged; lower = more forgetting.",
         )
     )
-    layers = sorted({int(v) for _, lay, _ in panels.values() for v in lay})
+    layer_ids = sorted({int(v) for _, lay, _ in panels.values() for v in lay})
     rows = []
     for policy, (steps, lay, data) in panels.items():
         with warnings.catch_warnings():  # all-NaN cells stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(np.stack(list(data.values())), axis=0)[:, -1]
         per_layer = dict(zip(lay.tolist(), mean.tolist(), strict=True))
-        rows.append([policy, int(steps[-1]), *(per_layer.get(x) for x in layers)])
+        rows.append([policy, int(steps[-1]), *(per_layer.get(x) for x in layer_ids)])
     sec.blocks.append(("h", 2, f"Forgetting by CKA ({fr.task})"))
     sec.blocks.append(
         ("p", "CKA at the last recorded step, mean over languages (`fsf-sweep cka DIR`).")

@@ -132,8 +132,8 @@ def gap_plot(
             ax.plot(x, mean, style, marker="o", ms=3, lw=1.8, label=f"{split} gap")
             if gaps.shape[0] > 1:
                 ax.fill_between(x, mean - std, mean + std, alpha=0.15)
-        if (boundaries or {}).get(policy) is not None:
-            ax.axvline(boundaries[policy], color=_BOUNDARY_COLOR, ls=":", lw=1.8)  # type: ignore[index]
+        if boundaries and boundaries.get(policy) is not None:
+            ax.axvline(boundaries[policy], color=_BOUNDARY_COLOR, ls=":", lw=1.8)
         ax.set_title(f"policy: {policy}", fontsize=11)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)

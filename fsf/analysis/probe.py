@@ -157,7 +157,10 @@ def probe_effects(
         )
     base_seed = {s: np.mean(v, axis=0) for s, v in base.items()}
     entries = []
-    order = {a: k for k, a in enumerate(ACTIONS)}, {p: k for k, p in enumerate(PARTS)}
+    order: tuple[dict[str, int], dict[str, int]] = (
+        {a: k for k, a in enumerate(ACTIONS)},
+        {p: k for k, p in enumerate(PARTS)},
+    )
     for (action, part, layer), per_seed in sorted(
         groups.items(),
         key=lambda kv: (order[0].get(kv[0][0], 9), order[1].get(kv[0][1], 9), kv[0][2]),

@@ -16,10 +16,11 @@ from fsf.strict import StrictModel
 
 __all__ = ["ACTIONS", "PARTS", "ProbeSpec", "SetRule"]
 
-ACTIONS = ("reinit", "freeze")
-PARTS = ("all", "attention", "ffn")
 Action = Literal["reinit", "freeze"]
 Part = Literal["all", "attention", "ffn"]
+ACTIONS: tuple[Action, ...] = ("reinit", "freeze")
+PARTS: tuple[Part, ...] = ("all", "attention", "ffn")
+_V2_KINDS: tuple[Literal["attention", "ffn"], ...] = ("attention",)
 
 
 class SetRule(StrictModel):
@@ -35,7 +36,7 @@ class SetRule(StrictModel):
         0.5, gt=0, le=1, description="S_II: share of the largest part re-init drop in S_I"
     )
     v2_kinds: list[Literal["attention", "ffn"]] = Field(
-        default_factory=lambda: ["attention"], min_length=1, description="V_II's kinds"
+        default_factory=lambda: list(_V2_KINDS), min_length=1, description="V_II's kinds"
     )
     split: Literal["dev", "test"] = Field(
         "dev", description="scores the rule reads (dev: the suggested sets never come from test)"

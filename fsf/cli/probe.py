@@ -35,7 +35,7 @@ def _probe_args(pr: argparse.ArgumentParser) -> None:
     pr.add_argument("--out", metavar="DIR", help="with DIR: output folder (DIR/probe)")
 
 
-def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+def _run_probe(spec, args: argparse.Namespace) -> int:
     from fsf.sweep.probe import run_probe
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
@@ -57,7 +57,7 @@ def _run_probe(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untype
     return 0
 
 
-def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[type-arg]
+def _print_probe(outputs: dict, reasons: list[str]) -> None:
     print("suggested weight sets:")
     for r in reasons:
         print(f"  {printable(r)}")
@@ -65,7 +65,7 @@ def _print_probe(outputs: dict, reasons: list[str]) -> None:  # type: ignore[typ
         print(f"{what + ':':8} {path}")
 
 
-def _analyse_probe(sweep_dir, spec, out: Path) -> None:  # type: ignore[no-untyped-def]
+def _analyse_probe(sweep_dir, spec, out: Path) -> None:
     from fsf.cli.results_common import read_warning_skipped
     from fsf.sweep.probe import write_probe_outputs
 

@@ -50,7 +50,7 @@ from fsf.errors import os_reason
 from fsf.results import ResultsError, ResultsWriteError
 from fsf.results.export import check_target, export, flat, write_csv
 from fsf.results.provenance import provenance_summary
-from fsf.results.ranking import best, best_per_language, entry_run_config
+from fsf.results.ranking import PerLanguage, Ranking, best, best_per_language, entry_run_config
 from fsf.results.reader import Results, compact, resolve_root
 from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
@@ -105,6 +105,7 @@ def _best(args: argparse.Namespace) -> int:
         "split": args.split,
         "baseline": baseline_arg(args.baseline),
     }
+    answer: PerLanguage | Ranking
     if args.per_language:
         pl = best_per_language(res, **kw)
         entries, title, lines = _per_language(pl)

@@ -213,7 +213,7 @@ def _run(args: argparse.Namespace) -> int:
     return _finish(outcome)
 
 
-def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
+def _finish(outcome) -> int:
     """Print how the sweep ended; exit 1 when every trial failed or a failure could not be
     recorded in the results (so that nothing fails silently)."""
     from fsf.cli.results_tables import print_best_per_language
@@ -257,7 +257,7 @@ def _finish(outcome) -> int:  # type: ignore[no-untyped-def]
     return code
 
 
-def _artifact_lines(sweep_dir, shown: int = 4) -> list[str]:  # type: ignore[no-untyped-def]
+def _artifact_lines(sweep_dir, shown: int = 4) -> list[str]:
     """Where the sweep's runs left checkpoints and XTREME prediction files
     (`<stage>/runs/<trial>/seed-<s>/checkpoint|predictions`, the confirmation's first)."""
     found: dict[str, list] = {"checkpoint": [], "predictions": []}
@@ -291,7 +291,7 @@ def _no_baseline(missing: list[str]) -> None:
     )
 
 
-def _sweep_folder(command: str, text: str):  # type: ignore[no-untyped-def]
+def _sweep_folder(command: str, text: str):
     """The sweep folder a command names: a local path (a `file://` URI is the local path it
     names) or a URI on other storage (s3://bucket/sweeps/NAME)."""
     from urllib.parse import unquote, urlsplit
@@ -333,7 +333,7 @@ def _resume(args: argparse.Namespace) -> int:
     return code
 
 
-def _check_resources(spec, source: str) -> None:  # type: ignore[no-untyped-def]
+def _check_resources(spec, source: str) -> None:
     """The model and data the space names, checked before anything trains (exit 2)."""
     from fsf.errors import ConfigError
     from fsf.sweep.space import check_resources
@@ -343,7 +343,7 @@ def _check_resources(spec, source: str) -> None:  # type: ignore[no-untyped-def]
         raise ConfigError(problems, source)
 
 
-def _print_confirm(c) -> None:  # type: ignore[no-untyped-def]
+def _print_confirm(c) -> None:
     if c.already_done:
         print(f"confirmation: already done ({c.confirm_dir})")
         return

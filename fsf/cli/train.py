@@ -64,14 +64,14 @@ def print_summary(summary: RunSummary, title: str = "") -> None:
         )
     if by_all is not None:
         cols.append((f"test @ {by_all.step}\n(best all-dev, oracle)", by_all, "test"))
-    cols = [c for c in cols if c[1] is not None and c[2] in c[1].scores]
+    shown = [(t, ev, split) for t, ev, split in cols if ev is not None and split in ev.scores]
     rows = []
     for lang in (final.source_lang, *final.target_langs):
         label = f"{lang} (source)" if lang == final.source_lang else lang
-        rows.append([label, *(ev.score(split, lang) for _, ev, split in cols)])
-    rows.append(["target mean", *(ev.target_mean(split) for _, ev, split in cols)])
-    rows.append(["gap", *(ev.gap(split) for _, ev, split in cols)])
-    print_table(["language", *(c[0] for c in cols)], rows, title=f"{title} {final.metric}".strip())
+        rows.append([label, *(ev.score(split, lang) for _, ev, split in shown)])
+    rows.append(["target mean", *(ev.target_mean(split) for _, ev, split in shown)])
+    rows.append(["gap", *(ev.gap(split) for _, ev, split in shown)])
+    print_table(["language", *(c[0] for c in shown)], rows, title=f"{title} {final.metric}".strip())
 
 
 def _run(args: argparse.Namespace) -> int:

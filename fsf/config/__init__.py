@@ -24,7 +24,7 @@ from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
 from fsf.policies.config import PolicyConfig
 from fsf.policies.weight_sets import MAX_LAYERS
 from fsf.strict import Seed, StrictModel
-from fsf.tasks.config import ModelConfig, TaskConfig
+from fsf.tasks.config import EvalSplit, ModelConfig, TaskConfig
 from fsf.yamlfile import load_yaml, read_yaml
 
 __all__ = [
@@ -113,6 +113,10 @@ Language = Annotated[str, AfterValidator(_language)]
 """A `str` field holding a language code (`LANGUAGE_PATTERN`)."""
 
 
+#: the splits a run evaluates unless its task says otherwise (XQuAD: test only)
+_EVAL_SPLITS: tuple[EvalSplit, ...] = ("dev", "test")
+
+
 class _Strict(StrictModel):
     """Unknown keys refused; every number finite and in range (`fsf.strict`)."""
 
@@ -161,8 +165,8 @@ class EvalConfig(_Strict):
     every_steps: int = Field(50, ge=1, le=MAX_STEPS)
     batch_size: int = Field(128, ge=1, le=MAX_BATCH)
     at_start: bool = Field(True, description="also evaluate before the first update")
-    splits: list[Literal["dev", "test"]] = Field(
-        default_factory=lambda: ["dev", "test"],
+    splits: list[EvalSplit] = Field(
+        default_factory=lambda: list(_EVAL_SPLITS),
         description="default: the task's (dev and test; XQuAD: test only)",
     )
     predictions: bool = Field(
@@ -394,7 +398,7 @@ class RunConfig(_Strict):
         if "splits" not in self.eval.model_fields_set:
             from fsf.tasks import task_class
 
-            self.eval.splits = list(task_class(self.task.name).eval_splits)  # type: ignore[arg-type]
+            self.eval.splits = list(task_class(self.task.name).eval_splits)
         return self
 
     @model_validator(mode="after")

@@ -98,7 +98,7 @@ class PhaseTracker:
         if mode == "step":
             if switch_step is None:
                 raise ValueError("switch mode 'step' needs switch_step")
-            self.p1_steps = switch_step
+            self.p1_steps: int | None = switch_step
         elif mode == "fraction":
             if switch_fraction is None or total_steps is None:
                 raise ValueError("switch mode 'fraction' needs switch_fraction and total_steps")

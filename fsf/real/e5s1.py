@@ -198,7 +198,8 @@ def _read_header(cur: _Cursor) -> E5S1Header:
         raise cur.fail(f"expected format version {VERSION}, found {version}")
     if block != BLOCK:
         raise cur.fail(f"expected Q4_0 blocks of {BLOCK} weights, the header says {block}")
-    header = E5S1Header(*sizes, eps=float(eps))
+    hidden, layers, heads, ffn, vocab, positions, types = sizes
+    header = E5S1Header(hidden, layers, heads, ffn, vocab, positions, types, float(eps))
     for name, limit in _LIMITS.items():
         value = header.size(name)
         if not 1 <= value <= limit:

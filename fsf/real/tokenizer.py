@@ -13,13 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["build_tokenizer", "save_tokenizer"]
 
 _SPECIAL = ("<s>", "<pad>", "</s>", "<unk>")
 
 
-def build_tokenizer(pieces: Sequence[str], scores: Sequence[float], unk_id: int = 3):
+def build_tokenizer(pieces: Sequence[str], scores: Sequence[float] | np.ndarray, unk_id: int = 3):
     """A `tokenizers.Tokenizer` (unigram over `pieces` in id order, `nmt_nfkc`, metaspace,
     RoBERTa framing). `pieces` must start with XLM-R's four special pieces."""
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors

@@ -92,7 +92,7 @@ def synthetic_table(
         "seed": pa.array(seed_col.astype(np.int64)),
         "status": pa.DictionaryArray.from_arrays(trial, status.astype(object)).cast(pa.string()),
         "failure_reason": pa.DictionaryArray.from_arrays(
-            trial, np.where(status == "failed", "RuntimeError: diverged", None)
+            trial, np.where(status == "failed", "RuntimeError: diverged", np.array(None))
         ).cast(pa.string()),
         "step": pa.array(step.astype(np.int64)),
         "epoch": pa.array(step / total * 3.0),

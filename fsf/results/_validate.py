@@ -108,7 +108,7 @@ def settle(parts: Sequence[Part], home_rel: Any) -> Settled:
         for k, reason in found.items():
             aside[live[k]] = reason
         index = None
-    cache = {("first_codes", c): cols.codes[c] for c in ("language", "metric")}
+    cache: dict[Any, Any] = {("first_codes", c): cols.codes[c] for c in ("language", "metric")}
     dev, test = cols.split == _DEV, cols.split == _TEST
     cache.update({"run_index": index, "split_masks": (dev, test)})
     return Settled(
@@ -344,10 +344,10 @@ def _key_problems(cols: _Columns, bounds: np.ndarray, index: Any) -> _Found:
         order = np.argsort(k, kind="stable")
         same = k[order][1:] == k[order][:-1]
     else:
-        cols = (metric[rows], lang[rows], split[rows], step[rows], r[rows])
-        order = np.lexsort(cols)
+        keys = (metric[rows], lang[rows], split[rows], step[rows], r[rows])
+        order = np.lexsort(keys)
         same = np.ones(len(rows) - 1, bool) if len(rows) else np.zeros(0, bool)
-        for c in cols:
+        for c in keys:
             same &= c[order][1:] == c[order][:-1]
     second = rows[order][1:][same]  # a row repeating the key of the row before it
     first = rows[order][:-1][same]

@@ -6,8 +6,6 @@ driver calls these functions.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from fsf.errors import os_reason
 from fsf.results.fragment_reader import COMPACTED_DIR, read_fragment
 from fsf.results.storage import Location
@@ -19,17 +17,20 @@ ORPHANED_DIR = ".orphaned"
 """Folder (under `results/`, hidden from readers) for fragments of orphaned trials."""
 
 
-def set_aside_orphans(results_dir: Path, known: set[str]) -> list[str]:
+def set_aside_orphans(results_dir: Location, known: set[str]) -> list[str]:
     """Move the folder of every trial not in `known` (trial ids) to `results/.orphaned/`;
     returns the folder names moved, sorted."""
     keep = {fragment_path(results_dir, trial_id, 0).parent.name for trial_id in known}
     moved = []
-    for folder in sorted(results_dir.glob("trial=*")):
+    folders: list[Location] = sorted(results_dir.glob("trial=*"), key=lambda p: p.name)
+    for folder in folders:
         if folder.name in keep or folder.name == COMPACTED_DIR:
             continue
         target = results_dir / ORPHANED_DIR / folder.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        folder.replace(target)
+        # target is the kind of path folder is (both under results_dir); mypy pairs each
+        # kind of folder with either kind of target
+        folder.replace(target)  # type: ignore[arg-type]
         moved.append(folder.name)
     return moved
 
@@ -47,7 +48,8 @@ def finalise_statuses(
 
     recorded: dict[str, str] = {}
     notes: list[str] = []
-    for path in sorted(results_dir.glob("trial=*/seed-*.parquet")):
+    paths: list[Location] = sorted(results_dir.glob("trial=*/seed-*.parquet"), key=str)
+    for path in paths:
         try:
             table = read_fragment(path)
         except Exception:  # an unreadable fragment is reported by the readers

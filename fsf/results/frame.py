@@ -409,13 +409,17 @@ def runs_of(results: Results) -> tuple[np.ndarray, list[dict[str, Any]], pa.Tabl
     return results.cache["runs"]
 
 
+def _equal_to(value: str) -> Callable[[Any], Any]:
+    """`c -> c == value`, element-wise (a closure per value, as column_np calls it per chunk)."""
+    return lambda c: pc.equal(c, value)
+
+
 def split_masks(results: Results) -> tuple[np.ndarray, np.ndarray]:
     """(split == dev, split == test) per row, as numpy booleans (null: False); cached."""
     if "split_masks" not in results.cache:
         split = results.table["split"]
         results.cache["split_masks"] = tuple(
-            column_np(split, False, bool, lambda c, name=name: pc.equal(c, name))
-            for name in EVAL_SPLITS
+            column_np(split, False, bool, _equal_to(name)) for name in EVAL_SPLITS
         )
     return results.cache["split_masks"]
 
@@ -543,10 +547,10 @@ def _group_configs(fr: Frame, ok: np.ndarray, run_table: pa.Table) -> None:
             fr.configs.append({"config": config, "runs": []})
         fr.configs[cid]["runs"].append(i)
         fr.cfg[i] = cid
-    for c in fr.configs:
-        c["runs"].sort(key=lambda i: (fr.runs[i]["seed"], fr.runs[i]["trial_id"]))
-        c["trial_ids"] = sorted({fr.runs[i]["trial_id"] for i in c["runs"]})
-        c["trial_id"] = c["trial_ids"][0]
+    for entry in fr.configs:
+        entry["runs"].sort(key=lambda i: (fr.runs[i]["seed"], fr.runs[i]["trial_id"]))
+        entry["trial_ids"] = sorted({fr.runs[i]["trial_id"] for i in entry["runs"]})
+        entry["trial_id"] = entry["trial_ids"][0]
     order = sorted(range(len(fr.configs)), key=lambda k: fr.configs[k]["trial_id"])
     fr.cfg_rank = np.empty(len(order), np.int64)
     fr.cfg_rank[order] = np.arange(len(order))

@@ -29,7 +29,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -61,7 +61,7 @@ BEST_FORMAT = "fsf.best/2"
 PER_LANGUAGE_FORMAT = "fsf.best-per-language/2"
 #: The `language` of the entry for the mean over the target languages.
 TARGET_MEAN = "target-mean"
-_RESULTS = Results | str | os.PathLike[str] | pa.Table
+_RESULTS: TypeAlias = Results | str | os.PathLike[str] | pa.Table
 
 
 def _stage(res: Results) -> dict[str, Any]:

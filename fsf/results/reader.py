@@ -136,7 +136,9 @@ class ResultsDataset:
     skipped: list[SkippedFragment]
 
 
-def resolve_root(path: str | Path | StoragePath) -> tuple[Location, Location | None]:
+def resolve_root(
+    path: str | os.PathLike[str] | StoragePath,
+) -> tuple[Location, Location | None]:
     """(results root, sweep folder or None) of a sweep folder or a results folder."""
     try:
         p = location(path)
@@ -209,7 +211,9 @@ def _parts(sources: list[_Source], skipped: list[SkippedFragment]) -> list[Part]
     return parts
 
 
-def read_results(path: str | Path | StoragePath, *, threads: int | None = None) -> Results:
+def read_results(
+    path: str | os.PathLike[str] | StoragePath, *, threads: int | None = None
+) -> Results:
     """Read and validate every fragment under a sweep folder or a results folder.
 
     Raises `ResultsUsageError` (exit code 2) when `path` is missing or holds no results

@@ -80,12 +80,12 @@ def _policies(E: Evals, rule: SelectionRule, matching: np.ndarray) -> list[dict[
             "n_configs": len(ks),
             "n_runs": sum(len(fr.configs[j]["runs"]) for j in ks),
         }
-        k = int(hits[0]) if len(hits) else None
+        top = int(hits[0]) if len(hits) else None
         for name, values in scal.items():
-            item[name] = None if k is None else _nan_none(values[k])
-        item["selection_score"] = None if k is None else float(ans.agg.select[k])
-        item["best"] = None if k is None else _brief(E, ans, k)
-        item["vs_baseline"] = None if k is None else ans.compare(k, base)
+            item[name] = None if top is None else _nan_none(values[top])
+        item["selection_score"] = None if top is None else float(ans.agg.select[top])
+        item["best"] = None if top is None else _brief(E, ans, top)
+        item["vs_baseline"] = None if top is None else ans.compare(top, base)
         out.append(item)
     out.sort(
         key=lambda p: -(p["selection_score"] if p["selection_score"] is not None else -math.inf)

@@ -27,7 +27,7 @@ class _TrialResources:
         self.spec = spec
         self.candidates = candidates
 
-    def __call__(self, params: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def __call__(self, params: dict[str, Any]):
         from ray.tune import PlacementGroupFactory
 
         if self.candidates is not None:

@@ -6,6 +6,7 @@ field), one named function each, run in order by `check_semantics` (torchtune's
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fsf.config import RunConfig, apply_overrides, validate_run_config
 from fsf.errors import ConfigError, Problem, short_repr
@@ -260,7 +261,7 @@ def check_seeds_and_workers(spec: SweepSpec, base: RunConfig) -> list[Problem]:
     problems = []
     if len(set(search.seeds)) != len(search.seeds):
         problems.append(Problem("search.seeds", "seeds must be distinct", search.seeds, True))
-    worker_counts = {search.resources.workers}
+    worker_counts: set[Any] = {search.resources.workers}
     if "resources.workers" in search.parameters:
         p = search.parameters["resources.workers"]
         worker_counts = set(p.values or []) if p.type == "categorical" else {p.low, p.high}

@@ -34,11 +34,11 @@ def _loopback_node() -> Iterator[None]:
     from ray._private import services
 
     resolve = services.resolve_ip_for_localhost
-    services.resolve_ip_for_localhost = lambda host: host  # type: ignore[assignment]
+    services.resolve_ip_for_localhost = lambda host: host
     try:
         yield
     finally:
-        services.resolve_ip_for_localhost = resolve  # type: ignore[assignment]
+        services.resolve_ip_for_localhost = resolve
 
 
 #: The first Ray with token authentication. A local `ray.init()` turns it on by itself only

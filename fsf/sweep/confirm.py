@@ -148,7 +148,7 @@ def _stage_spec(spec: SweepSpec, confirm: ConfirmSpec) -> SweepSpec:
     search = spec.search.model_copy(
         update={"seeds": list(confirm.seeds), "scheduler": type(spec.search.scheduler)()}
     )
-    keep = []
+    keep: list[tuple[str, Any]] = []
     if confirm.predictions:
         keep.append(("eval.predictions", True))
     if confirm.checkpoints != "none":
@@ -166,14 +166,16 @@ def prune_checkpoints(confirm_dir: Location) -> list[str]:
 
     winner = best_per_language(read_results(confirm_dir)).target_mean
     keep = set(winner["trial_ids"]) if winner else set()
-    pruned = []
-    runs = confirm_dir / "runs"
+    pruned: list[str] = []
+    runs: Location = confirm_dir / "runs"
     if not runs.is_dir():
         return pruned
-    for trial in sorted(runs.iterdir(), key=str):
+    trials: list[Location] = sorted(runs.iterdir(), key=str)
+    for trial in trials:
         if trial.name in keep:
             continue
-        for seed in sorted(trial.iterdir(), key=str):
+        seeds: list[Location] = sorted(trial.iterdir(), key=str)
+        for seed in seeds:
             ckpt = seed / "checkpoint"
             if not ckpt.is_dir():
                 continue

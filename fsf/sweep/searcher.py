@@ -242,7 +242,7 @@ class _Candidates(Searcher):
         raise NotImplementedError("fsf resumes from the study and the results, not Tune's state")
 
 
-def _sampler(spec: SweepSpec, seed_offset: int = 0):  # type: ignore[no-untyped-def]
+def _sampler(spec: SweepSpec, seed_offset: int = 0):
     import optuna
 
     s = spec.search

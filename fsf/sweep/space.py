@@ -97,14 +97,15 @@ class _DefineByRun:
             if not _condition_holds(p.when, chosen):
                 continue
             if p.type == "categorical":
-                chosen[key] = trial.suggest_categorical(key, p.values)  # type: ignore[arg-type]
+                chosen[key] = trial.suggest_categorical(key, p.values)
             elif p.type == "int":
+                assert p.low is not None and p.high is not None  # the spec requires both
                 chosen[key] = trial.suggest_int(
                     key,
                     int(p.low),
                     int(p.high),
                     step=int(p.step or 1),
-                    log=p.log,  # type: ignore[arg-type]
+                    log=p.log,
                 )
             else:
                 chosen[key] = trial.suggest_float(
@@ -112,7 +113,7 @@ class _DefineByRun:
                     p.low,
                     p.high,
                     step=p.step,
-                    log=p.log,  # type: ignore[arg-type]
+                    log=p.log,
                 )
 
 
@@ -266,15 +267,15 @@ def check_resources(spec: SweepSpec, limit: int = 32) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
     base_problems: set[str] = set()
-    for key, value, config in configs[:limit]:
+    for changed, value, config in configs[:limit]:
         for prob in check_run(config, prefix="base"):
-            if key is None:
+            if changed is None:
                 base_problems.add(str(prob))
             elif str(prob) in base_problems:
                 continue
             else:
                 prob = Problem(
-                    f"search.parameters.{key}",
+                    f"search.parameters.{changed}",
                     f"value {short_repr(value)}: {prob}",
                 )
             if str(prob) not in seen:
@@ -420,8 +421,8 @@ def load_space_with(path: str, base: str | None, sets: list[str] | None = None) 
                 [Problem("", "expected a mapping of run settings", extra, True)], base
             )
 
-        def leaves(d: dict, prefix: str = "") -> list:  # type: ignore[type-arg]
-            out = []
+        def leaves(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+            out: list[tuple[str, Any]] = []
             for k, v in d.items():
                 key = f"{prefix}{k}"
                 out += leaves(v, f"{key}.") if isinstance(v, dict) and v else [(key, v)]

@@ -271,15 +271,15 @@ def _trial(config: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str)
             last = _run_distributed(spec, loop_config, sweep_dir)
         else:
             _set_threads(spec.search.resources.cpus)
-            config = trial_run_config(spec, params, seed, trial_id)
-            info = _trial_info(spec, config, trial_id, params)
+            run_config = trial_run_config(spec, params, seed, trial_id)
+            info = _trial_info(spec, run_config, trial_id, params)
             tracker = _ObjectiveTracker(metrics, index, finished, spec.search.checkpoint)
             tune_reporter = _TuneReporter(tracker)
-            local, target = _artifacts_dir(config, sweep_dir, trial_id)
+            local, target = _artifacts_dir(run_config, sweep_dir, trial_id)
             # Tune ends a trial from inside `tune.report` (ASHA, max_t) with SystemExit
             with ParquetReporter(results_dir, info, exit_is_stop=True) as writer:
                 check_gpus_visible(spec.search.resources.gpus)
-                train(config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
+                train(run_config, CompositeReporter(writer, tune_reporter), artifacts_dir=local)
                 _upload_artifacts(local, target)
             last = tune_reporter.last
         finished.append({m: last.get(f"{m}_seed", math.nan) for m in metrics})

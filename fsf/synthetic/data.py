@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -274,7 +275,7 @@ def _card_metadata(spec: TaskSpec, languages: tuple[str, ...]) -> dict:
     """The README's YAML front matter: one config per language, and the features."""
     features = partial(_features, spec)
 
-    configs = []
+    configs: list[dict[str, Any]] = []
     for lang in languages:
         files = [{"split": s, "path": f"{lang}/{s}{_suffix(spec)}"} for s in SPLITS]
         configs.append({"config_name": lang, "data_files": files})

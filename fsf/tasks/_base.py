@@ -10,7 +10,7 @@ from fsf.tasks.data import DataError, load_split
 if TYPE_CHECKING:
     import torch
 
-    from fsf.tasks.config import ModelConfig, TaskConfig
+    from fsf.tasks.config import EvalSplit, ModelConfig, SplitName, TaskConfig
 
 __all__ = ["Task", "pad_input_ids", "pad_sequences"]
 
@@ -59,8 +59,12 @@ class Task(ABC):
     hub_config: ClassVar[str] = "{lang}"
     hub_train_dataset: ClassVar[str | None] = None
     hub_train_config: ClassVar[str | None] = None
-    hub_splits: ClassVar[dict[str, str]] = {"train": "train", "dev": "validation", "test": "test"}
-    eval_splits: ClassVar[tuple[str, ...]] = ("dev", "test")
+    hub_splits: ClassVar[dict[SplitName, str]] = {
+        "train": "train",
+        "dev": "validation",
+        "test": "test",
+    }
+    eval_splits: ClassVar[tuple[EvalSplit, ...]] = ("dev", "test")
 
     def __init__(self, config: TaskConfig, model: ModelConfig):
         self.config = config
@@ -71,7 +75,7 @@ class Task(ABC):
 
             raise ConfigError([Problem("task.dataset", f"task {self.name!r} needs a dataset")])
         self.config_name = config.config_name or self.hub_config
-        self.splits: dict[str, str] = dict(config.splits)  # the task's hub_splits by default
+        self.splits: dict[SplitName, str] = dict(config.splits)  # the task's hub_splits by default
         self.train_dataset = config.train_dataset or self.hub_train_dataset
         self.train_config_name = (
             config.train_config_name
@@ -83,6 +87,7 @@ class Task(ABC):
         """(dataset, config template) that `split` is read from."""
         if split == "train" and self.train_dataset is not None:
             return self.train_dataset, self.train_config_name
+        # __init__ refused a task without a dataset; the attribute stays Optional for subclasses
         return self.dataset, self.config_name  # type: ignore[return-value]
 
     def load(self, lang: str, split: str) -> list[dict[str, Any]]:

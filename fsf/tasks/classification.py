@@ -29,7 +29,7 @@ class ClassificationTask(Task):
     num_labels: ClassVar[int | None] = None
     class_names: ClassVar[tuple[str, ...] | None] = None
 
-    def __init__(self, config, model):  # type: ignore[no-untyped-def]
+    def __init__(self, config, model):
         super().__init__(config, model)
         self.fields = tuple(config.text_fields or self.text_fields or ())
         self.labels = config.num_labels or self.num_labels
@@ -93,7 +93,7 @@ class ClassificationTask(Task):
         out = []
         for i, ex in enumerate(examples):
             y = int(ex[label])
-            if not 0 <= y < self.labels:  # type: ignore[operator]
+            if not 0 <= y < self.labels:
                 raise ConfigError(
                     [Problem("task.num_labels", f"label {y} found in the data", self.labels, True)]
                 )

@@ -12,7 +12,22 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from fsf.policies.weight_sets import ArchitecturePatterns
 from fsf.strict import StrictModel
 
-__all__ = ["MAX_LABELS", "MAX_TOKENS", "ModelConfig", "QAConfig", "TaskConfig"]
+#: fsf's name of a split (what the run reads as train, dev and test data)
+SplitName = Literal["train", "dev", "test"]
+#: the splits a run may evaluate on
+EvalSplit = Literal["dev", "test"]
+#: the dataset's split for each of fsf's, unless the task says otherwise
+_HUB_SPLITS: dict[SplitName, str] = {"train": "train", "dev": "validation", "test": "test"}
+
+__all__ = [
+    "MAX_LABELS",
+    "MAX_TOKENS",
+    "EvalSplit",
+    "ModelConfig",
+    "QAConfig",
+    "SplitName",
+    "TaskConfig",
+]
 
 MAX_TOKENS = 2**17
 """The longest `model.max_length` (and QA window settings), in tokens."""
@@ -88,8 +103,8 @@ class TaskConfig(_Strict):
     train_config_name: str | None = Field(
         None, description="config of train_dataset ({lang} allowed); default: none"
     )
-    splits: dict[Literal["train", "dev", "test"], str] = Field(
-        default_factory=lambda: {"train": "train", "dev": "validation", "test": "test"},
+    splits: dict[SplitName, str] = Field(
+        default_factory=lambda: dict(_HUB_SPLITS),
         description="fsf's split -> the dataset's; default: the task's (XQuAD: test = "
         "validation, no dev)",
     )
@@ -141,5 +156,5 @@ class TaskConfig(_Strict):
         if "splits" not in self.model_fields_set:
             from fsf.tasks import task_class
 
-            self.splits = dict(task_class(self.name).hub_splits)  # type: ignore[arg-type]
+            self.splits = dict(task_class(self.name).hub_splits)
         return self

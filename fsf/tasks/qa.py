@@ -47,7 +47,7 @@ class QATask(Task):
     normalization: ClassVar[str] = "mlqa"
     required: ClassVar[tuple[str, ...]] = ("context", "question", "answers")
 
-    def __init__(self, config, model):  # type: ignore[no-untyped-def]
+    def __init__(self, config, model):
         super().__init__(config, model)
         qa = config.qa
         self.norm = qa.normalization or self.normalization
@@ -149,6 +149,7 @@ class QATask(Task):
         a_start = int(answers["answer_start"][0])
         a_end = a_start + len(answers["text"][0])
         inside = [j for j, o in enumerate(offsets) if o is not None]
+        # offsets[j] for j in `inside` is never None; mypy cannot follow the index list
         if not inside or offsets[inside[0]][0] > a_start or offsets[inside[-1]][1] < a_end:  # type: ignore[index]
             return 0, 0
         start = next(j for j in inside if offsets[j][1] > a_start)  # type: ignore[index]
@@ -206,7 +207,7 @@ class QATask(Task):
             [a for a, _ in answers],
             [f["answers"] for _, f in answers],
             [f["lang"] for _, f in answers],
-            self.norm,  # type: ignore[arg-type]
+            self.norm,
         )
 
     def prediction_text(self, predictions: list[Any], features: list[dict[str, Any]]) -> str:
@@ -226,7 +227,7 @@ class QATask(Task):
             [predicted.get(str(ex["id"]), "") for ex in examples],  # unanswered: ""
             [list(ex["answers"]["text"]) for ex in examples],
             [ex.get(LANG_KEY, "") for ex in examples],
-            self.norm,  # type: ignore[arg-type]
+            self.norm,
         )
 
 

@@ -40,7 +40,7 @@ class TaggingTask(Task):
     tokens_field: ClassVar[str] = "tokens"
     tags_field: ClassVar[str] = "ner_tags"
 
-    def __init__(self, config, model):  # type: ignore[no-untyped-def]
+    def __init__(self, config, model):
         super().__init__(config, model)
         fields = config.text_fields or [self.tokens_field]
         if len(fields) != 1:

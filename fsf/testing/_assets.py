@@ -28,7 +28,7 @@ def _sentence(rng: random.Random, lang: str, topic: int) -> str:
     return " ".join(f"{w}_{lang}" if lang != "en" and rng.random() < 0.3 else w for w in words)
 
 
-def tiny_tokenizer(path: str | Path, style: Literal["xlmr", "bert"] = "xlmr"):  # type: ignore[no-untyped-def]
+def tiny_tokenizer(path: str | Path, style: Literal["xlmr", "bert"] = "xlmr"):
     """A word-level fast tokenizer over the words `pair_dataset` uses."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -178,7 +178,7 @@ def _hub_card(root: Path, configs: dict[str, dict[str, str]], default: str | Non
     (root / "README.md").write_text("\n".join([*lines, "---", ""]))
 
 
-def _write_parquet(rows: list[dict], features, path: Path) -> None:  # type: ignore[no-untyped-def]
+def _write_parquet(rows: list[dict], features, path: Path) -> None:
     import datasets
 
     datasets.disable_progress_bars()
@@ -217,7 +217,7 @@ def tagging_dataset(
             "langs": datasets.List(datasets.Value("string")),
         }
     )
-    configs = {}
+    configs: dict[str, dict[str, str]] = {}
     for lang in langs:
         config = f"PAN-X.{lang}" if hub == "panx" else lang
         for split, n in zip(_SPLITS, sizes, strict=True):

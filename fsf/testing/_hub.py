@@ -29,7 +29,7 @@ HUB_REPOS = (
 )
 
 
-def _hub_features(kind: str):  # type: ignore[no-untyped-def]
+def _hub_features(kind: str):
     """The features the hub repositories declare (their READMEs' `dataset_info`)."""
     import datasets
 

@@ -48,7 +48,7 @@ def e5s1_tensors(seed: int = 0, header: E5S1Header = TINY_E5S1) -> dict[str, np.
     out = {}
     for name, (quantised, shape) in expected_tensors(header).items():
         if quantised:
-            out[name] = _representable(rng, shape)  # type: ignore[arg-type]
+            out[name] = _representable(rng, shape)
         else:
             out[name] = rng.normal(size=shape).astype(np.float32)
     return out

@@ -70,7 +70,7 @@ class CkaMonitor:
         """Per language, CKA of every layer (0 = embeddings) with the pretrained states."""
         out = {}
         for lang, batches in self.batches.items():
-            states = pooled_hidden_states(model, batches, self.pooling, device)  # type: ignore[arg-type]
+            states = pooled_hidden_states(model, batches, self.pooling, device)
             out[lang] = [
                 linear_cka(ref, cur) for ref, cur in zip(self.reference[lang], states, strict=True)
             ]
@@ -127,7 +127,7 @@ class VCkaGate:
         """Measure at `step`, feed the trend, return whether the CKA is still falling."""
         import torch.distributed as dist
 
-        states = pooled_hidden_states(model, self.batches, "mean", device)  # type: ignore[arg-type]
+        states = pooled_hidden_states(model, self.batches, "mean", device)
         values = [
             linear_cka(ref, states[i]) for ref, i in zip(self.reference, self.layers, strict=True)
         ]

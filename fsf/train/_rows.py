@@ -108,7 +108,7 @@ class RowAdamW(torch.optim.AdamW):
     # -- the update -------------------------------------------------------------------------
 
     @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:  # type: ignore[override]
+    def step(self, closure: Any = None) -> Any:
         w = self.weight
         grad, w.grad = w.grad, None  # (fused AdamW takes no sparse gradient: skip it there)
         loss = super().step(closure)

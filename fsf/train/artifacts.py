@@ -137,7 +137,7 @@ def model_license(config: RunConfig) -> tuple[str, str | None]:
     if name == "synthetic":
         return FSF_LICENSE, None
     readme: Path | None = Path(name) / "README.md"  # a local model folder's own card
-    if not readme.is_file():
+    if readme is not None and not readme.is_file():
         try:
             from huggingface_hub import try_to_load_from_cache
 
@@ -167,7 +167,7 @@ def model_card(config: RunConfig, task: Task, ev: Evaluation) -> str:
 
     langs = [ev.source_lang, *ev.target_langs]
     auto = auto_model_class(task)
-    local_data = bool(task.dataset) and (Path(task.dataset).exists() or ":" in task.dataset)
+    local_data = task.dataset is not None and (Path(task.dataset).exists() or ":" in task.dataset)
     dataset = task.name if local_data or not task.dataset else task.dataset
     results = [
         EvalResult(

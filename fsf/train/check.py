@@ -132,6 +132,7 @@ def _data_problems(config: RunConfig, prefix: str) -> list[Problem]:
     cache: dict = {}  # what `datasets` said of each folder and config
     for split, langs in _splits_needed(config).items():
         dataset, template = task.source(split)
+        # split is one of TaskConfig's SplitName keys (from _splits_needed), typed as str there
         name = config.task.splits.get(split, split)  # type: ignore[call-overload]
         try:
             resolved = resolve_dataset(dataset)
