@@ -124,8 +124,10 @@ class Evals:
             value = self.data(what, entry)
             ok = np.flatnonzero(np.isfinite(value))
             out = np.full(len(self.fr.runs), -1, np.int64)
-            if len(ok):
+            if len(ok):  # NaN never becomes a checkpoint, so only finite values compete
                 run = self.run[ok]
+                # ties go to the earlier step, as CheckpointTracker decides while the run
+                # trains: the step fsf reports is the step whose weights the worker kept
                 best = ok[argmax_first([run], value[ok], self.step[ok])]
                 out[self.run[best]] = best
             self._ckpt[key] = out
@@ -137,6 +139,8 @@ class Evals:
         """Configuration means over their seed-representative runs of two per-run vectors
         (NaN: the run has no value); a run counts only where both are finite."""
         fr = self.fr
+        # a run counts only where both values are finite, so that the mean a configuration is
+        # chosen by and the mean it reports are over the same seeds
         ok = self.rep & np.isfinite(select) & np.isfinite(report)
         cfg = fr.cfg[ok]
         n_cfg = len(fr.configs)
@@ -145,6 +149,8 @@ class Evals:
             sel = np.bincount(cfg, weights=select[ok], minlength=n_cfg) / count
             rep = np.bincount(cfg, weights=report[ok], minlength=n_cfg) / count
             dev2 = np.bincount(cfg, weights=(report[ok] - rep[cfg]) ** 2, minlength=n_cfg)
+            # the sample std (n - 1): seeds are a sample of the seeds one could have run; one
+            # seed has no spread to report, so NaN rather than 0
             std = np.where(count > 1, np.sqrt(dev2 / np.maximum(count - 1, 1)), np.nan)
         return Aggregate(ok, count, sel, rep, std)
 
@@ -152,6 +158,8 @@ class Evals:
         """Configurations with a score, best first: by `sign * select` mean, then more seeds,
         then the smaller trial id."""
         have = np.flatnonzero(agg.count > 0)
+        # np.lexsort sorts by its last key first: the score, then the seeds, then trial id;
+        # the trial id makes the order total, so two reads of one folder rank alike
         keys = (self.fr.cfg_rank[have], -agg.count[have], -sign * agg.select[have])
         return have[np.lexsort(keys)]
 
@@ -238,7 +246,9 @@ def _build(fr: Frame) -> Evals:
         score = score[:, :, present]
         langs = [x for x, p in zip(langs, present, strict=True) if p]
         n_l = len(langs)
-    # the first scored row of each evaluation (its training loss): mostly its first row
+    # the first scored row of each evaluation (its training loss): mostly its first row, so
+    # advancing only the evaluations whose current row is unscored costs a pass or two, not
+    # a per-row search
     first = starts.copy()
     todo = np.flatnonzero(valid & ~scored[starts])
     while len(todo):
@@ -289,6 +299,9 @@ def _evaluations(
     np.not_equal(run[1:], run[:-1], out=change[1:])
     change[1:] |= step[1:] != step[:-1]
     starts = np.flatnonzero(change)
+    # (run, step) packed into one integer (step + 1: a null step reads as -1, see Frame), so
+    # that "already grouped" is one comparison of neighbours and the rare regrouping one
+    # stable argsort
     width = int(step.max()) + 2
     key = run[starts].astype(np.int64) * width + (step[starts] + 1)
     order = None
@@ -321,6 +334,8 @@ def _representatives(fr: Frame, trained: np.ndarray) -> tuple[np.ndarray, np.nda
 def _prefer(fr: Frame, trained: np.ndarray, i: int, j: int) -> bool:
     """Run i counts instead of run j (same configuration and seed)."""
     a, b = fr.runs[i], fr.runs[j]
+    # the run that trained furthest says most about the seed; a completed run beats one
+    # stopped at the same step; the trial id only makes the choice the same on every read
     ka = (-int(trained[i]), a["status"] != "completed", a["trial_id"])
     kb = (-int(trained[j]), b["status"] != "completed", b["trial_id"])
     return ka < kb

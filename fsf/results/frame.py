@@ -176,6 +176,8 @@ def first_codes(col: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]
     names: list[Any] = []
     index: dict[Any, int] = {}
     luts = []
+    # each piece has its own dictionary; a small Python pass over the dictionaries (a few
+    # hundred names, not millions of rows) makes one numbering for the whole column
     for enc in encoded:
         local = []
         for x in enc.dictionary.to_pylist():
@@ -275,6 +277,7 @@ def run_index(table: pa.Table) -> tuple[np.ndarray, np.ndarray, np.ndarray | Non
         changed.append(pc.indices_nonzero(pc.fill_null(ne, True)).to_numpy().astype(np.int64) + 1)
         changed.append(np.flatnonzero(seed[1:] != seed[:-1]) + 1)
     starts = np.unique(np.concatenate(changed))
+    # if every start is a distinct (trial, seed), no run is split and no hashing is needed
     keys = set(zip(tid.take(pa.array(starts)).to_pylist(), seed[starts].tolist(), strict=True))
     # (tid is one chunk here: combined above)
     if len(keys) == len(starts):
@@ -300,6 +303,8 @@ def argmax_first(groups: list[np.ndarray], value: np.ndarray, step: np.ndarray) 
         return np.zeros(0, np.int64)
     g = groups[0]
     if len(groups) == 1 and (g[1:] >= g[:-1]).all():  # already grouped: no sort needed
+        # the usual case (rows in run order): per-group max and min by reduceat, O(n) where
+        # the lexsort below is O(n log n) over millions of evaluations
         starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
         lengths = np.diff(np.append(starts, len(g)))
         best = value == np.repeat(np.maximum.reduceat(value, starts), lengths)
@@ -307,6 +312,8 @@ def argmax_first(groups: list[np.ndarray], value: np.ndarray, step: np.ndarray) 
         pos = np.flatnonzero(best & (step == np.repeat(first_step, lengths)))
         keep = np.r_[True, g[pos][1:] != g[pos][:-1]]
         return pos[keep]
+    # the groups packed into one integer key (mixed radix), so one lexsort orders by group,
+    # then best value, then earliest step: the first row of each group is its answer
     key = groups[0].astype(np.int64)
     for g in groups[1:]:
         key = key * (int(g.max()) + 1) + g

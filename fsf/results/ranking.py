@@ -167,6 +167,8 @@ def _link_search(res: Results, entries: list[dict[str, Any]]) -> None:
     candidates = res.sweep.get("candidates") if res.sweep.get("stage") == "confirm" else None
     if not candidates:
         return
+    # matched by parameters, not trial id: a confirmation re-runs a candidate under new trial
+    # ids, and its parameters are all that the two stages share
     by_params = {json.dumps(c["params"], sort_keys=True, default=str): c for c in candidates}
     for e in entries:
         c = by_params.get(json.dumps(e["config"]["params"], sort_keys=True, default=str))
@@ -189,6 +191,8 @@ def _frame_and_rule(
 
 
 def _excluded(fr: Frame, E: Evals, counted: np.ndarray) -> dict[str, int]:
+    """Why runs are not in the answer, counted so that an answer says what it left out (a
+    reader cannot tell a sweep of 3 seeds from one of 5 with 2 failed otherwise)."""
     usable = int((fr.cfg >= 0).sum())
     return {
         "failed_runs": fr.failed_runs,
@@ -271,6 +275,8 @@ def best_per_language(
     langs = []
     counted = np.zeros(len(fr.runs), bool)
     for li in E.targets:
+        # each language chooses its own checkpoint per run (the rule's score for that
+        # language), so one configuration's runs may count for one language and not another
         ans = Answer.of(E, rule, int(li))
         counted |= ans.agg.ok
         if len(ans.order):

@@ -116,7 +116,9 @@ class _StudySearch(Searcher):
         if self.exhausted:
             return Searcher.FINISHED
         if self._waiting:
-            return None  # the last draws all repeated configurations in training: wait
+            # the last draws all repeated configurations in training: wait (None keeps the
+            # search open) rather than draw on, which TPE would answer with the same point
+            return None
         for _ in range(self.MAX_REDRAWS + 1 if self.skip_repeats else 1):
             trial = self.study.ask()
             self.space(trial)
@@ -136,6 +138,8 @@ class _StudySearch(Searcher):
             return Searcher.FINISHED
         rows = trial.user_attrs.get(TRIAL_ATTR)  # set: a re-run of an interrupted trial
         if rows is None:
+            # recorded in the study before Tune starts the trial, so that a driver killed at
+            # any moment after leaves a study that names the fragments of every trial it ran
             rows = trial_id
             trial.set_user_attr(TRIAL_ATTR, rows)
         self._trials[trial_id] = trial
@@ -149,7 +153,9 @@ class _StudySearch(Searcher):
         from optuna.trial import TrialState
 
         if POINT_ATTR in trial.user_attrs or TRIAL_ATTR in trial.user_attrs:
-            return "new"
+            return "new"  # a grid point or a re-run: enqueued on purpose, never a repeat
+        # a linear scan of the study per draw: studies hold hundreds of trials, not millions,
+        # and an index would be one more state to rebuild on resume
         states = (TrialState.COMPLETE, TrialState.RUNNING)
         for other in self.study.get_trials(deepcopy=False, states=states):
             if other.number in (trial.number, *self._orphans) or other.params != trial.params:
@@ -167,7 +173,7 @@ class _StudySearch(Searcher):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         trial = self._trials.get(trial_id)
         if trial is None or len(self.metrics) > 1:
-            return
+            return  # Optuna takes intermediate values only for a single objective
         step, value = result.get("training_iteration"), result.get(self.metrics[0])
         reported = self._reported.setdefault(trial_id, set())
         if step is None or value is None or step in reported:
@@ -184,11 +190,13 @@ class _StudySearch(Searcher):
             log.warning("trial %s has no Optuna trial: its result is not told", trial_id)
             return
         values = [result.get(m) for m in self.metrics] if result else [None]
-        if any(v is None for v in values):  # as Ray's OptunaSearch tells it
+        # as Ray's OptunaSearch tells it: no value means ASHA stopped it (PRUNED) or it failed
+        if any(v is None for v in values):
             state, told = (TrialState.FAIL if error else TrialState.PRUNED), None
         else:
             state, told = TrialState.COMPLETE, values
         try:
+            # skip_if_finished: a repeat already answered from its twin is finished in the study
             self.study.tell(trial, told, state=state, skip_if_finished=True)
         except Exception as exc:  # e.g. a value Optuna refuses: the trial stays as it is
             log.warning("trial %s: the study was not told its result (%s)", trial_id, exc)
