@@ -1,6 +1,7 @@
 """Sweeps: the only package that imports Ray. It adapts the training core to Ray Tune."""
 
-from fsf.sweep.space import define_by_run, grid_points, load_space, validate_space
+from fsf.sweep.points import define_by_run, grid_points
+from fsf.sweep.space import load_space, validate_space
 from fsf.sweep.spec import SweepSpec
 
 __all__ = ["SweepSpec", "define_by_run", "grid_points", "load_space", "run_sweep", "validate_space"]

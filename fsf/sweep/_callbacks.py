@@ -11,7 +11,8 @@ from typing import Any
 
 from fsf.errors import UsageError
 from fsf.results.storage import Location
-from fsf.sweep.space import missing_logger_packages, trial_workers
+from fsf.sweep.points import trial_workers
+from fsf.sweep.space import missing_logger_packages
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import split_config
 

@@ -10,11 +10,11 @@ from typing import Any
 
 from fsf.config import RunConfig, apply_overrides, validate_run_config
 from fsf.errors import ConfigError, Problem, short_repr
-from fsf.sweep.space import (
+from fsf.sweep.points import (
     MAX_GRID_POINTS,
     RESOURCE_KEYS,
-    _conditions_of,
-    _walk,
+    complete_point,
+    conditions_of,
     grid_size,
     reported_metrics,
     trial_run_config,
@@ -168,7 +168,7 @@ def check_values_against_base(spec: SweepSpec, base: RunConfig) -> list[Problem]
         for value in samples or []:
             if value is None:
                 continue
-            point = _walk(params, {**_conditions_of(params, key), key: value})
+            point = complete_point(params, {**conditions_of(params, key), key: value})
             try:
                 trial_run_config(spec, point, 0, "check")
             except ConfigError as exc:

@@ -15,13 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from fsf.errors import ConfigError, UsageError
-from fsf.sweep.space import (
-    define_by_run,
-    grid_points,
-    trial_run_config,
-    trial_workers,
-    with_overrides,
-)
+from fsf.sweep.points import define_by_run, grid_points, trial_run_config, trial_workers
+from fsf.sweep.space import with_overrides
 from fsf.sweep.spec import SweepSpec
 from fsf.text import printable
 

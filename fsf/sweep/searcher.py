@@ -66,7 +66,7 @@ def enqueue_points(study: Any, points: list[dict[str, Any]]) -> None:
 class _StudySearch(Searcher):
     """The search stage's searcher: Optuna's ask-and-tell on the sweep's study (see the
     module doc). `space` is the define-by-run function of the space
-    (`fsf.sweep.space.define_by_run`); `objectives` are (metric, mode) pairs.
+    (`fsf.sweep.points.define_by_run`); `objectives` are (metric, mode) pairs.
 
     A waiting trial the study hands out first (a grid point, or a re-run enqueued by a
     resume with its trial id) is always run. Intermediate objective values are reported to

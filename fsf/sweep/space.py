@@ -22,39 +22,32 @@ Parameters are sampled in the order they are written; a `when` condition may onl
 parameter written before it, so the define-by-run function can decide as it goes.
 `validate_space` reports every problem of a file at once, each with its path in the file.
 
-The models a file validates into (`SweepSpec` and its sections) are `fsf.sweep.spec`; here
-are reading and validating a file, the define-by-run function and the grid, each trial's run
-config, the check of the model and data a space names, and the command line's overrides.
+The models a file validates into (`SweepSpec` and its sections) are `fsf.sweep.spec`, and
+what one point of a space is (the define-by-run function, the grid, each trial's run config)
+is `fsf.sweep.points`; here are reading and validating a file, the check of the model and
+data a space names, and the command line's overrides.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from fsf.config import RunConfig, apply_overrides, parse_overrides, validate_run_config
 from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
-from fsf.sweep.spec import LOGGERS, Parameter, SweepSpec
+from fsf.sweep._checks import check_semantics
+from fsf.sweep.points import RESOURCE_KEYS, complete_point, conditions_of, trial_run_config
+from fsf.sweep.spec import LOGGERS, SweepSpec
 from fsf.yamlfile import load_yaml, read_yaml
 
-if TYPE_CHECKING:
-    import optuna
-
 __all__ = [
-    "MAX_GRID_POINTS",
     "check_resources",
-    "define_by_run",
-    "grid_points",
-    "grid_size",
     "load_space",
     "load_space_with",
     "missing_logger_packages",
-    "reported_metrics",
-    "trial_run_config",
-    "trial_workers",
     "validate_space",
     "with_overrides",
 ]
@@ -70,167 +63,6 @@ def missing_logger_packages(spec: SweepSpec) -> list[str]:
         for name in spec.loggers
         if importlib.util.find_spec(LOGGERS[name]) is None
     ]
-
-
-def reported_metrics(config: RunConfig) -> list[str]:
-    """The scalars every trial reports to Tune, hence the valid objective metrics (never a
-    test-split one: trials do not report them to Tune)."""
-    names = ["train_loss"]
-    for split in (s for s in config.eval.splits if s != "test"):
-        names += [f"{split}_{k}" for k in ("source", "target_mean", "all_mean", "gap")]
-    return names
-
-
-def _condition_holds(when: dict[str, list[Any]], chosen: dict[str, Any]) -> bool:
-    return all(key in chosen and chosen[key] in values for key, values in when.items())
-
-
-class _DefineByRun:
-    """A picklable define-by-run function (Tune checkpoints the searcher with pickle)."""
-
-    def __init__(self, parameters: dict[str, Parameter]):
-        self.parameters = parameters
-
-    def __call__(self, trial: optuna.Trial) -> None:
-        chosen: dict[str, Any] = {}
-        for key, p in self.parameters.items():
-            if not _condition_holds(p.when, chosen):
-                continue
-            if p.type == "categorical":
-                chosen[key] = trial.suggest_categorical(key, p.values)
-            elif p.type == "int":
-                assert p.low is not None and p.high is not None  # the spec requires both
-                chosen[key] = trial.suggest_int(
-                    key,
-                    int(p.low),
-                    int(p.high),
-                    step=int(p.step or 1),
-                    log=p.log,
-                )
-            else:
-                chosen[key] = trial.suggest_float(
-                    key,
-                    p.low,
-                    p.high,
-                    step=p.step,
-                    log=p.log,
-                )
-
-
-def define_by_run(spec: SweepSpec) -> _DefineByRun:
-    """The Optuna define-by-run function of the space: conditional parameters are only
-    suggested when their condition holds."""
-    return _DefineByRun(spec.search.parameters)
-
-
-MAX_GRID_POINTS = 10_000
-"""The most points a grid may have (each is a trial)."""
-
-
-class _GridTooLarge(Exception):
-    pass
-
-
-def _distinct(values: list[Any]) -> list[Any]:
-    """`values` without repeats (by repr, as YAML values compare), first occurrence kept."""
-    seen: set[str] = set()
-    out = []
-    for v in values:
-        key = repr(v)
-        if key not in seen:
-            seen.add(key)
-            out.append(v)
-    return out
-
-
-def _grid(spec: SweepSpec, limit: int | None) -> list[dict[str, Any]]:
-    points: list[dict[str, Any]] = [{}]
-    for key, p in spec.search.parameters.items():
-        values = p.values if p.type == "categorical" else p.grid
-        assert values is not None
-        values = _distinct(values)
-        nxt = []
-        for point in points:
-            if _condition_holds(p.when, point):
-                nxt += [{**point, key: v} for v in values]
-            else:
-                nxt.append(point)
-            # with distinct values no two points are equal and the count only grows, so
-            # the grid is known to be too large before it is built whole
-            if limit is not None and len(nxt) > limit:
-                raise _GridTooLarge
-        points = nxt
-    return points
-
-
-def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every grid point, honouring conditions (a conditional parameter multiplies only the
-    points where its condition holds); a value listed twice counts once."""
-    return _grid(spec, None)
-
-
-def grid_size(spec: SweepSpec, limit: int = MAX_GRID_POINTS) -> int | None:
-    """The number of grid points, or None when it exceeds `limit` (counted without building
-    more than `limit` + 1 points)."""
-    try:
-        return len(_grid(spec, limit))
-    except _GridTooLarge:
-        return None
-
-
-RESOURCE_KEYS = ("resources.workers",)
-"""Searchable keys that are not run-config keys: how a trial is run, not what it trains."""
-
-
-def trial_workers(spec: SweepSpec, params: dict[str, Any]) -> int:
-    """DeepSpeed ranks of a trial: the searched `resources.workers`, else the space's."""
-    return int(params.get("resources.workers", spec.search.resources.workers))
-
-
-def trial_run_config(spec: SweepSpec, params: dict[str, Any], seed: int, name: str) -> RunConfig:
-    """The run config of one trial and seed: the base with the sampled values set, and the
-    sweep's checkpoint rule (`search.checkpoint`), so that the evaluation a run keeps as its
-    checkpoint and prediction files is the one its objective and the queries read."""
-    searched = spec.search.parameters
-    overrides = [
-        (k, v)
-        for k, v in params.items()
-        if k not in RESOURCE_KEYS and (k not in searched or searched[k].apply)
-    ]
-    fixed = [("checkpoint.select", spec.search.checkpoint), ("seed", seed), ("name", name)]
-    data = apply_overrides(spec.base, [*overrides, *fixed])
-    return validate_run_config(data, prefix="base")
-
-
-def _first(p: Parameter) -> Any:
-    if p.type == "categorical":
-        return (p.values or [None])[0]
-    return p.low
-
-
-def _conditions_of(
-    params: dict[str, Parameter], key: str, _seen: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """Values of earlier parameters that make `key`'s condition (and theirs) hold. A cycle
-    of conditions (`a` when `b`, `b` when `a`: refused by `check_conditions`) is followed
-    once around, never forever."""
-    out: dict[str, Any] = {}
-    seen = _seen | {key}
-    for cond_key, values in params[key].when.items():
-        if cond_key in params and values and cond_key not in seen:
-            out.update(_conditions_of(params, cond_key, seen))
-            out[cond_key] = values[0]
-    return out
-
-
-def _walk(params: dict[str, Parameter], fixed: dict[str, Any]) -> dict[str, Any]:
-    """A complete sample: `fixed` values where given, each other parameter's first value,
-    conditional parameters only where their condition holds."""
-    point: dict[str, Any] = {}
-    for key, p in params.items():
-        if _condition_holds(p.when, point):
-            point[key] = fixed[key] if key in fixed else _first(p)
-    return point
 
 
 #: Search parameters whose values change what `check_resources` looks at.
@@ -259,7 +91,7 @@ def check_resources(spec: SweepSpec, limit: int = 32) -> list[Problem]:
         if not p.apply or key in RESOURCE_KEYS or not key.startswith(_RESOURCE_PREFIXES):
             continue
         for value in (p.values if p.type == "categorical" else [p.low, p.high]) or []:
-            point = _walk(params, {**_conditions_of(params, key), key: value})
+            point = complete_point(params, {**conditions_of(params, key), key: value})
             try:
                 configs.append((key, value, trial_run_config(spec, point, 0, "check")))
             except ConfigError:
@@ -377,8 +209,6 @@ def validate_space(data: Any, source: str | None = None) -> SweepSpec:
             except ConfigError as inner:
                 problems += inner.problems
         raise ConfigError(problems, source) from None
-    from fsf.sweep._checks import check_semantics
-
     problems = check_semantics(spec)
     if problems:
         raise ConfigError(problems, source)

@@ -20,7 +20,7 @@ from fsf.results import (
 from fsf.results.evaluation import Evaluation
 from fsf.results.selection import CheckpointTracker
 from fsf.results.storage import location
-from fsf.sweep.space import trial_run_config, trial_workers
+from fsf.sweep.points import trial_run_config, trial_workers
 from fsf.sweep.spec import SweepSpec
 from fsf.train.device import check_gpus_visible, run_provenance
 from fsf.train.reporter import CompositeReporter, Reporter

@@ -51,9 +51,10 @@ from fsf.sweep.folder import (
     other_stack_note,
     sweep_dir_for,
 )
+from fsf.sweep.points import define_by_run, grid_points
 from fsf.sweep.resume import SearchResume, handed_out, rebuild_rungs, resume_search
 from fsf.sweep.searcher import _StudySearch, enqueue_points, open_study
-from fsf.sweep.space import define_by_run, grid_points, missing_logger_packages, with_overrides
+from fsf.sweep.space import missing_logger_packages, with_overrides
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import _trial
 

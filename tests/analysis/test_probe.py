@@ -19,8 +19,9 @@ from fsf.analysis.probe_spec import ProbeSpec, SetRule
 from fsf.config import ProbeConfig, validate_run_config
 from fsf.errors import ConfigError
 from fsf.results._errors import ResultsUsageError
+from fsf.sweep.points import grid_points, trial_run_config
 from fsf.sweep.probe import probe_space
-from fsf.sweep.space import grid_points, trial_run_config, validate_space
+from fsf.sweep.space import validate_space
 from tests.analysis.helpers import config, evaluation, table
 
 

@@ -10,7 +10,8 @@ import torch
 
 from fsf.results import Results, best
 from fsf.sweep.confirm import _stage_spec
-from fsf.sweep.space import trial_run_config, validate_space
+from fsf.sweep.points import trial_run_config
+from fsf.sweep.space import validate_space
 from fsf.train._evaluate import Keeper
 from fsf.train.artifacts import selection_text
 from fsf.train.reporter import RunSummary

@@ -14,9 +14,10 @@ from optuna.trial import TrialState
 
 from fsf.results import read_results
 from fsf.results.fragments import ORPHANED_DIR
+from fsf.sweep.points import define_by_run, grid_points
 from fsf.sweep.resume import rebuild_rungs, recorded_reports, resume_confirm, resume_search
 from fsf.sweep.searcher import _Candidates, _StudySearch, enqueue_points, open_study
-from fsf.sweep.space import define_by_run, grid_points, validate_space
+from fsf.sweep.space import validate_space
 from fsf.sweep.trial import TRIAL_KEY, _ObjectiveTracker
 from tests.results.helpers import ev2, run, write
 

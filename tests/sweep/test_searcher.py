@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import optuna
 
+from fsf.sweep.points import define_by_run
 from fsf.sweep.searcher import _StudySearch, enqueue_points
-from fsf.sweep.space import define_by_run, validate_space
+from fsf.sweep.space import validate_space
 
 
 def _searcher(tmp_path, skip_repeats: bool, searcher: str = "random"):

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from fsf.cli.sweep import main
-from fsf.sweep.space import define_by_run, grid_points, load_space, trial_run_config, validate_space
+from fsf.sweep.points import define_by_run, grid_points, trial_run_config
+from fsf.sweep.space import load_space, validate_space
 
 SWEEPS = sorted((Path(__file__).parents[2] / "sweeps").glob("*.yaml"))
 
@@ -321,7 +322,7 @@ def test_tune_never_sees_test_scores():
     reads Tune's results (ASHA, Optuna, `ResultGrid.get_best_result`, Tune's logs) can choose
     on test data; the objective checker lists only what is reported."""
     from fsf.config import validate_run_config
-    from fsf.sweep.space import reported_metrics
+    from fsf.sweep.points import reported_metrics
     from fsf.sweep.trial import _ObjectiveTracker
     from tests.results.helpers import evaluation
 

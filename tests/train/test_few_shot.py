@@ -100,7 +100,8 @@ def test_few_shot_sampling_is_seeded_and_needs_a_dev_split(data):
 
 
 def test_few_shot_is_sweepable_from_a_space():
-    from fsf.sweep.space import grid_points, trial_run_config, validate_space
+    from fsf.sweep.points import grid_points, trial_run_config
+    from fsf.sweep.space import validate_space
 
     spec = validate_space(
         {
