@@ -48,10 +48,11 @@ from fsf.cli.results_tables import (
 )
 from fsf.errors import os_reason
 from fsf.results import ResultsError, ResultsWriteError
+from fsf.results.compaction import compact
 from fsf.results.export import check_target, export, flat, write_csv
 from fsf.results.provenance import provenance_summary
 from fsf.results.ranking import PerLanguage, Ranking, best, best_per_language, entry_run_config
-from fsf.results.reader import Results, compact, resolve_root
+from fsf.results.reader import Results, resolve_root
 from fsf.results.selection import DEFAULT_RULE, RULES
 from fsf.results.summary import summary
 from fsf.text import printable

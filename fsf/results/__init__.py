@@ -2,6 +2,7 @@
 statistics (reports that combine results with analyses are `fsf.analysis.report`)."""
 
 from fsf.results._errors import ResultsError, ResultsUsageError, ResultsWriteError
+from fsf.results.compaction import compact
 from fsf.results.export import export
 from fsf.results.fragment_reader import completed_evaluations, read_fragment
 from fsf.results.provenance import provenance_summary, read_provenance
@@ -13,7 +14,7 @@ from fsf.results.ranking import (
     run_objectives,
     top_configurations,
 )
-from fsf.results.reader import Results, SkippedFragment, compact, load, open_dataset, read_results
+from fsf.results.reader import Results, SkippedFragment, load, open_dataset, read_results
 from fsf.results.schema import (
     SCHEMA,
     SCHEMA_VERSION,

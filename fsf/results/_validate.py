@@ -38,10 +38,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fsf.results.columns import chunk_map, column_np, first_codes, run_index
 from fsf.results.schema import CKA_SPLIT, EVAL_SPLITS, SCHEMA, TRAIN_SPLIT
-
-# fsf.results.frame imports the reader, which imports this module: its helpers are imported
-# where they are used
 
 __all__ = ["SPLITS", "STATUSES", "Part", "Settled", "settle"]
 
@@ -83,7 +81,6 @@ def settle(parts: Sequence[Part], home_rel: Any) -> Settled:
 
     `home_rel(trial_id, seed)`: the path, relative to the results root, of a run's own
     fragment. Parts are set aside whole; the rest are concatenated in the given order."""
-    from fsf.results.frame import run_index
 
     parts = list(parts)
     aside: dict[int, str] = {}
@@ -132,7 +129,6 @@ def _one_source_per_run(
     """Each run's rows from one part (see the module's rules); returns each live part's
     table (a compacted part without the runs another source supersedes) and the run index of
     their concatenation when nothing changed (else None)."""
-    from fsf.results.frame import run_index
 
     tables = {i: parts[i].table for i in live}
     table = _concat([tables[i] for i in live])
@@ -198,8 +194,6 @@ class _Columns:
     split not in it), step, and first-appearance codes of language and metric (lazily)."""
 
     def __init__(self, table: pa.Table):
-        from fsf.results.frame import first_codes
-
         self.table = table
         first, names = first_codes(table["split"])
         lut = [SPLITS.index(x) if x in SPLITS else -2 for x in names]
@@ -207,8 +201,6 @@ class _Columns:
         self.codes: dict[str, tuple[np.ndarray, list[Any]]] = {}
 
     def code(self, column: str) -> tuple[np.ndarray, list[Any]]:
-        from fsf.results.frame import first_codes
-
         if column not in self.codes:
             self.codes[column] = first_codes(self.table[column])
         return self.codes[column]
@@ -240,8 +232,6 @@ def _row_text(table: pa.Table, row: int) -> str:
 
 
 def _row_problems(cols: _Columns, bounds: np.ndarray) -> _Found:
-    from fsf.results.frame import chunk_map, column_np
-
     found = _Found(bounds)
     table = cols.table
     if table.num_rows == 0:
@@ -311,7 +301,6 @@ def _key_problems(cols: _Columns, bounds: np.ndarray, index: Any) -> _Found:
     row (scores, losses, CKA) then rise strictly down the table, and a repeat cannot hide. A
     run whose keys do not rise (a hand-made file, a CKA monitor's rows) is checked exactly,
     by sorting its keys."""
-    from fsf.results.frame import column_np
 
     found = _Found(bounds)
     table, split = cols.table, cols.split

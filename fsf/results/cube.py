@@ -28,15 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from fsf.results.frame import (
-    Frame,
-    _np,
-    argmax_first,
-    cached_codes,
-    no_hugepage_advice,
-    split_masks,
-    take_rows,
-)
+from fsf.results.columns import argmax_first, filled_np, no_hugepage_advice, take_rows
+from fsf.results.frame import Frame, cached_codes, split_masks
 from fsf.results.selection import checkpoint_data
 
 __all__ = ["Aggregate", "Evals", "evals"]
@@ -258,7 +251,7 @@ def _build(fr: Frame) -> Evals:
         first = order[first]
     loss = np.full(n_e, np.nan)
     if n_e:
-        loss[valid] = _np(take_rows(fr.results.table["train_loss"], first[valid]), np.nan)
+        loss[valid] = filled_np(take_rows(fr.results.table["train_loss"], first[valid]), np.nan)
     run_e, step_e = run[starts], step[starts]
     n_runs = len(fr.runs)
     trained = np.full(n_runs, -1, np.int64)

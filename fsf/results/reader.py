@@ -32,7 +32,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -55,15 +55,11 @@ from fsf.results.schema import SCHEMA, SCHEMA_VERSION, SchemaVersionError, check
 from fsf.results.storage import Location, StoragePath, location
 from fsf.results.writer import fragment_rel
 
-if TYPE_CHECKING:
-    from fsf.results._compact import CompactionReport
-
 __all__ = [
     "CONFIRM_DIR",
     "Results",
     "ResultsDataset",
     "SkippedFragment",
-    "compact",
     "confirmation_of",
     "list_fragments",
     "load",
@@ -314,10 +310,3 @@ def open_dataset(path: str | Path | StoragePath) -> ResultsDataset:
         filesystem=fs,
     )
     return ResultsDataset(dataset, root, skipped)
-
-
-def compact(path: str | Path | StoragePath, *, min_fragments: int = 2) -> CompactionReport:
-    """Fold the fragments of finished runs into one file; see `fsf.results._compact`."""
-    from fsf.results._compact import compact as _compact
-
-    return _compact(path, min_fragments=min_fragments)

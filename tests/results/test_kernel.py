@@ -13,7 +13,7 @@ import pytest
 
 from fsf.results import RULES, best_per_language, summary, top_configurations
 from fsf.results._testing import synthetic_table
-from fsf.results.frame import THREADS, column_np
+from fsf.results.columns import THREADS, column_np
 from tests.results.test_docs_queries import _block
 
 LANGS = ("en", "de", "fr", "ja", "sw")
@@ -115,10 +115,10 @@ def test_languages_without_a_usable_score_are_not_ranked():
 
 def test_column_np_on_threads_matches_to_numpy(monkeypatch):
     """The per-chunk conversion on threads gives pyarrow's own answer, nulls filled."""
-    import fsf.results.frame as frame_mod
+    import fsf.results.columns as columns
 
-    monkeypatch.setattr(frame_mod, "_PARALLEL_ROWS", 0)  # threads even for a small column
-    monkeypatch.setattr(frame_mod, "THREADS", max(THREADS, 2))
+    monkeypatch.setattr(columns, "_PARALLEL_ROWS", 0)  # threads even for a small column
+    monkeypatch.setattr(columns, "THREADS", max(THREADS, 2))
     rng = np.random.default_rng(0)
     values = rng.random(10_000)
     parts = [values[a : a + 997] for a in range(0, len(values), 997)]
@@ -131,15 +131,15 @@ def test_column_np_on_threads_matches_to_numpy(monkeypatch):
 
 
 def test_pieces_join_small_chunks_and_keep_large_ones(monkeypatch):
-    import fsf.results.frame as frame_mod
+    import fsf.results.columns as columns
 
-    monkeypatch.setattr(frame_mod, "THREADS", 2)
+    monkeypatch.setattr(columns, "THREADS", 2)
     small = pa.chunked_array([pa.array(np.arange(a, a + 1000)) for a in range(0, 600_000, 1000)])
-    parts = [frame_mod._array(p) for p in frame_mod.pieces(small)]
+    parts = [columns._array(p) for p in columns.pieces(small)]
     assert len(parts) == 3 and all(len(p) >= 250_000 or p is parts[-1] for p in parts)
     assert np.array_equal(np.concatenate([p.to_numpy() for p in parts]), np.arange(600_000))
     large = pa.chunked_array([pa.array(np.zeros(10)), pa.array(np.ones(5))])
-    assert frame_mod.pieces(large) == large.chunks  # few chunks: as they are
+    assert columns.pieces(large) == large.chunks  # few chunks: as they are
     empty = pa.chunked_array([], type=pa.float64())
     assert column_np(empty, 0.0, np.float64).shape == (0,)
 
@@ -150,19 +150,19 @@ def test_the_thread_pool_is_reused_and_remade_in_a_forked_child(monkeypatch):
     import multiprocessing
     import threading
 
-    import fsf.results.frame as frame_mod
+    import fsf.results.columns as columns
 
-    monkeypatch.setattr(frame_mod, "THREADS", 2)
-    monkeypatch.setattr(frame_mod, "_POOL", None)
+    monkeypatch.setattr(columns, "THREADS", 2)
+    monkeypatch.setattr(columns, "_POOL", None)
 
     def names(_: int) -> str:
         return threading.current_thread().name
 
-    first = frame_mod.parallel(names, list(range(8)), 10**6)
-    pool = frame_mod._pool()
-    assert frame_mod.parallel(names, list(range(8)), 10**6) and frame_mod._pool() is pool
+    first = columns.parallel(names, list(range(8)), 10**6)
+    pool = columns._pool()
+    assert columns.parallel(names, list(range(8)), 10**6) and columns._pool() is pool
     assert all(n.startswith("fsf-query") for n in first)
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as child:
-        got = child.apply_async(frame_mod.parallel, (abs, [-1, -2, -3], 10**6)).get(timeout=30)
+        got = child.apply_async(columns.parallel, (abs, [-1, -2, -3], 10**6)).get(timeout=30)
     assert got == [1, 2, 3]
