@@ -1334,7 +1334,8 @@ def _config_models() -> list[type]:
         ProbeConfig,
         RunConfig,
     )
-    from fsf.policies.config import PolicyConfig, PolicyIVCkaConfig
+    from fsf.policies.config import PolicyConfig
+    from fsf.policies.settings import PolicyIVCkaConfig
     from fsf.sweep.spec import (
         ConfirmSpec,
         Objective,

@@ -4,10 +4,11 @@ This package is the heart of FSF and depends on neither Ray nor DeepSpeed.
 """
 
 from fsf.policies._base import BasePolicy, Rule, RulePolicy, set_multipliers
-from fsf.policies.config import PolicyConfig, PolicyIVCkaConfig
+from fsf.policies.config import PolicyConfig
 from fsf.policies.explain import explain
 from fsf.policies.phase import CkaTrend, PhaseState, PhaseTracker
 from fsf.policies.registry import build_policy, policy_class, policy_names
+from fsf.policies.settings import PolicyIVCkaConfig
 from fsf.policies.weight_sets import (
     ArchitecturePatterns,
     LayerRange,

@@ -13,7 +13,7 @@ from fsf.policies.weight_sets import ParameterMap, Unit, WeightSets
 if TYPE_CHECKING:
     import torch
 
-    from fsf.policies.config import PolicyConfig
+    from fsf.policies.settings import PolicySettings
 
 __all__ = ["BasePolicy", "Rule", "RulePolicy", "set_multipliers"]
 
@@ -40,7 +40,7 @@ class BasePolicy(ABC):
     uses: frozenset[str] = frozenset()
     """Which of the paper's policies ("I", "II", "III", "IV") this policy applies."""
 
-    def __init__(self, config: PolicyConfig, sets: WeightSets):
+    def __init__(self, config: PolicySettings, sets: WeightSets):
         self.config = config
         self.sets = sets
 
@@ -74,7 +74,7 @@ class RulePolicy(BasePolicy):
     rules: tuple[Rule, ...] = ()
 
     def __init__(
-        self, config: PolicyConfig, sets: WeightSets, policy_iv: bool | Literal["cka"] = True
+        self, config: PolicySettings, sets: WeightSets, policy_iv: bool | Literal["cka"] = True
     ):
         super().__init__(config, sets)
         self.policy_iv = policy_iv

@@ -16,14 +16,11 @@ stays P2 unless `sticky` is false (then only `loss-trend` can return to P1).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-if TYPE_CHECKING:
-    from fsf.policies.config import PolicyConfig
+from fsf.policies.settings import PolicySettings, SwitchMode
 
-__all__ = ["CkaTrend", "PhaseState", "PhaseTracker", "SwitchMode"]
-
-SwitchMode = Literal["loss-trend", "step", "fraction"]
+__all__ = ["CkaTrend", "PhaseState", "PhaseTracker"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ class PhaseTracker:
         self._in_p2 = False
 
     @classmethod
-    def from_config(cls, config: PolicyConfig, total_steps: int | None) -> PhaseTracker:
+    def from_config(cls, config: PolicySettings, total_steps: int | None) -> PhaseTracker:
         """The phase tracker a run with this policy config uses (`total_steps`: the run's
         optimizer steps, needed by the `fraction` switch mode)."""
         return cls(

@@ -29,7 +29,7 @@ from fsf.policies.weight_sets import ParameterMap, WeightSets
 if TYPE_CHECKING:
     import torch
 
-    from fsf.policies.config import PolicyConfig
+    from fsf.policies.settings import PolicySettings
 
 __all__ = ["build_policy", "policy_class", "policy_names"]
 
@@ -113,7 +113,7 @@ def policy_class(name: str) -> type[BasePolicy]:
 
 
 def build_policy(
-    config: PolicyConfig, sets: WeightSets, policy_iv: bool | Literal["cka"] = True
+    config: PolicySettings, sets: WeightSets, policy_iv: bool | Literal["cka"] = True
 ) -> BasePolicy:
     """Instantiate the configured policy. A run config has resolved `config.policy_iv`
     (`RunConfig` puts the task's default there); `policy_iv` is used only where it is unset
