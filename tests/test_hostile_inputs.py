@@ -1346,7 +1346,8 @@ def _config_models() -> list[type]:
         Storage,
         SweepSpec,
     )
-    from fsf.tasks.config import ModelConfig, QAConfig, TaskConfig
+    from fsf.tasks.config import TaskConfig
+    from fsf.tasks.settings import ModelConfig, QAConfig
 
     return [
         RunConfig, OptimConfig, EvalConfig, FewShotConfig, DeepSpeedConfig, ProbeConfig,

@@ -249,6 +249,13 @@ def test_no_folder_imports_a_folder_above_it():
     assert not [pair for pair in edges if pair[1] == "cli" and pair[0] != "testing"], edges
 
 
+def test_no_import_cycles_between_modules():
+    """No two modules of the package import each other, directly or through others, deferred
+    and `TYPE_CHECKING` imports included."""
+    cycles = import_cycles()
+    assert not cycles, "\n".join("a cycle:\n" + "\n".join(_cycle_lines(g)) for g in cycles)
+
+
 def _tree(tmp_path, monkeypatch, files: dict[str, str]) -> Path:
     """A tiny copy of the package tree with `files` planted, the checker pointed at it."""
     import tests.test_layers as me

@@ -24,7 +24,8 @@ from fsf.errors import ConfigError, Problem, problems_from_pydantic, short_repr
 from fsf.policies.config import PolicyConfig
 from fsf.policies.weight_sets import MAX_LAYERS
 from fsf.strict import Seed, StrictModel
-from fsf.tasks.config import EvalSplit, ModelConfig, TaskConfig
+from fsf.tasks.config import TaskConfig
+from fsf.tasks.settings import EvalSplit, ModelConfig
 from fsf.yamlfile import load_yaml, read_yaml
 
 __all__ = [

@@ -10,7 +10,7 @@ from fsf.tasks.data import DataError, load_split
 if TYPE_CHECKING:
     import torch
 
-    from fsf.tasks.config import EvalSplit, ModelConfig, SplitName, TaskConfig
+    from fsf.tasks.settings import EvalSplit, ModelConfig, SplitName, TaskSettings
 
 __all__ = ["Task", "pad_input_ids", "pad_sequences"]
 
@@ -66,7 +66,7 @@ class Task(ABC):
     }
     eval_splits: ClassVar[tuple[EvalSplit, ...]] = ("dev", "test")
 
-    def __init__(self, config: TaskConfig, model: ModelConfig):
+    def __init__(self, config: TaskSettings, model: ModelConfig):
         self.config = config
         self.model_config = model
         self.dataset = config.dataset or self.hub_dataset

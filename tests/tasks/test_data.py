@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from fsf.tasks import DataError, build_task, load_split
-from fsf.tasks.config import ModelConfig, TaskConfig
+from fsf.tasks.config import TaskConfig
+from fsf.tasks.settings import ModelConfig
 from fsf.testing import pair_dataset, tiny_tokenizer
 
 

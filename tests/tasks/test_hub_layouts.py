@@ -9,8 +9,9 @@ import pytest
 
 from fsf.config import validate_run_config
 from fsf.tasks import DataError, build_task
-from fsf.tasks.config import ModelConfig, TaskConfig
+from fsf.tasks.config import TaskConfig
 from fsf.tasks.data import HUB_MIRROR_ENV
+from fsf.tasks.settings import ModelConfig
 from fsf.testing import NER_TAGS, XNLI_LABELS, hub_mirror
 
 

@@ -10,8 +10,9 @@ import pytest
 
 from fsf.errors import ConfigError
 from fsf.tasks import DataError, build_task
-from fsf.tasks.config import ModelConfig, QAConfig, TaskConfig
+from fsf.tasks.config import TaskConfig
 from fsf.tasks.qa import extract_answer
+from fsf.tasks.settings import ModelConfig, QAConfig
 from fsf.testing import qa_dataset, tiny_tokenizer
 
 

@@ -11,7 +11,8 @@ import torch
 
 from fsf.errors import ConfigError
 from fsf.tasks import DataError, build_task
-from fsf.tasks.config import ModelConfig, TaskConfig
+from fsf.tasks.config import TaskConfig
+from fsf.tasks.settings import ModelConfig
 from fsf.testing import NER_TAGS, tagging_dataset, tiny_tokenizer
 
 
