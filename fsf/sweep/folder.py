@@ -2,9 +2,10 @@
 
 `<storage>/<name>/` holds `space.yaml`, `sweep.json`, `results/`, `optuna.db` and `tune/`
 (Ray Tune's logs and experiment state, `TUNE_DIR`, which fsf writes through Tune and never
-reads). Here: finding the folder (`sweep_dir_for`), the search stage's `sweep.json`, and
-telling a real sweep from what a driver killed in its first seconds left behind (and
-starting such a one afresh). Nothing here imports Ray; the driver that runs a sweep in the
+reads). Here: finding the folder (`sweep_dir_for`), checking it before a fresh run or a
+resume (`check_folder`), writing its `space.yaml` and the search stage's `sweep.json`
+(`write_folder`), and telling a real sweep from what a driver killed in its first seconds
+left behind (and starting such a one afresh, `restart_stillborn`). Nothing here imports Ray; the driver that runs a sweep in the
 folder is `fsf.sweep.tune`, and what a resume reads is `fsf.sweep.resume`.
 """
 
@@ -15,15 +16,24 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from fsf.errors import FsfError
+import yaml
+
+from fsf.errors import FsfError, UsageError, os_reason
 from fsf.provenance import stack_versions
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.reader import list_fragments
 from fsf.results.storage import Location, location, write_bytes_atomic
-from fsf.results.study import open_study_storage
+from fsf.results.study import display_url, open_study_storage
 from fsf.sweep.spec import SweepSpec
 
-__all__ = ["TUNE_DIR", "other_stack_note", "sweep_dir_for"]
+__all__ = [
+    "TUNE_DIR",
+    "check_folder",
+    "other_stack_note",
+    "restart_stillborn",
+    "sweep_dir_for",
+    "write_folder",
+]
 
 log = logging.getLogger("fsf.sweep")
 #: Ray Tune's folder under a sweep folder (and under `confirm/`): written, never read by fsf.
@@ -67,7 +77,7 @@ def _stillborn(sweep_dir: Location) -> bool:
     return not results.exists() or not list_fragments(results)
 
 
-def _restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> list[str]:
+def restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> list[str]:
     """Make a sweep whose driver died in its first seconds startable afresh, in place: its
     Optuna study (points enqueued, none finished) is deleted, any fragment moves to
     `results/.orphaned/`, Tune's partial folder goes. Refused when the study holds a
@@ -106,6 +116,43 @@ def _restart_stillborn(spec: SweepSpec, sweep_dir: Location, study_url: str) -> 
         note += f"; fragments of trials that had begun moved to results/{ORPHANED_DIR}/"
     log.warning(note)
     return [note]
+
+
+def check_folder(sweep_dir: Location, resume: bool) -> bool:
+    """Check the folder for a fresh run (refused over a real sweep) or a resume (it must
+    hold one). Returns whether a fresh run takes over what a driver killed in its first
+    seconds left."""
+    restart = False
+    try:
+        if resume:
+            if not (sweep_dir / "space.yaml").is_file():
+                raise UsageError(
+                    f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)"
+                )
+        elif sweep_dir.exists() and any(sweep_dir.iterdir()):
+            if not _stillborn(sweep_dir):
+                raise UsageError(
+                    f"{sweep_dir} already holds a sweep; pass --resume to continue it, or "
+                    "--name NEW"
+                )
+            restart = True  # what a driver killed in its first seconds left: start over
+    except OSError as exc:
+        raise FsfError(f"cannot read the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
+    return restart
+
+
+def write_folder(spec: SweepSpec, sweep_dir: Location, study_url: str, resume: bool) -> None:
+    """space.yaml (a fresh run) and sweep.json (a fresh run, or a resume that lacks it)."""
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            data = spec.model_dump(mode="json")
+            _write_text(sweep_dir / "space.yaml", yaml.safe_dump(data, sort_keys=False))
+        if not resume or not (sweep_dir / "sweep.json").is_file():
+            meta = {**_sweep_meta(spec), "optuna_storage": display_url(study_url)}
+            _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
+    except OSError as exc:
+        raise FsfError(f"cannot write the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
 
 
 def other_stack_note(sweep_dir: Location) -> str | None:

@@ -22,10 +22,11 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
+from fsf.sweep.points import define_by_run
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import TRIAL_KEY
 
-__all__: list[str] = []
+__all__ = ["enqueue_points", "open_study", "study_search"]
 
 log = logging.getLogger("fsf.sweep")
 
@@ -223,6 +224,25 @@ class _StudySearch(Searcher):
 
     def restore(self, checkpoint_path: str) -> None:
         raise NotImplementedError("fsf resumes from the study and the results, not Tune's state")
+
+
+def study_search(spec: SweepSpec, study: Any) -> Any:
+    """What the search stage gives Tune as `search_alg`: the study's searcher over the space's
+    define-by-run function, behind a concurrency limit (pass `max_concurrent_trials=None`
+    to Tune)."""
+    from ray.tune.search import ConcurrencyLimiter
+
+    search = spec.search
+    searcher: Any = _StudySearch(
+        study,
+        define_by_run(spec),
+        [(o.metric, o.mode) for o in search.objective],
+        # grid points always run: a grid draws nothing but its points
+        skip_repeats=search.skip_repeats and search.searcher != "grid",
+    )
+    if search.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent)
+    return searcher
 
 
 class _Candidates(Searcher):

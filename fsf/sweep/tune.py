@@ -13,27 +13,26 @@ the results, `fsf.sweep.resume`). `<storage>` is a folder or a URI (`s3://`,
 `gs://`, `file://`, ...; see `fsf.results.storage`): on a multi-node cluster it must be storage
 every node reaches, since trials write their fragments from whichever node runs them.
 
-This module is the driver. The folder itself (finding it, `sweep.json`, whether a fresh run
-may take it over) is `fsf.sweep.folder`; what a resume reads from the study and the results
-is `fsf.sweep.resume`; the callbacks and trial resources handed to Tune are
+This module is the driver: `run_sweep` is a sequence of named steps (the command line's
+values, the folder, the search, a resume's state, the trials, the outcome, the confirmation
+stage). The folder itself (finding and checking it, `space.yaml` and `sweep.json`, whether a
+fresh run may take it over) is `fsf.sweep.folder`; the search handed to Tune is
+`fsf.sweep.searcher`; what a resume reads from the study and the results is
+`fsf.sweep.resume`; the callbacks and trial resources handed to Tune are
 `fsf.sweep._callbacks`; what runs inside a trial is `fsf.sweep.trial`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from fsf.errors import FsfError, UsageError, os_reason
+from fsf.errors import UsageError
 from fsf.results.fragments import finalise_statuses
 from fsf.results.storage import Location, location
 from fsf.results.study import (
-    display_url,
     open_study_storage,
     require_study_storage,
     resolve_study_url,
@@ -44,16 +43,15 @@ from fsf.sweep._ray import _init_ray
 from fsf.sweep.address import check_address
 from fsf.sweep.folder import (
     TUNE_DIR,
-    _restart_stillborn,
-    _stillborn,
-    _sweep_meta,
-    _write_text,
+    check_folder,
     other_stack_note,
+    restart_stillborn,
     sweep_dir_for,
+    write_folder,
 )
-from fsf.sweep.points import define_by_run, grid_points
+from fsf.sweep.points import grid_points
 from fsf.sweep.resume import SearchResume, handed_out, rebuild_rungs, resume_search
-from fsf.sweep.searcher import _StudySearch, enqueue_points, open_study
+from fsf.sweep.searcher import enqueue_points, open_study, study_search
 from fsf.sweep.space import missing_logger_packages, with_overrides
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import _trial
@@ -107,61 +105,6 @@ def _scheduler(spec: SweepSpec) -> Any:
     )
 
 
-def _search_for(spec: SweepSpec, study: Any) -> Any:
-    """What Tune is given as `search_alg`: the study's searcher, behind a concurrency limit
-    (pass `max_concurrent_trials=None` to Tune)."""
-    from ray.tune.search import ConcurrencyLimiter
-
-    search = spec.search
-    searcher: Any = _StudySearch(
-        study,
-        define_by_run(spec),
-        [(o.metric, o.mode) for o in search.objective],
-        # grid points always run: a grid draws nothing but its points
-        skip_repeats=search.skip_repeats and search.searcher != "grid",
-    )
-    if search.max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent)
-    return searcher
-
-
-def _check_folder(sweep_dir: Location, resume: bool) -> bool:
-    """Check the folder for a fresh run (refused over a real sweep) or a resume (it must
-    hold one). Returns whether a fresh run takes over what a driver killed in its first
-    seconds left."""
-    restart = False
-    try:
-        if resume:
-            if not (sweep_dir / "space.yaml").is_file():
-                raise UsageError(
-                    f"nothing to resume: {sweep_dir} holds no sweep (run it without --resume)"
-                )
-        elif sweep_dir.exists() and any(sweep_dir.iterdir()):
-            if not _stillborn(sweep_dir):
-                raise UsageError(
-                    f"{sweep_dir} already holds a sweep; pass --resume to continue it, or "
-                    "--name NEW"
-                )
-            restart = True  # what a driver killed in its first seconds left: start over
-    except OSError as exc:
-        raise FsfError(f"cannot read the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
-    return restart
-
-
-def _write_folder(spec: SweepSpec, sweep_dir: Location, study_url: str, resume: bool) -> None:
-    """space.yaml (a fresh run) and sweep.json (a fresh run, or a resume that lacks it)."""
-    try:
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        if not resume:
-            data = spec.model_dump(mode="json")
-            _write_text(sweep_dir / "space.yaml", yaml.safe_dump(data, sort_keys=False))
-        if not resume or not (sweep_dir / "sweep.json").is_file():
-            meta = {**_sweep_meta(spec), "optuna_storage": display_url(study_url)}
-            _write_text(sweep_dir / "sweep.json", json.dumps(meta, indent=2))
-    except OSError as exc:
-        raise FsfError(f"cannot write the sweep folder {sweep_dir}: {os_reason(exc)}") from exc
-
-
 def _open_search(
     spec: SweepSpec, sweep_dir: Location, study_url: str, resume: bool, restart: bool
 ) -> tuple[Any, SearchResume | None, list[str]]:
@@ -185,7 +128,7 @@ def _open_search(
                 notes.append(note)
             return study, resume_search(study, sweep_dir / "results"), notes
     if restart:
-        notes += _restart_stillborn(spec, sweep_dir, study_url)
+        notes += restart_stillborn(spec, sweep_dir, study_url)
     study = open_study(spec, storage)
     if spec.search.searcher == "grid":
         enqueue_points(study, grid_points(spec))
@@ -212,12 +155,37 @@ def run_sweep(
     keys of a space file (a ConfigError naming the flag). A resume continues from the
     sweep's Optuna study and result fragments (`fsf.sweep.resume`); nothing of Ray Tune's
     saved state is read."""
-    from ray import tune
-
-    from fsf.sweep.progress import ProgressCallback
-
     check_address(address, num_cpus)
     root = storage_path or spec.storage.path
+    spec = _with_flags(spec, name, storage_path, num_trials, max_concurrent)
+    sweep_dir, study_url, restart = _prepare_folder(spec, root, resume)
+    study, resumed, notes = _open_search(spec, sweep_dir, study_url, resume, restart)
+    scheduler = _scheduler(spec)
+    ended = _resume_state(spec, resumed, scheduler, sweep_dir, notes)
+    callback = _progress(spec, ended, progress)
+    statuses, num_run = _run_trials(
+        spec, sweep_dir, study, scheduler, callback, ended, address, num_cpus
+    )
+    outcome = _outcome(sweep_dir, ended, num_run, statuses, callback, notes)
+    if confirm and spec.confirm is not None and spec.probe is None and statuses.get("finished"):
+        from fsf.sweep.confirm import run_confirm
+
+        outcome.confirm = run_confirm(
+            spec, sweep_dir, address=address, progress=progress, num_cpus=num_cpus
+        )
+    return outcome
+
+
+def _with_flags(
+    spec: SweepSpec,
+    name: str | None,
+    storage_path: str | None,
+    num_trials: int | None,
+    max_concurrent: int | None,
+) -> SweepSpec:
+    """The space with the command line's values, each validated as the same key of a space
+    file; `storage` stays the space's own, so that space.yaml records what the file said
+    and not where this run happened to write."""
     checked = with_overrides(
         spec,
         name=name,
@@ -225,68 +193,130 @@ def run_sweep(
         num_trials=num_trials,
         max_concurrent=max_concurrent,
     )
-    spec = checked.model_copy(update={"storage": spec.storage})  # space.yaml keeps its own
-    search = spec.search
+    return checked.model_copy(update={"storage": spec.storage})
+
+
+def _prepare_folder(spec: SweepSpec, root: str, resume: bool) -> tuple[Location, str, bool]:
+    """(sweep folder, study URL, whether a fresh run takes over a stillborn folder), after
+    writing space.yaml and sweep.json. Everything that can be refused is refused before
+    anything is written: the study storage, the folder (a real sweep without --resume,
+    nothing to resume), the study URL and the loggers' packages; then a results folder that
+    cannot be written fails now, not in every trial."""
     require_study_storage(spec.storage.optuna, root)  # before the store is contacted
     sweep_dir = sweep_dir_for(spec, spec.name, root)
-    restart = _check_folder(sweep_dir, resume)
+    restart = check_folder(sweep_dir, resume)
     study_url = resolve_study_url(spec.storage.optuna, sweep_dir)  # fails before any write
     if not resume and missing_logger_packages(spec):
         raise UsageError("; ".join(missing_logger_packages(spec)))
-    results_dir = sweep_dir / "results"
-    _write_folder(spec, sweep_dir, study_url, resume)
-    check_writable(results_dir)  # a read-only or full disk fails now, not in every trial
-    study, resumed, notes = _open_search(spec, sweep_dir, study_url, resume, restart)
+    write_folder(spec, sweep_dir, study_url, resume)
+    check_writable(sweep_dir / "results")
+    return sweep_dir, study_url, restart
 
-    n = len(grid_points(spec)) if search.searcher == "grid" else search.num_trials
-    ended = resumed.ended if resumed is not None else {}
-    scheduler = _scheduler(spec)
-    if resumed is not None and search.scheduler.type == "asha":
-        resumed.scored = rebuild_rungs(scheduler, spec, results_dir, sorted(ended))
-    if resumed is not None:
-        notes.insert(0, resumed.note())
-    failed_before = sum(1 for s in ended.values() if s == "failed")
-    callback = ProgressCallback(
-        total=n,
-        objective=search.objective[0],
-        enabled=progress,
+
+def _num_trials(spec: SweepSpec) -> int:
+    """The trials the sweep runs in all: every grid point, else `search.num_trials`."""
+    search = spec.search
+    return len(grid_points(spec)) if search.searcher == "grid" else search.num_trials
+
+
+def _resume_state(
+    spec: SweepSpec,
+    resumed: SearchResume | None,
+    scheduler: Any,
+    sweep_dir: Location,
+    notes: list[str],
+) -> dict[str, str]:
+    """The trials a resumed sweep already ended (trial id -> status; none for a fresh one).
+    ASHA's rungs are rebuilt from their fragments first, so that the trials still to run are
+    judged against them, and the resume's summary leads the notes."""
+    if resumed is None:
+        return {}
+    if spec.search.scheduler.type == "asha":
+        resumed.scored = rebuild_rungs(
+            scheduler, spec, sweep_dir / "results", sorted(resumed.ended)
+        )
+    notes.insert(0, resumed.note())
+    return resumed.ended
+
+
+def _progress(spec: SweepSpec, ended: dict[str, str], enabled: bool) -> Any:
+    """The progress bar and the record of each trial's errors and retries, counting the
+    trials a resume found ended as done already."""
+    from fsf.sweep.progress import ProgressCallback
+
+    failed = sum(1 for s in ended.values() if s == "failed")
+    return ProgressCallback(
+        total=_num_trials(spec),
+        objective=spec.search.objective[0],
+        enabled=enabled,
         done=len(ended),
-        failed=failed_before,
+        failed=failed,
     )
-    statuses = {"finished": len(ended) - failed_before, "failed": failed_before}
-    num_run = 0
-    if n > len(ended):
-        log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
-        _init_ray(address, num_cpus)
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                _trial, spec_data=spec.model_dump(mode="json"), sweep_dir=str(sweep_dir)
-            ),
-            _TrialResources(spec),
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=_search_for(spec, study),
-                scheduler=scheduler,
-                num_samples=n - len(ended),
-                reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing
-            ),
-            run_config=tune.RunConfig(
-                name=TUNE_DIR,
-                storage_path=str(sweep_dir),
-                verbose=0,
-                failure_config=tune.FailureConfig(max_failures=search.max_failures),
-                callbacks=[callback, *_logger_callbacks(spec, sweep_dir)],
-            ),
-        )
-        grid = _fit(tuner, callback)
-        num_run = len(grid)
-        for key, count in _statuses(grid).items():
-            statuses[key] = statuses.get(key, 0) + count
-    else:
+
+
+def _run_trials(
+    spec: SweepSpec,
+    sweep_dir: Location,
+    study: Any,
+    scheduler: Any,
+    callback: Any,
+    ended: dict[str, str],
+    address: str | None,
+    num_cpus: int | None,
+) -> tuple[dict[str, int], int]:
+    """(trials by how they ended, trials run now): the trials not yet ended run in one
+    `Tuner.fit`, counted with those a resume found ended. Ray starts only when a trial is
+    left to run; otherwise the progress bar is closed and nothing starts."""
+    failed = sum(1 for s in ended.values() if s == "failed")
+    statuses = {"finished": len(ended) - failed, "failed": failed}
+    n = _num_trials(spec)
+    if n <= len(ended):
         callback.close()
-    statuses = {k: v for k, v in statuses.items() if v}
+        return {k: v for k, v in statuses.items() if v}, 0
+    from ray import tune
+
+    log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
+    _init_ray(address, num_cpus)
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _trial, spec_data=spec.model_dump(mode="json"), sweep_dir=str(sweep_dir)
+        ),
+        _TrialResources(spec),
+    )
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=study_search(spec, study),
+            scheduler=scheduler,
+            num_samples=n - len(ended),
+            reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing
+        ),
+        run_config=tune.RunConfig(
+            name=TUNE_DIR,
+            storage_path=str(sweep_dir),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+            callbacks=[callback, *_logger_callbacks(spec, sweep_dir)],
+        ),
+    )
+    grid = _fit(tuner, callback)
+    for key, count in _statuses(grid).items():
+        statuses[key] = statuses.get(key, 0) + count
+    return {k: v for k, v in statuses.items() if v}, len(grid)
+
+
+def _outcome(
+    sweep_dir: Location,
+    ended: dict[str, str],
+    num_run: int,
+    statuses: dict[str, int],
+    callback: Any,
+    notes: list[str],
+) -> SweepOutcome:
+    """The sweep's outcome, after each failed trial's status is settled in its fragments
+    (`finalise_statuses`): why each failed (the recorded reason where there is one), which
+    failures no fragment records, and which trials were run again and why."""
+    results_dir = sweep_dir / "results"
     recorded: dict[str, str] = {}
     if results_dir.exists():
         recorded, more = finalise_statuses(results_dir, callback.errors)
@@ -296,16 +326,9 @@ def run_sweep(
         f"trial {t} was run again after: {'; '.join(why)}" for t, why in callback.retried.items()
     ]
     unrecorded = sorted(t for t in callback.errors if t not in recorded)
-    outcome = SweepOutcome(
+    return SweepOutcome(
         sweep_dir, results_dir, len(ended) + num_run, statuses, errors, unrecorded, notes
     )
-    if confirm and spec.confirm is not None and spec.probe is None and statuses.get("finished"):
-        from fsf.sweep.confirm import run_confirm
-
-        outcome.confirm = run_confirm(
-            spec, sweep_dir, address=address, progress=progress, num_cpus=num_cpus
-        )
-    return outcome
 
 
 def result_grid(sweep_dir: str | Path) -> Any:

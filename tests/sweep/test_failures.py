@@ -18,7 +18,7 @@ from fsf.cli.sweep import _finish, main
 from fsf.errors import FsfError
 from fsf.results import read_results
 from fsf.results.fragments import finalise_statuses
-from fsf.sweep.folder import _restart_stillborn, _tune_state_saved
+from fsf.sweep.folder import _tune_state_saved, restart_stillborn
 from fsf.sweep.progress import ProgressCallback, _last_line
 from fsf.sweep.tune import SweepOutcome
 from tests.fs import read_only
@@ -245,7 +245,7 @@ def test_a_stillborn_sweep_restarts_afresh(tmp_path):
     study.enqueue_trial({"x": 1})
     study.ask()  # handed out, RUNNING
     write(folder / "results", [run("begun", [ev2(0, 0.5, 0.4)], status="running")])
-    notes = _restart_stillborn(spec, folder, url)
+    notes = restart_stillborn(spec, folder, url)
     assert "starting it afresh" in notes[0] and ".orphaned" in notes[0]
     assert optuna.get_all_study_names(url) == []
     assert not (folder / "tune").exists()
@@ -262,7 +262,7 @@ def test_a_study_with_finished_trials_but_no_tune_state_is_not_wiped(tmp_path):
     study = optuna.create_study(study_name="sb", storage=url)
     study.tell(study.ask(), 0.5)
     with pytest.raises(FsfError, match="finished trial"):
-        _restart_stillborn(validate_space({"name": "sb"}), folder, url)
+        restart_stillborn(validate_space({"name": "sb"}), folder, url)
     assert optuna.get_all_study_names(url) == ["sb"]
 
 
