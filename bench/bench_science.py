@@ -223,7 +223,8 @@ def plot(diffs: dict[str, dict], path: Path) -> None:
 def sensitivity(fsf_folder: Path, seeds: list[int], smoke_over: dict) -> str:
     """FSF's Table 5 analogue: one knob at a time around FSF's tuned configuration."""
     from fsf.config import apply_overrides
-    from fsf.sweep.space import load_space, trial_run_config
+    from fsf.sweep.points import trial_run_config
+    from fsf.sweep.space import load_space
 
     spec = load_space(fsf_folder / "space.yaml")
     if smoke_over:

@@ -45,7 +45,8 @@ import _runs
 from _runs import md_table
 
 from fsf.config import apply_overrides
-from fsf.sweep.space import grid_points, load_space, trial_run_config, validate_space
+from fsf.sweep.points import grid_points, trial_run_config
+from fsf.sweep.space import load_space, validate_space
 from fsf.sweep.spec import SweepSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,8 +192,8 @@ def replay(
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
+    from fsf.sweep.points import define_by_run
     from fsf.sweep.searcher import _sampler, _StudySearch
-    from fsf.sweep.space import define_by_run
 
     search = spec.search.model_copy(
         update={"searcher": searcher, "searcher_seed": seed, "num_trials": trials}
