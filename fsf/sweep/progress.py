@@ -15,12 +15,20 @@ from fsf.sweep.trial import record_id
 __all__ = ["ProgressCallback"]
 
 
+#: An exception's own line in a traceback: `[module.]Name: message` (a CamelCase name).
+_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*: ")
+
+
 def _last_line(text: str | None) -> str:
-    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped)."""
+    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped):
+    the last line that names an exception, not the last line of a multi-line message (Ray's
+    ActorDiedError ends with the worker's exit details)."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return "unknown error"
-    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", lines[-1])[:500]
+    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
+    line = named[-1] if named else lines[-1]
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", line)[:500]
 
 
 def _error_text(trial: Any) -> str | None:

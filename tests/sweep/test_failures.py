@@ -87,6 +87,18 @@ def test_the_failure_line_is_the_exception_not_its_module_path(tmp_path):
     tb = "Traceback (most recent call last):\n  ...\nfsf.train.worker.TrainingDiverged: nan"
     assert _last_line(tb) == "TrainingDiverged: nan"
     assert _last_line(None) == "unknown error"
+    # Ray's ActorDiedError: the exception's line, not its message's last (the exit details)
+    died = (
+        "Traceback (most recent call last):\n  ...\nray.exceptions.ActorDiedError: The actor "
+        "died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n\tpid: "
+        "10172\nThe actor is dead because its worker process has died. Worker exit type: "
+        "SYSTEM_ERROR"
+    )
+    assert _last_line(died) == (
+        "ActorDiedError: The actor died unexpectedly before finishing this task."
+    )
+    # a message line that looks like a field ("Worker ID: ...") is not an exception
+    assert _last_line("ValueError: bad\nWorker ID: 53c5") == "ValueError: bad"
     error = tmp_path / "error.txt"
     error.write_text(tb)
     cb = ProgressCallback(total=1, objective=SimpleNamespace(metric="m", mode="max"), enabled=False)
