@@ -15,20 +15,25 @@ from fsf.sweep.trial import record_id
 __all__ = ["ProgressCallback"]
 
 
-#: An exception's own line in a traceback: `[module.]Name: message` (a CamelCase name).
-_EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*: ")
+#: a line that starts an exception's message: `[module.]Name: text` at the line's start
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Died|Diverged)\w*:"
+)
 
 
 def _last_line(text: str | None) -> str:
-    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped):
-    the last line that names an exception, not the last line of a multi-line message (Ray's
-    ActorDiedError ends with the worker's exit details)."""
-    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    """The exception line of a trial's error text (`TrainingDiverged: ...`, its module path
+    dropped): of the last failure Tune recorded (`Failure # N ...` blocks), the last line that
+    starts an exception's message, else that failure's first line (Ray's ActorDiedError is
+    written without its name: "The actor died unexpectedly ...", then details)."""
+    lines = [line.rstrip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return "unknown error"
-    named = [line for line in lines if _EXCEPTION_LINE.match(line)]
-    line = named[-1] if named else lines[-1]
-    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", line)[:500]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Failure # ")]
+    block = lines[starts[-1] + 1 :] if starts and starts[-1] + 1 < len(lines) else lines
+    named = [line for line in block if _EXCEPTION_LINE.match(line)]
+    line = named[-1] if named else (block[0] if starts else block[-1])
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", line.strip())[:500]
 
 
 def _error_text(trial: Any) -> str | None:
