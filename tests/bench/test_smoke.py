@@ -211,3 +211,13 @@ def test_step_parts_smoke():
     assert "embedding rows, 100 read" in out
     out = _smoke("bench_step_parts.py", "--exactness", "2")
     assert "rows read" in out and "embedded" in out
+
+
+@pytest.mark.slow
+def test_race_smoke():
+    """Fixed vs racing confirmation through four real tiny fsf sweeps: each sweep's decision
+    and the agreement table."""
+    out = _smoke("bench_race.py")
+    assert "agreement between runs of the default sweep" in out
+    assert "| fixed | 2 | 1 |" in out and "| race | 2 | 1 |" in out
+    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out
