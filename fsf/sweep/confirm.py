@@ -6,18 +6,30 @@ score, and the test score of the same runs, are biased upwards (the winner's cur
 confirmation stage takes the `top_k` configurations under the sweep's own objective
 (`fsf.results.top_configurations`, the rule Optuna optimised), adds the best configuration
 matching `baseline` (plain DF unless set; the space's base config with the baseline's keys
-when the search never ran one), and trains each on every seed of `confirm.seeds`, none of
-which the search used, with no early stopping. Queries on the sweep then answer from these
-runs alone (`fsf-sweep best DIR`, `show`, `report`), with paired statistics against the
-baseline on the shared fresh seeds.
+when the search never ran one), and trains them on fresh seeds, none of which the search
+used, with no early stopping. Every run (one configuration on one seed) is a Tune trial of
+its own, at the sweep's concurrency; all the seeds of a configuration write under one trial
+id (`confirm_trial_id` of its candidate). Two schemes:
+
+- fixed (`confirm.seeds`): every configuration on every seed, one `Tuner.fit`;
+- a race (`confirm.race`): rounds of fresh seeds, one `Tuner.fit` per round, after which
+  `fsf.results.race.race_round` drops the candidates a paired test separates from the best
+  and stops the race once the best's difference to the baseline is decided (on the
+  objective, never test data); each round's record goes to sweep.json when it is decided.
+
+Queries on the sweep then answer from these runs alone (`fsf-sweep best DIR`, `show`,
+`report`), with paired statistics against the baseline on the shared fresh seeds.
 
 Layout: `<sweep>/confirm/` is a sweep folder of its own: `sweep.json` (stage `confirm`, the
-seeds, the candidates and where they came from; written before any training, so a resumed
-confirmation never re-selects), `space.yaml`, `results/`, `tune/` (Tune's logs; an
+scheme and seeds, the candidates with where they came from and their trial ids, a race's
+rounds; written before any training, so a resumed confirmation never re-selects),
+`space.yaml`, `results/`, `tune/` (Tune's logs, `tune/round-<k>/` per round of a race; an
 interrupted confirmation is resumed from `sweep.json` and its results with `fsf-sweep
-confirm DIR` or `fsf-sweep resume DIR`: `fsf.sweep.resume.resume_confirm`) and `runs/<trial>/seed-<s>/` with each confirmed run's XTREME prediction files and saved
-checkpoint (`confirm.predictions`, `confirm.checkpoints`; by default only the winning
-configuration's checkpoints are kept once the confirmation has finished).
+confirm DIR` or `fsf-sweep resume DIR`: each run with a completed fragment is kept,
+`fsf.sweep.resume.resume_confirm`) and `runs/<trial>/seed-<s>/` with each confirmed run's
+XTREME prediction files and saved checkpoint (`confirm.predictions`, `confirm.checkpoints`;
+by default only the winning configuration's checkpoints are kept once the confirmation has
+finished).
 """
 
 from __future__ import annotations

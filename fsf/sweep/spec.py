@@ -284,9 +284,9 @@ class ConfirmSpec(_Strict):
         2,
         ge=0,
         le=10,
-        description="times a failed confirmation trial is run again (a dead worker is usually "
-        "transient; seeds it had completed are not trained again); without its baseline the "
-        "answer has no comparison",
+        description="times a failed confirmation run (one configuration on one seed) is run "
+        "again (a dead worker is usually transient); without its baseline the answer has no "
+        "comparison",
     )
 
 
