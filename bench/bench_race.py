@@ -206,12 +206,12 @@ def main(argv: list[str] | None = None) -> int:
         extra += _runs.set_args(over)
         search = space["search"]
         search["num_trials"], search["scheduler"] = 2, {"type": "none"}
-        search["parameters"] = {"policy.name": {"type": "categorical", "values": ["df", "fs"]}}
+        search["parameters"] = {"policy.name": {"type": "categorical", "values": ["fs"]}}
         search["searcher"] = "grid"
-        space["confirm"] = {
+        space["confirm"] = {  # FS and DF on 2 seeds: one round (the path, not a finding)
             "top_k": 1,
             "baseline": {"policy.name": "df"},
-            "race": {"first_round": 2, "per_round": 1, "max_seeds": 3},
+            "race": {"first_round": 2, "per_round": 1, "max_seeds": 2},
         }
     extra += ["-q"]
     by_scheme: dict[str, list[dict[str, Any]]] = {}

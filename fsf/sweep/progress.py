@@ -16,12 +16,22 @@ from fsf.sweep.trial import record_id
 __all__ = ["ProgressCallback"]
 
 
+#: a line that starts an exception's message: `[module.]Name: text` at the line's start
+_EXCEPTION_LINE = re.compile(
+    r"^(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception|Died|Diverged)\w*:"
+)
+
+
 def _last_line(text: str | None) -> str:
-    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped)."""
+    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped):
+    the last line that starts an exception's message (an exception whose message runs over
+    several lines, as Ray's ActorDiedError's, is named by its first), else the last line."""
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return "unknown error"
-    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", lines[-1])[:500]
+    raw = [line for line in (text or "").splitlines() if _EXCEPTION_LINE.match(line)]
+    line = raw[-1].strip() if raw else lines[-1]
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", line)[:500]
 
 
 def _error_text(trial: Any) -> str | None:

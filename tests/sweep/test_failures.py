@@ -87,6 +87,14 @@ def test_the_failure_line_is_the_exception_not_its_module_path(tmp_path):
     tb = "Traceback (most recent call last):\n  ...\nfsf.train.worker.TrainingDiverged: nan"
     assert _last_line(tb) == "TrainingDiverged: nan"
     assert _last_line(None) == "unknown error"
+    # an exception whose message runs over several lines is named by its first (Ray's
+    # ActorDiedError: its last line was "The actor is dead because ...")
+    died = (
+        "Traceback (most recent call last):\n  ...\nray.exceptions.ActorDiedError: The actor "
+        "died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n\tThe "
+        "actor is dead because its worker process has died."
+    )
+    assert _last_line(died).startswith("ActorDiedError: The actor died unexpectedly")
     error = tmp_path / "error.txt"
     error.write_text(tb)
     cb = ProgressCallback(total=1, objective=SimpleNamespace(metric="m", mode="max"), enabled=False)

@@ -64,9 +64,10 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
         events = list(d.glob("events.out.tfevents.*"))
         assert events, d
         # TensorBoard's x axis is the optimizer step (evaluations every 2 of 4 steps), not
-        # the count of reports (1, 2, 3)
+        # the count of reports (1, 2, 3); the evaluation before training (step 0) shows at 1:
+        # Tune's logger takes a timesteps_total of 0 as missing and uses the report count
         steps = _tensorboard_steps(events[0], "ray/tune/dev_target_mean")
-        assert steps == [0, 2, 4], steps
+        assert steps[1:] == [2, 4] and steps[0] in (0, 1), steps
         # the folder names the sampled learning rate as it is, not rounded to 4 decimals
         lr = json.loads((d / "params.json").read_text())["optim.lr"]
         assert f"optim.lr={lr:.6g}" in d.name and lr < 1e-4, d.name
