@@ -137,3 +137,120 @@ def test_tune_folder_names_keep_the_learning_rate():
         trial_id="q_1", trainable_name="t", config={"candidate": 0, "seed": 101, "fsf_trial": "c"}
     )
     assert _TrialDirname(cand)(run) == "t_q_1_seed=101_optim.lr=0.00015,policy.name=df"
+
+
+# ------------------------------------------------------------- the race's rounds, without Ray
+
+#: each configuration's objective (target dev) per seed: FS far behind, FSF ahead of DF with
+#: noise that 3 seeds cannot settle and 4 can
+_VALUES = {
+    "fsf": [0.80, 0.81, 0.82, 0.80, 0.81],
+    "fs": [0.60, 0.61, 0.59, 0.60, 0.61],
+    "df": [0.75, 0.70, 0.78, 0.73, 0.74],
+}
+
+
+class _FakeRunner:
+    """The race's runner with Tune replaced: a run writes its fragment with the value above;
+    `die_after` runs into a round, it raises (a killed driver)."""
+
+    def __init__(self, cdir, candidates, spec, die_after: int | None = None):
+        from fsf.sweep.confirm import _Stage
+
+        self.cdir, self.candidates, self.spec = cdir, candidates, spec
+        self.stage, self.trained, self.die_after = _Stage(), [], die_after
+
+    def run(self, runs, desc, storage, name) -> bool:
+        from fsf.sweep.resume import resume_confirm
+        from tests.results.helpers import ev2, run, write
+
+        for n, (i, seed, tid) in enumerate(
+            resume_confirm(self.candidates, runs, self.cdir / "results").todo
+        ):
+            if self.die_after is not None and n == self.die_after and name != "round-1":
+                raise KeyboardInterrupt("killed")
+            c = self.candidates[i]
+            v = _VALUES[c["policy"]][seed - 100]
+            evs = [ev2(10, 0.9, v)]
+            one = run(tid, evs, seed=seed, params=c["params"], policy=c["policy"], targets=("de",))
+            write(self.cdir / "results", [one])
+            self.trained.append((name, c["policy"], seed))
+        return True
+
+
+def _race_folder(tmp_path):
+    import json
+
+    from fsf.sweep.resume import assign_trial_ids
+
+    cdir = tmp_path / "confirm"
+    cdir.mkdir()
+    candidates = [
+        {"rank": 1, "policy": "fsf", "params": {"policy": "fsf"}, "role": "candidate"},
+        {"rank": 2, "policy": "fs", "params": {"policy": "fs"}, "role": "candidate"},
+        {"rank": 5, "policy": "df", "params": {"policy": "df"}, "role": "baseline"},
+    ]
+    assign_trial_ids(candidates, cdir / "results")
+    meta = {
+        "name": "race",
+        "stage": "confirm",
+        "scheme": "race",
+        "objective": [{"metric": "dev_target_mean", "mode": "max"}],
+        "checkpoint": "source-dev",
+        "baseline": {"policy.name": "df"},
+        "seeds": [100, 101, 102, 103, 104],
+        "candidates": candidates,
+    }
+    (cdir / "sweep.json").write_text(json.dumps(meta))
+    return cdir, meta
+
+
+def test_a_race_drops_the_separated_candidate_and_resumes_at_its_round(tmp_path, capsys):
+    """Round 1 (3 seeds) drops FS (worse than FSF, Holm) but leaves FSF vs DF open; round 2
+    adds seed 103 to FSF and DF only and decides. A driver killed inside round 2 resumes
+    there: round 1 is neither trained nor decided again, round 2 trains only what it lacked;
+    `fsf best` and `fsf show` then say the seeds, the drop and why the race stopped."""
+    import json
+
+    from fsf.results.cli import main
+    from fsf.sweep.confirm import _race
+    from fsf.sweep.spec import ConfirmSpec
+
+    cdir, meta = _race_folder(tmp_path)
+    spec = validate_space({"search": {"seeds": [0]}})
+    confirm = ConfirmSpec.model_validate(
+        {"race": {"first_round": 3, "per_round": 1, "max_seeds": 5, "margin": 0}}
+    )
+    killed = _FakeRunner(cdir, meta["candidates"], spec, die_after=1)
+    with pytest.raises(KeyboardInterrupt):
+        _race(killed, confirm, meta, cdir / "sweep.json")
+    assert [t for t in killed.trained if t[0] == "round-1"] == [
+        ("round-1", p, s) for p in ("fsf", "fs", "df") for s in (100, 101, 102)
+    ]
+    assert [t for t in killed.trained if t[0] == "round-2"] == [("round-2", "fsf", 103)]
+    on_disk = json.loads((cdir / "sweep.json").read_text())
+    (first,) = on_disk["race"]["rounds"]
+    ids = {c["policy"]: c["confirm_trial_id"] for c in meta["candidates"]}
+    assert first["alive"] == [ids["fsf"]] and list(first["dropped"]) == [ids["fs"]]
+    assert "Holm" in first["dropped"][ids["fs"]] and first["stop"] is None
+
+    again = _FakeRunner(cdir, on_disk["candidates"], spec)
+    again.stage.resumed = "resumed from its results"
+    assert _race(again, confirm, on_disk, cdir / "sweep.json")
+    assert again.trained == [("round-2", "df", 103)]  # only what round 2 lacked
+    done = json.loads((cdir / "sweep.json").read_text())["race"]
+    assert done["rounds"][0] == first and [r["round"] for r in done["rounds"]] == [1, 2]
+    assert done["decision"] == "better" and done["stop"].startswith(f"decided: {ids['fsf']}")
+    assert "the race went on at round 2 (1 round(s) decided before)" in again.stage.resumed
+
+    assert main(["best", str(cdir), "--lang", "target-mean", "--top", "3", "--split", "dev"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"race:      seeds per configuration: {ids['fsf']} (fsf, search #1) 4, "
+        f"{ids['fs']} (fs, search #2) 3, {ids['df']} (df, baseline) 4" in out
+    )
+    assert "race:      round 1: 3 shared seeds (seeds 100-102), 2 live" in out
+    assert f"race:        dropped {ids['fs']} (fs, search #2): worse than {ids['fsf']}" in out
+    assert f"race:      stopped: decided: {ids['fsf']} is better than the baseline" in out
+    assert main(["show", str(cdir)]) == 0
+    assert "race:      round 2: 4 shared seeds (seeds 100-103), 1 live" in capsys.readouterr().out
