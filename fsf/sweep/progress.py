@@ -23,15 +23,18 @@ _EXCEPTION_LINE = re.compile(
 
 
 def _last_line(text: str | None) -> str:
-    """The exception line of a traceback (`TrainingDiverged: ...`, its module path dropped):
-    the last line that starts an exception's message (an exception whose message runs over
-    several lines, as Ray's ActorDiedError's, is named by its first), else the last line."""
-    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    """The exception line of a trial's error text (`TrainingDiverged: ...`, its module path
+    dropped): of the last failure Tune recorded (`Failure # N ...` blocks), the last line that
+    starts an exception's message, else that failure's first line (Ray's ActorDiedError is
+    written without its name: "The actor died unexpectedly ...", then details)."""
+    lines = [line.rstrip() for line in (text or "").strip().splitlines() if line.strip()]
     if not lines:
         return "unknown error"
-    raw = [line for line in (text or "").splitlines() if _EXCEPTION_LINE.match(line)]
-    line = raw[-1].strip() if raw else lines[-1]
-    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", line)[:500]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Failure # ")]
+    block = lines[starts[-1] + 1 :] if starts and starts[-1] + 1 < len(lines) else lines
+    named = [line for line in block if _EXCEPTION_LINE.match(line)]
+    line = named[-1] if named else (block[0] if starts else block[-1])
+    return re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", line.strip())[:500]
 
 
 def _error_text(trial: Any) -> str | None:

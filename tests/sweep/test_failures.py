@@ -95,6 +95,13 @@ def test_the_failure_line_is_the_exception_not_its_module_path(tmp_path):
         "actor is dead because its worker process has died."
     )
     assert _last_line(died).startswith("ActorDiedError: The actor died unexpectedly")
+    # as Tune writes it: each failure under a `Failure #` line, the exception without its name
+    tune_wrote = (
+        "Failure # 1 (occurred at 2026-12-07)\nTraceback ...\nValueError: first\n"
+        "Failure # 2 (occurred at 2026-12-07)\nThe actor died unexpectedly before finishing "
+        "this task.\n\tclass_name: ImplicitFunc\nThe actor is dead because its worker died."
+    )
+    assert _last_line(tune_wrote) == "The actor died unexpectedly before finishing this task."
     error = tmp_path / "error.txt"
     error.write_text(tb)
     cb = ProgressCallback(total=1, objective=SimpleNamespace(metric="m", mode="max"), enabled=False)
