@@ -1339,6 +1339,7 @@ def _config_models() -> list[type]:
         ConfirmSpec,
         Objective,
         Parameter,
+        RaceSpec,
         Resources,
         SchedulerSpec,
         SearchSpec,
@@ -1351,7 +1352,7 @@ def _config_models() -> list[type]:
         RunConfig, OptimConfig, EvalConfig, FewShotConfig, DeepSpeedConfig, ProbeConfig,
         CkaConfig, AnalysisConfig, CheckpointConfig, ModelConfig, QAConfig, TaskConfig,
         PolicyConfig, PolicyIVCkaConfig, SweepSpec, SearchSpec, Parameter, Objective,
-        SchedulerSpec, Resources, Storage, ConfirmSpec, ProbeSpec, SetRule,
+        SchedulerSpec, Resources, Storage, ConfirmSpec, RaceSpec, ProbeSpec, SetRule,
     ]  # fmt: skip
 
 

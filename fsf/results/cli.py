@@ -215,6 +215,8 @@ def _show(args: argparse.Namespace) -> int:
     _print_evp(args)
     print(f"selection: {printable(s['selection']['description'])}")
     print(f"stage:     {printable(s['stage']['note'])}")
+    for line in s["stage"].get("lines") or []:
+        print(f"race:      {printable(line)}")
     _print_stack(stack)
     for n in s.get("notes", []):
         print(f"note: {printable(n)}")

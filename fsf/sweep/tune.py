@@ -39,7 +39,13 @@ from fsf.results.study import (
     resolve_study_url,
 )
 from fsf.results.writer import check_writable
-from fsf.sweep._callbacks import _fit, _logger_callbacks, _statuses, _TrialResources
+from fsf.sweep._callbacks import (
+    _fit,
+    _logger_callbacks,
+    _statuses,
+    _TrialDirname,
+    _TrialResources,
+)
 from fsf.sweep._ray import _check_address, _init_ray
 from fsf.sweep.folder import (
     TUNE_DIR,
@@ -117,6 +123,7 @@ def _search_for(spec: SweepSpec, study: Any) -> Any:
         [(o.metric, o.mode) for o in search.objective],
         # grid points always run: a grid draws nothing but its points
         skip_repeats=search.skip_repeats and search.searcher != "grid",
+        num_seeds=len(search.seeds),
     )
     if search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent)
@@ -250,6 +257,7 @@ def run_sweep(
         enabled=progress,
         done=len(ended),
         failed=failed_before,
+        seeds=len(search.seeds),
     )
     statuses = {"finished": len(ended) - failed_before, "failed": failed_before}
     num_run = 0
@@ -269,6 +277,7 @@ def run_sweep(
                 scheduler=scheduler,
                 num_samples=n - len(ended),
                 reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing
+                trial_dirname_creator=_TrialDirname(),
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,

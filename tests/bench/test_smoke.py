@@ -245,3 +245,13 @@ def test_science_from_folders_pairs_each_policy_with_df_by_seed(tmp_path, capsys
     assert "+3.0 [+3.0, +3.0]" in fsf and "| 3 |" in fsf
     with pytest.raises(SystemExit, match="seed 2 twice"):
         bench_science.main(["--from", str(tmp_path / "b"), str(tmp_path / "b")])
+
+
+@pytest.mark.slow
+def test_race_smoke():
+    """Fixed vs racing confirmation through four real tiny fsf sweeps: each sweep's decision
+    and the agreement table."""
+    out = _smoke("bench_race.py")
+    assert "agreement between runs of the default sweep" in out
+    assert "| fixed | 2 | 1 |" in out and "| race | 2 | 1 |" in out
+    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out

@@ -14,7 +14,14 @@ from optuna.trial import TrialState
 
 from fsf.results import read_results
 from fsf.results.fragments import ORPHANED_DIR
-from fsf.sweep.resume import rebuild_rungs, recorded_reports, resume_confirm, resume_search
+from fsf.sweep.resume import (
+    CONFIRM_TRIAL,
+    assign_trial_ids,
+    rebuild_rungs,
+    recorded_reports,
+    resume_confirm,
+    resume_search,
+)
 from fsf.sweep.searcher import _Candidates, _StudySearch, enqueue_points, open_study
 from fsf.sweep.space import define_by_run, grid_points, validate_space
 from fsf.sweep.trial import TRIAL_KEY, _ObjectiveTracker
@@ -221,10 +228,11 @@ def test_a_resumed_asha_judges_trials_against_the_rungs_it_had(tmp_path):
     assert _report(fresh, "t6", {"progress_step": 10, "dev_target_mean": 0.95}) == "CONTINUE"
 
 
-def test_a_confirmation_resumes_each_candidate_under_its_trial_id(tmp_path):
-    """Finished candidates are not run again; a candidate with a seed left runs again under
-    its trial id (its completed seed is then read back, not trained); one never started
-    gets a new id; fragments of no candidate are set aside."""
+def test_a_confirmation_resumes_each_run_under_its_candidates_trial_id(tmp_path):
+    """Each run (candidate x seed) with a completed fragment is not run again; every other
+    runs under its candidate's trial id: one begun by an older fsf keeps the id of the
+    fragments with its parameters, one never started gets a new id; fragments of no
+    candidate are set aside."""
     root = tmp_path / "confirm" / "results"
     candidates = [{"params": {"policy.name": p}} for p in ("fsf", "fs", "df")]
     evs = [ev2(0, 0.5, 0.4), ev2(100, 0.8, 0.6)]
@@ -232,11 +240,17 @@ def test_a_confirmation_resumes_each_candidate_under_its_trial_id(tmp_path):
     write(root, [run("B", evs, seed=7, params={"policy.name": "fs"})])
     write(root, [run("B", evs[:1], seed=8, params={"policy.name": "fs"}, status="running")])
     write(root, [run("Z", evs, seed=7, params={"policy.name": "ff"})])
-    plan = resume_confirm(candidates, [7, 8], root)
-    assert plan.todo == [(1, "B"), (2, None)] and plan.finished == 1
+    assert assign_trial_ids(candidates, root)
+    ids = [c[CONFIRM_TRIAL] for c in candidates]
+    assert ids[:2] == ["A", "B"] and ids[2] not in ("A", "B", "Z")
+    assert not assign_trial_ids(candidates, root)  # recorded: never assigned again
+    runs = [(i, s) for i in range(3) for s in (7, 8)]
+    plan = resume_confirm(candidates, runs, root)
+    assert plan.todo == [(1, 8, "B"), (2, 7, ids[2]), (2, 8, ids[2])] and plan.finished == 3
     assert plan.moved == ["trial=Z"]
-    assert "1 of 3 configurations finished, 2 to run" in plan.note()
+    assert "3 of 6 runs finished, 3 to run" in plan.note()
     searcher = _Candidates(plan.todo)
-    assert searcher.suggest("x") == {"candidate": 1, TRIAL_KEY: "B"}
-    assert searcher.suggest("y") == {"candidate": 2, TRIAL_KEY: "y"}
-    assert searcher.suggest("z") == "FINISHED"
+    assert searcher.suggest("x") == {"candidate": 1, "seed": 8, TRIAL_KEY: "B"}
+    assert searcher.suggest("y") == {"candidate": 2, "seed": 7, TRIAL_KEY: ids[2]}
+    assert searcher.suggest("z") == {"candidate": 2, "seed": 8, TRIAL_KEY: ids[2]}
+    assert searcher.suggest("w") == "FINISHED"
