@@ -349,13 +349,15 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         help="the configuration to compare against (repeatable; default: the sweep's "
         "confirm.baseline, else policy.name=df)",
     )
-    p.add_argument(
-        "--stage",
-        default="auto",
-        metavar="|".join(STAGES),
-        help="answer from the search or the confirmation stage (default: the confirmation "
-        "when the sweep has one)",
+    _add_stage(
+        p,
+        "answer from the search or the confirmation stage (default: the confirmation when "
+        "the sweep has one)",
     )
+
+
+def _add_stage(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--stage", default="auto", metavar="|".join(STAGES), help=help)
 
 
 def _best_args(b: argparse.ArgumentParser) -> None:
@@ -392,12 +394,10 @@ def _export_args(e: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="FILE.parquet or FILE.csv, outside the sweep folder",
     )
-    e.add_argument(
-        "--stage",
-        default="auto",
-        metavar="|".join(STAGES),
-        help="the rows of the search or the confirmation stage (default: those `best` "
-        "answers from: the confirmation when the sweep has one)",
+    _add_stage(
+        e,
+        "the rows of the search or the confirmation stage (default: those `best` answers "
+        "from: the confirmation when the sweep has one)",
     )
 
 
