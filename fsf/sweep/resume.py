@@ -4,7 +4,8 @@ records (docs/architecture.md, "Resume design"). Ray Tune's saved files are neve
 - `resume_search(study, results_dir)`: the search stage. Trials the study saw end are never
   run again; each unfinished one (RUNNING: the driver died while it trained) is enqueued
   again with the trial id of its rows, then failed (superseded by that re-run); draws never
-  handed to Tune are failed; fragments of trial ids the study does not hold are set aside.
+  handed to Tune are failed, a grid point among them enqueued again first; fragments of
+  trial ids the study does not hold are set aside.
 - `rebuild_rungs(scheduler, spec, results_dir, trial_ids)`: ASHA's rungs, from the
   evaluations each ended trial recorded, replayed through the objective it reported with.
 - `assign_trial_ids(candidates, results_dir)` and `resume_confirm(candidates, runs,
@@ -30,7 +31,7 @@ from fsf.results.fragment_reader import recorded_evaluations
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
 from fsf.results.race import CANDIDATE_TRIAL
 from fsf.results.storage import Location
-from fsf.sweep.searcher import ORPHANS_ATTR, RERUN_ATTR, TRIAL_ATTR
+from fsf.sweep.searcher import ORPHANS_ATTR, POINT_ATTR, RERUN_ATTR, TRIAL_ATTR
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import _ObjectiveTracker
 
@@ -98,10 +99,15 @@ def resume_search(study: Any, results_dir: Location) -> SearchResume:
         if rows is not None:
             known.add(rows)
         if trial.state == TrialState.RUNNING:
-            if rows is not None and trial.number not in superseded:
+            if trial.number not in superseded and rows is not None:
                 fixed = {RERUN_ATTR: trial.number, TRIAL_ATTR: rows}
                 study.enqueue_trial(trial.params, user_attrs=fixed)
                 out.rerun.append(rows)
+            elif trial.number not in superseded and POINT_ATTR in trial.user_attrs:
+                # a grid point drawn but never handed out (killed between Optuna's ask
+                # and the trial id): enqueued again, or the point would never run
+                fixed = {RERUN_ATTR: trial.number, POINT_ATTR: True}
+                study.enqueue_trial(trial.params, user_attrs=fixed)
             # a draw never handed out, or one whose re-run is enqueued: it ends here
             study.tell(trial.number, state=TrialState.FAIL)
         elif trial.state.is_finished() and rows is not None and trial.number not in superseded:

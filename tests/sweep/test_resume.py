@@ -136,6 +136,34 @@ def test_a_resume_killed_between_its_two_writes_enqueues_no_second_rerun(tmp_pat
     )
 
 
+def test_a_grid_point_drawn_but_never_handed_out_still_runs_once(tmp_path):
+    """Killed between Optuna's ask and the trial id (the point is RUNNING in the study, with
+    no rows): the resume enqueues the point again, so every point runs once (this lost a
+    point to a random draw in CI, 2026-12-07)."""
+    spec, study, searcher = _sweep(tmp_path)
+    ran = _run_all(searcher, ["t1"])
+    define_by_run(spec)(study.ask())  # the driver dies here, before the trial id is set
+    plan, resumed = _resumed(tmp_path, spec)
+    assert plan.rerun == [] and plan.ended == {"t1": "finished"}
+    assert study.get_trials(deepcopy=False)[1].state == TrialState.FAIL
+    ran += _run_all(resumed, ["a", "b", "c"])
+    assert sorted(p for _, p in ran) == sorted(POLICIES)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert all("fsf_point" in t.user_attrs for t in done)  # no point left to a random draw
+
+
+def test_a_resume_killed_after_enqueueing_a_drawn_point_enqueues_it_no_second_time(tmp_path):
+    spec, study, _ = _sweep(tmp_path)
+    drawn = study.ask()
+    define_by_run(spec)(drawn)
+    study.enqueue_trial(drawn.params, user_attrs={"fsf_point": True, "fsf_rerun_of": 0})
+    _, resumed = _resumed(tmp_path, spec)  # the kill came before the draw was failed
+    ran = _run_all(resumed, ["a", "b", "c", "d"])
+    assert sorted(p for _, p in ran) == sorted(POLICIES)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert len(done) == 4 and all("fsf_point" in t.user_attrs for t in done)
+
+
 def test_draws_never_handed_to_tune_end_with_the_interruption(tmp_path):
     """A draw in progress (asked, never handed out) and a repeat parked on its twin are
     failed; neither counts as a trial of the sweep."""
