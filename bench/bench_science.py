@@ -16,7 +16,13 @@ configuration, on the same fresh seeds). A PNG shows the paired differences.
 
     python bench/bench_science.py [--out DIR] [--space FILE] [--trials 12] [--seeds 100 101 102 103 104]
                                   [--policies df fs ...] [--sensitivity] [--png FILE]
+    python bench/bench_science.py --from FOLDER [FOLDER ...] [--title TEXT]
     python bench/bench_science.py --smoke
+
+`--from` runs nothing: it prints the same tables from runs already made, every completed run
+of the folders given (sweeps, or their `confirm/`) grouped by policy and paired with DF's
+run of the same seed (e.g. DF and FSF at one lr on the same seeds, sweeps/real-intents-paired.yaml;
+a seed's runs may come from several folders, as when a sweep was continued under a new name).
 """
 
 from __future__ import annotations
@@ -108,6 +114,28 @@ def per_seed(folder: Path) -> tuple[dict[int, dict[str, float]], dict[str, Any],
     return {r["seed"]: r["checkpoint"] for r in runs}, params, runs[0]["source"]
 
 
+def per_policy(folders: list[Path]) -> dict[str, tuple]:
+    """Every completed run of `folders`, by policy: seed -> test score per language
+    (source-dev checkpoint), the policy's parameters, the source language. A policy must
+    hold one configuration (its parameters other than the seed agree), and each seed once."""
+    out: dict[str, tuple] = {}
+    for folder in folders:
+        for run in checkpoint_scores(folder):
+            name = run["policy"]
+            scores, params, _ = out.setdefault(name, ({}, run["params"], run["source"]))
+            if run["params"] != params:
+                raise SystemExit(
+                    f"{folder}: {name} runs with two configurations ({params} and "
+                    f"{run['params']}); --from pairs one configuration per policy"
+                )
+            if run["seed"] in scores:
+                raise SystemExit(f"{folder}: {name} has seed {run['seed']} twice")
+            scores[run["seed"]] = run["checkpoint"]
+    if "df" not in out:
+        raise SystemExit("--from: no DF run in the folders (the baseline every policy pairs with)")
+    return {"df": out.pop("df"), **dict(sorted(out.items()))}
+
+
 def _tm(scores: dict[str, float], src: str) -> float:
     return statistics.mean(v for k, v in scores.items() if k != src)
 
@@ -138,7 +166,9 @@ def _params(p: dict[str, Any]) -> str:
     )
 
 
-def tables(results: dict[str, tuple], trials: int) -> tuple[str, str, dict]:
+def tables(
+    results: dict[str, tuple], trials: int, title: str | None = None
+) -> tuple[str, str, dict]:
     df, _, src = results["df"]
     seeds = sorted(df)
     langs = sorted(k for k in df[seeds[0]] if k != src)
@@ -173,9 +203,10 @@ def tables(results: dict[str, tuple], trials: int) -> tuple[str, str, dict]:
          "seeds", "tuned configuration"],
         rows,
         title=(
-            f"each policy tuned with the same budget ({trials} TPE trials over lr and its own "
-            f"knobs, chosen on target dev), confirmed on fresh seeds {seeds}; test accuracy "
-            "(points) of the source-dev checkpoint, mean ± std over seeds; Δ paired by seed"
+            (title or f"each policy tuned with the same budget ({trials} TPE trials over lr "
+             "and its own knobs, chosen on target dev), confirmed on fresh seeds")
+            + f" (seeds {seeds}); test accuracy (points) of the source-dev checkpoint, "
+            "mean ± std over seeds; Δ paired by seed"
         ),
     )  # fmt: skip
     per_lang = md_table(
@@ -270,7 +301,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--png", type=Path, default=ROOT / "docs" / "img" / "bench_science.png")
     p.add_argument("--json", type=Path, help="write the paired differences here")
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
+    p.add_argument(
+        "--from",
+        dest="folders",
+        nargs="+",
+        type=Path,
+        help="run nothing: the tables from these folders' runs, by policy, paired with DF",
+    )
+    p.add_argument("--title", help="with --from: what the runs are (the table's title)")
     args = p.parse_args(argv)
+    if args.folders:
+        main_table, lang_table, diffs = tables(per_policy(args.folders), 0, args.title or "")
+        print(main_table, "", lang_table, sep="\n")
+        if diffs:
+            plot(diffs, args.png)
+            print(f"\nfigure: {args.png}")
+        return 0
     if "df" not in args.policies:
         p.error("--policies must include df (the baseline)")
     space = yaml.safe_load(args.space.read_text())

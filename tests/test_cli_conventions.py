@@ -128,6 +128,13 @@ def test_set_and_dry_run_write_nothing(tmp_path):
     assert "policy.name=" in out.stdout and "(1 worker, 50 steps)" in out.stdout
     assert "trials: 16 x 1 seed = 16 training runs" in out.stdout
     assert "3 concurrent x 1 worker x 1 CPU = 3 CPUs" in out.stdout
+    # the confirmation stage too: its runs (one trial each) and what they cost
+    assert (
+        "confirmation: the 2 best configuration(s) and the baseline (policy.name=df), each run "
+        "(50 steps, no early stopping) its own trial, 3 at a time" in out.stdout
+    )
+    assert "race: round 1 = 3 configurations x 3 fresh seeds (from 100) = 9 runs" in out.stdout
+    assert "at most 6 seeds each = 18 runs (4 rounds)" in out.stdout
     assert "nothing was started and nothing was written" in out.stdout
     assert not (tmp_path / "runs").exists()
 

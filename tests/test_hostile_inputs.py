@@ -1340,6 +1340,7 @@ def _config_models() -> list[type]:
         ConfirmSpec,
         Objective,
         Parameter,
+        RaceSpec,
         Resources,
         SchedulerSpec,
         SearchSpec,
@@ -1353,7 +1354,7 @@ def _config_models() -> list[type]:
         RunConfig, OptimConfig, EvalConfig, FewShotConfig, DeepSpeedConfig, ProbeConfig,
         CkaConfig, AnalysisConfig, CheckpointConfig, ModelConfig, QAConfig, TaskConfig,
         PolicyConfig, PolicyIVCkaConfig, SweepSpec, SearchSpec, Parameter, Objective,
-        SchedulerSpec, Resources, Storage, ConfirmSpec, ProbeSpec, SetRule,
+        SchedulerSpec, Resources, Storage, ConfirmSpec, RaceSpec, ProbeSpec, SetRule,
     ]  # fmt: skip
 
 

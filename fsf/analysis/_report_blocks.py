@@ -237,6 +237,8 @@ def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list
     statuses = sorted(set(runs["by_status"]) | set(trials["by_status"]))
     blocks.append(("h", 2, f"Trials ({stage_title})"))
     blocks.append(("p", s["stage"]["note"] + "."))
+    if s["stage"].get("lines"):  # a race: its seeds per configuration, rounds and stop
+        blocks.append(("table", ["the race"], [[line] for line in s["stage"]["lines"]]))
     blocks.append(
         (
             "table",

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FEW_TRIALS",
     "delta_heatmap",
+    "evp_plot",
     "gap_plot",
     "importance_plot",
     "language_heatmap",
@@ -300,6 +301,35 @@ def pareto_plot(
     ax.set_title(f"{task}: source vs target mean per configuration (search stage)")
     ax.grid(alpha=0.3)
     ax.legend(title="policy", fontsize=9, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def evp_plot(curves: list[dict[str, Any]], path: Path) -> None:
+    """Expected best objective vs number of trials per policy (Dodge et al. 2019), with a
+    band of +-1 standard deviation (`fsf.results.summary.policy_evp`'s curves)."""
+    plt = _plt()
+    colors = _colors([c["policy"] for c in curves])
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for c in curves:
+        n = np.asarray(c["n"], float)
+        mean = np.asarray(c["mean"], float) * 100
+        std = np.asarray(c["std"], float) * 100
+        if not len(n):
+            continue
+        ax.plot(
+            n, mean, "-o", ms=3, color=colors[c["policy"]], label=f"{c['policy']} ({c['trials']})"
+        )
+        ax.fill_between(n, mean - std, mean + std, color=colors[c["policy"]], alpha=0.15)
+    first = curves[0]
+    best = "minimum" if first["mode"] == "min" else "maximum"
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("trials of the policy's search (n)")
+    ax.set_ylabel(f"expected {best} of {first['metric']} x 100")
+    ax.set_title(f"{first['task']}: expected best dev objective after n trials (search stage)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="policy (trials)", fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

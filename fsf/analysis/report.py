@@ -43,6 +43,7 @@ from fsf.analysis._report_blocks import _answer_blocks, _blocks_summary, _html, 
 from fsf.analysis._report_plots import (
     FEW_TRIALS,
     delta_heatmap,
+    evp_plot,
     gap_plot,
     importance_plot,
     language_heatmap,
@@ -56,7 +57,7 @@ from fsf.results.ranking import best_per_language
 from fsf.results.reader import Results, confirmation_of, load
 from fsf.results.selection import SelectionRule, selection_rule
 from fsf.results.storage import StoragePath, is_uri, write_bytes_atomic
-from fsf.results.summary import summary
+from fsf.results.summary import policy_evp, summary
 
 __all__ = ["Report", "write_report"]
 
@@ -332,6 +333,22 @@ def write_report(
         body += _blocks_summary(ss, per, title)
         notes += [f"{stage} stage: {n}" for n in ss.get("notes", [])]
     blocks += answer + body + analysis_blocks
+    for t in [task] if task else s["tasks"]:
+        curves = [c for c in policy_evp(res, task=t) if c["trials"]]
+        if curves:
+            suffix = "" if len(s["tasks"]) == 1 else f"-{t}"
+            evp_plot(curves, out / f"evp{suffix}.png")
+            images["search"].append(
+                (
+                    out / f"evp{suffix}.png",
+                    f"Expected best objective vs trials, per policy (search stage, {t})",
+                    "Expected validation performance (Dodge et al. 2019): the best "
+                    f"{curves[0]['metric']} a search of n trials of each policy should expect "
+                    "(band: +-1 std), from the search's own trials (the number in the legend; "
+                    "a trial ASHA stopped counts with the value it stopped at). Compare "
+                    "policies at equal n, next to the confirmed differences above.",
+                )
+            )
     info: dict[str, Any] = {}
     note = importance_plot(res, out / "importance.png", info)
     if note is None:

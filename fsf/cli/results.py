@@ -217,6 +217,8 @@ def _show(args: argparse.Namespace) -> int:
     _print_evp(args)
     print(f"selection: {printable(s['selection']['description'])}")
     print(f"stage:     {printable(s['stage']['note'])}")
+    for line in s["stage"].get("lines") or []:
+        print(f"race:      {printable(line)}")
     _print_stack(stack)
     for n in s.get("notes", []):
         print(f"note: {printable(n)}")
@@ -349,13 +351,15 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
         help="the configuration to compare against (repeatable; default: the sweep's "
         "confirm.baseline, else policy.name=df)",
     )
-    p.add_argument(
-        "--stage",
-        default="auto",
-        metavar="|".join(STAGES),
-        help="answer from the search or the confirmation stage (default: the confirmation "
-        "when the sweep has one)",
+    _add_stage(
+        p,
+        "answer from the search or the confirmation stage (default: the confirmation when "
+        "the sweep has one)",
     )
+
+
+def _add_stage(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--stage", default="auto", metavar="|".join(STAGES), help=help)
 
 
 def _best_args(b: argparse.ArgumentParser) -> None:
@@ -392,12 +396,10 @@ def _export_args(e: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="FILE.parquet or FILE.csv, outside the sweep folder",
     )
-    e.add_argument(
-        "--stage",
-        default="auto",
-        metavar="|".join(STAGES),
-        help="the rows of the search or the confirmation stage (default: those `best` "
-        "answers from: the confirmation when the sweep has one)",
+    _add_stage(
+        e,
+        "the rows of the search or the confirmation stage (default: those `best` answers "
+        "from: the confirmation when the sweep has one)",
     )
 
 

@@ -102,7 +102,13 @@ def _baseline_line(entries: list[dict[str, Any]], answer: Any, label: str) -> st
 
 
 def _print_entries(
-    first: str, rows: list[list[Any]], title: str, answer: Any, lines: list[str]
+    first: str,
+    rows: list[list[Any]],
+    title: str,
+    answer: Any,
+    lines: list[str],
+    *,
+    race: bool = True,
 ) -> None:
     print_table([first, *_HEAD, "policy", "params"], rows, title=title)
     entries = getattr(answer, "entries", None)
@@ -114,6 +120,8 @@ def _print_entries(
     stage = answer.stage
     base = printable(", ".join(f"{k}={v}" for k, v in answer.baseline.items()))
     print(f"stage:     {printable(stage['note'])}")
+    for line in (stage.get("lines") or []) if race else []:
+        print(f"race:      {printable(line)}")
     for line in lines:
         print(printable(line))
     print(
@@ -198,5 +206,7 @@ def print_best_per_language(path: str | Path, *, select: str | None = None) -> l
         )
         print()
     entries, title, lines = _per_language(pl)
-    _print_entries("language", [_row(e["language"], e) for e in entries], title, pl, lines)
+    rows = [_row(e["language"], e) for e in entries]
+    # a race's rounds were printed under the confirmed configurations
+    _print_entries("language", rows, title, pl, lines, race=res.sweep.get("stage") != "confirm")
     return without_baseline(entries) if res.sweep.get("stage") == "confirm" else []

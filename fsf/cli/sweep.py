@@ -98,7 +98,11 @@ def _confirm_args(con: argparse.ArgumentParser) -> None:
     con.add_argument("dir")
     con.add_argument("--top-k", type=int, help="configurations to confirm (space: confirm.top_k)")
     con.add_argument(
-        "--seeds", type=int, nargs="+", help="fresh seeds (space: confirm.seeds; default 100-102)"
+        "--seeds",
+        type=int,
+        nargs="+",
+        help="fresh seeds for the fixed scheme, every configuration on each (space: "
+        "confirm.seeds, default 100-102; given, it replaces the space's confirm.race)",
     )
     con.add_argument(
         "--baseline",
@@ -348,9 +352,12 @@ def _print_confirm(c) -> None:
         print(f"confirmation: already done ({c.confirm_dir})")
         return
     done = ", ".join(f"{v} {k}" for k, v in sorted(c.statuses.items()))
-    print(
-        f"confirmation finished: {c.num_trials} configurations on fresh seeds ({printable(done)})"
-    )
+    how = f"{len(c.candidates)} configurations on fresh seeds"
+    if c.race is not None:
+        rounds = len(c.race.get("rounds") or [])
+        how += f", a race of {rounds} round{'s' if rounds != 1 else ''}"
+        how += f": {c.race['stop']}" if c.race.get("stop") else " (not finished)"
+    print(f"confirmation finished: {c.num_trials} runs ({printable(done)}); {printable(how)}")
     for trial_id, reason in sorted(c.errors.items()):
         print(f"  trial {printable(trial_id)} failed: {printable(reason)}")
     for trial_id, reasons in sorted(c.retried.items()):

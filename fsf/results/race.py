@@ -11,7 +11,8 @@ one round. After each round, on the seeds every live candidate has:
 3. the best candidate's paired difference to the **baseline** (a 95% interval, as every
    difference fsf reports) **decides** the race when it excludes 0 (better / worse) or lies
    inside `[-margin, +margin]` (equivalent within the margin);
-4. otherwise the race goes on, unless the next round would pass `max_seeds`.
+4. otherwise the race goes on, unless the next round would pass `max_seeds`; a decision
+   before round `min_rounds` does not stop it either.
 
 The baseline is never dropped; a candidate that is the baseline itself races like the others
 and, if it ends best, the answer is "the baseline is the best candidate". Every decision reads
@@ -28,20 +29,26 @@ from typing import Any
 
 from fsf.results.stats import PairedDifference, paired_difference
 
-__all__ = ["RaceRound", "RaceRule", "race_round"]
+__all__ = ["CANDIDATE_TRIAL", "RaceRound", "RaceRule", "race_lines", "race_round"]
+
+#: A confirmation candidate's key in its sweep.json naming the trial id of its rows (every
+#: seed of the candidate writes under it): the name a race's record calls it by
+CANDIDATE_TRIAL = "confirm_trial_id"
 
 
 @dataclass(frozen=True)
 class RaceRule:
     """How a race runs: seeds in the first round and in each later one, the most seeds a
     candidate may get, the familywise level of the drops, the equivalence margin (in the
-    objective's unit, a fraction: 0.005 is half a point)."""
+    objective's unit, a fraction: 0.005 is half a point), and the rounds run before a
+    decision may stop the race."""
 
     first_round: int = 3
     per_round: int = 2
     max_seeds: int = 9
     alpha: float = 0.05
     margin: float = 0.005
+    min_rounds: int = 1
 
     def __post_init__(self) -> None:
         if self.first_round < 2:
@@ -50,6 +57,8 @@ class RaceRule:
             raise ValueError("race.per_round must be >= 1 and race.max_seeds >= first_round")
         if not 0 < self.alpha < 1 or not math.isfinite(self.margin) or self.margin < 0:
             raise ValueError("race.alpha must lie in (0, 1) and race.margin be >= 0")
+        if self.min_rounds < 1:
+            raise ValueError("race.min_rounds must be >= 1")
 
     def seeds_after(self, rounds: int) -> int:
         """Seeds each live candidate has after `rounds` rounds."""
@@ -161,6 +170,43 @@ def race_round(
                     f"decided: {best} is equivalent to the baseline within ±{rule.margin:g} "
                     f"(95% CI [{lo:+.4f}, {hi:+.4f}])"
                 )
+    if out.stop is not None and round_no < rule.min_rounds:
+        out.stop = None  # decided, but the race runs `min_rounds` rounds first
     if out.stop is None and n >= rule.max_seeds:
         out.stop = f"seed budget spent ({rule.max_seeds} seeds per candidate); undecided"
+    return out
+
+
+def race_lines(record: Mapping[str, Any], names: Mapping[str, str] | None = None) -> list[str]:
+    """A race's record (`{"rounds": [RaceRound.to_dict() + "seed_list"], "stop"}`, as a
+    racing confirmation keeps it in its sweep.json) as lines: each round's seeds and live
+    candidates, who it dropped and why, and why the race stopped (or that it goes on).
+    `names` labels the candidates (trial id -> label)."""
+    names = names or {}
+
+    def name(c: str | None) -> str:
+        return f"{c} ({names[c]})" if c is not None and c in names else str(c)
+
+    out = []
+    for r in record.get("rounds") or []:
+        seeds = r.get("seed_list") or []
+        shown = f"seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"seeds {seeds}"
+        line = (
+            f"round {r['round']}: {r['seeds']} shared seeds ({shown}), "
+            f"{len(r.get('alive') or []) + len(r.get('dropped') or {})} live; best {name(r['best'])}"
+        )
+        vs = r.get("vs_baseline")
+        if vs and vs.get("ci_low") is not None:
+            line += (
+                f", vs baseline {100 * vs['mean']:+.2f} [{100 * vs['ci_low']:+.2f}, "
+                f"{100 * vs['ci_high']:+.2f}] points"
+            )
+        out.append(line)
+        for c, why in (r.get("dropped") or {}).items():
+            out.append(f"  dropped {name(c)}: {why}")
+    stop = record.get("stop")
+    if stop:
+        out.append(f"stopped: {stop}")
+    elif out:
+        out.append("the race goes on (interrupted, or its last round failed): `fsf confirm DIR`")
     return out

@@ -41,6 +41,7 @@ from fsf.results._errors import ResultsUsageError, choices
 from fsf.results.answer import Answer, baseline_mask, baseline_of
 from fsf.results.cube import Evals, evals
 from fsf.results.frame import Frame, frame
+from fsf.results.race import CANDIDATE_TRIAL, race_lines
 from fsf.results.reader import Results, SkippedFragment, load
 from fsf.results.selection import SelectionRule, selection_rule
 
@@ -68,8 +69,12 @@ def _stage(res: Results) -> dict[str, Any]:
     """Which stage of a sweep the results are (search, or the confirmation on fresh seeds)."""
     sweep = res.sweep
     if sweep.get("stage") == "confirm":
+        race = sweep.get("race")
+        if sweep.get("scheme") == "race" or race:
+            return _race_stage(sweep, race or {})
         return {
             "name": "confirm",
+            "scheme": "fixed",
             "seeds": sweep.get("seeds"),
             "note": "confirmation stage: the candidates chosen in the search, re-run at full "
             f"budget on fresh seeds {sweep.get('seeds')}; the answer comes from these runs only",
@@ -79,6 +84,50 @@ def _stage(res: Results) -> dict[str, Any]:
         "note": "search stage: configurations were chosen on dev scores of these same runs, so "
         "the winner's score is optimistic (winner's curse); confirm it on fresh seeds "
         "(`confirm:` in the space, or `fsf-sweep confirm DIR`)",
+    }
+
+
+def _race_stage(sweep: Mapping[str, Any], race: Mapping[str, Any]) -> dict[str, Any]:
+    """A racing confirmation's stage: the seeds each candidate got, which round dropped which
+    candidate and why, and why the race stopped (`fsf.results.race.race_lines`)."""
+    candidates = sweep.get("candidates") or []
+    names = {}
+    for c in candidates:
+        tid = c.get(CANDIDATE_TRIAL)
+        if tid:
+            role = "baseline" if c.get("role") == "baseline" else f"search #{c.get('rank')}"
+            names[tid] = f"{c.get('policy')}, {role}"
+    rounds = race.get("rounds") or []
+    seeds_of: dict[str, int] = {}
+    for r in rounds:
+        for tid in [*(r.get("alive") or []), *(r.get("dropped") or {})]:
+            seeds_of[tid] = len(r.get("seed_list") or [])
+    base = next((c for c in candidates if "baseline" in str(c.get("role"))), None)
+    if base and base.get(CANDIDATE_TRIAL) and rounds:
+        seeds_of[base[CANDIDATE_TRIAL]] = len(rounds[-1].get("seed_list") or [])
+    stop = race.get("stop")
+    note = (
+        "confirmation stage, a race: the candidates chosen in the search and the baseline "
+        "re-run at full budget on fresh seeds added in rounds; after each round a candidate a "
+        "paired test (Holm-corrected) finds worse than the best on the objective (dev data) "
+        "is dropped; the answer comes from these runs only"
+    )
+    return {
+        "name": "confirm",
+        "scheme": "race",
+        "seeds": sweep.get("seeds"),
+        "race": {
+            "rounds": rounds,
+            "stop": stop,
+            "decision": race.get("decision"),
+            "seeds_per_candidate": seeds_of,
+        },
+        "note": note + ("" if stop else " (the race has not stopped: `fsf confirm DIR`)"),
+        "lines": [
+            "seeds per configuration: "
+            + (", ".join(f"{t} ({names.get(t, '?')}) {n}" for t, n in seeds_of.items()) or "-"),
+            *race_lines(race, names),
+        ],
     }
 
 

@@ -1,11 +1,12 @@
 """What the sweep driver hands Ray Tune besides the trainable and the search: the logger
-callbacks, each trial's resources, and the fit. The search (`fsf.sweep.tune`) and the
+callbacks, each trial's resources and folder name, and the fit. The search (`fsf.sweep.tune`) and the
 confirmation stage (`fsf.sweep.confirm`) both fit this way; a resumed sweep is a fresh fit
 (`fsf.sweep.resume`), so Tune's pickled copies of these are never read back."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from fsf.results.storage import Location
 from fsf.sweep.points import trial_workers
 from fsf.sweep.space import missing_logger_packages
 from fsf.sweep.spec import SweepSpec
-from fsf.sweep.trial import split_config
+from fsf.sweep.trial import TRIAL_KEY, split_config
 
 __all__: list[str] = []
 
@@ -42,6 +43,31 @@ class _TrialResources:
         if res.gpus:
             bundle["GPU"] = res.gpus
         return PlacementGroupFactory([bundle])
+
+
+class _TrialDirname:
+    """Tune's trial folder names: the trial's id and its parameters at full precision (Tune's
+    own names round floats to 4 decimals: a learning rate of 4.2e-05 read 0.0000). With
+    `candidates`, a confirmation run: its candidate's parameters and seed."""
+
+    MAX_CHARS = 120
+
+    def __init__(self, candidates: list[dict[str, Any]] | None = None):
+        self.candidates = candidates
+
+    def __call__(self, trial: Any) -> str:
+        config = dict(getattr(trial, "config", None) or {})
+        head = f"{getattr(trial, 'trainable_name', 'trial')}_{trial.trial_id}"
+        if self.candidates is not None and "candidate" in config:
+            params = dict(self.candidates[config["candidate"]].get("params") or {})
+            head += f"_seed={config.get('seed')}"
+        else:
+            params = {k: v for k, v in config.items() if k != TRIAL_KEY}
+        text = ",".join(
+            f"{k}={format(v, '.6g') if isinstance(v, float) else v}" for k, v in params.items()
+        )
+        name = f"{head}_{text}" if text else head
+        return re.sub(r'[/\\()<>:"|?*\s]', "_", name)[: self.MAX_CHARS]
 
 
 def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:

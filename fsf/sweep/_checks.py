@@ -10,6 +10,7 @@ from typing import Any
 
 from fsf.config import RunConfig, apply_overrides, validate_run_config
 from fsf.errors import ConfigError, Problem, short_repr
+from fsf.strict import MAX_SEED
 from fsf.sweep.points import (
     MAX_GRID_POINTS,
     RESOURCE_KEYS,
@@ -19,7 +20,7 @@ from fsf.sweep.points import (
     reported_metrics,
     trial_run_config,
 )
-from fsf.sweep.spec import Parameter, SweepSpec
+from fsf.sweep.spec import ConfirmSpec, Parameter, SweepSpec
 
 __all__ = ["CHECKS", "check_semantics"]
 
@@ -290,15 +291,20 @@ def check_confirm(spec: SweepSpec, base: RunConfig) -> list[Problem]:
     problems = []
     if spec.probe is not None:
         problems.append(Problem("confirm", "a probe sweep has no confirmation stage; remove it"))
-    if len(set(confirm.seeds)) != len(confirm.seeds):
+    if confirm.seeds is not None and len(set(confirm.seeds)) != len(confirm.seeds):
         problems.append(Problem("confirm.seeds", "seeds must be distinct", confirm.seeds, True))
-    reused = sorted(set(confirm.seeds) & set(spec.search.seeds))
+    if confirm.race is not None:
+        problems += _check_race(confirm)
+        field, seeds = "confirm.race.first_seed", confirm.race.seed_pool()
+    else:
+        field, seeds = "confirm.seeds", list(confirm.seeds or [])
+    reused = sorted(set(seeds) & set(spec.search.seeds))
     if reused:
         problems.append(
             Problem(
-                "confirm.seeds",
+                field,
                 f"seeds {reused} were used by the search; confirmation needs fresh seeds",
-                confirm.seeds,
+                confirm.race.first_seed if confirm.race is not None else confirm.seeds,
                 True,
             )
         )
@@ -312,6 +318,55 @@ def check_confirm(spec: SweepSpec, base: RunConfig) -> list[Problem]:
             Problem("confirm.baseline", f"does not give a valid run config: {p}")
             for p in exc.problems
         ]
+    return problems
+
+
+def _check_race(confirm: ConfirmSpec) -> list[Problem]:
+    """A race's settings that only make sense together: seeds given one way, a budget that
+    holds the first round and the rounds it must run, seeds within range."""
+    race = confirm.race
+    assert race is not None
+    problems = []
+    if confirm.seeds is not None:
+        problems.append(
+            Problem(
+                "confirm.seeds",
+                "a race draws its own seeds (race.first_seed, +1, ...): give either "
+                "confirm.seeds (the fixed scheme) or confirm.race, not both",
+                confirm.seeds,
+                True,
+            )
+        )
+    if race.max_seeds < race.first_round:
+        problems.append(
+            Problem(
+                "confirm.race.max_seeds",
+                f"must be >= race.first_round ({race.first_round}): the first round alone "
+                "would pass it",
+                race.max_seeds,
+                True,
+            )
+        )
+    elif race.min_rounds > race.rounds_possible():
+        problems.append(
+            Problem(
+                "confirm.race.min_rounds",
+                f"the seed budget allows at most {race.rounds_possible()} round(s) "
+                f"(first_round={race.first_round}, per_round={race.per_round}, "
+                f"max_seeds={race.max_seeds}); lower min_rounds or raise max_seeds",
+                race.min_rounds,
+                True,
+            )
+        )
+    if race.first_seed + race.max_seeds - 1 > MAX_SEED:
+        problems.append(
+            Problem(
+                "confirm.race.first_seed",
+                f"first_seed + max_seeds - 1 must be <= {MAX_SEED}",
+                race.first_seed,
+                True,
+            )
+        )
     return problems
 
 

@@ -4,8 +4,8 @@
 searcher does (the space's sampler with its `searcher_seed`, the same define-by-run
 function, before any result is known; grid points in order for `grid`), and builds each
 one's run config, so an invalid combination shows now rather than in a failed trial.
-`resource_plan(spec)` says what the sweep asks Ray for at once. Neither starts Ray nor
-touches the sweep folder.
+`resource_plan(spec)` says what the sweep asks Ray for at once, `confirm_plan(spec)` what
+its confirmation stage runs and costs. None starts Ray or touches the sweep folder.
 """
 
 from __future__ import annotations
@@ -20,7 +20,14 @@ from fsf.sweep.space import with_overrides
 from fsf.sweep.spec import SweepSpec
 from fsf.text import printable
 
-__all__ = ["MAX_DRY_RUN", "ResourcePlan", "print_plan", "resource_plan", "sample_configurations"]
+__all__ = [
+    "MAX_DRY_RUN",
+    "ResourcePlan",
+    "confirm_plan",
+    "print_plan",
+    "resource_plan",
+    "sample_configurations",
+]
 
 MAX_DRY_RUN = 1_000
 """The most configurations `--dry-run N` draws (each is sampled and validated)."""
@@ -159,6 +166,8 @@ def print_plan(
     print("resources at once: " + "\n                   ".join(plan.lines()))
     waves = math.ceil(trials / max(1, plan.concurrent))
     print(f"concurrency: {plan.concurrent} trials at a time ({waves} rounds of trials)")
+    for line in confirm_plan(spec, steps=_steps_of(spec)):
+        print(line)
     sweep_dir = sweep_dir_for(spec, spec.name, storage_path)
     state = ""
     if sweep_dir.exists() and any(sweep_dir.iterdir()):
@@ -168,6 +177,49 @@ def print_plan(
     print(f"sweep folder: {sweep_dir}{state}")
     print("dry run: nothing was started and nothing was written")
     return 0
+
+
+def _steps_of(spec: SweepSpec) -> str:
+    base = spec.base_config()
+    if base.optim.max_steps:
+        return f"{base.optim.max_steps} steps"
+    return f"{_num(base.optim.epochs)} epochs"
+
+
+def confirm_plan(spec: SweepSpec, steps: str = "full budget") -> list[str]:
+    """What the confirmation stage will run after the search (none: no lines): its
+    configurations, its runs (one trial each) and their cost, fixed or raced."""
+    confirm = spec.confirm
+    if confirm is None or spec.probe is not None:
+        return []
+    configs = confirm.top_k + 1  # the top_k and the baseline (fewer when they coincide)
+    slots = max(1, spec.search.max_concurrent)
+    base = ", ".join(f"{k}={v}" for k, v in confirm.baseline.items())
+    head = (
+        f"confirmation: the {confirm.top_k} best configuration(s) and the baseline ({base}), "
+        f"each run ({steps}, no early stopping) its own trial, {slots} at a time"
+    )
+    if confirm.race is None:
+        seeds = list(confirm.seeds or [])
+        runs = configs * len(seeds)
+        return [
+            head,
+            f"  fixed: {configs} configurations x {len(seeds)} fresh seeds {seeds} = {runs} "
+            f"runs ({math.ceil(runs / slots)} run-lengths at {slots} at a time)",
+        ]
+    race = confirm.race
+    first = configs * race.first_round
+    most = configs * race.max_seeds
+    return [
+        head,
+        f"  race: round 1 = {configs} configurations x {race.first_round} fresh seeds "
+        f"(from {race.first_seed}) = {first} runs ({math.ceil(first / slots)} run-lengths); "
+        f"each later round adds {race.per_round} seed(s) to every configuration still in it "
+        f"and the baseline; at most {race.max_seeds} seeds each = {most} runs "
+        f"({race.rounds_possible()} rounds); it stops once the best's difference to the "
+        f"baseline is decided (95% interval excludes 0, or inside +-{_num(race.margin)} "
+        f"points) after at least {race.min_rounds} round(s)",
+    ]
 
 
 def _short(value: Any) -> str:

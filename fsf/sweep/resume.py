@@ -4,11 +4,14 @@ records (docs/architecture.md, "Resume design"). Ray Tune's saved files are neve
 - `resume_search(study, results_dir)`: the search stage. Trials the study saw end are never
   run again; each unfinished one (RUNNING: the driver died while it trained) is enqueued
   again with the trial id of its rows, then failed (superseded by that re-run); draws never
-  handed to Tune are failed; fragments of trial ids the study does not hold are set aside.
+  handed to Tune are failed, a grid point among them enqueued again first; fragments of
+  trial ids the study does not hold are set aside.
 - `rebuild_rungs(scheduler, spec, results_dir, trial_ids)`: ASHA's rungs, from the
   evaluations each ended trial recorded, replayed through the objective it reported with.
-- `resume_confirm(candidates, seeds, results_dir)`: the confirmation stage's candidates
-  still to run, each with the trial id of the fragments it has.
+- `assign_trial_ids(candidates, results_dir)` and `resume_confirm(candidates, runs,
+  results_dir)`: the confirmation stage's runs (candidate x seed) still to train, each under
+  its candidate's trial id; a racing confirmation's rounds are in its sweep.json
+  (`fsf.sweep.confirm`).
 
 Each step writes ahead of what depends on it (a re-run is enqueued before the trial it
 continues is failed), so a driver killed during a resume leaves records the next resume
@@ -26,12 +29,21 @@ from typing import Any
 from fsf.results import read_results
 from fsf.results.fragment_reader import recorded_evaluations
 from fsf.results.fragments import ORPHANED_DIR, set_aside_orphans
+from fsf.results.race import CANDIDATE_TRIAL
 from fsf.results.storage import Location
-from fsf.sweep.searcher import ORPHANS_ATTR, RERUN_ATTR, TRIAL_ATTR
+from fsf.sweep.searcher import ORPHANS_ATTR, POINT_ATTR, RERUN_ATTR, TRIAL_ATTR
 from fsf.sweep.spec import SweepSpec
 from fsf.sweep.trial import _ObjectiveTracker
 
-__all__ = ["ConfirmResume", "SearchResume", "rebuild_rungs", "resume_confirm", "resume_search"]
+__all__ = [
+    "CONFIRM_TRIAL",
+    "ConfirmResume",
+    "SearchResume",
+    "assign_trial_ids",
+    "rebuild_rungs",
+    "resume_confirm",
+    "resume_search",
+]
 
 log = logging.getLogger("fsf.sweep")
 
@@ -87,10 +99,15 @@ def resume_search(study: Any, results_dir: Location) -> SearchResume:
         if rows is not None:
             known.add(rows)
         if trial.state == TrialState.RUNNING:
-            if rows is not None and trial.number not in superseded:
+            if trial.number not in superseded and rows is not None:
                 fixed = {RERUN_ATTR: trial.number, TRIAL_ATTR: rows}
                 study.enqueue_trial(trial.params, user_attrs=fixed)
                 out.rerun.append(rows)
+            elif trial.number not in superseded and POINT_ATTR in trial.user_attrs:
+                # a grid point drawn but never handed out (killed between Optuna's ask
+                # and the trial id): enqueued again, or the point would never run
+                fixed = {RERUN_ATTR: trial.number, POINT_ATTR: True}
+                study.enqueue_trial(trial.params, user_attrs=fixed)
             # a draw never handed out, or one whose re-run is enqueued: it ends here
             study.tell(trial.number, state=TrialState.FAIL)
         elif trial.state.is_finished() and rows is not None and trial.number not in superseded:
@@ -141,19 +158,25 @@ def rebuild_rungs(
     return n
 
 
+#: A confirmation candidate's key in confirm/sweep.json naming the trial id of its rows (every
+#: seed of a candidate writes under it, whichever Tune trial runs the seed)
+CONFIRM_TRIAL = CANDIDATE_TRIAL
+
+
 @dataclass
 class ConfirmResume:
-    """The confirmation's candidates still to run, `todo`: (candidate, the trial id of its
-    fragments or None); how many `finished` (every seed completed); fragments `moved`."""
+    """The confirmation's runs still to train, `todo`: (candidate, seed, the trial id of the
+    candidate's rows); how many of the runs asked for are `finished` (a completed
+    fragment); fragments `moved` aside (of no candidate)."""
 
-    todo: list[tuple[int, str | None]]
+    todo: list[tuple[int, int, str]]
     finished: int
     moved: list[str] = field(default_factory=list)
 
     def note(self) -> str:
         note = (
             f"resumed from its results: {self.finished} of {self.finished + len(self.todo)} "
-            f"configurations finished, {len(self.todo)} to run"
+            f"runs finished, {len(self.todo)} to run"
         )
         if self.moved:
             note += f"; fragments of {len(self.moved)} trial(s) of no candidate set aside"
@@ -164,32 +187,59 @@ def _key(params: Any) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def resume_confirm(
-    candidates: list[dict[str, Any]], seeds: list[int], results_dir: Location
-) -> ConfirmResume:
-    """Which candidates run (again): each candidate's trial id is that of the fragments
-    whose sampled parameters are its own (the one with the most completed seeds, then the
-    smaller id, if several); it is finished when each of `seeds` has a completed fragment.
-    Fragments of no candidate are set aside."""
-    runs: dict[str, dict[str, Any]] = {}  # trial id -> its params key and completed seeds
-    if results_dir.exists():
-        table = read_results(results_dir).table
-        cols = table.select(["trial_id", "seed", "status", "params_json"]).to_pylist()
-        for row in cols:
-            run = runs.setdefault(row["trial_id"], {"key": None, "done": set(), "seeds": set()})
-            run["key"] = run["key"] or _key(json.loads(row["params_json"] or "{}"))
-            run["seeds"].add(row["seed"])
-            if row["status"] == "completed":
-                run["done"].add(row["seed"])
-    todo, finished, chosen = [], 0, set()
+def _runs(results_dir: Location) -> dict[str, dict[str, Any]]:
+    """Trial id -> its params key and completed seeds, from the fragments."""
+    runs: dict[str, dict[str, Any]] = {}
+    if not results_dir.exists():
+        return runs
+    table = read_results(results_dir).table
+    for row in table.select(["trial_id", "seed", "status", "params_json"]).to_pylist():
+        run = runs.setdefault(row["trial_id"], {"key": None, "done": set()})
+        run["key"] = run["key"] or _key(json.loads(row["params_json"] or "{}"))
+        if row["status"] == "completed":
+            run["done"].add(row["seed"])
+    return runs
+
+
+def assign_trial_ids(candidates: list[dict[str, Any]], results_dir: Location) -> bool:
+    """Give each candidate the trial id of its rows (`CONFIRM_TRIAL`), in place, before any
+    run trains; returns whether one was added (the caller records them). A candidate of a
+    confirmation begun by an older fsf (one Tune trial per candidate) keeps the id of the
+    fragments whose sampled parameters are its own (the most completed seeds, then the
+    smaller id); any other gets a new id in Tune's shape."""
+    import uuid
+
+    missing = [c for c in candidates if not c.get(CONFIRM_TRIAL)]
+    if not missing:
+        return False
+    runs = _runs(results_dir)
+    prefix = uuid.uuid4().hex[:5]
+    taken = {c.get(CONFIRM_TRIAL) for c in candidates}
     for i, candidate in enumerate(candidates):
-        mine = [t for t, r in runs.items() if r["key"] == _key(candidate["params"])]
+        if candidate.get(CONFIRM_TRIAL):
+            continue
+        mine = [
+            t for t, r in runs.items() if r["key"] == _key(candidate["params"]) and t not in taken
+        ]
         rows = min(mine, key=lambda t: (-len(runs[t]["done"]), t), default=None)
-        if rows is not None:
-            chosen.add(rows)
-        if rows is not None and set(seeds) <= runs[rows]["done"]:
+        candidate[CONFIRM_TRIAL] = rows or f"{prefix}_{i:05d}"
+        taken.add(candidate[CONFIRM_TRIAL])
+    return True
+
+
+def resume_confirm(
+    candidates: list[dict[str, Any]], runs: list[tuple[int, int]], results_dir: Location
+) -> ConfirmResume:
+    """Which of `runs` ((candidate, seed) pairs) train (again): those without a completed
+    fragment under their candidate's trial id (`assign_trial_ids`). Fragments of no
+    candidate are set aside."""
+    ids = [c[CONFIRM_TRIAL] for c in candidates]
+    done = {t: r["done"] for t, r in _runs(results_dir).items()}
+    todo, finished = [], 0
+    for i, seed in runs:
+        if seed in done.get(ids[i], set()):
             finished += 1
         else:
-            todo.append((i, rows))
-    moved = set_aside_orphans(results_dir, chosen) if results_dir.exists() else []
+            todo.append((i, seed, ids[i]))
+    moved = set_aside_orphans(results_dir, set(ids)) if results_dir.exists() else []
     return ConfirmResume(todo, finished, moved)

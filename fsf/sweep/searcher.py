@@ -7,7 +7,7 @@
   `skip_repeats` a configuration drawn again is answered from the study, or waits for its
   twin still in training, instead of being trained twice; a space that yields only repeats
   ends the search.
-- `_Candidates`, the confirmation stage: candidate i, each to one trial.
+- `_Candidates`, the confirmation stage: one run (candidate i on one seed) per trial.
 
 Every Tune trial's config carries the trial id of its rows under `TRIAL_KEY`: the id of the
 Tune trial a configuration was first handed to, and that id again when an interrupted trial
@@ -72,7 +72,10 @@ class _StudySearch(Searcher):
     A waiting trial the study hands out first (a grid point, or a re-run enqueued by a
     resume with its trial id) is always run. Intermediate objective values are reported to
     Optuna once per step (a trial Tune retries reports its steps again: Optuna keeps the
-    first); a multi-objective study gets final values only, as Optuna allows."""
+    first); a multi-objective study gets final values only, as Optuna allows. A trial a
+    scheduler stopped early (its last result is not its last seed's final evaluation;
+    `num_seeds`: the seeds a trial runs) is told PRUNED: Optuna keeps its last reported
+    value as its value, and a repeat of it is answered PRUNED with that value."""
 
     #: with `skip_repeats`, how many repeats in a row a suggestion may draw before the space
     #: counts as exhausted (every configuration the sampler proposes was tried): then the
@@ -85,6 +88,7 @@ class _StudySearch(Searcher):
         space: Any,
         objectives: list[tuple[str, str]],
         skip_repeats: bool = False,
+        num_seeds: int = 1,
     ):
         metrics = [m for m, _ in objectives]
         modes = [mode for _, mode in objectives]
@@ -96,6 +100,7 @@ class _StudySearch(Searcher):
         self.space = space
         self.metrics = metrics
         self.skip_repeats = skip_repeats
+        self.num_seeds = num_seeds
         self.exhausted = False
         self._trials: dict[str, Any] = {}  # Tune trial id -> its Optuna trial, while it runs
         self._reported: dict[str, set[int]] = {}  # Tune trial id -> steps told to Optuna
@@ -157,13 +162,14 @@ class _StudySearch(Searcher):
             return "new"  # a grid point or a re-run: enqueued on purpose, never a repeat
         # a linear scan of the study per draw: studies hold hundreds of trials, not millions,
         # and an index would be one more state to rebuild on resume
-        states = (TrialState.COMPLETE, TrialState.RUNNING)
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
         for other in self.study.get_trials(deepcopy=False, states=states):
             if other.number in (trial.number, *self._orphans) or other.params != trial.params:
                 continue
-            if other.state == TrialState.COMPLETE:
-                trial.set_user_attr(REPEAT_ATTR, other.number)
-                self.study.tell(trial, other.values)
+            if other.state == TrialState.PRUNED and not other.intermediate_values:
+                continue  # (pruned without a value: nothing to answer with)
+            if other.state != TrialState.RUNNING:
+                self._answer_from(trial, other)
                 return "answered"
             if TRIAL_ATTR in other.user_attrs:  # handed to Tune: training now
                 trial.set_user_attr(WAITING_ATTR, other.number)
@@ -191,9 +197,13 @@ class _StudySearch(Searcher):
             log.warning("trial %s has no Optuna trial: its result is not told", trial_id)
             return
         values = [result.get(m) for m in self.metrics] if result else [None]
-        # as Ray's OptunaSearch tells it: no value means ASHA stopped it (PRUNED) or it failed
+        # as Ray's OptunaSearch tells it: no value is PRUNED, or FAIL for a trial that failed
         if any(v is None for v in values):
             state, told = (TrialState.FAIL if error else TrialState.PRUNED), None
+        elif not error and len(self.metrics) == 1 and not self._ran_whole(result):
+            # stopped early (ASHA): PRUNED, its value the last objective it reported (Optuna
+            # keeps a pruned trial's last intermediate value), as optuna-dashboard shows it
+            state, told = TrialState.PRUNED, None
         else:
             state, told = TrialState.COMPLETE, values
         try:
@@ -202,6 +212,13 @@ class _StudySearch(Searcher):
         except Exception as exc:  # e.g. a value Optuna refuses: the trial stays as it is
             log.warning("trial %s: the study was not told its result (%s)", trial_id, exc)
         self._release(trial.number)
+
+    def _ran_whole(self, result: dict) -> bool:
+        """Whether a trial's last result is the final evaluation of its last seed (it ran
+        its whole budget) rather than where a scheduler stopped it."""
+        if "is_final" not in result:  # not a result of fsf's trial: taken as whole
+            return True
+        return bool(result["is_final"]) and result.get("seed_index") == self.num_seeds - 1
 
     def _release(self, number: int) -> None:
         """Tell the draws parked on trial `number` its result (FAIL if it has none)."""
@@ -213,11 +230,25 @@ class _StudySearch(Searcher):
         self._waiting = False
         twin = self.study.get_trials(deepcopy=False)[number]
         for draw in parked:
-            if twin.state == TrialState.COMPLETE:
-                draw.set_user_attr(REPEAT_ATTR, number)
-                self.study.tell(draw, twin.values)
+            if twin.state == TrialState.COMPLETE or (
+                twin.state == TrialState.PRUNED and twin.intermediate_values
+            ):
+                self._answer_from(draw, twin)
             else:
                 self.study.tell(draw, state=TrialState.FAIL)
+
+    def _answer_from(self, draw: Any, twin: Any) -> None:
+        """Tell `draw` (a repeat) what its finished `twin` ended with: the same value and
+        state (a PRUNED twin's reports, so that the draw's value is the one it stopped at)."""
+        from optuna.trial import TrialState
+
+        draw.set_user_attr(REPEAT_ATTR, twin.number)
+        if twin.state == TrialState.PRUNED:
+            for step, value in sorted(twin.intermediate_values.items()):
+                draw.report(value, step)
+            self.study.tell(draw, state=TrialState.PRUNED)
+        else:
+            self.study.tell(draw, twin.values)
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the study and the result fragments are the record."""
@@ -239,6 +270,7 @@ def study_search(spec: SweepSpec, study: Any) -> Any:
         [(o.metric, o.mode) for o in search.objective],
         # grid points always run: a grid draws nothing but its points
         skip_repeats=search.skip_repeats and search.searcher != "grid",
+        num_seeds=len(search.seeds),
     )
     if search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent)
@@ -246,19 +278,19 @@ def study_search(spec: SweepSpec, study: Any) -> Any:
 
 
 class _Candidates(Searcher):
-    """The confirmation stage's searcher: hands out `todo`, a list of (candidate, trial id
-    of its rows or None), each to one trial, as `{"candidate": i, TRIAL_KEY: id}` (a new
-    trial's id is its Tune id)."""
+    """The confirmation stage's searcher: hands out `todo`, a list of (candidate, seed, trial
+    id of the candidate's rows), each to one trial (one run), as `{"candidate": i, "seed":
+    s, TRIAL_KEY: id}`."""
 
-    def __init__(self, todo: list[tuple[int, str | None]]):
+    def __init__(self, todo: list[tuple[int, int, str]]):
         super().__init__()
         self.todo = list(todo)
 
     def suggest(self, trial_id: str) -> dict | str | None:
         if not self.todo:
             return Searcher.FINISHED
-        candidate, rows = self.todo.pop(0)
-        return {"candidate": candidate, TRIAL_KEY: rows or trial_id}
+        candidate, seed, rows = self.todo.pop(0)
+        return {"candidate": candidate, "seed": seed, TRIAL_KEY: rows}
 
     def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
         pass

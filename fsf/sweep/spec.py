@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from fsf.analysis.probe_spec import ProbeSpec
 from fsf.config import CheckpointRule, FolderName, RunConfig, validate_run_config
@@ -27,11 +27,13 @@ __all__ = [
     "ConfirmSpec",
     "Objective",
     "Parameter",
+    "RaceSpec",
     "Resources",
     "SchedulerSpec",
     "SearchSpec",
     "Storage",
     "SweepSpec",
+    "confirm_seeds",
 ]
 
 
@@ -39,6 +41,8 @@ MAX_TRIALS = 100_000
 """The most trials (and concurrent trials) a space may ask for."""
 MAX_SEEDS = 100
 """The most seeds a search or a confirmation runs each configuration on."""
+DEFAULT_CONFIRM_SEEDS = (100, 101, 102)
+"""The fixed confirmation's seeds when a space names none."""
 MAX_CPUS = 100_000
 """The most CPUs a trial (or worker) may ask for."""
 MAX_GPUS = 1024
@@ -195,17 +199,65 @@ class Storage(_Strict):
         return value
 
 
+class RaceSpec(_Strict):
+    """A racing confirmation (F-Race; `fsf.results.race`): the candidates and the baseline run
+    on `first_round` fresh seeds, then on `per_round` more per round; after each round a
+    candidate a one-sided paired test (Holm's correction at `alpha`) finds worse than the
+    best is dropped, and the race stops once the best's paired 95% interval against the
+    baseline excludes 0 or lies inside +-`margin` points (after at least `min_rounds`
+    rounds), or when a candidate would pass `max_seeds`. Seeds are `first_seed`,
+    `first_seed + 1`, ... Decisions read the sweep's objective (dev data), never test."""
+
+    first_round: int = Field(
+        3, ge=2, le=MAX_SEEDS, description="seeds of the first round (>= 2: a paired test)"
+    )
+    per_round: int = Field(1, ge=1, le=MAX_SEEDS, description="seeds added by each later round")
+    max_seeds: int = Field(
+        6, ge=2, le=MAX_SEEDS, description="the most seeds a candidate gets (the race's budget)"
+    )
+    min_rounds: int = Field(
+        1, ge=1, le=MAX_SEEDS, description="rounds run before a decision may stop the race"
+    )
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="familywise level of each round's drops (Holm)"
+    )
+    margin: float = Field(
+        0.5,
+        ge=0,
+        le=100,
+        description="equivalence margin in points (the objective x 100, as the tables show "
+        "it): a best-vs-baseline interval inside +-margin decides 'equivalent'",
+    )
+    first_seed: Seed = Field(100, description="the race's seeds are first_seed, first_seed+1, ...")
+
+    def seed_pool(self) -> list[int]:
+        """Every seed the race may use, in the order it uses them."""
+        return [self.first_seed + i for i in range(self.max_seeds)]
+
+    def rounds_possible(self) -> int:
+        """How many rounds the seed budget allows."""
+        more = max(0, self.max_seeds - self.first_round)
+        return 1 + -(-more // self.per_round)
+
+
 class ConfirmSpec(_Strict):
     """The confirmation stage: after the search, the `top_k` best configurations under the
     sweep's objective, plus the best `baseline` configuration, are trained again at full
-    budget (no early stopping) on fresh `seeds`; the sweep's answer comes from these runs."""
+    budget (no early stopping) on fresh seeds, each (configuration, seed) one run; the
+    sweep's answer comes from these runs. Fixed (`seeds`: every configuration on each) or a
+    race (`race`: seeds in rounds, configurations dropped as the evidence comes in)."""
 
     top_k: int = Field(2, ge=1, le=50, description="configurations confirmed, best first")
-    seeds: list[Seed] = Field(
-        default_factory=lambda: [100, 101, 102],
+    seeds: list[Seed] | None = Field(
+        None,
         min_length=2,
         max_length=MAX_SEEDS,
-        description="fresh seeds (none of search.seeds); >= 2 for a paired interval",
+        description="fresh seeds (none of search.seeds); >= 2 for a paired interval; the "
+        "fixed scheme, every configuration on each (default [100, 101, 102]; leave it out "
+        "with `race`)",
+    )
+    race: RaceSpec | None = Field(
+        None, description="race the candidates on seeds added in rounds instead of fixed seeds"
     )
     _validated_elsewhere = frozenset({"baseline"})  # run-config keys: fsf.sweep._checks
 
@@ -221,14 +273,28 @@ class ConfirmSpec(_Strict):
         description="confirmed runs save their selected checkpoint; `winner` keeps only the "
         "winning configuration's (one per seed) once the confirmation has finished",
     )
+
+    @model_validator(mode="after")
+    def _fixed_by_default(self) -> ConfirmSpec:
+        if self.seeds is None and self.race is None:
+            self.seeds = list(DEFAULT_CONFIRM_SEEDS)
+        return self
+
     retries: int = Field(
         2,
         ge=0,
         le=10,
-        description="times a failed confirmation trial is run again (a dead worker is usually "
-        "transient; seeds it had completed are not trained again); without its baseline the "
-        "answer has no comparison",
+        description="times a failed confirmation run (one configuration on one seed) is run "
+        "again (a dead worker is usually transient); without its baseline the answer has no "
+        "comparison",
     )
+
+
+def confirm_seeds(confirm: ConfirmSpec) -> list[int]:
+    """Every seed a confirmation may train on: the fixed seeds, or the race's pool."""
+    if confirm.race is not None:
+        return confirm.race.seed_pool()
+    return list(confirm.seeds or DEFAULT_CONFIRM_SEEDS)
 
 
 class SweepSpec(_Strict):

@@ -29,6 +29,10 @@ __all__: list[str] = []
 
 log = logging.getLogger("fsf.sweep")
 
+#: Tune's result key its loggers use as the x axis (`ray.tune.result.TIMESTEPS_TOTAL`; a
+#: string here so that the tracker, which `fsf.sweep.resume` replays without Ray, needs none)
+TIMESTEPS_TOTAL = "timesteps_total"
+
 TRIAL_KEY = "fsf_trial"
 """The key of a Tune trial's config that names the trial id of its result rows: the id of
 the Tune trial its configuration was first handed to, and the same id when it runs again
@@ -55,7 +59,8 @@ class _ObjectiveTracker:
     values plus the current seed's. So the last report of a trial, which Optuna and Tune
     keep, is the value `fsf-sweep best` ranks the configuration by. `{m}_seed` is the current
     seed's value, `{m}_last` the metric at this very step. `progress_step` counts optimizer
-    steps over all seeds (ASHA's time attribute).
+    steps over all seeds (ASHA's time attribute, and `timesteps_total`, the x axis of Tune's
+    TensorBoard, CSV and JSON logs); `total_steps` is one seed's planned steps.
 
     Test-split scalars are never reported: what Tune, Optuna and their logs hold cannot
     choose on test data (a user's `ResultGrid.get_best_result` included), and Tune's state,
@@ -88,6 +93,10 @@ class _ObjectiveTracker:
         best = self.checkpoint.best
         out["checkpoint_step"] = best.step if best is not None else -1
         out["progress_step"] = self.seed_index * ev.total_steps + ev.step
+        out["total_steps"] = ev.total_steps
+        # Tune's loggers take `timesteps_total` as the x axis (TensorBoard's global step)
+        # instead of the count of reports: the optimizer step, over all seeds of the trial
+        out[TIMESTEPS_TOTAL] = out["progress_step"]
         out["seed_index"] = self.seed_index
         out["is_final"] = ev.is_final
         return out

@@ -38,7 +38,13 @@ from fsf.results.study import (
     resolve_study_url,
 )
 from fsf.results.writer import check_writable
-from fsf.sweep._callbacks import _fit, _logger_callbacks, _statuses, _TrialResources
+from fsf.sweep._callbacks import (
+    _fit,
+    _logger_callbacks,
+    _statuses,
+    _TrialDirname,
+    _TrialResources,
+)
 from fsf.sweep._ray import _init_ray
 from fsf.sweep.address import check_address
 from fsf.sweep.folder import (
@@ -251,6 +257,7 @@ def _progress(spec: SweepSpec, ended: dict[str, str], enabled: bool) -> Any:
         enabled=enabled,
         done=len(ended),
         failed=failed,
+        seeds=len(spec.search.seeds),
     )
 
 
@@ -290,6 +297,7 @@ def _run_trials(
             scheduler=scheduler,
             num_samples=n - len(ended),
             reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing
+            trial_dirname_creator=_TrialDirname(),
         ),
         run_config=tune.RunConfig(
             name=TUNE_DIR,

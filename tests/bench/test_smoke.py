@@ -211,3 +211,47 @@ def test_step_parts_smoke():
     assert "embedding rows, 100 read" in out
     out = _smoke("bench_step_parts.py", "--exactness", "2")
     assert "rows read" in out and "embedded" in out
+
+
+def test_science_from_folders_pairs_each_policy_with_df_by_seed(tmp_path, capsys):
+    """`bench_science.py --from`: runs already made (two folders, as a sweep continued under
+    a new name) grouped by policy, each seed paired with DF's run of that seed."""
+    from tests.results.helpers import evaluation, run, write
+
+    def runs(policy: str, seeds: list[int], bonus: float) -> list[tuple]:
+        out = []
+        for seed in seeds:
+            de = 0.40 + 0.02 * seed + bonus  # seed effects shared by both policies
+            ev = evaluation(10, {"en": 0.8, "de": de}, {"en": 0.8, "de": de}, total=10)
+            out.append(run(f"{policy}-t", [ev], seed=seed, policy=policy, params={"p": policy}))
+        return out
+
+    write(tmp_path / "a" / "results", runs("df", [0, 1], 0.0) + runs("fsf", [0, 1], 0.03))
+    write(tmp_path / "b" / "results", runs("df", [2], 0.0) + runs("fsf", [2], 0.03))
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_science
+    finally:
+        sys.path.remove(str(BENCH))
+    png = tmp_path / "d.png"
+    code = bench_science.main(
+        ["--from", str(tmp_path / "a"), str(tmp_path / "b"), "--title", "T", "--png", str(png)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0 and png.is_file()
+    assert "T (seeds [0, 1, 2])" in out
+    # +3.0 points on every seed: a paired difference with no spread, outside the noise
+    fsf = next(line for line in out.splitlines() if line.startswith("| fsf | 80.0"))
+    assert "+3.0 [+3.0, +3.0]" in fsf and "| 3 |" in fsf
+    with pytest.raises(SystemExit, match="seed 2 twice"):
+        bench_science.main(["--from", str(tmp_path / "b"), str(tmp_path / "b")])
+
+
+@pytest.mark.slow
+def test_race_smoke():
+    """Fixed vs racing confirmation through four real tiny fsf sweeps: each sweep's decision
+    and the agreement table."""
+    out = _smoke("bench_race.py")
+    assert "agreement between runs of the default sweep" in out
+    assert "| fixed | 2 | 1 |" in out and "| race | 2 | 1 |" in out
+    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out

@@ -251,7 +251,15 @@ def test_report(sweep, tmp_path, capsys):
     out_dir = tmp_path / "rep"
     code, out, _ = _run(["report", str(sweep), "--out", str(out_dir)], capsys)
     assert code == 0, out
-    names = ("gap.png", "languages.png", "delta.png", "pareto.png", "importance.png", "curves.png")
+    names = (
+        "gap.png",
+        "languages.png",
+        "delta.png",
+        "pareto.png",
+        "importance.png",
+        "curves.png",
+        "evp.png",
+    )
     for name in names:
         data = (out_dir / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, name
@@ -260,7 +268,8 @@ def test_report(sweep, tmp_path, capsys):
     assert "Gap curves and the P1/P2 boundary" in md  # no loss curve: recorded phase only
     assert "no per-step training loss" in md
     html = (out_dir / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6
+    assert html.count("data:image/png;base64,") == 7
+    assert "![Expected best objective vs trials, per policy" in md
     assert "rule objective" in md and "winner's curse" in md
     # 12 trials: the importances carry a warning, in the report and on the figure's title
     assert "**Warning:** from only 12 trained trials" in md

@@ -60,13 +60,13 @@ def resume(sweep: str, env: dict[str, str]) -> str:
 
 
 def check_study(study: Any, row_trial_ids: list[str], results: Any) -> None:
-    """The study's COMPLETE trials, orphans aside, are exactly the trials with rows (no
+    """The study's COMPLETE and PRUNED (stopped by ASHA) trials, orphans aside, are exactly the trials with rows (no
     repeat was answered in a grid); orphans' rows (if any) moved to results/.orphaned."""
     orphans = set(study.user_attrs.get("fsf_orphans", []))
     ran = [
         t.user_attrs.get("tune_trial_id")
         for t in study.trials
-        if t.state.name == "COMPLETE" and t.number not in orphans
+        if t.state.name in ("COMPLETE", "PRUNED") and t.number not in orphans
     ]
     trials = [(t.number, t.state.name, t.params, t.user_attrs) for t in study.trials]
     assert sorted(map(str, ran)) == sorted(row_trial_ids), trials

@@ -87,6 +87,23 @@ def test_the_failure_line_is_the_exception_not_its_module_path(tmp_path):
     tb = "Traceback (most recent call last):\n  ...\nfsf.train.worker.TrainingDiverged: nan"
     assert _last_line(tb) == "TrainingDiverged: nan"
     assert _last_line(None) == "unknown error"
+    # an exception whose message runs over several lines is named by its first (Ray's
+    # ActorDiedError: its last line was "The actor is dead because ...")
+    died = (
+        "Traceback (most recent call last):\n  ...\nray.exceptions.ActorDiedError: The actor "
+        "died unexpectedly before finishing this task.\n\tclass_name: ImplicitFunc\n\tThe "
+        "actor is dead because its worker process has died."
+    )
+    assert _last_line(died).startswith("ActorDiedError: The actor died unexpectedly")
+    # as Tune writes it: each failure under a `Failure #` line, the exception without its name
+    tune_wrote = (
+        "Failure # 1 (occurred at 2026-12-07)\nTraceback ...\nValueError: first\n"
+        "Failure # 2 (occurred at 2026-12-07)\nThe actor died unexpectedly before finishing "
+        "this task.\n\tclass_name: ImplicitFunc\nThe actor is dead because its worker died."
+    )
+    assert _last_line(tune_wrote) == "The actor died unexpectedly before finishing this task."
+    # a message line that looks like a field ("Worker ID: ...") is not an exception
+    assert _last_line("ValueError: bad\nWorker ID: 53c5") == "ValueError: bad"
     error = tmp_path / "error.txt"
     error.write_text(tb)
     cb = ProgressCallback(total=1, objective=SimpleNamespace(metric="m", mode="max"), enabled=False)

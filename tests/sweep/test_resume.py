@@ -15,7 +15,14 @@ from optuna.trial import TrialState
 from fsf.results import read_results
 from fsf.results.fragments import ORPHANED_DIR
 from fsf.sweep.points import define_by_run, grid_points
-from fsf.sweep.resume import rebuild_rungs, recorded_reports, resume_confirm, resume_search
+from fsf.sweep.resume import (
+    CONFIRM_TRIAL,
+    assign_trial_ids,
+    rebuild_rungs,
+    recorded_reports,
+    resume_confirm,
+    resume_search,
+)
 from fsf.sweep.searcher import _Candidates, _StudySearch, enqueue_points, open_study
 from fsf.sweep.space import validate_space
 from fsf.sweep.trial import TRIAL_KEY, _ObjectiveTracker
@@ -130,6 +137,34 @@ def test_a_resume_killed_between_its_two_writes_enqueues_no_second_rerun(tmp_pat
     )
 
 
+def test_a_grid_point_drawn_but_never_handed_out_still_runs_once(tmp_path):
+    """Killed between Optuna's ask and the trial id (the point is RUNNING in the study, with
+    no rows): the resume enqueues the point again, so every point runs once (this lost a
+    point to a random draw in CI, 2026-12-07)."""
+    spec, study, searcher = _sweep(tmp_path)
+    ran = _run_all(searcher, ["t1"])
+    define_by_run(spec)(study.ask())  # the driver dies here, before the trial id is set
+    plan, resumed = _resumed(tmp_path, spec)
+    assert plan.rerun == [] and plan.ended == {"t1": "finished"}
+    assert study.get_trials(deepcopy=False)[1].state == TrialState.FAIL
+    ran += _run_all(resumed, ["a", "b", "c"])
+    assert sorted(p for _, p in ran) == sorted(POLICIES)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert all("fsf_point" in t.user_attrs for t in done)  # no point left to a random draw
+
+
+def test_a_resume_killed_after_enqueueing_a_drawn_point_enqueues_it_no_second_time(tmp_path):
+    spec, study, _ = _sweep(tmp_path)
+    drawn = study.ask()
+    define_by_run(spec)(drawn)
+    study.enqueue_trial(drawn.params, user_attrs={"fsf_point": True, "fsf_rerun_of": 0})
+    _, resumed = _resumed(tmp_path, spec)  # the kill came before the draw was failed
+    ran = _run_all(resumed, ["a", "b", "c", "d"])
+    assert sorted(p for _, p in ran) == sorted(POLICIES)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert len(done) == 4 and all("fsf_point" in t.user_attrs for t in done)
+
+
 def test_draws_never_handed_to_tune_end_with_the_interruption(tmp_path):
     """A draw in progress (asked, never handed out) and a repeat parked on its twin are
     failed; neither counts as a trial of the sweep."""
@@ -222,10 +257,11 @@ def test_a_resumed_asha_judges_trials_against_the_rungs_it_had(tmp_path):
     assert _report(fresh, "t6", {"progress_step": 10, "dev_target_mean": 0.95}) == "CONTINUE"
 
 
-def test_a_confirmation_resumes_each_candidate_under_its_trial_id(tmp_path):
-    """Finished candidates are not run again; a candidate with a seed left runs again under
-    its trial id (its completed seed is then read back, not trained); one never started
-    gets a new id; fragments of no candidate are set aside."""
+def test_a_confirmation_resumes_each_run_under_its_candidates_trial_id(tmp_path):
+    """Each run (candidate x seed) with a completed fragment is not run again; every other
+    runs under its candidate's trial id: one begun by an older fsf keeps the id of the
+    fragments with its parameters, one never started gets a new id; fragments of no
+    candidate are set aside."""
     root = tmp_path / "confirm" / "results"
     candidates = [{"params": {"policy.name": p}} for p in ("fsf", "fs", "df")]
     evs = [ev2(0, 0.5, 0.4), ev2(100, 0.8, 0.6)]
@@ -233,11 +269,17 @@ def test_a_confirmation_resumes_each_candidate_under_its_trial_id(tmp_path):
     write(root, [run("B", evs, seed=7, params={"policy.name": "fs"})])
     write(root, [run("B", evs[:1], seed=8, params={"policy.name": "fs"}, status="running")])
     write(root, [run("Z", evs, seed=7, params={"policy.name": "ff"})])
-    plan = resume_confirm(candidates, [7, 8], root)
-    assert plan.todo == [(1, "B"), (2, None)] and plan.finished == 1
+    assert assign_trial_ids(candidates, root)
+    ids = [c[CONFIRM_TRIAL] for c in candidates]
+    assert ids[:2] == ["A", "B"] and ids[2] not in ("A", "B", "Z")
+    assert not assign_trial_ids(candidates, root)  # recorded: never assigned again
+    runs = [(i, s) for i in range(3) for s in (7, 8)]
+    plan = resume_confirm(candidates, runs, root)
+    assert plan.todo == [(1, 8, "B"), (2, 7, ids[2]), (2, 8, ids[2])] and plan.finished == 3
     assert plan.moved == ["trial=Z"]
-    assert "1 of 3 configurations finished, 2 to run" in plan.note()
+    assert "3 of 6 runs finished, 3 to run" in plan.note()
     searcher = _Candidates(plan.todo)
-    assert searcher.suggest("x") == {"candidate": 1, TRIAL_KEY: "B"}
-    assert searcher.suggest("y") == {"candidate": 2, TRIAL_KEY: "y"}
-    assert searcher.suggest("z") == "FINISHED"
+    assert searcher.suggest("x") == {"candidate": 1, "seed": 8, TRIAL_KEY: "B"}
+    assert searcher.suggest("y") == {"candidate": 2, "seed": 7, TRIAL_KEY: ids[2]}
+    assert searcher.suggest("z") == {"candidate": 2, "seed": 8, TRIAL_KEY: ids[2]}
+    assert searcher.suggest("w") == "FINISHED"

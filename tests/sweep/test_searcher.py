@@ -133,3 +133,57 @@ def test_a_retried_trial_reporting_its_steps_again_is_not_a_warning(tmp_path, re
     assert not [w for w in recwarn if "already reported" in str(w.message)]
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
     assert study.trials[0].intermediate_values == {1: 0.1, 2: 0.2}  # the first attempt's
+
+
+def _report(searcher, trial: str, values: list[float], *, seeds: int = 1, whole: bool) -> None:
+    """Results as fsf's trial reports them (one seed): the last is its final evaluation only
+    when the trial ran its whole budget."""
+    for step, value in enumerate(values, 1):
+        last = step == len(values)
+        searcher.on_trial_result(
+            trial,
+            {
+                "dev_target_mean": value,
+                "training_iteration": step,
+                "is_final": last and whole,
+                "seed_index": seeds - 1,
+            },
+        )
+    final = {"dev_target_mean": values[-1], "is_final": whole, "seed_index": seeds - 1}
+    searcher.on_trial_complete(trial, final)
+
+
+def test_a_trial_the_scheduler_stopped_is_pruned_with_the_value_it_stopped_at(tmp_path):
+    """ASHA ends a trial by stopping it; Optuna records it PRUNED (optuna-dashboard showed
+    it COMPLETE), with its last objective as its value; a whole one is COMPLETE, and a
+    repeat of the pruned configuration is answered PRUNED with the same value."""
+    spec = validate_space(
+        {"search": {"parameters": {"policy.name": {"type": "categorical", "values": ["df"]}}}}
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    searcher = _StudySearch(
+        _study(tmp_path, seed=0), define_by_run(spec), [("dev_target_mean", "max")], True
+    )
+    searcher.suggest("t0")
+    _report(searcher, "t0", [0.5, 0.6], whole=False)  # stopped at its second report
+    searcher.suggest("t1")  # only repeats of it: each answered from the study
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    first, *repeats = study.trials
+    assert first.state.name == "PRUNED" and first.value == 0.6
+    assert repeats and all(t.user_attrs["fsf_repeat_of"] == 0 for t in repeats)
+    assert {(t.state.name, t.value) for t in repeats} == {("PRUNED", 0.6)}
+
+    (tmp_path / "b").mkdir()
+    other = _StudySearch(
+        _study(tmp_path / "b", seed=0),
+        define_by_run(spec),
+        [("dev_target_mean", "max")],
+        False,
+        num_seeds=2,
+    )
+    other.suggest("w0")
+    _report(other, "w0", [0.5, 0.7], seeds=2, whole=True)
+    other.suggest("w1")
+    _report(other, "w1", [0.5, 0.8], seeds=1, whole=True)  # final, but of its first seed
+    states = [(t.state.name, t.value) for t in other.study.trials]
+    assert states == [("COMPLETE", 0.7), ("PRUNED", 0.8)]

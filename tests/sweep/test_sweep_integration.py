@@ -229,6 +229,20 @@ def test_asha_stops_trials_without_marking_them_failed(assets, tmp_path):
     assert set(statuses) <= {"completed", "stopped"} and "completed" in set(statuses)
     for trial, g in df.groupby("trial_id"):
         assert (g["step"].max() == 8) == (statuses[trial] == "completed")
+    # the study says the same: a trial ASHA stopped is PRUNED (with the value it stopped
+    # at), a whole one COMPLETE
+    import optuna
+
+    study = optuna.load_study(
+        study_name="asha", storage=f"sqlite:///{outcome.sweep_dir / 'optuna.db'}"
+    )
+    states = {
+        t.user_attrs["tune_trial_id"]: t.state.name
+        for t in study.trials
+        if "tune_trial_id" in t.user_attrs
+    }
+    assert states == {t: "COMPLETE" if s == "completed" else "PRUNED" for t, s in statuses.items()}
+    assert all(t.value is not None for t in study.trials if t.state.name == "PRUNED")
     per = best_per_language(outcome.sweep_dir)
     assert {e["language"] for e in per.languages} == {"de", "fr"}
     assert per.target_mean is not None

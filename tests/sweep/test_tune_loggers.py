@@ -35,7 +35,10 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
                     "eval": {"every_steps": 2},
                 },
                 "search": {
-                    "parameters": {"policy.c1": {"type": "float", "low": 0.01, "high": 0.5}},
+                    "parameters": {
+                        "policy.c1": {"type": "float", "low": 0.01, "high": 0.5},
+                        "optim.lr": {"type": "float", "low": 1e-5, "high": 9e-5, "log": True},
+                    },
                     "searcher": "random",
                     "searcher_seed": 7,
                     "num_trials": 2,
@@ -58,7 +61,16 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
     assert len(trial_dirs) == 2
     for d in trial_dirs:
         assert (d / "result.json").stat().st_size > 0 and (d / "progress.csv").stat().st_size > 0
-        assert list(d.glob("events.out.tfevents.*")), d
+        events = list(d.glob("events.out.tfevents.*"))
+        assert events, d
+        # TensorBoard's x axis is the optimizer step (evaluations every 2 of 4 steps), not
+        # the count of reports (1, 2, 3); the evaluation before training (step 0) shows at 1:
+        # Tune's logger takes a timesteps_total of 0 as missing and uses the report count
+        steps = _tensorboard_steps(events[0], "ray/tune/dev_target_mean")
+        assert steps[1:] == [2, 4] and steps[0] in (0, 1), steps
+        # the folder names the sampled learning rate as it is, not rounded to 4 decimals
+        lr = json.loads((d / "params.json").read_text())["optim.lr"]
+        assert f"optim.lr={lr:.6g}" in d.name and lr < 1e-4, d.name
     frame = ExperimentAnalysis(str(sweep / "tune")).dataframe()
     assert len(frame) == 2 and "dev_target_mean" in frame.columns
     from fsf.sweep.trial import _trial
@@ -87,6 +99,22 @@ def test_tune_loggers_artifacts_and_dry_run_of_a_real_sweep(assets, tmp_path, ca
     study = optuna.load_study(study_name="logs", storage=f"sqlite:///{sweep / 'optuna.db'}")
     drawn = [t.params for t in sorted(study.trials, key=lambda t: t.number)]
     assert sample_configurations(load_space(space), 2) == drawn
+
+
+def _tensorboard_steps(path, tag: str) -> list[int]:
+    """The steps of a scalar in a TensorBoard event file (TFRecord framing, Event protos)."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    data, steps, at = path.read_bytes(), [], 0
+    while at + 12 <= len(data):
+        (length,) = struct.unpack("<Q", data[at : at + 8])
+        event = event_pb2.Event.FromString(data[at + 12 : at + 12 + length])
+        at += 12 + length + 4
+        if any(v.tag == tag for v in event.summary.value):
+            steps.append(event.step)
+    return steps
 
 
 def test_mlflow_logger_records_the_trials_in_the_sweep(assets, tmp_path):

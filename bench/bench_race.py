@@ -1,0 +1,230 @@
+"""Racing vs fixed confirmation: how often two runs of the default sweep reach the same
+decision, and what each scheme spends on it.
+
+Runs the default space (`sweeps/policies.yaml`, the embedded benchmark) `--repeats` times
+per scheme, each a real `fsf sweep` (search, then its confirmation stage) in a folder of its
+own: `fixed` confirms the 2 best configurations and DF on the same 3 fresh seeds
+(`confirm: {seeds: [100, 101, 102]}`, what the default space did before it raced); `race`
+is the default space's own `confirm.race`. A sweep's *decision* is what `fsf best DIR
+--per-language` answers for the target mean: the winning configuration's policy and its
+verdict against DF (better / worse / ~ noise, the paired 95% interval over the confirmed
+seeds; `baseline` when DF itself wins). Printed per scheme: each sweep's decision, the
+confirmation runs it spent and how its race stopped; then the share of pairs of sweeps that
+agree on the winner's policy, on the verdict and on both, and the confirmation runs (and
+optimizer steps) spent per decision. Two runs of the same space differ because TPE sees
+results in a different order with 2 trials at a time; `--fresh-seeds` also moves each
+repeat's confirmation seeds (repeat r uses 100 + 1000 r, ...), so that the confirmations are
+independent replications rather than the same seeds again.
+
+    python bench/bench_race.py [--out DIR] [--repeats 4] [--schemes fixed race] [--fresh-seeds]
+                               [--space FILE] [--json FILE]
+    python bench/bench_race.py --smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import _runs
+import yaml
+from _runs import md_table
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ROOT / "sweeps" / "policies.yaml"
+SCHEMES = ("fixed", "race")
+
+
+def scheme_space(space: dict[str, Any], scheme: str, repeat: int, fresh: bool) -> dict:
+    """The space with its confirmation as `scheme`, named for the repeat."""
+    out = copy.deepcopy(space)
+    out["name"] = f"race-bench-{scheme}-{repeat}"
+    confirm = dict(out.get("confirm") or {})
+    race = dict(confirm.pop("race", None) or {"first_round": 3, "per_round": 1, "max_seeds": 6})
+    confirm.pop("seeds", None)
+    offset = 1000 * repeat if fresh else 0
+    if scheme == "fixed":
+        first = race.get("first_seed", 100) + offset
+        confirm["seeds"] = [first + i for i in range(race.get("first_round", 3))]
+    else:
+        confirm["race"] = {**race, "first_seed": race.get("first_seed", 100) + offset}
+    out["confirm"] = confirm
+    return out
+
+
+def run_sweep(space: dict, out: Path, extra: list[str]) -> Path:
+    """One `fsf sweep` (resumed if an earlier call was interrupted; skipped when done)."""
+    folder = out / space["name"]
+    meta = folder / "confirm" / "sweep.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("finished"):
+        return folder
+    path = out / f"{space['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    cmd = [sys.executable, "-m", "fsf", "sweep", "--space", str(path), "--storage-path", str(out)]
+    cmd += extra
+    if (folder / "space.yaml").is_file():
+        cmd = [sys.executable, "-m", "fsf", "resume", str(folder), *extra[-1:]]
+    subprocess.run(cmd, check=True)
+    return folder
+
+
+def decision(folder: Path) -> dict[str, Any]:
+    """What the sweep answered for the target mean, and what its confirmation spent."""
+    from fsf.results import best_per_language, read_results
+
+    confirm = folder / "confirm"
+    res = read_results(confirm)
+    answer = best_per_language(res).target_mean
+    if answer is None:
+        raise SystemExit(f"{confirm}: no answer for the target mean")
+    vs = answer.get("vs_baseline") or {}
+    verdict = "baseline" if vs.get("is_baseline") else vs.get("verdict", "untested")
+    runs = res.table.select(["trial_id", "seed", "step"]).group_by(["trial_id", "seed"])
+    steps = runs.aggregate([("step", "max")]).column("step_max").to_pylist()
+    meta = json.loads((confirm / "sweep.json").read_text())
+    race = meta.get("race") or {}
+    d = vs.get("mean")
+    return {
+        "sweep": folder.name,
+        "policy": answer["policy"],
+        "params": answer["config"]["params"],
+        "verdict": verdict,
+        "diff": None if d is None else 100 * d,
+        "ci": None if vs.get("ci_low") is None else [100 * vs["ci_low"], 100 * vs["ci_high"]],
+        "seeds": answer["n_seeds"],
+        "runs": len(steps),
+        "steps": int(sum(steps)),
+        "rounds": len(race.get("rounds") or []) or None,
+        "stop": race.get("stop"),
+    }
+
+
+def agreement(decisions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Shares of the pairs of sweeps that agree on the policy, the verdict and both."""
+    pairs = list(itertools.combinations(decisions, 2))
+    if not pairs:
+        return {"pairs": 0}
+
+    def share(same) -> float:  # type: ignore[no-untyped-def]
+        return sum(1 for a, b in pairs if same(a, b)) / len(pairs)
+
+    return {
+        "pairs": len(pairs),
+        "policy": share(lambda a, b: a["policy"] == b["policy"]),
+        "verdict": share(lambda a, b: a["verdict"] == b["verdict"]),
+        "both": share(lambda a, b: (a["policy"], a["verdict"]) == (b["policy"], b["verdict"])),
+    }
+
+
+def _ms(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.1f}" if values else "-"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def tables(by_scheme: dict[str, list[dict[str, Any]]]) -> str:
+    rows = []
+    for scheme, ds in by_scheme.items():
+        for d in ds:
+            ci = "" if d["ci"] is None else f" [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
+            diff = "-" if d["diff"] is None else f"{d['diff']:+.2f}{ci}"
+            stop = d["stop"] or "-"
+            rows.append(
+                [scheme, d["sweep"], d["policy"], d["verdict"], diff, d["seeds"], d["runs"], stop]
+            )
+    each = md_table(
+        ["scheme", "sweep", "winner", "verdict vs DF", "Δ [95% CI]", "seeds", "runs", "race"],
+        rows,
+        title="each sweep's decision (target mean, test; confirmation runs spent)",
+    )
+    summary = []
+    for scheme, ds in by_scheme.items():
+        a = agreement(ds)
+        share = (
+            (f"{a['policy']:.0%}", f"{a['verdict']:.0%}", f"{a['both']:.0%}")
+            if a["pairs"]
+            else ("-", "-", "-")
+        )
+        summary.append(
+            [
+                scheme,
+                len(ds),
+                a["pairs"],
+                *share,
+                _ms([d["runs"] for d in ds]),
+                _ms([d["steps"] / 1000 for d in ds]),
+            ]
+        )
+    agree = md_table(
+        [
+            "scheme",
+            "sweeps",
+            "pairs",
+            "same winner policy",
+            "same verdict",
+            "same decision",
+            "confirmation runs per decision",
+            "k steps per decision",
+        ],
+        summary,
+        title="agreement between runs of the default sweep, and what a decision costs",
+    )
+    return each + "\n\n" + agree
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=ROOT / "fsf-runs" / "race-bench")
+    p.add_argument("--space", type=Path, default=SPACE)
+    p.add_argument("--repeats", type=int, default=4, help="sweeps per scheme (>= 2)")
+    p.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES)
+    p.add_argument(
+        "--fresh-seeds",
+        action="store_true",
+        help="each repeat confirms on its own fresh seeds (independent replications)",
+    )
+    p.add_argument("--json", type=Path, help="write every decision and the agreement here")
+    p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
+    args = p.parse_args(argv)
+    if args.repeats < 2:
+        p.error("--repeats must be >= 2 (agreement is between pairs of sweeps)")
+    space = yaml.safe_load(args.space.read_text())
+    tmp = tempfile.TemporaryDirectory()
+    extra: list[str] = []
+    if args.smoke:
+        args.out, args.repeats = Path(tmp.name) / "runs", 2
+        over = _runs.smoke_overrides(Path(tmp.name) / "assets", steps=4)
+        extra += _runs.set_args(over)
+        search = space["search"]
+        search["num_trials"], search["scheduler"] = 2, {"type": "none"}
+        search["parameters"] = {"policy.name": {"type": "categorical", "values": ["fs"]}}
+        search["searcher"] = "grid"
+        space["confirm"] = {  # FS and DF on 2 seeds: one round (the path, not a finding)
+            "top_k": 1,
+            "baseline": {"policy.name": "df"},
+            "race": {"first_round": 2, "per_round": 1, "max_seeds": 2},
+        }
+    extra += ["-q"]
+    by_scheme: dict[str, list[dict[str, Any]]] = {}
+    for scheme in args.schemes:
+        for r in range(args.repeats):
+            folder = run_sweep(scheme_space(space, scheme, r, args.fresh_seeds), args.out, extra)
+            by_scheme.setdefault(scheme, []).append(decision(folder))
+    print(tables(by_scheme))
+    if args.json:
+        data = {s: {"decisions": ds, "agreement": agreement(ds)} for s, ds in by_scheme.items()}
+        args.json.write_text(json.dumps(data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
