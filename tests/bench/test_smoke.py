@@ -254,4 +254,4 @@ def test_race_smoke():
     out = _smoke("bench_race.py")
     assert "agreement between runs of the default sweep" in out
     assert "| fixed | 2 | 1 |" in out and "| race | 2 | 1 |" in out
-    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out
+    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out  # one search each repeat
