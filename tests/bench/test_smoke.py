@@ -63,6 +63,14 @@ def test_sweep_overhead_smoke():
 
 
 @pytest.mark.slow
+def test_fixed_cost_smoke():
+    """One real `fsf sweep` (search and confirmation) and one `fsf train`, their moments read
+    from the rows each wrote."""
+    out = _smoke("bench_fixed_cost.py")
+    assert "start -> first step" in out and "stage -> stage" in out and "last row -> exit" in out
+
+
+@pytest.mark.slow
 def test_search_efficiency_smoke():
     out = _smoke("bench_search_efficiency.py")
     assert "tpe + ASHA" in out and "grid compute (trial-steps)" in out
