@@ -1,17 +1,18 @@
 """Racing vs fixed confirmation: how often two runs of the default sweep reach the same
 decision, and what each scheme spends on it.
 
-Runs the default space (`sweeps/policies.yaml`, the embedded benchmark) `--repeats` times
-per scheme, each a real `fsf sweep` (search, then its confirmation stage) in a folder of its
-own: `fixed` confirms the 2 best configurations and DF on the same 3 fresh seeds
-(`confirm: {seeds: [100, 101, 102]}`, what the default space did before it raced); `race`
-is the default space's own `confirm.race`. A sweep's *decision* is what `fsf best DIR
---per-language` answers for the target mean: the winning configuration's policy and its
+Runs the default space (`sweeps/policies.yaml`, the embedded benchmark) `--repeats` times,
+each repeat a real search (`fsf sweep --no-confirm`) confirmed twice, each scheme on its own
+copy of the search folder (`fsf confirm`): `fixed` confirms the 2 best configurations and DF
+on the same 3 fresh seeds (what the default space did before it raced); `race` is the
+default space's own `confirm.race`. Sharing the search halves the cost and pairs the schemes:
+within a repeat they differ only in how they confirm. A sweep's *decision* is what `fsf best
+DIR --per-language` answers for the target mean: the winning configuration's policy and its
 verdict against DF (better / worse / ~ noise, the paired 95% interval over the confirmed
 seeds; `baseline` when DF itself wins). Printed per scheme: each sweep's decision, the
 confirmation runs it spent and how its race stopped; then the share of pairs of sweeps that
 agree on the winner's policy, on the verdict and on both, and the confirmation runs (and
-optimizer steps) spent per decision. Two runs of the same space differ because TPE sees
+optimizer steps) spent per decision. Two searches of the same space differ because TPE sees
 results in a different order with 2 trials at a time; `--fresh-seeds` also moves each
 repeat's confirmation seeds (repeat r uses 100 + 1000 r, ...), so that the confirmations are
 independent replications rather than the same seeds again.
@@ -27,6 +28,7 @@ import argparse
 import copy
 import itertools
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,39 +43,61 @@ from _runs import md_table
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ROOT / "sweeps" / "policies.yaml"
 SCHEMES = ("fixed", "race")
+DEFAULT_RACE = {"first_round": 3, "per_round": 1, "max_seeds": 6}
 
 
-def scheme_space(space: dict[str, Any], scheme: str, repeat: int, fresh: bool) -> dict:
-    """The space with its confirmation as `scheme`, named for the repeat."""
+def search_space(space: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """The space of repeat `repeat`'s search (its confirmation is the space's race)."""
     out = copy.deepcopy(space)
-    out["name"] = f"race-bench-{scheme}-{repeat}"
+    out["name"] = f"race-bench-search-{repeat}"
     confirm = dict(out.get("confirm") or {})
-    race = dict(confirm.pop("race", None) or {"first_round": 3, "per_round": 1, "max_seeds": 6})
     confirm.pop("seeds", None)
-    offset = 1000 * repeat if fresh else 0
-    if scheme == "fixed":
-        first = race.get("first_seed", 100) + offset
-        confirm["seeds"] = [first + i for i in range(race.get("first_round", 3))]
-    else:
-        confirm["race"] = {**race, "first_seed": race.get("first_seed", 100) + offset}
+    confirm["race"] = dict(confirm.get("race") or DEFAULT_RACE)
     out["confirm"] = confirm
     return out
 
 
-def run_sweep(space: dict, out: Path, extra: list[str]) -> Path:
-    """One `fsf sweep` (resumed if an earlier call was interrupted; skipped when done)."""
+def _fsf(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "fsf", *args], check=True)
+
+
+def run_search(space: dict[str, Any], out: Path, extra: list[str]) -> Path:
+    """Repeat's search stage, `fsf sweep --no-confirm` (resumed if an earlier call was
+    interrupted; a finished search resumes to nothing)."""
     folder = out / space["name"]
-    meta = folder / "confirm" / "sweep.json"
-    if meta.is_file() and json.loads(meta.read_text()).get("finished"):
+    if (folder / "space.yaml").is_file():
+        _fsf("resume", str(folder), "--no-confirm", "-q")
         return folder
     path = out / f"{space['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(space, sort_keys=False))
-    cmd = [sys.executable, "-m", "fsf", "sweep", "--space", str(path), "--storage-path", str(out)]
-    cmd += extra
-    if (folder / "space.yaml").is_file():
-        cmd = [sys.executable, "-m", "fsf", "resume", str(folder), *extra[-1:]]
-    subprocess.run(cmd, check=True)
+    _fsf("sweep", "--space", str(path), "--storage-path", str(out), "--no-confirm", *extra)
+    return folder
+
+
+def run_confirmation(search: Path, scheme: str, repeat: int, fresh: bool) -> Path:
+    """`scheme`'s confirmation of a copy of the search folder `search` (its own folder,
+    `race-bench-<scheme>-<repeat>`): `fixed` on the race's first-round seeds, every
+    configuration on each; `race` the space's race. With `fresh`, repeat r's seeds start
+    1000 r higher. Skipped when that confirmation has finished."""
+    folder = search.parent / f"race-bench-{scheme}-{repeat}"
+    meta = folder / "confirm" / "sweep.json"
+    if meta.is_file() and json.loads(meta.read_text()).get("finished"):
+        return folder
+    if not folder.exists():
+        part = folder.with_name(folder.name + ".part")
+        shutil.rmtree(part, ignore_errors=True)
+        shutil.copytree(search, part, ignore=shutil.ignore_patterns("confirm"))
+        part.rename(folder)  # whole or absent: an interrupted copy is made again
+    space = yaml.safe_load((search / "space.yaml").read_text())
+    race = space["confirm"]["race"]
+    race["first_seed"] = race.get("first_seed", 100) + (1000 * repeat if fresh else 0)
+    (folder / "space.yaml").write_text(yaml.safe_dump(space, sort_keys=False))
+    if scheme == "fixed":
+        seeds = [str(race["first_seed"] + i) for i in range(race.get("first_round", 3))]
+        _fsf("confirm", str(folder), "--seeds", *seeds, "-q")
+    else:
+        _fsf("confirm", str(folder), "-q")
     return folder
 
 
@@ -214,11 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             "race": {"first_round": 2, "per_round": 1, "max_seeds": 2},
         }
     extra += ["-q"]
-    by_scheme: dict[str, list[dict[str, Any]]] = {}
-    for scheme in args.schemes:
-        for r in range(args.repeats):
-            folder = run_sweep(scheme_space(space, scheme, r, args.fresh_seeds), args.out, extra)
-            by_scheme.setdefault(scheme, []).append(decision(folder))
+    by_scheme: dict[str, list[dict[str, Any]]] = {s: [] for s in args.schemes}
+    for r in range(args.repeats):
+        search = run_search(search_space(space, r), args.out, extra)
+        for scheme in args.schemes:
+            folder = run_confirmation(search, scheme, r, args.fresh_seeds)
+            by_scheme[scheme].append(decision(folder))
     print(tables(by_scheme))
     if args.json:
         data = {s: {"decisions": ds, "agreement": agreement(ds)} for s, ds in by_scheme.items()}

@@ -56,6 +56,12 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
     )
     _add_set(p)
     p.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="run the search only, not the space's confirmation stage (run it later with "
+        "`fsf-sweep confirm DIR`)",
+    )
+    p.add_argument(
         "--dry-run",
         nargs="?",
         const=5,
@@ -92,6 +98,12 @@ def _resume_args(res: argparse.ArgumentParser) -> None:
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
+    res.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="run the search only, not the space's confirmation stage (run it later with "
+        "`fsf-sweep confirm DIR`)",
+    )
 
 
 def _confirm_args(con: argparse.ArgumentParser) -> None:
@@ -213,6 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=progress_enabled(args),
         num_cpus=args.num_cpus,
+        confirm=not args.no_confirm,
     )
     return _finish(outcome)
 
@@ -328,6 +341,7 @@ def _resume(args: argparse.Namespace) -> int:
         resume=True,
         progress=progress_enabled(args),
         num_cpus=args.num_cpus,
+        confirm=not args.no_confirm,
     )
     code = _finish(outcome)
     if spec.probe is not None:

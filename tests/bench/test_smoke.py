@@ -63,6 +63,14 @@ def test_sweep_overhead_smoke():
 
 
 @pytest.mark.slow
+def test_fixed_cost_smoke():
+    """One real `fsf sweep` (search and confirmation) and one `fsf train`, their moments read
+    from the rows each wrote."""
+    out = _smoke("bench_fixed_cost.py")
+    assert "start -> first step" in out and "stage -> stage" in out and "last row -> exit" in out
+
+
+@pytest.mark.slow
 def test_search_efficiency_smoke():
     out = _smoke("bench_search_efficiency.py")
     assert "tpe + ASHA" in out and "grid compute (trial-steps)" in out
@@ -254,4 +262,4 @@ def test_race_smoke():
     out = _smoke("bench_race.py")
     assert "agreement between runs of the default sweep" in out
     assert "| fixed | 2 | 1 |" in out and "| race | 2 | 1 |" in out
-    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out
+    assert "race-bench-race-1" in out and "race-bench-fixed-0" in out  # one search each repeat
