@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.sweep.test_confirm import _space
+from tests.sweep.test_confirm import CHEAP_EVALS, _space
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,7 @@ def test_a_killed_race_continues_where_it_was(tmp_path):
             "seeds": None,
             "race": {"first_round": 2, "per_round": 1, "max_seeds": 3, "min_rounds": 2},
         },
+        base=CHEAP_EVALS,
     )
     sweep = tmp_path / "runs" / "honest"
     meta_path = sweep / "confirm" / "sweep.json"
