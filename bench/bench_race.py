@@ -239,8 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         }
     extra += ["-q"]
     by_scheme: dict[str, list[dict[str, Any]]] = {s: [] for s in args.schemes}
+    search = None
     for r in range(args.repeats):
-        search = run_search(search_space(space, r), args.out, extra)
+        if search is None or not args.smoke:  # (smoke: one search serves both repeats)
+            search = run_search(search_space(space, r), args.out, extra)
         for scheme in args.schemes:
             folder = run_confirmation(search, scheme, r, args.fresh_seeds)
             by_scheme[scheme].append(decision(folder))
