@@ -55,12 +55,7 @@ def _add_run_args(p: argparse.ArgumentParser, required: bool) -> None:
         help="run-config YAML merged into the space's base (e.g. a probe's policy-sets.yaml)",
     )
     _add_set(p)
-    p.add_argument(
-        "--no-confirm",
-        action="store_true",
-        help="run the search only, not the space's confirmation stage (run it later with "
-        "`fsf-sweep confirm DIR`)",
-    )
+    _add_no_confirm(p)
     p.add_argument(
         "--dry-run",
         nargs="?",
@@ -83,6 +78,15 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_no_confirm(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-confirm",
+        action="store_true",
+        help="run the search only, not the space's confirmation stage (run it later with "
+        "`fsf-sweep confirm DIR`)",
+    )
+
+
 def _sweep_args(p: argparse.ArgumentParser) -> None:
     _add_run_args(p, required=True)
 
@@ -98,12 +102,7 @@ def _resume_args(res: argparse.ArgumentParser) -> None:
     res.add_argument("--address")
     res.add_argument("--no-progress", action="store_true")
     res.add_argument("--num-cpus", type=int)
-    res.add_argument(
-        "--no-confirm",
-        action="store_true",
-        help="run the search only, not the space's confirmation stage (run it later with "
-        "`fsf-sweep confirm DIR`)",
-    )
+    _add_no_confirm(res)
 
 
 def _confirm_args(con: argparse.ArgumentParser) -> None:
