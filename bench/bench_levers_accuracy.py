@@ -1,7 +1,7 @@
 """Do the speed levers change the answer? Dev scores on the embedded benchmark, paired seeds.
 
 For each lever (`optim.group_by_length`, `optim.adamw` fused / foreach, bf16 autocast on
-CPU) and for fsf's defaults, the base config of `sweeps/policies.yaml` (the synthetic topic
+CPU) and for fsf's defaults, the base config of `sweeps/policies-full.yaml` (the synthetic topic
 task, the shipped 12-layer encoder, 300 steps, batch 32) is trained with the lever off (the
 equal-settings reference: no grouping, torch's AdamW, fp32) and on, with the same
 fine-tuning seeds, DF and FS policies. Reported per lever: the mean dev target and source accuracy at the last step and at the checkpoint
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
     levers = {k: v for k, v in LEVERS.items() if not args.only or k in args.only}
-    base = load_space(ROOT / "sweeps" / "policies.yaml").base_config().model_dump(mode="json")
+    base = load_space(ROOT / "sweeps" / "policies-full.yaml").base_config().model_dump(mode="json")
     tmp = tempfile.TemporaryDirectory()
     base["output_dir"] = tmp.name
     if args.smoke:

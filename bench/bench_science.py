@@ -1,7 +1,7 @@
 """Science, tuned vs tuned: does a policy beat DF when both get the same search budget?
 
 For every policy (DF, NoisyTune, FS, FF, FSF) one real `fsf-sweep` over the default space
-(`sweeps/policies.yaml`, the embedded benchmark) with the policy fixed and the same budget:
+(`sweeps/policies-full.yaml`, the embedded benchmark) with the policy fixed and the same budget:
 `--trials` Optuna TPE trials over the peak learning rate and the policy's own knobs (c1, r,
 c2, switch point, noise), ASHA, one seed, chosen on target-language dev data (the space's
 objective). Each sweep then confirms its best configuration on the same fresh seeds at full
@@ -42,7 +42,7 @@ import yaml
 from _runs import checkpoint_scores, md_table
 
 ROOT = Path(__file__).resolve().parents[1]
-SPACE = ROOT / "sweeps" / "policies.yaml"
+SPACE = ROOT / "sweeps" / "policies-full.yaml"
 POLICIES = ("df", "noisytune", "fs", "ff", "fsf")
 SENSITIVITY = {"c1": [0.5, 0.1, 0.001], "c2": [5.0, 20.0], "r": [1.0, 4.0]}
 
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "--space",
         type=Path,
         default=SPACE,
-        help="the space whose base and knobs every policy gets (sweeps/policies.yaml)",
+        help="the space whose base and knobs every policy gets (sweeps/policies-full.yaml)",
     )
     p.add_argument("--trials", type=int, default=12, help="search trials per policy")
     p.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])

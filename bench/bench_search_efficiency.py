@@ -1,7 +1,7 @@
 """Search efficiency: trial-steps TPE + ASHA needs to get within 0.5 points of the grid's best.
 
 A tabulated benchmark, as syne-tune's simulator backend does it. A grid over policy x c1 x
-c2 x r on the embedded benchmark (the base config of `sweeps/policies.yaml`) was run once for
+c2 x r on the embedded benchmark (the base config of `sweeps/policies-full.yaml`) was run once for
 real with the fsf worker; every configuration's learning curve (dev mean target accuracy,
 the sweep's objective, at every evaluation step) is averaged over fine-tuning seeds and stored
 in `bench/data/search_grid.csv`, with how it was made in `search_grid.meta.json`.
@@ -75,9 +75,9 @@ GRID = {
 
 
 def grid_spec(smoke_root: Path | None = None) -> SweepSpec:
-    """The grid as an fsf sweep space: the policies.yaml base (dev evaluation only), TPE + ASHA
-    as in policies.yaml, and the grid's values as categorical parameters."""
-    data = load_space(ROOT / "sweeps" / "policies.yaml").model_dump(mode="json")
+    """The grid as an fsf sweep space: the policies-full.yaml base (dev evaluation only), TPE + ASHA
+    as in policies-full.yaml, and the grid's values as categorical parameters."""
+    data = load_space(ROOT / "sweeps" / "policies-full.yaml").model_dump(mode="json")
     base = apply_overrides(data["base"], [("eval.splits", ["dev"]), ("eval.at_start", False)])
     grid = json.loads(json.dumps(GRID))
     if smoke_root is not None:

@@ -1,6 +1,6 @@
 """Sweep overhead: wall time of an fsf sweep vs the ideal and vs a minimal Ray Tune loop.
 
-The same N trials (a grid over the policy on the base config of `sweeps/policies.yaml`: the
+The same N trials (a grid over the policy on the base config of `sweeps/policies-full.yaml`: the
 embedded benchmark, 300 steps, evaluation every 50 steps; one seed; no early stopping; 1 CPU
 and 1 torch thread per trial; 2 at a time) run three ways in one Ray instance:
 
@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def sweep_spec(policies: list[str], concurrency: int, smoke_root: Path | None) -> SweepSpec:
-    data = load_space(ROOT / "sweeps" / "policies.yaml").model_dump(mode="json")
+    data = load_space(ROOT / "sweeps" / "policies-full.yaml").model_dump(mode="json")
     if smoke_root is not None:
         data["base"] = apply_overrides(
             data["base"],

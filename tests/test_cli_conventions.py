@@ -126,7 +126,7 @@ def test_set_and_dry_run_write_nothing(tmp_path):
     lines = out.stdout.splitlines()
     assert sum(line.lstrip().startswith(("1.", "2.", "3.")) for line in lines) == 3
     assert "policy.name=" in out.stdout and "(1 worker, 50 steps)" in out.stdout
-    assert "trials: 16 x 1 seed = 16 training runs" in out.stdout
+    assert "trials: 12 x 1 seed = 12 training runs" in out.stdout
     assert "3 concurrent x 1 worker x 1 CPU = 3 CPUs" in out.stdout
     # the confirmation stage too: its runs (one trial each) and what they cost
     assert (

@@ -12,7 +12,7 @@ torch`, bf16 by autocast), which needs no DeepSpeed. Writes one JSON file of fig
    attention matmuls (12 x layers x hidden x padded length per token, forward and
    backward), on the real (unpadded) tokens processed per second, against the chip's bf16
    dense peak `PEAK_TFLOPS` (below);
-3. `tiny_sweep`: the embedded benchmark's sweep (`sweeps/policies.yaml`: DF, NoisyTune, FS,
+3. `tiny_sweep`: the embedded benchmark's sweep (`sweeps/policies-full.yaml`: DF, NoisyTune, FS,
    FF, FSF on the base config) at 20 steps each on the GPU, each trial writing its Parquet
    fragment as a sweep trial does, then `best_per_language` over them. Ray Tune and Optuna
    are not on that machine, so the trials run one after the other in this process (one
@@ -158,7 +158,7 @@ def tiny_sweep(args: argparse.Namespace, out: dict[str, Any]) -> None:
     from fsf.sweep.space import load_space
     from fsf.train import train
 
-    spec = load_space(ROOT / "sweeps" / "policies.yaml")
+    spec = load_space(ROOT / "sweeps" / "policies-full.yaml")
     base = spec.base_config().model_dump(mode="json")
     steps = args.sweep_steps
     over: list[tuple[str, Any]] = [
@@ -202,7 +202,7 @@ def tiny_sweep(args: argparse.Namespace, out: dict[str, Any]) -> None:
         "query_s": time.perf_counter() - t0,
         "best_target_mean": per.target_mean["policy"] if per.target_mean else None,
         "note": "Ray Tune and Optuna are not installed there: the 5 policies of "
-        "sweeps/policies.yaml run one after the other in one process",
+        "sweeps/policies-full.yaml run one after the other in one process",
     }
 
 

@@ -129,21 +129,29 @@ def _print_entries(
         f"score; vs baseline ({base}, chosen by the same rule): paired difference over shared "
         "seeds, 95% t-interval ('~ noise': it contains 0)"
     )
-    print(f"excluded:  {_excluded_line(answer.excluded)}")
+    hint = None
+    if answer.split == "test" and stage.get("name") == "search":
+        hint = (
+            "a search that evaluates dev alone, `search.splits: [dev]`, leaves test to its "
+            "confirmation: `fsf best DIR`, or `fsf confirm DIR` first"
+        )
+    print(f"excluded:  {_excluded_line(answer.excluded, hint)}")
     left = left_out_line(getattr(answer, "skipped", []))
     if left:
         print(f"left out:  {left}")
 
 
-def _excluded_line(ex: dict[str, int]) -> str:
-    """What the answer left out, naming only what there is."""
+def _excluded_line(ex: dict[str, int], without_score_hint: str | None = None) -> str:
+    """What the answer left out, naming only what there is (and, for runs without a score,
+    `without_score_hint`: why that may be)."""
     parts = []
     if ex["failed_runs"]:
         parts.append(f"{ex['failed_runs']} failed run(s) of {ex['failed_trials']} trial(s)")
     if ex["duplicate_runs"]:
         parts.append(f"{ex['duplicate_runs']} repeated (configuration, seed) run(s) counted once")
     if ex["runs_without_score"]:
-        parts.append(f"{ex['runs_without_score']} run(s) without a score here")
+        why = f" ({without_score_hint})" if without_score_hint else ""
+        parts.append(f"{ex['runs_without_score']} run(s) without a score here{why}")
     return "; ".join(parts) or "no run (none failed, repeated a seed or lacks a score)"
 
 

@@ -191,6 +191,10 @@ def check_values_against_base(spec: SweepSpec, base: RunConfig) -> list[Problem]
 def check_objectives(spec: SweepSpec, base: RunConfig) -> list[Problem]:
     """Each objective is a metric trials report, and never a test metric (the objective
     chooses configurations: choosing on test is selection on test)."""
+    if spec.search.splits is not None:  # what the search's runs evaluate
+        base = base.model_copy(
+            update={"eval": base.eval.model_copy(update={"splits": list(spec.search.splits)})}
+        )
     valid_metrics = reported_metrics(base)
     problems = []
     for j, obj in enumerate(spec.search.objective):
@@ -321,6 +325,37 @@ def check_confirm(spec: SweepSpec, base: RunConfig) -> list[Problem]:
     return problems
 
 
+def check_search_splits(spec: SweepSpec, base: RunConfig) -> list[Problem]:
+    """A search that skips test (`search.splits`) needs the confirmation stage that reports
+    it, and evaluates only splits its runs have."""
+    splits = spec.search.splits
+    if splits is None:
+        return []
+    problems = []
+    extra = sorted(set(splits) - set(base.eval.splits))
+    if extra:
+        problems.append(
+            Problem(
+                "search.splits",
+                f"the base evaluates only {base.eval.splits} (eval.splits); the search can "
+                "evaluate fewer splits, not more",
+                splits,
+                True,
+            )
+        )
+    if "test" in base.eval.splits and "test" not in splits and spec.confirm is None:
+        problems.append(
+            Problem(
+                "search.splits",
+                "a search without test scores and no confirm stage answers nothing on test; "
+                "add a confirm section, or drop search.splits",
+                splits,
+                True,
+            )
+        )
+    return problems
+
+
 def _check_race(confirm: ConfirmSpec) -> list[Problem]:
     """A race's settings that only make sense together: seeds given one way, a budget that
     holds the first round and the rounds it must run, seeds within range."""
@@ -394,4 +429,5 @@ CHECKS: tuple[Checker, ...] = (
     check_searcher_and_scheduler,
     check_seeds_and_workers,
     check_confirm,
+    check_search_splits,
 )

@@ -165,12 +165,17 @@ def _confirm_trial(
 
 
 def _stage_spec(spec: SweepSpec, confirm: ConfirmSpec) -> SweepSpec:
-    """The search's spec with the confirmation's seeds, no early stopping, and its runs'
+    """The search's spec with the confirmation's seeds, no early stopping, the base's
+    evaluation splits (whatever `search.splits` narrowed for the search), and its runs'
     artifacts (prediction files, checkpoints) switched on as `confirm` asks."""
     from fsf.config import apply_overrides
 
     search = spec.search.model_copy(
-        update={"seeds": confirm_seeds(confirm), "scheduler": type(spec.search.scheduler)()}
+        update={
+            "seeds": confirm_seeds(confirm),
+            "scheduler": type(spec.search.scheduler)(),
+            "splits": None,  # the base's splits: the answer's test scores come from here
+        }
     )
     keep: list[tuple[str, Any]] = []
     if confirm.predictions:

@@ -149,14 +149,21 @@ def trial_workers(spec: SweepSpec, params: dict[str, Any]) -> int:
 def trial_run_config(spec: SweepSpec, params: dict[str, Any], seed: int, name: str) -> RunConfig:
     """The run config of one trial and seed: the base with the sampled values set, and the
     sweep's checkpoint rule (`search.checkpoint`), so that the evaluation a run keeps as its
-    checkpoint and prediction files is the one its objective and the queries read."""
+    checkpoint and prediction files is the one its objective and the queries read, and the
+    search's own splits (`search.splits`) where it sets them."""
     searched = spec.search.parameters
     overrides = [
         (k, v)
         for k, v in params.items()
         if k not in RESOURCE_KEYS and (k not in searched or searched[k].apply)
     ]
-    fixed = [("checkpoint.select", spec.search.checkpoint), ("seed", seed), ("name", name)]
+    fixed: list[tuple[str, Any]] = [
+        ("checkpoint.select", spec.search.checkpoint),
+        ("seed", seed),
+        ("name", name),
+    ]
+    if spec.search.splits is not None:  # the search stage's own splits (e.g. dev alone)
+        fixed.append(("eval.splits", list(spec.search.splits)))
     data = apply_overrides(spec.base, [*overrides, *fixed])
     return validate_run_config(data, prefix="base")
 

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from fsf.analysis.probe_spec import ProbeSpec
 from fsf.config import CheckpointRule, FolderName, RunConfig, validate_run_config
 from fsf.strict import Seed, StrictModel
+from fsf.tasks.settings import EvalSplit
 
 __all__ = [
     "LOGGERS",
@@ -139,6 +140,14 @@ class SearchSpec(_Strict):
         description="which evaluation of each run the objective is read at (and the queries' "
         "default checkpoint): the step with the best source-language dev score, the best "
         "mean target dev score, or the best mean dev score over all languages",
+    )
+    splits: list[EvalSplit] | None = Field(
+        None,
+        min_length=1,
+        description="the splits the search's runs evaluate (default: the base's "
+        "eval.splits). [dev]: the search chooses on dev and skips test, which then only the "
+        "confirmation stage evaluates (it always evaluates the base's splits); a sweep run "
+        "with --no-confirm then has no test scores until `fsf confirm`",
     )
     searcher: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = "tpe"
     searcher_seed: Seed = 0

@@ -375,6 +375,7 @@ def test_excluded_line_names_only_what_was_left_out():
     some = {**none, "duplicate_runs": 2, "runs_without_score": 1}
     line = _excluded_line(some)
     assert "failed" not in line and line.startswith("2 repeated") and line.endswith("score here")
+    assert _excluded_line(some, "why").endswith("score here (why)")
 
 
 def test_many_slow_fragments_get_a_note_to_compact(sweep, tmp_path, capsys, monkeypatch):
