@@ -12,10 +12,12 @@ verdict against DF (better / worse / ~ noise, the paired 95% interval over the c
 seeds; `baseline` when DF itself wins). Printed per scheme: each sweep's decision, the
 confirmation runs it spent and how its race stopped; then the share of pairs of sweeps that
 agree on the winner's policy, on the verdict and on both, and the confirmation runs (and
-optimizer steps) spent per decision. Two searches of the same space differ because TPE sees
-results in a different order with 2 trials at a time; `--fresh-seeds` also moves each
-repeat's confirmation seeds (repeat r uses 100 + 1000 r, ...), so that the confirmations are
-independent replications rather than the same seeds again.
+optimizer steps) spent per decision. The same space searched twice gave the same
+candidates each time it was tried (the searcher's seed and the training seeds fix them, up to
+the order in which results arrive), so without `--fresh-seeds` the repeats show how
+deterministic a sweep is; `--fresh-seeds` makes them independent
+replications of the whole sweep: repeat r searches with searcher seed r on training seed
+1000 r and confirms on seeds 100 + 1000 r, ... (repeat 0 is the space as shipped).
 
     python bench/bench_race.py [--out DIR] [--repeats 4] [--schemes fixed race] [--fresh-seeds]
                                [--space FILE] [--json FILE]
@@ -46,10 +48,16 @@ SCHEMES = ("fixed", "race")
 DEFAULT_RACE = {"first_round": 3, "per_round": 1, "max_seeds": 6}
 
 
-def search_space(space: dict[str, Any], repeat: int) -> dict[str, Any]:
-    """The space of repeat `repeat`'s search (its confirmation is the space's race)."""
+def search_space(space: dict[str, Any], repeat: int, fresh: bool = False) -> dict[str, Any]:
+    """The space of repeat `repeat`'s search (its confirmation is the space's race). With
+    `fresh`, repeat r searches with searcher seed r and trains on seed 1000 r (repeat 0 is
+    the space as shipped), so that the repeats replicate the whole sweep."""
     out = copy.deepcopy(space)
     out["name"] = f"race-bench-search-{repeat}"
+    if fresh and repeat:
+        search = out["search"]
+        search["searcher_seed"] = search.get("searcher_seed", 0) + repeat
+        search["seeds"] = [s + 1000 * repeat for s in search.get("seeds", [0])]
     confirm = dict(out.get("confirm") or {})
     confirm.pop("seeds", None)
     confirm["race"] = dict(confirm.get("race") or DEFAULT_RACE)
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--fresh-seeds",
         action="store_true",
-        help="each repeat confirms on its own fresh seeds (independent replications)",
+        help="each repeat searches and confirms on its own seeds (independent replications)",
     )
     p.add_argument("--json", type=Path, help="write every decision and the agreement here")
     p.add_argument("--smoke", action="store_true", help="tiny model and sizes; just completes")
@@ -242,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     search = None
     for r in range(args.repeats):
         if search is None or not args.smoke:  # (smoke: one search serves both repeats)
-            search = run_search(search_space(space, r), args.out, extra)
+            search = run_search(search_space(space, r, args.fresh_seeds), args.out, extra)
         for scheme in args.schemes:
             folder = run_confirmation(search, scheme, r, args.fresh_seeds)
             by_scheme[scheme].append(decision(folder))
