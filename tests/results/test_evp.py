@@ -53,7 +53,7 @@ def test_mode_is_checked():
 def test_policy_evp_reads_each_trials_objective_from_the_results(tmp_path, capsys):
     """Per policy, the curve comes from the trials' objective values as Optuna received them
     (dev target mean at the source-dev checkpoint), and `fsf show` prints it."""
-    from fsf.results.summary import policy_evp
+    from fsf.results.summarize import policy_evp
     from tests.results.helpers import evaluation, run, write
 
     values = {"df": [0.50, 0.70], "fsf": [0.60, 0.80, 0.90]}
