@@ -382,3 +382,19 @@ def test_a_lazy_export_is_never_a_submodule_name(package):
     assert not clash, f"{package}: exports named like a submodule: {clash}"
     for name in pkg.__all__:  # and every export resolves
         assert getattr(pkg, name) is not None
+
+
+def test_a_sweeps_checks_import_no_torch():
+    """The checks a sweep runs before starting Ray (the model's config.json, the data
+    folders) read files: the driver does not spend seconds importing torch for them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fsf.sweep.space import check_resources, load_space\n"
+        f"assert check_resources(load_space({str(ROOT / 'sweeps' / 'policies.yaml')!r})) == []\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
