@@ -24,14 +24,6 @@ LOOPBACK = "127.0.0.1"
 """Where the private local Ray instance listens: Ray binds its GCS, raylet, object manager
 and workers to loopback only when the node's address is literally 127.0.0.1."""
 
-#: What each worker process of fsf's private Ray instance imports as it boots (Ray's
-#: `preload_python_modules`): Ray starts a worker per CPU at `ray.init`, so the seconds of
-#: torch and transformers pass while the driver builds the study and Tune, not after a trial
-#: is handed its worker. Not deepspeed: it picks its accelerator when imported, before the
-#: trial has set DS_ACCELERATOR. `FSF_RAY_PRELOAD=0` turns it off (bench/bench_fixed_cost.py
-#: times both).
-PRELOAD = ("fsf.sweep.trial", "fsf.train.worker", "transformers.modeling_utils")
-
 
 @contextlib.contextmanager
 def _loopback_node() -> Iterator[None]:
@@ -189,8 +181,6 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
         configure_logging=True,
     )
     if private:
-        if os.environ.get("FSF_RAY_PRELOAD", "1") != "0":
-            kwargs["_system_config"] = {"preload_python_modules": list(PRELOAD)}
         with _loopback_node():
             ray.init(num_cpus=num_cpus, _node_ip_address=LOOPBACK, **kwargs)
         return
