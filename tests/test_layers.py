@@ -348,3 +348,53 @@ def test_allowed_imports_pass(tmp_path, monkeypatch):
     assert violations(fake) == []
     assert folder_violations(fake) == []
     assert import_cycles(fake) == []
+
+
+def test_a_trial_process_imports_no_query_stack():
+    """A trial imports its spec, the worker and the results writer; the package `__init__`s
+    on the way load their siblings lazily (`fsf._lazy`), so neither pandas nor
+    pyarrow.dataset (a second of every trial process's start) comes with them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, fsf.sweep.trial, fsf.train.worker, fsf.results, fsf.analysis\n"
+        "from fsf.results import ParquetReporter, completed_evaluations\n"
+        "from fsf.analysis import ProbeSpec\n"
+        "print(sorted(m for m in ('pandas', 'pyarrow.dataset', 'ray.tune') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.parametrize("package", ["fsf.results", "fsf.analysis"])
+def test_a_lazy_export_is_never_a_submodule_name(package):
+    """A submodule imported before the package's export of the same name would stand in its
+    place (`fsf.results.export` the module, not the function): names must differ."""
+    import importlib
+
+    pkg = importlib.import_module(package)
+    folder = Path(pkg.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")} | {
+        p.name for p in folder.iterdir() if p.is_dir()
+    }
+    clash = sorted(set(pkg._EXPORTS) & modules)
+    assert not clash, f"{package}: exports named like a submodule: {clash}"
+    for name in pkg.__all__:  # and every export resolves
+        assert getattr(pkg, name) is not None
+
+
+def test_a_sweeps_checks_import_no_torch():
+    """The checks a sweep runs before starting Ray (the model's config.json, the data
+    folders) read files: the driver does not spend seconds importing torch for them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fsf.sweep.space import check_resources, load_space\n"
+        f"assert check_resources(load_space({str(ROOT / 'sweeps' / 'policies.yaml')!r})) == []\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -11,16 +11,43 @@
 
 Everything here reads results and computes; nothing imports Ray (probes *run* in
 `fsf.sweep.probe`). `fsf.cka` is a leaf (torch and numpy only) that the training
-worker imports; the other modules are loaded on first use.
+worker imports; the other modules are loaded on first use (`fsf._lazy`): importing
+`fsf.analysis.probe_spec` (a sweep's spec does) costs no pandas.
 """
 
 from __future__ import annotations
 
-from fsf.analysis.forgetting import CkaCurves, cka_curves
-from fsf.analysis.gap import GapCurves, gap_curves
-from fsf.analysis.probe import ProbeEffects, derive_weight_sets, probe_effects, write_policy_config
-from fsf.analysis.probe_spec import ProbeSpec, SetRule
-from fsf.analysis.report import Report, write_report
+from typing import TYPE_CHECKING
+
+from fsf._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from fsf.analysis.forgetting import CkaCurves, cka_curves
+    from fsf.analysis.gap import GapCurves, gap_curves
+    from fsf.analysis.probe import (
+        ProbeEffects,
+        derive_weight_sets,
+        probe_effects,
+        write_policy_config,
+    )
+    from fsf.analysis.probe_spec import ProbeSpec, SetRule
+    from fsf.analysis.report import Report, write_report
+
+_EXPORTS = {
+    "CkaCurves": "fsf.analysis.forgetting",
+    "cka_curves": "fsf.analysis.forgetting",
+    "GapCurves": "fsf.analysis.gap",
+    "gap_curves": "fsf.analysis.gap",
+    "ProbeEffects": "fsf.analysis.probe",
+    "derive_weight_sets": "fsf.analysis.probe",
+    "probe_effects": "fsf.analysis.probe",
+    "write_policy_config": "fsf.analysis.probe",
+    "ProbeSpec": "fsf.analysis.probe_spec",
+    "SetRule": "fsf.analysis.probe_spec",
+    "Report": "fsf.analysis.report",
+    "write_report": "fsf.analysis.report",
+}
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)
 
 __all__ = [
     "CkaCurves",

@@ -229,7 +229,7 @@ def _delta(v: dict[str, Any] | None) -> str:
 
 
 def _blocks_summary(s: dict[str, Any], per: list[Any], stage_title: str) -> list[tuple]:
-    """One stage's summary `s` (`fsf.results.summary`) and best configurations per language
+    """One stage's summary `s` (`fsf.results.summarize`) and best configurations per language
     (`per`, one `PerLanguage` per task) as blocks: trials and runs by status, failed runs, the
     best configuration per objective, the policies compared, the best per target language."""
     blocks: list[tuple] = []

@@ -308,7 +308,7 @@ def pareto_plot(
 
 def evp_plot(curves: list[dict[str, Any]], path: Path) -> None:
     """Expected best objective vs number of trials per policy (Dodge et al. 2019), with a
-    band of +-1 standard deviation (`fsf.results.summary.policy_evp`'s curves)."""
+    band of +-1 standard deviation (`fsf.results.summarize.policy_evp`'s curves)."""
     plt = _plt()
     colors = _colors([c["policy"] for c in curves])
     fig, ax = plt.subplots(figsize=(6.4, 3.8))

@@ -57,7 +57,7 @@ from fsf.results.ranking import best_per_language
 from fsf.results.reader import Results, confirmation_of, load
 from fsf.results.selection import SelectionRule, selection_rule
 from fsf.results.storage import StoragePath, is_uri, write_bytes_atomic
-from fsf.results.summary import policy_evp, summary
+from fsf.results.summarize import policy_evp, summary
 
 __all__ = ["Report", "write_report"]
 

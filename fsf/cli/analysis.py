@@ -19,7 +19,7 @@ from typing import Any
 from fsf.cli._base import Command, add_commands, print_table
 from fsf.cli.results_common import FORMATS, check_format, command, exit_code, read_warning_skipped
 from fsf.results import ResultsError, ResultsUsageError
-from fsf.results.export import write_csv
+from fsf.results.exporting import write_csv
 from fsf.text import printable
 
 __all__ = ["COMMANDS", "register"]

@@ -49,12 +49,12 @@ from fsf.cli.results_tables import (
 from fsf.errors import os_reason
 from fsf.results import ResultsError, ResultsWriteError
 from fsf.results.compaction import compact
-from fsf.results.export import check_target, export, flat, write_csv
+from fsf.results.exporting import check_target, export, flat, write_csv
 from fsf.results.provenance import provenance_summary
 from fsf.results.ranking import PerLanguage, Ranking, best, best_per_language, entry_run_config
 from fsf.results.reader import Results, resolve_root
 from fsf.results.selection import DEFAULT_RULE, RULES
-from fsf.results.summary import summary
+from fsf.results.summarize import summary
 from fsf.text import printable
 
 __all__ = [
@@ -145,7 +145,7 @@ def _show(args: argparse.Namespace) -> int:
     s = summary(res, task=args.task, select=args.select, baseline=baseline_arg(args.baseline))
     stack = provenance_summary(res)
     if args.format == "json":
-        from fsf.results.summary import policy_evp
+        from fsf.results.summarize import policy_evp
 
         evp = policy_evp(_read_stage(args.dir, "search"), task=args.task)
         _dump({**s, "provenance": stack, "evp": evp})
@@ -234,7 +234,7 @@ _EVP_N = (1, 2, 4, 8, 16, 32, 64)
 
 def _print_evp(args: argparse.Namespace) -> None:
     """The search's expected best objective after n trials, per policy (Dodge et al. 2019)."""
-    from fsf.results.summary import policy_evp
+    from fsf.results.summarize import policy_evp
 
     curves = [c for c in policy_evp(_read_stage(args.dir, "search"), task=args.task) if c["trials"]]
     if len(curves) < 1:

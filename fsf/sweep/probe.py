@@ -38,7 +38,7 @@ def model_depth(spec: SweepSpec) -> int:
         return spec.probe.num_layers
     from transformers import AutoConfig
 
-    from fsf.train.worker import resolve_model_path
+    from fsf.train.model_path import resolve_model_path
 
     base = spec.base_config()
     path = resolve_model_path(base.model.name)

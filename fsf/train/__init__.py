@@ -11,7 +11,8 @@ from fsf.train.reporter import CompositeReporter, ListReporter, Reporter, RunSum
 
 if TYPE_CHECKING:
     from fsf.train._evaluate import evaluate_model
-    from fsf.train.worker import TrainingDiverged, resolve_model_path, scheduled_lr_factor, train
+    from fsf.train.model_path import resolve_model_path
+    from fsf.train.worker import TrainingDiverged, scheduled_lr_factor, train
 
 __all__ = [
     "CompositeReporter",
@@ -25,7 +26,7 @@ __all__ = [
     "train",
 ]
 
-_WORKER = ("TrainingDiverged", "resolve_model_path", "scheduled_lr_factor", "train")
+_WORKER = ("TrainingDiverged", "scheduled_lr_factor", "train")
 
 
 def __getattr__(name: str) -> Any:
@@ -33,6 +34,10 @@ def __getattr__(name: str) -> Any:
         from fsf.train import worker
 
         return getattr(worker, name)
+    if name == "resolve_model_path":
+        from fsf.train.model_path import resolve_model_path
+
+        return resolve_model_path
     if name == "evaluate_model":
         from fsf.train._evaluate import evaluate_model
 

@@ -47,7 +47,7 @@ def _hub_config(name: str) -> Path | None:
 
 def model_depth(name: str, path: str = "model.name") -> tuple[int | None, list[Problem]]:
     """(number of layers from config.json or None, problems) for a model name or folder."""
-    from fsf.train.worker import resolve_model_path
+    from fsf.train.model_path import resolve_model_path
 
     resolved = resolve_model_path(name)
     folder = Path(resolved).expanduser()

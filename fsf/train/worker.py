@@ -49,6 +49,7 @@ from fsf.train._engine import (
 from fsf.train._evaluate import Keeper, predict
 from fsf.train._probe import apply_probe
 from fsf.train._rows import clip_grad_norm_ as _clip_rows
+from fsf.train.model_path import resolve_model_path
 from fsf.train.reporter import Reporter, RunSummary
 
 __all__ = [
@@ -63,15 +64,6 @@ log = logging.getLogger("fsf.train")
 
 class TrainingDiverged(FsfError):
     """The training loss became NaN or infinite."""
-
-
-def resolve_model_path(name: str) -> str:
-    """`synthetic` -> the shipped tiny encoder; anything else unchanged (hub name or path)."""
-    if name == "synthetic":
-        from fsf.synthetic import model_dir
-
-        return str(model_dir())
-    return name
 
 
 def scheduled_lr_factor(step: int, warmup: int, total: int) -> float:

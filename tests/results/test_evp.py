@@ -50,17 +50,20 @@ def test_mode_is_checked():
         expected_best([1.0], "best")
 
 
-def test_policy_evp_reads_each_trials_objective_from_the_results(tmp_path, capsys):
+@pytest.mark.parametrize("with_test", [True, False])
+def test_policy_evp_reads_each_trials_objective_from_the_results(tmp_path, capsys, with_test):
     """Per policy, the curve comes from the trials' objective values as Optuna received them
-    (dev target mean at the source-dev checkpoint), and `fsf show` prints it."""
-    from fsf.results.summary import policy_evp
+    (dev target mean at the source-dev checkpoint), and `fsf show` prints it; also from a
+    search that evaluated dev alone (`search.splits: [dev]`: no test scores)."""
+    from fsf.results.summarize import policy_evp
     from tests.results.helpers import evaluation, run, write
 
     values = {"df": [0.50, 0.70], "fsf": [0.60, 0.80, 0.90]}
     runs = []
     for policy, vs in values.items():
         for i, v in enumerate(vs):
-            ev = evaluation(100, {"en": 0.9, "de": v, "sw": v}, {"en": 0.9, "de": v, "sw": v})
+            scores = {"en": 0.9, "de": v, "sw": v}
+            ev = evaluation(100, scores, scores if with_test else {})
             runs.append(run(f"{policy}{i}", [ev], policy=policy, lr=1e-5 * (i + 1)))
     root = tmp_path / "sweep"
     write(root / "results", runs)

@@ -181,9 +181,13 @@ def policy_evp(results: _RESULTS, *, task: str | None = None) -> list[dict[str, 
         except ResultsError:
             continue
         ans = Answer.of(evals(fr), rule, None)
+        # the objective alone: a run counts when it has one, whatever the reported split
+        # holds (a search with `search.splits: [dev]` has no test scores)
+        assert ans.selection is not None
+        agg = ans.E.aggregate(ans.selection, ans.selection)
         by_policy: dict[str, list[float]] = {}
         for k, c in enumerate(fr.configs):
-            value = float(ans.agg.select[k]) if ans.agg.count[k] > 0 else math.nan
+            value = float(agg.select[k]) if agg.count[k] > 0 else math.nan
             # a configuration drawn again (answered from the study) was a trial of the search
             by_policy.setdefault(c["config"]["policy"], []).extend([value] * len(c["trial_ids"]))
         for policy, values in sorted(by_policy.items()):
