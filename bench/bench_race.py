@@ -12,10 +12,10 @@ verdict against DF (better / worse / ~ noise, the paired 95% interval over the c
 seeds; `baseline` when DF itself wins). Printed per scheme: each sweep's decision, the
 confirmation runs it spent and how its race stopped; then the share of pairs of sweeps that
 agree on the winner's policy, on the verdict and on both, and the confirmation runs (and
-optimizer steps) spent per decision. The same space searched twice gave the same
-candidates each time it was tried (the searcher's seed and the training seeds fix them, up to
-the order in which results arrive), so without `--fresh-seeds` the repeats show how
-deterministic a sweep is; `--fresh-seeds` makes them independent
+optimizer steps) spent per decision. The same space searched twice often gives the
+same candidates (the searcher's seed and the training seeds fix them), but not always: with 2
+trials at a time TPE sees results in the order they finish. Without `--fresh-seeds` the
+repeats show how far a sweep repeats itself; `--fresh-seeds` makes them independent
 replications of the whole sweep: repeat r searches with searcher seed r on training seed
 1000 r and confirms on seeds 100 + 1000 r, ... (repeat 0 is the space as shipped).
 
