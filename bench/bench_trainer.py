@@ -59,7 +59,7 @@ def _run_config(args: argparse.Namespace) -> Any:
                 "dataset": args.dataset,
                 "text_fields": args.text_fields,
                 "num_labels": args.num_labels,
-                "max_eval_examples": None if args.accuracy else 8,
+                "max_eval_examples": 8,  # in-run evaluations only mark the clock
             },
             "target_langs": args.targets,
             "policy": {"name": "df"},
@@ -89,10 +89,16 @@ def side_fsf(args: argparse.Namespace) -> dict[str, float]:
     from fsf.train import ListReporter, train
 
     config = _run_config(args)
+    if args.accuracy:  # the final model is saved, then scored on the whole dev set below,
+        # outside the timed steps (as the Trainer side predicts after training)
+        final = config.checkpoint.model_copy(update={"save": "final"})
+        config = config.model_copy(
+            update={"checkpoint": final, "output_dir": str(Path(args.workdir) / "fsf")}
+        )
     rss_imports = _rss_mb()
     reporter = ListReporter()
     t0 = time.perf_counter()
-    train(config, reporter)
+    summary = train(config, reporter, artifacts_dir=Path(args.workdir) / "fsf-artifacts")
     total = time.perf_counter() - t0
     evs = {e.step: e.elapsed_s for e in reporter.evaluations}
     span = evs[args.steps] - evs[args.warmup_steps]
@@ -102,9 +108,18 @@ def side_fsf(args: argparse.Namespace) -> dict[str, float]:
         "rss_imports_mb": rss_imports,
         "peak_rss_mb": _peak_rss_mb(),
     }
-    if args.accuracy:  # the source language's dev accuracy at the last step
-        last = next(e for e in reporter.evaluations if e.step == args.steps)
-        out["dev_accuracy"] = last.scores["dev"][config.source_lang]["accuracy"]
+    if args.accuracy:  # the source language's whole dev set, as the run would score it
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        from fsf.train import evaluate_model
+
+        saved = summary.artifacts["checkpoint"]
+        model = AutoModelForSequenceClassification.from_pretrained(saved)
+        full = config.model_copy(
+            update={"task": config.task.model_copy(update={"max_eval_examples": None})}
+        )
+        scores = evaluate_model(full, model, AutoTokenizer.from_pretrained(saved), ("dev",))
+        out["dev_accuracy"] = scores["dev"][config.source_lang]["accuracy"]
     return out
 
 
@@ -179,8 +194,10 @@ def side_hf(args: argparse.Namespace) -> dict[str, float]:
         "rss_imports_mb": rss_imports,
         "peak_rss_mb": _peak_rss_mb(),
     }
-    if args.accuracy:  # the source language's dev accuracy, as fsf scores it
-        dev = task.encode(task.load(config.source_lang, "dev"), tokenizer)
+    if args.accuracy:  # the source language's whole dev set, as fsf scores it
+        whole = config.task.model_copy(update={"max_eval_examples": None})
+        dev_task = build_task(whole, config.model)
+        dev = dev_task.encode(dev_task.load(config.source_lang, "dev"), tokenizer)
         dev_set = [{"input_ids": f["input_ids"], "labels": f["label"]} for f in dev]
         predicted = trainer.predict(dev_set).predictions.argmax(-1)
         out["dev_accuracy"] = float((predicted == [f["label"] for f in dev]).mean())
@@ -281,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         f, h = med("fsf", key), med("hf", key)
         rows.append(
             [label, f, _spread([x[key] for x in runs["fsf"]]), h,
-             _spread([x[key] for x in runs["hf"]]), f / h]
+             _spread([x[key] for x in runs["hf"]]), f / h if h else None]
         )  # fmt: skip
     from fsf.cli._base import print_table
 
