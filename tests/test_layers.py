@@ -367,7 +367,7 @@ def test_a_trial_process_imports_no_query_stack():
     assert out.stdout.strip() == "[]", out.stdout
 
 
-@pytest.mark.parametrize("package", ["fsf.results", "fsf.analysis"])
+@pytest.mark.parametrize("package", ["fsf.results", "fsf.analysis", "fsf.train"])
 def test_a_lazy_export_is_never_a_submodule_name(package):
     """A submodule imported before the package's export of the same name would stand in its
     place (`fsf.results.export` the module, not the function): names must differ."""

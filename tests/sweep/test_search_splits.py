@@ -12,17 +12,13 @@ from fsf.errors import ConfigError
 from fsf.sweep.confirm import _stage_spec
 from fsf.sweep.points import trial_run_config
 from fsf.sweep.space import load_space, validate_space
+from tests.sweep.test_space import GOOD
 
 ROOT = Path(__file__).resolve().parents[2]
 
 SPACE = {
     "name": "t",
-    "base": {
-        "model": {"name": "synthetic"},
-        "task": {"name": "pawsx", "dataset": "synthetic:pawsx"},
-        "target_langs": ["fk", "fr"],
-        "optim": {"max_steps": 10},
-    },
+    "base": copy.deepcopy(GOOD["base"]),
     "search": {
         "parameters": {"policy.name": {"type": "categorical", "values": ["df", "fs"]}},
         "objective": {"metric": "dev_target_mean", "mode": "max"},
