@@ -15,27 +15,23 @@ from fsf.results.storage import Location
 from fsf.sweep.points import trial_workers
 from fsf.sweep.space import missing_logger_packages
 from fsf.sweep.spec import SweepSpec
-from fsf.sweep.trial import TRIAL_KEY, split_config
+from fsf.sweep.trial import TRIAL_KEY, is_confirm_run, split_config
 
 __all__: list[str] = []
 
 
 class _TrialResources:
     """What a trial asks Ray for: its CPUs/GPUs when it trains in its own process; a sliver of
-    a CPU when it only drives Ray Train workers, which ask for their own resources. With
-    `candidates` (the confirmation stage), a trial's config is `{"candidate": i}`."""
+    a CPU when it only drives Ray Train workers, which ask for their own resources. A
+    confirmation run (`is_confirm_run`) asks for its candidate's (`params` of its config)."""
 
-    def __init__(self, spec: SweepSpec, candidates: list[dict[str, Any]] | None = None):
+    def __init__(self, spec: SweepSpec):
         self.spec = spec
-        self.candidates = candidates
 
-    def __call__(self, params: dict[str, Any]):
+    def __call__(self, config: dict[str, Any]):
         from ray.tune import PlacementGroupFactory
 
-        if self.candidates is not None:
-            params = self.candidates[params["candidate"]]["params"]
-        else:
-            params = split_config(params, "")[1]
+        params = dict(config["params"]) if is_confirm_run(config) else split_config(config, "")[1]
         res = self.spec.search.resources
         if trial_workers(self.spec, params) > 1:
             return PlacementGroupFactory([dict(res.driver_resources) or {"CPU": 0.01}])
@@ -47,20 +43,17 @@ class _TrialResources:
 
 class _TrialDirname:
     """Tune's trial folder names: the trial's id and its parameters at full precision (Tune's
-    own names round floats to 4 decimals: a learning rate of 4.2e-05 read 0.0000). With
-    `candidates`, a confirmation run: its candidate's parameters and seed."""
+    own names round floats to 4 decimals: a learning rate of 4.2e-05 read 0.0000); a
+    confirmation run's, `confirm` and its seed, then its candidate's parameters."""
 
     MAX_CHARS = 120
-
-    def __init__(self, candidates: list[dict[str, Any]] | None = None):
-        self.candidates = candidates
 
     def __call__(self, trial: Any) -> str:
         config = dict(getattr(trial, "config", None) or {})
         head = f"{getattr(trial, 'trainable_name', 'trial')}_{trial.trial_id}"
-        if self.candidates is not None and "candidate" in config:
-            params = dict(self.candidates[config["candidate"]].get("params") or {})
-            head += f"_seed={config.get('seed')}"
+        if is_confirm_run(config):
+            params = dict(config.get("params") or {})
+            head += f"_confirm_seed={config.get('seed')}"
         else:
             params = {k: v for k, v in config.items() if k != TRIAL_KEY}
         text = ",".join(
@@ -98,20 +91,3 @@ def _logger_callbacks(spec: SweepSpec, sweep_dir: Location) -> list[Any]:
                 os.environ.setdefault("WANDB_MODE", str(options["mode"]))
             out.append(WandbLoggerCallback(**{"project": spec.name, **options}))
     return out
-
-
-def _fit(tuner: Any, progress: Any) -> Any:
-    """`tuner.fit()`; afterwards the progress bar is closed."""
-    try:
-        return tuner.fit()
-    finally:
-        progress.close()
-
-
-def _statuses(grid: Any) -> dict[str, int]:
-    """How the trials of a fitted `ResultGrid` ended: {"finished": n, "failed": m}."""
-    statuses: dict[str, int] = {}
-    for result in grid:
-        key = "failed" if result.error is not None else "finished"
-        statuses[key] = statuses.get(key, 0) + 1
-    return statuses

@@ -11,11 +11,16 @@ used, with no early stopping. Every run (one configuration on one seed) is a Tun
 its own, at the sweep's concurrency; all the seeds of a configuration write under one trial
 id (`confirm_trial_id` of its candidate). Two schemes:
 
-- fixed (`confirm.seeds`): every configuration on every seed, one `Tuner.fit`;
-- a race (`confirm.race`): rounds of fresh seeds, one `Tuner.fit` per round, after which
+- fixed (`confirm.seeds`): every configuration on every seed, one batch of runs;
+- a race (`confirm.race`): rounds of fresh seeds, one batch per round, after which
   `fsf.results.race.race_round` drops the candidates a paired test separates from the best
   and stops the race once the best's difference to the baseline is decided (on the
   objective, never test data); each round's record goes to sweep.json when it is decided.
+
+A sweep call runs its confirmation in the search's own `Tuner.fit`, right after the search
+(`fsf.sweep.stages`: the runs start in the search's warm trial processes); `fsf-sweep
+confirm DIR`, or a resume whose search had ended, fits the confirmation alone
+(`run_confirm`).
 
 Queries on the sweep then answer from these runs alone (`fsf-sweep best DIR`, `show`,
 `report`), with paired statistics against the baseline on the shared fresh seeds.
@@ -23,9 +28,10 @@ Queries on the sweep then answer from these runs alone (`fsf-sweep best DIR`, `s
 Layout: `<sweep>/confirm/` is a sweep folder of its own: `sweep.json` (stage `confirm`, the
 scheme and seeds, the candidates with where they came from and their trial ids, a race's
 rounds; written before any training, so a resumed confirmation never re-selects),
-`space.yaml`, `results/`, `tune/` (Tune's logs, `tune/round-<k>/` per round of a race; an
-interrupted confirmation is resumed from `sweep.json` and its results with `fsf-sweep
-confirm DIR` or `fsf-sweep resume DIR`: each run with a completed fragment is kept,
+`space.yaml`, `results/`, `tune/` (Tune's logs of a confirmation fitted alone; those of one
+fitted after its search are in `<sweep>/tune/` with the search's; an interrupted
+confirmation is resumed from `sweep.json` and its results with `fsf-sweep confirm DIR` or
+`fsf-sweep resume DIR`: each run with a completed fragment is kept,
 `fsf.sweep.resume.resume_confirm`) and `runs/<trial>/seed-<s>/` with each confirmed run's
 XTREME prediction files and saved checkpoint (`confirm.predictions`, `confirm.checkpoints`;
 by default only the winning configuration's checkpoints are kept once the confirmation has
@@ -35,6 +41,7 @@ finished).
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,17 +55,15 @@ from fsf.results.fragments import finalise_statuses
 from fsf.results.race import RaceRule, race_round
 from fsf.results.reader import CONFIRM_DIR
 from fsf.results.storage import Location
-from fsf.sweep._callbacks import _fit, _statuses, _TrialDirname, _TrialResources
-from fsf.sweep._ray import _init_ray
 from fsf.sweep.address import check_address
-from fsf.sweep.folder import TUNE_DIR, _write_text
+from fsf.sweep.folder import _write_text
 from fsf.sweep.resume import CONFIRM_TRIAL, assign_trial_ids, resume_confirm
-from fsf.sweep.searcher import _Candidates
 from fsf.sweep.spec import ConfirmSpec, RaceSpec, SweepSpec, confirm_seeds
-from fsf.sweep.trial import TRIAL_KEY, _trial
+from fsf.sweep.trial import CANDIDATE, TRIAL_KEY
 
 __all__ = [
     "ConfirmOutcome",
+    "Confirmation",
     "candidates_for",
     "confirm_spec",
     "prune_checkpoints",
@@ -148,20 +153,6 @@ def candidates_for(sweep_dir: Location, confirm: ConfirmSpec) -> list[dict[str, 
     else:
         out.append({**base, "role": "baseline", "from_search": True})
     return out
-
-
-def _confirm_trial(
-    config: dict[str, Any],
-    *,
-    spec_data: dict[str, Any],
-    sweep_dir: str,
-    candidates: list[dict[str, Any]],
-) -> None:
-    """A Tune trial of the confirmation: one run, candidate `config["candidate"]` on seed
-    `config["seed"]`, its rows under the candidate's trial id (`TRIAL_KEY`)."""
-    params = {**candidates[config["candidate"]]["params"], TRIAL_KEY: config[TRIAL_KEY]}
-    one_seed = {**spec_data, "search": {**spec_data["search"], "seeds": [config["seed"]]}}
-    _trial(params, spec_data=one_seed, sweep_dir=sweep_dir)
 
 
 def _stage_spec(spec: SweepSpec, confirm: ConfirmSpec) -> SweepSpec:
@@ -263,173 +254,57 @@ def _scores(cdir: Location) -> dict[str, dict[int, float]]:
     return out
 
 
-@dataclass
-class _Stage:
-    """What the fits of one confirmation have done so far: the runs asked for (candidate,
-    seed), failures and retries, and what a resume found."""
-
-    asked: set[tuple[int, int]] = field(default_factory=set)
-    errors: dict[str, str] = field(default_factory=dict)
-    retried: dict[str, list[str]] = field(default_factory=dict)
-    failed: int = 0  # runs whose trial failed (after its retries)
-    resumed: str | None = None
-
-
-class _Runner:
-    """Fits a list of runs (candidate x seed) as Tune trials, at the sweep's concurrency."""
+class Confirmation:
+    """The confirmation stage of one sweep as the batches of runs a staged fit trains
+    (`fsf.sweep.stages`): one batch for the fixed scheme, one per round of a race, each
+    decided from the rows once its runs have all ended. Made, its record is on disk:
+    `<sweep>/confirm/sweep.json` names the candidates (chosen now from the search's results,
+    or read back from an earlier call, which must have asked for the same settings) before
+    any of them trains."""
 
     def __init__(
-        self,
-        spec: SweepSpec,
-        cspec: SweepSpec,
-        cdir: Location,
-        candidates: list[dict[str, Any]],
-        *,
-        address: str | None,
-        num_cpus: int | None,
-        progress: bool,
+        self, spec: SweepSpec, sweep_dir: Location, confirm: ConfirmSpec, *, progress: bool
     ):
-        self.spec, self.cspec, self.cdir, self.candidates = spec, cspec, cdir, candidates
-        self.address, self.num_cpus, self.progress = address, num_cpus, progress
-        self.stage = _Stage()
-        # a confirmation that had begun before this call: its first fit says what it found
-        self._begun = (cdir / TUNE_DIR).exists() or (cdir / "results").exists()
+        self.spec, self.confirm, self.progress = spec, confirm, progress
+        self.cdir = sweep_dir / CONFIRM_DIR
+        self.meta_path = self.cdir / "sweep.json"
+        self.results_dir = self.cdir / "results"
+        self.cspec = _stage_spec(spec, confirm)
+        self.retries = confirm.retries
+        begun = self.meta_path.is_file()
+        self.meta = self._read() if begun else self._write_new(sweep_dir)
+        self.candidates: list[dict[str, Any]] = self.meta["candidates"]
+        self.labels = _labels(self.candidates)
+        self.bar: Any = None  # the current batch's ProgressCallback
+        self.asked: set[tuple[int, int]] = set()
+        self.errors: dict[str, str] = {}
+        self.retried: dict[str, list[str]] = {}
+        self.ok = True  # no run has failed
+        self.resumed: str | None = None
+        self._begun = begun  # begun before this call: its first batch says what it found
+        self._batches = self._rounds() if confirm.race is not None else self._fixed()
+        self._open = False  # a batch was handed out and has not been closed
 
-    def run(self, runs: list[tuple[int, int]], desc: str, storage: Location, name: str) -> bool:
-        """Train those of `runs` without a completed fragment (Tune's folder `storage/name`);
-        returns whether none failed."""
-        from ray import tune
-        from ray.tune.search import ConcurrencyLimiter
+    @property
+    def finished(self) -> bool:
+        return bool(self.meta.get("finished"))
 
-        from fsf.sweep.progress import ProgressCallback
-
-        results_dir = self.cdir / "results"
-        plan = resume_confirm(self.candidates, runs, results_dir)
-        if self._begun:
-            self.stage.resumed, self._begun = plan.note(), False
-        self.stage.asked |= set(runs)
-        callback = ProgressCallback(
-            total=len(runs),
-            objective=self.spec.search.objective[0],
-            enabled=self.progress,
-            desc=desc,
-            done=plan.finished,
-            unit="run",
-            labels=_labels(self.candidates),
-        )
-        if not plan.todo:
-            callback.close()
-            return True
-        _init_ray(self.address, self.num_cpus)
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                _confirm_trial,
-                spec_data=self.cspec.model_dump(mode="json"),
-                sweep_dir=str(self.cdir),
-                candidates=self.candidates,
-            ),
-            _TrialResources(self.cspec, self.candidates),
-        )
-        assert self.cspec.confirm is not None  # _stage_spec sets it
-        searcher: Any = _Candidates(plan.todo)
-        if self.spec.search.max_concurrent:
-            searcher = ConcurrencyLimiter(searcher, max_concurrent=self.spec.search.max_concurrent)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                num_samples=len(plan.todo),
-                reuse_actors=True,
-                trial_dirname_creator=_TrialDirname(self.candidates),
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=str(storage),
-                verbose=0,
-                # a confirmation run is retried on its own budget (a dead worker is usually
-                # transient)
-                failure_config=tune.FailureConfig(max_failures=self.cspec.confirm.retries),
-                callbacks=[callback],
-            ),
-        )
-        grid = _fit(tuner, callback)
-        self.stage.failed += _statuses(grid).get("failed", 0)
-        self.stage.errors.update(callback.errors)
-        self.stage.retried.update(callback.retried)
-        if results_dir.exists():
-            finalise_statuses(results_dir, callback.errors)
-        return not any(r.error is not None for r in grid)
-
-
-def _race(runner: _Runner, confirm: ConfirmSpec, meta: dict[str, Any], meta_path: Location) -> bool:
-    """Run the race's rounds from where its record stops (`meta["race"]`); after each, the
-    round's decisions are written to sweep.json at once. Returns whether no run failed."""
-    assert confirm.race is not None
-    rule = race_rule(confirm.race)
-    pool = confirm.race.seed_pool()
-    candidates = runner.candidates
-    ids = [c[CONFIRM_TRIAL] for c in candidates]
-    base = _baseline_index(candidates)
-    record = meta.setdefault("race", {"rounds": [], "stop": None, "decision": None})
-    mode = runner.spec.search.objective[0].mode
-    decided_before = len(record["rounds"])
-    while not record.get("stop"):
-        rounds = record["rounds"]
-        k = len(rounds) + 1
-        if rounds:
-            alive = list(rounds[-1]["alive"])
-        else:
-            alive = [ids[i] for i, c in enumerate(candidates) if c.get("role") != "baseline"]
-        seeds = pool[: rule.seeds_after(k)]
-        racing = [i for i, t in enumerate(ids) if t in alive or i == base]
-        runs = [(i, s) for i in racing for s in seeds]
-        if not runner.run(runs, f"confirm round {k}", runner.cdir / TUNE_DIR, f"round-{k}"):
-            return False  # a failed run: the round is not decided (`fsf confirm DIR` retries)
-        r = race_round(_scores(runner.cdir), alive, ids[base], rule, round_no=k, mode=mode)
-        if r.stop is None and rule.seeds_after(k + 1) == rule.seeds_after(k):
-            r.stop = f"seed budget spent ({rule.max_seeds} seeds per candidate); undecided"
-        rounds.append({**r.to_dict(), "seed_list": seeds, "runs": len(runs)})
-        if r.stop:
-            record["stop"], record["decision"] = r.stop, r.decision
-        _write_text(meta_path, json.dumps(meta, indent=2, default=str))
-        if decided_before and k == decided_before + 1 and runner.stage.resumed:
-            runner.stage.resumed += (
-                f"; the race went on at round {k} ({decided_before} round(s) decided before)"
-            )
-    return True
-
-
-def run_confirm(
-    spec: SweepSpec,
-    sweep_dir: Location,
-    *,
-    confirm: ConfirmSpec | None = None,
-    address: str | None = None,
-    progress: bool = True,
-    num_cpus: int | None = None,
-) -> ConfirmOutcome:
-    """Run (or resume, or report as done) the confirmation stage of the sweep in
-    `sweep_dir`; returns where its results are. Each run (candidate x seed) is one Tune
-    trial; a race fits one round at a time (`confirm.race`)."""
-    check_address(address, num_cpus)
-    confirm = confirm or spec.confirm or ConfirmSpec()
-    cdir = sweep_dir / CONFIRM_DIR
-    meta_path = cdir / "sweep.json"
-    results_dir = cdir / "results"
-    if meta_path.is_file():
-        meta = json.loads(meta_path.read_text())
+    def _read(self) -> dict[str, Any]:
+        meta = json.loads(self.meta_path.read_text())
         recorded = ConfirmSpec.model_validate(meta["confirm"])
-        if recorded != confirm:
+        if recorded != self.confirm:
             raise FsfError(
-                f"{cdir} already holds a confirmation with other settings "
+                f"{self.cdir} already holds a confirmation with other settings "
                 f"({recorded.model_dump()}); remove that folder to confirm again"
             )
-        candidates = meta["candidates"]
-        if assign_trial_ids(candidates, results_dir):  # begun by an older fsf
-            _write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    else:
+        if assign_trial_ids(meta["candidates"], self.results_dir):  # begun by an older fsf
+            self._save(meta)
+        return meta
+
+    def _write_new(self, sweep_dir: Location) -> dict[str, Any]:
+        spec, confirm = self.spec, self.confirm
         candidates = candidates_for(sweep_dir, confirm)
-        assign_trial_ids(candidates, results_dir)
+        assign_trial_ids(candidates, self.results_dir)
         meta = {
             "name": spec.name,
             "stage": "confirm",
@@ -443,42 +318,190 @@ def run_confirm(
             "finished": False,
             "provenance": {"driver": stack_versions()},
         }
-        cspec = _stage_spec(spec, confirm)
         _write_text(
-            cdir / "space.yaml", yaml.safe_dump(cspec.model_dump(mode="json"), sort_keys=False)
+            self.cdir / "space.yaml",
+            yaml.safe_dump(self.cspec.model_dump(mode="json"), sort_keys=False),
         )
-        _write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    if meta.get("finished"):
+        self._save(meta)
+        return meta
+
+    def _save(self, meta: dict[str, Any] | None = None) -> None:
+        _write_text(self.meta_path, json.dumps(meta or self.meta, indent=2, default=str))
+
+    # ------------------------------------------------------------ the batches
+
+    def next_runs(self, failed: int) -> list[dict[str, Any]] | None:
+        """The configs of the next batch's runs still to train, once the last batch's have
+        all ended (`failed` of them failed); None when the confirmation has no more to run
+        (finished, or stopped by a failed run: `fsf confirm DIR` runs it again)."""
+        try:
+            if self._open:
+                self._close(failed)
+                runs = self._batches.send(self.ok)
+            else:
+                runs = next(self._batches)
+            while True:
+                configs = self._start(*runs)
+                if configs:
+                    return configs
+                self._close(0)
+                runs = self._batches.send(self.ok)
+        except StopIteration:
+            return None
+
+    def _start(self, runs: list[tuple[int, int]], desc: str) -> list[dict[str, Any]]:
+        """Open a batch: its bar, and the configs of its runs without a completed fragment."""
+        from fsf.sweep.progress import ProgressCallback
+
+        plan = resume_confirm(self.candidates, runs, self.results_dir)
+        if self._begun:
+            self.resumed, self._begun = plan.note(), False
+        self.asked |= set(runs)
+        self.bar = ProgressCallback(
+            total=len(runs),
+            objective=self.spec.search.objective[0],
+            enabled=self.progress,
+            desc=desc,
+            done=plan.finished,
+            unit="run",
+            labels=self.labels,
+        )
+        self._open = True
+        return [
+            {
+                CANDIDATE: i,
+                "seed": seed,
+                TRIAL_KEY: rows,
+                "params": dict(self.candidates[i]["params"]),
+            }
+            for i, seed, rows in plan.todo
+        ]
+
+    def _close(self, failed: int) -> None:
+        """Close the open batch: its bar, its failures recorded in the fragments."""
+        self._open = False
+        bar = self.bar
+        if bar is not None:
+            bar.close()
+            self.errors.update(bar.errors)
+            self.retried.update(bar.retried)
+        if failed:
+            self.ok = False
+        if self.results_dir.exists():
+            finalise_statuses(self.results_dir, bar.errors if bar is not None else {})
+
+    def _fixed(self) -> Generator[tuple[list[tuple[int, int]], str], bool, None]:
+        seeds = confirm_seeds(self.confirm)
+        yield [(i, s) for i in range(len(self.candidates)) for s in seeds], "confirm"
+
+    def _rounds(self) -> Generator[tuple[list[tuple[int, int]], str], bool, None]:
+        """The race's rounds from where its record stops (`meta["race"]`); after each, the
+        round's decisions are written to sweep.json at once. A round with a failed run is
+        not decided (`fsf confirm DIR` runs it again)."""
+        confirm, meta = self.confirm, self.meta
+        assert confirm.race is not None
+        rule = race_rule(confirm.race)
+        pool = confirm.race.seed_pool()
+        candidates = self.candidates
+        ids = [c[CONFIRM_TRIAL] for c in candidates]
+        base = _baseline_index(candidates)
+        record = meta.setdefault("race", {"rounds": [], "stop": None, "decision": None})
+        mode = self.spec.search.objective[0].mode
+        decided_before = len(record["rounds"])
+        while not record.get("stop"):
+            rounds = record["rounds"]
+            k = len(rounds) + 1
+            if rounds:
+                alive = list(rounds[-1]["alive"])
+            else:
+                alive = [ids[i] for i, c in enumerate(candidates) if c.get("role") != "baseline"]
+            seeds = pool[: rule.seeds_after(k)]
+            racing = [i for i, t in enumerate(ids) if t in alive or i == base]
+            runs = [(i, s) for i in racing for s in seeds]
+            ok = yield runs, f"confirm round {k}"
+            if not ok:
+                return
+            r = race_round(_scores(self.cdir), alive, ids[base], rule, round_no=k, mode=mode)
+            if r.stop is None and rule.seeds_after(k + 1) == rule.seeds_after(k):
+                r.stop = f"seed budget spent ({rule.max_seeds} seeds per candidate); undecided"
+            rounds.append({**r.to_dict(), "seed_list": seeds, "runs": len(runs)})
+            if r.stop:
+                record["stop"], record["decision"] = r.stop, r.decision
+            self._save()
+            if decided_before and k == decided_before + 1 and self.resumed:
+                self.resumed += (
+                    f"; the race went on at round {k} ({decided_before} round(s) decided before)"
+                )
+
+    # ------------------------------------------------------------ the outcome
+
+    def outcome(self, already_done: bool = False) -> ConfirmOutcome:
+        """What the confirmation did; marks it finished in sweep.json (pruning the losers'
+        checkpoints first) when every run it asked for has a completed fragment."""
+        if already_done:
+            return ConfirmOutcome(
+                self.cdir,
+                self.results_dir,
+                self.candidates,
+                0,
+                {},
+                already_done=True,
+                race=self.meta.get("race"),
+            )
+        asked = sorted(self.asked)
+        done = resume_confirm(self.candidates, asked, self.results_dir).finished if asked else 0
+        statuses = {k: v for k, v in (("finished", done), ("failed", len(asked) - done)) if v}
+        if self.ok and not statuses.get("failed"):
+            if self.confirm.checkpoints == "winner":
+                self.meta["checkpoints_pruned"] = prune_checkpoints(self.cdir)
+            self.meta["finished"] = True
+            self._save()
         return ConfirmOutcome(
-            cdir, results_dir, candidates, 0, {}, already_done=True, race=meta.get("race")
+            self.cdir,
+            self.results_dir,
+            self.candidates,
+            len(asked),
+            statuses,
+            dict(self.errors),
+            resumed=self.resumed,
+            retried=dict(self.retried),
+            race=self.meta.get("race"),
+            names=_names(self.candidates),
         )
-    cspec = _stage_spec(spec, confirm)
-    runner = _Runner(
-        spec, cspec, cdir, candidates, address=address, num_cpus=num_cpus, progress=progress
+
+
+def run_confirm(
+    spec: SweepSpec,
+    sweep_dir: Location,
+    *,
+    confirm: ConfirmSpec | None = None,
+    address: str | None = None,
+    progress: bool = True,
+    num_cpus: int | None = None,
+) -> ConfirmOutcome:
+    """Run (or resume, or report as done) the confirmation stage of the sweep in
+    `sweep_dir` alone (its search has ended); returns where its results are. Each run
+    (candidate x seed) is one Tune trial; the whole confirmation, every round of a race, is
+    one fit (`fsf.sweep.stages`), whose Tune folder is `<sweep>/confirm/tune`. Ray starts
+    only when a run is left to train."""
+    check_address(address, num_cpus)
+    stage = Confirmation(
+        spec, sweep_dir, confirm or spec.confirm or ConfirmSpec(), progress=progress
     )
-    if confirm.race is not None:
-        ok = _race(runner, confirm, meta, meta_path)
-    else:
-        runs = [(i, s) for i in range(len(candidates)) for s in confirm_seeds(confirm)]
-        ok = runner.run(runs, "confirm", cdir, TUNE_DIR)
-    stage = runner.stage
-    asked = sorted(stage.asked)
-    done = resume_confirm(candidates, asked, results_dir).finished if asked else 0
-    statuses = {k: v for k, v in (("finished", done), ("failed", len(asked) - done)) if v}
-    if ok and not statuses.get("failed"):
-        if confirm.checkpoints == "winner":
-            meta["checkpoints_pruned"] = prune_checkpoints(cdir)
-        meta["finished"] = True
-        _write_text(meta_path, json.dumps(meta, indent=2, default=str))
-    return ConfirmOutcome(
-        cdir,
-        results_dir,
-        candidates,
-        len(asked),
-        statuses,
-        dict(stage.errors),
-        resumed=stage.resumed,
-        retried=dict(stage.retried),
-        race=meta.get("race"),
-        names=_names(candidates),
-    )
+    if stage.finished:
+        return stage.outcome(already_done=True)
+    first = stage.next_runs(0)
+    if first:
+        from fsf.sweep.stages import fit_stages
+
+        fit_stages(
+            spec,
+            sweep_dir,
+            stage.cdir,
+            confirmation=stage,
+            first_batch=first,
+            confirm_spec=stage.cspec,
+            address=address,
+            num_cpus=num_cpus,
+        )
+    return stage.outcome()

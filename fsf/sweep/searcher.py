@@ -1,17 +1,14 @@
-"""The searches Ray Tune is given, both kept in fsf's own records (docs/architecture.md,
-"Resume design").
-
-- `_StudySearch`, the search stage: draws each configuration from the sweep's Optuna study
-  with Optuna's ask-and-tell API and tells the study each trial's result, so the study holds
-  every configuration handed out (user attr `tune_trial_id`: the trial id of its rows). With
-  `skip_repeats` a configuration drawn again is answered from the study, or waits for its
-  twin still in training, instead of being trained twice; a space that yields only repeats
-  ends the search.
-- `_Candidates`, the confirmation stage: one run (candidate i on one seed) per trial.
+"""The search Ray Tune is given, kept in fsf's own records (docs/architecture.md, "Resume
+design"): `_StudySearch` draws each configuration from the sweep's Optuna study
+with Optuna's ask-and-tell API and tells the study each trial's result, so the study holds
+every configuration handed out (user attr `tune_trial_id`: the trial id of its rows). With
+`skip_repeats` a configuration drawn again is answered from the study, or waits for its twin
+still in training, instead of being trained twice; a space that yields only repeats ends the
+search. The confirmation's runs are handed out after it in the same fit (`fsf.sweep.stages`).
 
 Every Tune trial's config carries the trial id of its rows under `TRIAL_KEY`: the id of the
 Tune trial a configuration was first handed to, and that id again when an interrupted trial
-runs again after a resume (`fsf.sweep.resume`). Neither search saves state of its own: a
+runs again after a resume (`fsf.sweep.resume`). The search saves no state of its own: a
 resumed sweep builds a fresh one from the study and the result fragments.
 """
 
@@ -257,10 +254,10 @@ class _StudySearch(Searcher):
         raise NotImplementedError("fsf resumes from the study and the results, not Tune's state")
 
 
-def study_search(spec: SweepSpec, study: Any) -> Any:
+def study_search(spec: SweepSpec, study: Any, limit: bool = True) -> Any:
     """What the search stage gives Tune as `search_alg`: the study's searcher over the space's
-    define-by-run function, behind a concurrency limit (pass `max_concurrent_trials=None`
-    to Tune)."""
+    define-by-run function, behind a concurrency limit unless `limit` is False (a staged fit
+    puts one over both stages, `fsf.sweep.stages`)."""
     from ray.tune.search import ConcurrencyLimiter
 
     search = spec.search
@@ -272,34 +269,9 @@ def study_search(spec: SweepSpec, study: Any) -> Any:
         skip_repeats=search.skip_repeats and search.searcher != "grid",
         num_seeds=len(search.seeds),
     )
-    if search.max_concurrent:
+    if limit and search.max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=search.max_concurrent)
     return searcher
-
-
-class _Candidates(Searcher):
-    """The confirmation stage's searcher: hands out `todo`, a list of (candidate, seed, trial
-    id of the candidate's rows), each to one trial (one run), as `{"candidate": i, "seed":
-    s, TRIAL_KEY: id}`."""
-
-    def __init__(self, todo: list[tuple[int, int, str]]):
-        super().__init__()
-        self.todo = list(todo)
-
-    def suggest(self, trial_id: str) -> dict | str | None:
-        if not self.todo:
-            return Searcher.FINISHED
-        candidate, seed, rows = self.todo.pop(0)
-        return {"candidate": candidate, "seed": seed, TRIAL_KEY: rows}
-
-    def on_trial_complete(self, trial_id: str, result: Any = None, error: bool = False) -> None:
-        pass
-
-    def save(self, checkpoint_path: str) -> None:
-        """Nothing to save: the confirmation's sweep.json and its fragments are the record."""
-
-    def restore(self, checkpoint_path: str) -> None:
-        raise NotImplementedError("fsf resumes from the study and the results, not Tune's state")
 
 
 def _sampler(spec: SweepSpec, seed_offset: int = 0):

@@ -39,6 +39,17 @@ the Tune trial its configuration was first handed to, and the same id when it ru
 after a resume (so a re-run continues the run's fragments; docs/architecture.md)."""
 
 
+CANDIDATE = "candidate"
+"""The key of a confirmation run's config: the index of its candidate. Such a config also
+holds `seed` (the run's one seed), `params` (the candidate's parameters) and `TRIAL_KEY`;
+a search trial's config holds its sampled parameters and `TRIAL_KEY` only."""
+
+
+def is_confirm_run(config: dict[str, Any] | None) -> bool:
+    """Whether a Tune trial's config is a confirmation run's (else a search trial's)."""
+    return CANDIDATE in (config or {})
+
+
 def record_id(trial: Any) -> str:
     """The trial id of a Tune trial's result rows (Tune's id for a trial without one)."""
     return str((getattr(trial, "config", None) or {}).get(TRIAL_KEY, trial.trial_id))
@@ -245,9 +256,25 @@ def _run_distributed(
     return dict(result.metrics or {})
 
 
-def _trial(config: dict[str, Any], *, spec_data: dict[str, Any], sweep_dir: str) -> None:
+def _trial(
+    config: dict[str, Any],
+    *,
+    spec_data: dict[str, Any],
+    sweep_dir: str,
+    confirm_data: dict[str, Any] | None = None,
+    confirm_dir: str | None = None,
+) -> None:
     """A Tune trial: one configuration, every seed of the space, its rows under the trial id
-    its config names (`TRIAL_KEY`)."""
+    its config names (`TRIAL_KEY`). A confirmation run's config (`is_confirm_run`) is its
+    candidate's parameters on its one seed, trained under the confirmation stage's spec
+    (`confirm_data`) into its folder (`confirm_dir`)."""
+    if is_confirm_run(config):
+        if confirm_data is None or confirm_dir is None:
+            raise ValueError("a confirmation run needs the confirmation stage's spec and folder")
+        params = {**config["params"], TRIAL_KEY: config[TRIAL_KEY]}
+        search = {**confirm_data["search"], "seeds": [config["seed"]]}
+        _trial(params, spec_data={**confirm_data, "search": search}, sweep_dir=confirm_dir)
+        return
     from ray import tune
 
     from fsf.train.worker import train

@@ -38,14 +38,7 @@ from fsf.results.study import (
     resolve_study_url,
 )
 from fsf.results.writer import check_writable
-from fsf.sweep._callbacks import (
-    _fit,
-    _logger_callbacks,
-    _statuses,
-    _TrialDirname,
-    _TrialResources,
-)
-from fsf.sweep._ray import _init_ray
+from fsf.sweep._callbacks import _logger_callbacks
 from fsf.sweep.address import check_address
 from fsf.sweep.folder import (
     TUNE_DIR,
@@ -169,11 +162,14 @@ def run_sweep(
     scheduler = _scheduler(spec)
     ended = _resume_state(spec, resumed, scheduler, sweep_dir, notes)
     callback = _progress(spec, ended, progress)
-    statuses, num_run = _run_trials(
-        spec, sweep_dir, study, scheduler, callback, ended, address, num_cpus
+    confirming = confirm and spec.confirm is not None and spec.probe is None
+    statuses, num_run, staged = _run_trials(
+        spec, sweep_dir, study, scheduler, callback, ended, address, num_cpus, confirming, progress
     )
     outcome = _outcome(sweep_dir, ended, num_run, statuses, callback, notes)
-    if confirm and spec.confirm is not None and spec.probe is None and statuses.get("finished"):
+    if staged is not None:  # the confirmation ran in the search's fit
+        outcome.confirm = staged.outcome()
+    elif confirming and statuses.get("finished"):
         from fsf.sweep.confirm import run_confirm
 
         outcome.confirm = run_confirm(
@@ -270,47 +266,63 @@ def _run_trials(
     ended: dict[str, str],
     address: str | None,
     num_cpus: int | None,
-) -> tuple[dict[str, int], int]:
-    """(trials by how they ended, trials run now): the trials not yet ended run in one
-    `Tuner.fit`, counted with those a resume found ended. Ray starts only when a trial is
-    left to run; otherwise the progress bar is closed and nothing starts."""
+    confirming: bool,
+    progress: bool,
+) -> tuple[dict[str, int], int, Any]:
+    """(trials by how they ended, trials run now, the confirmation when it ran in the same
+    fit): the trials not yet ended run in one `Tuner.fit` (`fsf.sweep.stages`), counted
+    with those a resume found ended; when `confirming`, the confirmation's runs follow in
+    that fit once the search has ended with a finished trial. Ray starts only when a trial
+    is left to run; otherwise the progress bar is closed and nothing starts."""
     failed = sum(1 for s in ended.values() if s == "failed")
     statuses = {"finished": len(ended) - failed, "failed": failed}
     n = _num_trials(spec)
     if n <= len(ended):
         callback.close()
-        return {k: v for k, v in statuses.items() if v}, 0
-    from ray import tune
+        return {k: v for k, v in statuses.items() if v}, 0, None
+    from fsf.sweep.confirm import Confirmation, confirm_spec
+    from fsf.sweep.stages import SearchRecord, fit_stages, search_statuses
 
     log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
-    _init_ray(address, num_cpus)
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            _trial, spec_data=spec.model_dump(mode="json"), sweep_dir=str(sweep_dir)
-        ),
-        _TrialResources(spec),
+    made: list[Any] = []
+    cspec = None
+    if confirming:
+        from fsf.sweep.confirm import _stage_spec
+
+        cspec = _stage_spec(spec, confirm_spec(spec))
+
+    def settle() -> None:
+        """The search has ended: its bar closed, its fragments' statuses settled."""
+        callback.close()
+        if (sweep_dir / "results").exists():
+            finalise_statuses(sweep_dir / "results", callback.errors)
+
+    def confirmation(record: SearchRecord) -> Any:
+        """The confirmation, when the search has a finished trial (now or before)."""
+        if not confirming or not (statuses["finished"] + record.finished):
+            return None
+        made.append(Confirmation(spec, sweep_dir, confirm_spec(spec), progress=progress))
+        return None if made[-1].finished else made[-1]
+
+    grid, _ = fit_stages(
+        spec,
+        sweep_dir,
+        sweep_dir,
+        search=study_search(spec, study, limit=False),
+        num_search=n - len(ended),
+        scheduler=scheduler,
+        search_callbacks=[callback, *_logger_callbacks(spec, sweep_dir)],
+        make_confirmation=confirmation,
+        confirm_spec=cspec,
+        settle=settle,
+        address=address,
+        num_cpus=num_cpus,
     )
-    tuner = tune.Tuner(
-        trainable,
-        tune_config=tune.TuneConfig(
-            search_alg=study_search(spec, study),
-            scheduler=scheduler,
-            num_samples=n - len(ended),
-            reuse_actors=True,  # saves the ~3 s a fresh trial process spends importing
-            trial_dirname_creator=_TrialDirname(),
-        ),
-        run_config=tune.RunConfig(
-            name=TUNE_DIR,
-            storage_path=str(sweep_dir),
-            verbose=0,
-            failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-            callbacks=[callback, *_logger_callbacks(spec, sweep_dir)],
-        ),
-    )
-    grid = _fit(tuner, callback)
-    for key, count in _statuses(grid).items():
+    num_run = 0
+    for key, count in search_statuses(grid).items():
         statuses[key] = statuses.get(key, 0) + count
-    return {k: v for k, v in statuses.items() if v}, len(grid)
+        num_run += count
+    return {k: v for k, v in statuses.items() if v}, num_run, made[-1] if made else None
 
 
 def _outcome(

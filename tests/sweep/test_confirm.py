@@ -115,7 +115,7 @@ def test_search_then_confirmation(tmp_path, capsys):
     from fsf.cli.sweep import main
     from fsf.config import validate_run_config
     from fsf.results import best, best_per_language, read_results
-    from fsf.sweep.trial import _trial
+    from fsf.sweep.trial import _trial, is_confirm_run
     from fsf.yamlfile import read_yaml
 
     space = _space(tmp_path)
@@ -158,8 +158,14 @@ def test_search_then_confirmation(tmp_path, capsys):
         }
         assert study.best_trial.user_attrs["tune_trial_id"] in tied
         assert study.best_value == pytest.approx(top["selection_score"], abs=1e-12)
+        # Tune's record of the call holds both stages (one fit): its search trials are those
+        # whose config names no candidate
         grid = tune.Tuner.restore(str(sweep / "tune"), _trial).get_results()
-        tune_best = grid.get_best_result("dev_target_mean", "max", scope="last")
+        confirm_runs = [r for r in grid if is_confirm_run(r.config)]
+        meta = json.loads((sweep / "confirm" / "sweep.json").read_text())
+        assert len(confirm_runs) == 2 * len(meta["candidates"])  # each on seeds 7 and 8
+        searched = [r for r in grid if not is_confirm_run(r.config)]
+        tune_best = max(searched, key=lambda r: r.metrics["dev_target_mean"])
         assert tune_best.metrics["trial_id"] in tied
         for t in study.trials:  # every trained trial: Optuna's value is fsf's
             if t.state.name == "COMPLETE" and "tune_trial_id" in t.user_attrs:

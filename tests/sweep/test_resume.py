@@ -23,7 +23,7 @@ from fsf.sweep.resume import (
     resume_confirm,
     resume_search,
 )
-from fsf.sweep.searcher import _Candidates, _StudySearch, enqueue_points, open_study
+from fsf.sweep.searcher import _StudySearch, enqueue_points, open_study
 from fsf.sweep.space import validate_space
 from fsf.sweep.trial import TRIAL_KEY, _ObjectiveTracker
 from tests.results.helpers import ev2, run, write
@@ -278,8 +278,3 @@ def test_a_confirmation_resumes_each_run_under_its_candidates_trial_id(tmp_path)
     assert plan.todo == [(1, 8, "B"), (2, 7, ids[2]), (2, 8, ids[2])] and plan.finished == 3
     assert plan.moved == ["trial=Z"]
     assert "3 of 6 runs finished, 3 to run" in plan.note()
-    searcher = _Candidates(plan.todo)
-    assert searcher.suggest("x") == {"candidate": 1, "seed": 8, TRIAL_KEY: "B"}
-    assert searcher.suggest("y") == {"candidate": 2, "seed": 7, TRIAL_KEY: ids[2]}
-    assert searcher.suggest("z") == {"candidate": 2, "seed": 8, TRIAL_KEY: ids[2]}
-    assert searcher.suggest("w") == "FINISHED"
