@@ -105,6 +105,12 @@ class _Stages(Searcher):
         self.batch_failed = 0
         self.finished = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its searcher into tuner.pkl, which fsf never reads back (a resume
+        # starts from the study, sweep.json and the fragments): the driver's links stay out
+        drop = ("make_confirmation", "settle", "confirmation")
+        return {k: (None if k in drop else v) for k, v in self.__dict__.items()}
+
     def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
         if self.search is not None:
             return self.search.set_search_properties(metric, mode, config, **spec)

@@ -231,3 +231,19 @@ def test_confirmation_runs_get_their_own_failure_budget():
     for trial in (searched, confirmed):
         budget.on_trial_start(iteration=1, trials=[], trial=trial)
     assert searched.max_failures == 0 and confirmed.max_failures == 2
+
+
+def test_tunes_pickle_of_the_searcher_holds_no_driver_state():
+    """Tune pickles its searcher into tuner.pkl when the fit is made; a confirmation (a
+    generator of rounds) cannot be pickled, and fsf never reads that copy back."""
+    import pickle
+
+    def rounds():
+        yield [7]
+
+    confirmation = _Confirmation([[7]])
+    confirmation.rounds = rounds()  # type: ignore[attr-defined]
+    stages = _Stages(confirmation=confirmation, first_batch=confirmation.next_runs(0))
+    copy = pickle.loads(pickle.dumps(stages))
+    assert copy.confirmation is None and stages.confirmation is confirmation
+    assert copy.todo == stages.todo
