@@ -132,11 +132,10 @@ def test_tune_folder_names_keep_the_learning_rate():
     )
     name = _TrialDirname()(trial)
     assert name == "_trial_ab12c_00003_policy.name=fs,optim.lr=4.2137e-05"
-    cand = [{"params": {"optim.lr": 1.5e-4, "policy.name": "df"}}]
-    run = SimpleNamespace(
-        trial_id="q_1", trainable_name="t", config={"candidate": 0, "seed": 101, "fsf_trial": "c"}
-    )
-    assert _TrialDirname(cand)(run) == "t_q_1_seed=101_optim.lr=0.00015,policy.name=df"
+    params = {"optim.lr": 1.5e-4, "policy.name": "df"}
+    config = {"candidate": 0, "seed": 101, "fsf_trial": "c", "params": params}
+    run = SimpleNamespace(trial_id="q_1", trainable_name="t", config=config)
+    assert _TrialDirname()(run) == "t_q_1_confirm_seed=101_optim.lr=0.00015,policy.name=df"
 
 
 # ------------------------------------------------------------- the race's rounds, without Ray
@@ -150,35 +149,37 @@ _VALUES = {
 }
 
 
-class _FakeRunner:
-    """The race's runner with Tune replaced: a run writes its fragment with the value above;
-    `die_after` runs into a round, it raises (a killed driver)."""
+def _train(stage, die_after: int | None = None) -> list[tuple[int, str, int]]:
+    """Train a confirmation's batches as the staged fit would, with Tune replaced: a run
+    writes its fragment with the value above; `die_after` runs into a round after the
+    first, it raises (a killed driver). Returns (round, policy, seed) of each run trained."""
+    from tests.results.helpers import ev2, run, write
 
-    def __init__(self, cdir, candidates, spec, die_after: int | None = None):
-        from fsf.sweep.confirm import _Stage
-
-        self.cdir, self.candidates, self.spec = cdir, candidates, spec
-        self.stage, self.trained, self.die_after = _Stage(), [], die_after
-
-    def run(self, runs, desc, storage, name) -> bool:
-        from fsf.sweep.resume import resume_confirm
-        from tests.results.helpers import ev2, run, write
-
-        for n, (i, seed, tid) in enumerate(
-            resume_confirm(self.candidates, runs, self.cdir / "results").todo
-        ):
-            if self.die_after is not None and n == self.die_after and name != "round-1":
+    trained = []
+    configs = stage.next_runs(0)
+    while configs:
+        k = len(stage.meta["race"]["rounds"]) + 1
+        for n, config in enumerate(configs):
+            if die_after is not None and n == die_after and k > 1:
                 raise KeyboardInterrupt("killed")
-            c = self.candidates[i]
-            v = _VALUES[c["policy"]][seed - 100]
-            evs = [ev2(10, 0.9, v)]
-            one = run(tid, evs, seed=seed, params=c["params"], policy=c["policy"], targets=("de",))
-            write(self.cdir / "results", [one])
-            self.trained.append((name, c["policy"], seed))
-        return True
+            c = stage.candidates[config["candidate"]]
+            seed = config["seed"]
+            evs = [ev2(10, 0.9, _VALUES[c["policy"]][seed - 100])]
+            one = run(
+                config["fsf_trial"],
+                evs,
+                seed=seed,
+                params=c["params"],
+                policy=c["policy"],
+                targets=("de",),
+            )
+            write(stage.results_dir, [one])
+            trained.append((k, c["policy"], seed))
+        configs = stage.next_runs(0)
+    return trained
 
 
-def _race_folder(tmp_path):
+def _race_folder(tmp_path, confirm):
     import json
 
     from fsf.sweep.resume import assign_trial_ids
@@ -200,6 +201,7 @@ def _race_folder(tmp_path):
         "baseline": {"policy.name": "df"},
         "seeds": [100, 101, 102, 103, 104],
         "candidates": candidates,
+        "confirm": confirm.model_dump(),
     }
     (cdir / "sweep.json").write_text(json.dumps(meta))
     return cdir, meta
@@ -213,35 +215,42 @@ def test_a_race_drops_the_separated_candidate_and_resumes_at_its_round(tmp_path,
     import json
 
     from fsf.cli.results import main
-    from fsf.sweep.confirm import _race
+    from fsf.results import read_results
+    from fsf.sweep.confirm import Confirmation
     from fsf.sweep.spec import ConfirmSpec
 
-    cdir, meta = _race_folder(tmp_path)
     spec = validate_space({"search": {"seeds": [0]}})
     confirm = ConfirmSpec.model_validate(
         {"race": {"first_round": 3, "per_round": 1, "max_seeds": 5, "margin": 0}}
     )
-    killed = _FakeRunner(cdir, meta["candidates"], spec, die_after=1)
+    cdir, meta = _race_folder(tmp_path, confirm)
+    killed: list = []
     with pytest.raises(KeyboardInterrupt):
-        _race(killed, confirm, meta, cdir / "sweep.json")
-    assert [t for t in killed.trained if t[0] == "round-1"] == [
-        ("round-1", p, s) for p in ("fsf", "fs", "df") for s in (100, 101, 102)
-    ]
-    assert [t for t in killed.trained if t[0] == "round-2"] == [("round-2", "fsf", 103)]
+        killed += _train(Confirmation(spec, tmp_path, confirm, progress=False), die_after=1)
     on_disk = json.loads((cdir / "sweep.json").read_text())
     (first,) = on_disk["race"]["rounds"]
     ids = {c["policy"]: c["confirm_trial_id"] for c in meta["candidates"]}
     assert first["alive"] == [ids["fsf"]] and list(first["dropped"]) == [ids["fs"]]
     assert "Holm" in first["dropped"][ids["fs"]] and first["stop"] is None
+    assert first["runs"] == 9 and first["seed_list"] == [100, 101, 102]
+    rows = read_results(cdir).table.select(["policy", "seed"]).to_pylist()
+    trained = {(r["policy"], r["seed"]) for r in rows}  # round 1 whole, round 2's first run
+    assert trained == {(p, s) for p in ("fsf", "fs", "df") for s in (100, 101, 102)} | {
+        ("fsf", 103)
+    }
 
-    again = _FakeRunner(cdir, on_disk["candidates"], spec)
-    again.stage.resumed = "resumed from its results"
-    assert _race(again, confirm, on_disk, cdir / "sweep.json")
-    assert again.trained == [("round-2", "df", 103)]  # only what round 2 lacked
+    again = Confirmation(spec, tmp_path, confirm, progress=False)
+    assert _train(again) == [(2, "df", 103)]  # only what round 2 lacked
+    outcome = again.outcome()
+    assert (
+        outcome.statuses == {"finished": 8}
+        and json.loads((cdir / "sweep.json").read_text())["finished"]
+    )
     done = json.loads((cdir / "sweep.json").read_text())["race"]
     assert done["rounds"][0] == first and [r["round"] for r in done["rounds"]] == [1, 2]
     assert done["decision"] == "better" and done["stop"].startswith(f"decided: {ids['fsf']}")
-    assert "the race went on at round 2 (1 round(s) decided before)" in again.stage.resumed
+    assert outcome.resumed.startswith("resumed from its results: 7 of 8 runs finished, 1 to")
+    assert "the race went on at round 2 (1 round(s) decided before)" in outcome.resumed
 
     assert main(["best", str(cdir), "--lang", "target-mean", "--top", "3", "--split", "dev"]) == 0
     out = capsys.readouterr().out
