@@ -283,7 +283,6 @@ class Confirmation:
         self.resumed: str | None = None
         self._begun = begun  # begun before this call: its first batch says what it found
         self._batches = self._rounds() if confirm.race is not None else self._fixed()
-        self.last_batch = False  # no batch can follow the one handed out last
         self._open = False  # a batch was handed out and has not been closed
 
     @property
@@ -393,7 +392,6 @@ class Confirmation:
 
     def _fixed(self) -> Generator[tuple[list[tuple[int, int]], str], bool, None]:
         seeds = confirm_seeds(self.confirm)
-        self.last_batch = True
         yield [(i, s) for i in range(len(self.candidates)) for s in seeds], "confirm"
 
     def _rounds(self) -> Generator[tuple[list[tuple[int, int]], str], bool, None]:
@@ -420,7 +418,6 @@ class Confirmation:
             seeds = pool[: rule.seeds_after(k)]
             racing = [i for i, t in enumerate(ids) if t in alive or i == base]
             runs = [(i, s) for i in racing for s in seeds]
-            self.last_batch = rule.seeds_after(k + 1) == rule.seeds_after(k)  # budget spent
             ok = yield runs, f"confirm round {k}"
             if not ok:
                 return

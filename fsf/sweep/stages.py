@@ -57,7 +57,6 @@ class ConfirmationStage(Protocol):
 
     retries: int  # how often a failed run is run again
     bar: Callback | None  # the progress bar of the current batch (its runs' hooks go there)
-    last_batch: bool  # no batch can follow the one handed out last
 
     def next_runs(self, failed: int) -> list[dict[str, Any]] | None:
         """The configs of the next batch's runs still to train (never an empty list), once
@@ -105,7 +104,6 @@ class _Stages(Searcher):
         self.live: dict[str, bool] = {}  # Tune trial id -> a confirmation run
         self.batch_failed = 0
         self.finished = False
-        self.unsettled = False  # a last batch handed out whole, not yet settled
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its searcher into tuner.pkl, which fsf never reads back (a resume
@@ -163,18 +161,7 @@ class _Stages(Searcher):
             self.todo = list(batch)
         config = self.todo.pop(0)
         self.live[trial_id] = True
-        if not self.todo and self.confirmation.last_batch:
-            # nothing can follow: Tune may stop each trial process as its run ends instead
-            # of keeping it for a next trial (`close` settles the batch after the fit)
-            self.finished = self.unsettled = True
         return config
-
-    def close(self) -> None:
-        """After the fit: settle a last batch that was handed out whole (`last_batch`)."""
-        if self.unsettled and self.confirmation is not None:
-            self.unsettled = False
-            if self.confirmation.next_runs(self.batch_failed):
-                raise RuntimeError("the confirmation handed out a batch after its last")
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if self.live.get(trial_id) is False and self.search is not None:
@@ -409,7 +396,6 @@ def fit_stages(
     )
     try:
         grid = tuner.fit()
-        stages.close()
     finally:
         for cb in search_callbacks:
             if hasattr(cb, "close"):

@@ -45,18 +45,15 @@ class _Confirmation:
     retries = 1
     bar = None
 
-    def __init__(self, batches: list[list[int]], knows_the_last: bool = False):
+    def __init__(self, batches: list[list[int]]):
         self.batches = list(batches)
         self.failed_seen: list[int] = []
-        self.knows_the_last = knows_the_last  # a fixed scheme does; a race not before deciding
-        self.last_batch = False
 
     def next_runs(self, failed: int) -> list[dict[str, Any]] | None:
         self.failed_seen.append(failed)
         if not self.batches:
             return None
         seeds = self.batches.pop(0)
-        self.last_batch = self.knows_the_last and not self.batches
         return [{CANDIDATE: 0, "seed": s, TRIAL_KEY: "c0", "params": {"x": 1}} for s in seeds]
 
 
@@ -250,21 +247,3 @@ def test_tunes_pickle_of_the_searcher_holds_no_driver_state():
     copy = pickle.loads(pickle.dumps(stages))
     assert copy.confirmation is None and stages.confirmation is confirmation
     assert copy.todo == stages.todo
-
-
-def test_a_last_batch_handed_out_whole_ends_the_search_early_and_is_settled_after():
-    """When no batch can follow (a fixed scheme), the searcher says FINISHED as soon as the
-    last run is handed out, so Tune stops each trial process as its run ends; the batch is
-    settled (its failures told) after the fit."""
-    confirmation = _Confirmation([[7, 8]], knows_the_last=True)
-    stages = _Stages(_Search(), 1, lambda record: confirmation)
-    stages.suggest("a")
-    stages.on_trial_complete("a", {"m": 1})
-    assert stages.suggest("b")["seed"] == 7 and stages.suggest("c")["seed"] == 8
-    assert stages.suggest("d") == Searcher.FINISHED  # while "b" and "c" still train
-    stages.on_trial_complete("b", error=True)
-    stages.on_trial_complete("c", {"m": 1})
-    stages.close()
-    assert confirmation.failed_seen == [0, 1]
-    stages.close()  # once only
-    assert confirmation.failed_seen == [0, 1]
