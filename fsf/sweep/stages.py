@@ -31,9 +31,8 @@ both stages are in `<sweep>/tune/` together (a confirmation run's trial folder i
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ray.tune import Callback
@@ -45,11 +44,9 @@ from fsf.sweep._callbacks import _TrialDirname, _TrialResources
 from fsf.sweep._ray import _init_ray
 from fsf.sweep.folder import TUNE_DIR
 from fsf.sweep.spec import SweepSpec
-from fsf.sweep.trial import TRIAL_KEY, _trial, is_confirm_run
+from fsf.sweep.trial import _trial, is_confirm_run
 
 __all__: list[str] = []
-
-log = logging.getLogger("fsf.sweep")
 
 
 class ConfirmationStage(Protocol):
@@ -71,7 +68,6 @@ class SearchRecord:
     finished: int = 0
     failed: int = 0
     error: BaseException | None = None  # raised in the searcher: re-raised after the fit
-    rows: dict[str, str] = field(default_factory=dict)  # Tune trial id -> rows' trial id
 
 
 class _Stages(Searcher):
@@ -137,7 +133,6 @@ class _Stages(Searcher):
                 else:
                     self.left -= 1
                     self.live[trial_id] = False
-                    self.record.rows[trial_id] = str(config.get(TRIAL_KEY, trial_id))
                     return config
             if self.live:
                 return None  # the confirmation chooses from the whole search: wait for it

@@ -90,7 +90,6 @@ def test_the_confirmation_starts_once_every_search_trial_has_ended():
     assert made[0].failed_seen == [0, 1, 0]
     assert search.results == ["a"] and len(search.told) == 3  # the search sees its own only
     assert (stages.record.finished, stages.record.failed) == (2, 1)
-    assert stages.record.rows == {"a": "rows-a", "b": "rows-b", "c": "rows-c"}
 
 
 def test_a_search_waits_through_a_parked_draw_and_ends_without_a_confirmation():
