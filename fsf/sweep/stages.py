@@ -333,14 +333,14 @@ def fit_stages(
     settle: Callable[[], None] | None = None,
     address: str | None = None,
     num_cpus: int | None = None,
-) -> tuple[Any, SearchRecord]:
+) -> Any:
     """Fit the search's `num_search` trials (from `search`, judged by `scheduler`, shown by
     `search_callbacks`), then the confirmation's runs (`confirmation` with its `first_batch`
-    when only the confirmation runs, else `make_confirmation(how the search's trials ended)` once it has ended),
-    in one `Tuner.fit` whose Tune folder is `storage/tune`. `confirm_spec`: the confirmation
-    stage's spec, its runs' folder `sweep_dir/confirm`. Returns Tune's `ResultGrid` and how
-    the search's trials ended; an error raised while choosing or deciding the
-    confirmation's runs is raised here, after the fit."""
+    when only the confirmation runs, else `make_confirmation(how the search's trials
+    ended)` once the search has ended), in one `Tuner.fit` whose Tune folder is
+    `storage/tune`. `confirm_spec`: the confirmation stage's spec, its runs' folder
+    `sweep_dir/confirm`. Returns Tune's `ResultGrid`; an error raised while choosing or
+    deciding the confirmation's runs is raised here, after the fit."""
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
     from ray.tune.search import ConcurrencyLimiter
@@ -400,7 +400,7 @@ def fit_stages(
             bar.close()
     if stages.record.error is not None:
         raise stages.record.error
-    return grid, stages.record
+    return grid
 
 
 def search_statuses(grid: Any) -> dict[str, int]:

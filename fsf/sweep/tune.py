@@ -280,16 +280,12 @@ def _run_trials(
     if n <= len(ended):
         callback.close()
         return {k: v for k, v in statuses.items() if v}, 0, None
-    from fsf.sweep.confirm import Confirmation, confirm_spec
+    from fsf.sweep.confirm import Confirmation, _stage_spec, confirm_spec
     from fsf.sweep.stages import SearchRecord, fit_stages, search_statuses
 
     log.info("sweep folder %s; starting Ray (%s)", sweep_dir, address or "a local instance")
-    made: list[Any] = []
-    cspec = None
-    if confirming:
-        from fsf.sweep.confirm import _stage_spec
-
-        cspec = _stage_spec(spec, confirm_spec(spec))
+    confirm = confirm_spec(spec) if confirming else None
+    staged: Confirmation | None = None
 
     def settle() -> None:
         """The search has ended: its bar closed, its fragments' statuses settled."""
@@ -297,14 +293,15 @@ def _run_trials(
         if (sweep_dir / "results").exists():
             finalise_statuses(sweep_dir / "results", callback.errors)
 
-    def confirmation(record: SearchRecord) -> Any:
+    def confirmation(record: SearchRecord) -> Confirmation | None:
         """The confirmation, when the search has a finished trial (now or before)."""
-        if not confirming or not (statuses["finished"] + record.finished):
+        nonlocal staged
+        if confirm is None or not (statuses["finished"] + record.finished):
             return None
-        made.append(Confirmation(spec, sweep_dir, confirm_spec(spec), progress=progress))
-        return None if made[-1].finished else made[-1]
+        staged = Confirmation(spec, sweep_dir, confirm, progress=progress)
+        return None if staged.finished else staged
 
-    grid, _ = fit_stages(
+    grid = fit_stages(
         spec,
         sweep_dir,
         sweep_dir,
@@ -313,7 +310,7 @@ def _run_trials(
         scheduler=scheduler,
         search_callbacks=[callback, *_logger_callbacks(spec, sweep_dir)],
         make_confirmation=confirmation,
-        confirm_spec=cspec,
+        confirm_spec=_stage_spec(spec, confirm) if confirm is not None else None,
         settle=settle,
         address=address,
         num_cpus=num_cpus,
@@ -322,7 +319,7 @@ def _run_trials(
     for key, count in search_statuses(grid).items():
         statuses[key] = statuses.get(key, 0) + count
         num_run += count
-    return {k: v for k, v in statuses.items() if v}, num_run, made[-1] if made else None
+    return {k: v for k, v in statuses.items() if v}, num_run, staged
 
 
 def _outcome(
