@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         if search is None or not args.smoke:  # (smoke: one search serves both repeats)
             search = run_search(search_space(space, r, args.fresh_seeds), args.out, extra)
         for scheme in args.schemes:
+            if args.smoke and r:  # (smoke: and one confirmation per scheme serves both)
+                shutil.copytree(search.parent / f"race-bench-{scheme}-0",
+                                search.parent / f"race-bench-{scheme}-{r}")  # fmt: skip
             folder = run_confirmation(search, scheme, r, args.fresh_seeds)
             by_scheme[scheme].append(decision(folder))
     print(tables(by_scheme))

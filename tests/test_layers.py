@@ -398,3 +398,35 @@ def test_a_sweeps_checks_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_drivers_tensorboard_logger_imports_no_torch(tmp_path):
+    """Tune's TensorBoard logger, which runs in the sweep's driver, imports tensorboardX, and
+    tensorboardX imports torch only to accept torch tensors: the driver loads it without
+    torch (2-3 s of CPU while the trial processes start) and its events are still written."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from fsf.sweep._ray import _tensorboardx_without_torch\n"
+        "_tensorboardx_without_torch()\n"
+        "from tensorboardX import SummaryWriter\n"
+        f"w = SummaryWriter({str(tmp_path)!r})\n"
+        "w.add_scalar('dev_target_mean', 0.5, 3)\n"
+        "w.close()\n"
+        "import torch\n"  # and torch itself still imports afterwards
+        "print(torch.tensor([1]).item())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "1", out.stderr[-2000:]
+    (events,) = tmp_path.glob("events.out.tfevents.*")
+    assert events.stat().st_size > 0
+    code = (
+        "import sys\n"
+        "from fsf.sweep._ray import _tensorboardx_without_torch\n"
+        "_tensorboardx_without_torch()\n"
+        "print('torch' in sys.modules, 'tensorboardX' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]

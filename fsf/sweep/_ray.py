@@ -147,6 +147,25 @@ class _OneLineTrialFailures(logging.Filter):
 _TRIAL_FAILURES = _OneLineTrialFailures()
 
 
+def _tensorboardx_without_torch() -> None:
+    """Import tensorboardX, which Tune's TensorBoard logger loads in the driver, without the
+    torch it imports only to accept torch tensors (Tune logs Python numbers). The driver
+    never needs torch, and importing it there costs 2-3 s of CPU while the trial processes
+    import their own (docs/benchmarks.md, benchmark 13). Nothing happens when torch is
+    already loaded, and tensorboardX keeps working if it is missing or fails."""
+    import sys
+
+    if "torch" in sys.modules or "tensorboardX" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        del sys.modules["torch"]
+
+
 def _init_ray(address: str | None, num_cpus: int | None) -> None:
     import optuna
     import ray
@@ -172,6 +191,7 @@ def _init_ray(address: str | None, num_cpus: int | None) -> None:
     # and the results instead) is saved every second, so Tune's view of a killed sweep too
     # knows its finished trials
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+    _tensorboardx_without_torch()
     if ray.is_initialized():
         return
     kwargs: dict[str, Any] = dict(

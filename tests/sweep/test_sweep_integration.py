@@ -341,12 +341,16 @@ def _saved_search_count(tune_dir: Path) -> int:
     return 0
 
 
-@pytest.mark.parametrize("older", ["trials", "search", "search never saved"])
-def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
+def test_resume_when_tunes_saved_files_disagree(assets, tmp_path):
     """Tune saves its trials (experiment_state) and its search state (search_gen_state,
     searcher-state) as separate files, and uploads them to S3 separately: a driver killed
-    in between leaves one older than the other. Resume must still run every grid point
-    once, neither hang on a slot held by a trial Tune never restored nor lose a point."""
+    in between leaves one older than the other, or one not there at all. Resume must still
+    run every grid point once, neither hang on a slot held by a trial Tune never restored
+    nor lose a point. A resume reads none of Tune's files (the study and the results are
+    fsf's record), so one sweep is torn both ways at once: its trials file is the one of an
+    early save and its search state was never saved. (Each way alone was a test of its own
+    while Tune's files were restored; with Tune's restore, "search never saved" could create
+    no new trial and fsf refused.)"""
     import shutil
     import time
 
@@ -365,7 +369,6 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
     early = tmp_path / "early"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
     proc = start("--space", str(space), env=env)
-    state = "experiment_state-*.json" if older == "trials" else "search*state-*"
 
     first: list[int] = []
 
@@ -375,7 +378,7 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
         n = _saved_trials(tune_dir)
         if not first and n and n == _saved_search_count(tune_dir):
             early.mkdir()
-            for path in tune_dir.glob(state):
+            for path in tune_dir.glob("experiment_state-*.json"):
                 shutil.copy2(path, early / path.name)
             first.append(n)
         return (
@@ -383,13 +386,11 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path, older):
         )
 
     kill_after(proc, snapshot_then_count, n=2)
-    for path in early.iterdir():  # the torn state: one kind of file from an earlier save
+    for path in early.iterdir():  # the torn state: Tune's trials as an earlier save knew them
         shutil.copy2(path, tune_dir / path.name)
-        if older == "search never saved":  # or none at all (not uploaded yet)
-            (tune_dir / path.name).unlink()
-    assert _saved_trials(tune_dir) != _saved_search_count(tune_dir)
-    # (with "search never saved", Tune's restore could create no new trial and fsf refused;
-    # a resume now reads none of Tune's files, so every variant resumes the same way)
+    assert _saved_trials(tune_dir) < _saved_search_count(tune_dir)
+    for path in tune_dir.glob("search*state-*"):  # and its search state never saved
+        path.unlink()
     began = time.time()
     resume(str(sweep_dir), env)
     assert time.time() - began < 300
