@@ -88,9 +88,13 @@ def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
         tmp_path,
         "mixed",
         {
-            "parameters": {
-                "resources.workers": {"type": "categorical", "values": [1, 2]},
+            "parameters": {  # DF on one rank, FSF on one and two: three trials
                 "policy.name": {"type": "categorical", "values": ["df", "fsf"]},
+                "resources.workers": {
+                    "type": "categorical",
+                    "values": [1, 2],
+                    "when": {"policy.name": ["fsf"]},
+                },
                 "policy.c1": {
                     "type": "float",
                     "low": 0.001,
@@ -113,9 +117,9 @@ def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0
     df = _rows(tmp_path / "runs" / "mixed")
-    assert df["trial_id"].nunique() == 4
+    assert df["trial_id"].nunique() == 3
     assert set(df["status"]) == {"completed"}
-    assert sorted(df.groupby("trial_id")["num_workers"].first()) == [1, 1, 2, 2]
+    assert sorted(df.groupby("trial_id")["num_workers"].first()) == [1, 1, 2]
     assert set(df["policy"]) == {"df", "fsf"}
     _assert_complete(df)
     every = ds.dataset(tmp_path / "runs" / "mixed" / "results", partitioning="hive").to_table()
@@ -130,7 +134,7 @@ def test_sweep_with_single_and_multi_worker_trials(assets, tmp_path, capsys):
     study = optuna.load_study(
         study_name="mixed", storage=f"sqlite:///{tmp_path / 'runs' / 'mixed' / 'optuna.db'}"
     )
-    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 4
+    assert len([t for t in study.trials if t.state.name == "COMPLETE"]) == 3
 
 
 def test_failed_trials_are_recorded_and_the_sweep_goes_on(assets, tmp_path):
@@ -282,38 +286,6 @@ def test_a_resumed_asha_sweep_keeps_the_rungs_of_trials_before_the_kill(assets, 
     assert 1 <= ended < len(policies) and int(scored[1]) == ended  # each one's rung-300 score
 
 
-def test_resume_when_tunes_trials_miss_the_last_trial(assets, tmp_path):
-    """Tune's saved trials miss the last trial (its trials file saved before the trial was
-    created, its search state after; a kill between the two files or their uploads) and
-    every trial it has finished: the search's count says finished, so before fsf checked it
-    the resume ended at once, that trial neither known to Tune nor set aside. A resume now
-    reads the study and the results, not Tune's files: every trial is known to have
-    finished, nothing runs again and nothing is set aside."""
-    import json
-
-    policies = ["df", "fs", "ff"]
-    space = _space(assets, tmp_path, "last", _policy_grid(policies), deepspeed={"zero_stage": 0})
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
-    done = subprocess.run(cli("--space", str(space)), env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    sweep_dir = tmp_path / "runs" / "last"
-    path = max((sweep_dir / "tune").glob("experiment_state-*.json"))
-    state = json.loads(path.read_text())
-    last, _ = state["trial_data"].pop()  # as saved before the last trial was created
-    lost = json.loads(last)["trial_id"]
-    path.write_text(json.dumps(state))
-    said = resume(str(sweep_dir), env)
-    assert "3 trials ended (3 finished, 0 failed), 0 to run again" in said
-    df = _rows(sweep_dir)
-    assert lost in set(df["trial_id"])
-    assert sorted(df.groupby("trial_id")["policy"].first()) == sorted(policies)  # each once
-    assert not (sweep_dir / "results" / ".orphaned").exists()
-    import optuna
-
-    study = optuna.load_study(study_name="last", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
-    check_study(study, list(set(df["trial_id"])), sweep_dir / "results")
-
-
 def _saved_trials(tune_dir: Path, status: str | None = None) -> int:
     """How many trials (of `status`, e.g. TERMINATED) Tune's saved experiment state lists (0
     while none is saved)."""
@@ -350,7 +322,8 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path):
     fsf's record), so one sweep is torn both ways at once: its trials file is the one of an
     early save and its search state was never saved. (Each way alone was a test of its own
     while Tune's files were restored; with Tune's restore, "search never saved" could create
-    no new trial and fsf refused.)"""
+    no new trial and fsf refused.) Then the finished sweep's trials file loses its last
+    trial, and a resume runs nothing again."""
     import shutil
     import time
 
@@ -404,3 +377,21 @@ def test_resume_when_tunes_saved_files_disagree(assets, tmp_path):
 
     study = optuna.load_study(study_name="torn", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     check_study(study, list(by_trial.index), sweep_dir / "results")
+
+    # The finished sweep, whose Tune trials file misses its last trial and every trial it
+    # has finished (saved before that trial was created, its search state after; a kill
+    # between the two files or their uploads): the search's count said finished, so before
+    # fsf checked it the resume ended at once, that trial neither known to Tune nor set
+    # aside. Every trial is known to have finished; nothing runs again or is set aside.
+    import json
+
+    path = max(tune_dir.glob("experiment_state-*.json"))
+    state = json.loads(path.read_text())
+    state["trial_data"].pop()
+    path.write_text(json.dumps(state))
+    said = resume(str(sweep_dir), env)
+    n = len(policies)
+    assert f"{n} trials ended ({n} finished, 0 failed), 0 to run again" in said
+    again = _rows(sweep_dir)
+    assert sorted(again["trial_id"]) == sorted(df["trial_id"])  # the same rows, no more
+    assert not (sweep_dir / "results" / ".orphaned").exists()

@@ -96,13 +96,14 @@ GAP_FLOOR = 0.05
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
 def test_df_at_its_best_lr_leaves_a_gap_with_low_resource_languages_trailing(
-    seed: int, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     """The v2 world's reason to exist: at DF's own best learning rate the targets trail the
     source by more than the floor (the v1 world's gap vanished there), and the low-resource
-    languages trail most. The project's own worker, the default space's base config."""
+    languages trail most. The project's own worker, the default space's base config; one
+    seed (seed 1 gave the same verdict; docs/synthetic.md measures seeds 0-2)."""
+    seed = 0
     from fsf.config import validate_run_config
     from fsf.synthetic.world import RESOURCES
     from fsf.train import train
