@@ -95,9 +95,9 @@ def _check_rows(res, trials: int, steps: int, every: int = EVERY) -> None:
 
 
 def test_sweep_spreads_trials_over_nodes_with_results_in_s3(cluster, s3, assets, tmp_path):
-    """Four trials, two at a time: single-rank trials on node_a and node_b, and two-rank
-    trials whose driver runs on the head (the only node with fsf_driver) and whose ranks run
-    on both worker nodes."""
+    """Three trials, two at a time: the single-rank DF and FSF trials first, one on node_a
+    and one on node_b, then a two-rank FSF trial whose driver runs on the head (the only
+    node with fsf_driver) and whose ranks run on both worker nodes."""
     import ray
 
     from fsf.cli.results import main as results_main
@@ -111,8 +111,12 @@ def test_sweep_spreads_trials_over_nodes_with_results_in_s3(cluster, s3, assets,
         "spread",
         {
             "parameters": {
-                "resources.workers": {"type": "categorical", "values": [1, 2]},
                 "policy.name": {"type": "categorical", "values": ["df", "fsf"]},
+                "resources.workers": {
+                    "type": "categorical",
+                    "values": [1, 2],
+                    "when": {"policy.name": ["fsf"]},
+                },
             },
             "searcher": "grid",
             "max_concurrent": 2,
@@ -125,11 +129,11 @@ def test_sweep_spreads_trials_over_nodes_with_results_in_s3(cluster, s3, assets,
         )
     finally:
         ray.shutdown()
-    assert outcome.statuses == {"finished": 4}, outcome.errors
+    assert outcome.statuses == {"finished": 3}, outcome.errors
     sweep = str(outcome.sweep_dir)
     assert sweep == f"{bucket}/spread"
     res = read_results(sweep)
-    _check_rows(res, 4, STEPS)
+    _check_rows(res, 3, STEPS)
     df = res.table.to_pandas()
     # the node column holds the Ray node id: trials ran on both worker nodes, never the head
     ids = cluster.node_ids()
@@ -137,7 +141,7 @@ def test_sweep_spreads_trials_over_nodes_with_results_in_s3(cluster, s3, assets,
     nodes = {t: names[_node_of(n)] for t, n in df.groupby("trial_id")["node"].first().items()}
     assert set(nodes.values()) == {"node_a", "node_b"}, nodes
     workers = df.groupby("trial_id")["num_workers"].first()
-    assert sorted(workers) == [1, 1, 2, 2]
+    assert sorted(workers) == [1, 1, 2]
     # Tune's experiment state, the sweep's metadata and the results are all in the bucket
     folder = location(sweep)
     assert (folder / "tune").is_dir() and (folder / "space.yaml").is_file()
@@ -152,7 +156,7 @@ def test_sweep_spreads_trials_over_nodes_with_results_in_s3(cluster, s3, assets,
             optuna.storages.journal.JournalFileBackend(str(tmp_path / "spread.journal"))
         ),
     )
-    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 3
     # queries work on the bucket
     assert results_main(["show", sweep]) == 0
     assert results_main(["best", "--sweep", sweep, "--per-language", "--format", "json"]) == 0
