@@ -157,7 +157,9 @@ def _tensorboardx_without_torch() -> None:
 
     if "torch" in sys.modules or "tensorboardX" in sys.modules:
         return
-    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    # a None entry makes `import torch` raise ImportError (typeshed types the dict's values
+    # as modules only)
+    sys.modules["torch"] = None  # type: ignore[assignment]
     try:
         import tensorboardX  # noqa: F401
     except ImportError:
