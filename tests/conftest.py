@@ -56,3 +56,20 @@ def s3():
 
     with s3_server() as server:
         yield server
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Order the tests so that two xdist workers finish together (`-n 2 --dist worksteal`,
+    the README's command). Worksteal hands the first half of this list to one worker and the
+    second half to the other, and a worker that runs out steals from the tail of the other's
+    queue. So each half starts with half of the slow tests (dealt alternately, in collection
+    order) and ends with fast ones: the last tests either worker runs are then seconds long,
+    where a minutes-long Ray sweep left last made one worker idle for its whole length. In a
+    serial run this only moves the slow tests first."""
+    slow = [item for item in items if item.get_closest_marker("slow") is not None]
+    if not slow or len(slow) == len(items):
+        return
+    fast = [item for item in items if item.get_closest_marker("slow") is None]
+    first, second = slow[0::2], slow[1::2]
+    take = max(len(items) // 2 - len(first), 0)
+    items[:] = first + fast[:take] + second + fast[take:]

@@ -165,7 +165,10 @@ def print_plan(
     plan = resource_plan(spec)
     print("resources at once: " + "\n                   ".join(plan.lines()))
     waves = math.ceil(trials / max(1, plan.concurrent))
-    print(f"concurrency: {plan.concurrent} trials at a time ({waves} rounds of trials)")
+    print(
+        f"concurrency: {plan.concurrent} trials at a time "
+        f"({waves} round{'s' if waves != 1 else ''} of trials)"
+    )
     for line in confirm_plan(spec, steps=_steps_of(spec)):
         print(line)
     sweep_dir = sweep_dir_for(spec, spec.name, storage_path)
