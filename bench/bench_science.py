@@ -114,23 +114,35 @@ def per_seed(folder: Path) -> tuple[dict[int, dict[str, float]], dict[str, Any],
     return {r["seed"]: r["checkpoint"] for r in runs}, params, runs[0]["source"]
 
 
-def per_policy(folders: list[Path]) -> dict[str, tuple]:
+def per_policy(folders: list[Path], baseline: list[Path] | None = None) -> dict[str, tuple]:
     """Every completed run of `folders`, by policy: seed -> test score per language
     (source-dev checkpoint), the policy's parameters, the source language. A policy must
-    hold one configuration (its parameters other than the seed agree), and each seed once."""
+    hold one configuration (its parameters other than the seed agree), and each seed once.
+    With `baseline`, DF (the row every policy pairs with) is the DF runs of those folders
+    alone, and DF runs in `folders` are a row of their own, "df (--from)"."""
     out: dict[str, tuple] = {}
+
+    def add(folder: Path, run: dict[str, Any], name: str) -> None:
+        scores, params, _ = out.setdefault(name, ({}, run["params"], run["source"]))
+        if run["params"] != params:
+            raise SystemExit(
+                f"{folder}: {name} runs with two configurations ({params} and "
+                f"{run['params']}); --from pairs one configuration per policy"
+            )
+        if run["seed"] in scores:
+            raise SystemExit(f"{folder}: {name} has seed {run['seed']} twice")
+        scores[run["seed"]] = run["checkpoint"]
+
+    for folder in baseline or []:
+        for run in checkpoint_scores(folder):
+            if run["policy"] == "df":
+                add(folder, run, "df")
+    if baseline and "df" not in out:
+        raise SystemExit("--baseline-from: no DF run in those folders")
     for folder in folders:
         for run in checkpoint_scores(folder):
             name = run["policy"]
-            scores, params, _ = out.setdefault(name, ({}, run["params"], run["source"]))
-            if run["params"] != params:
-                raise SystemExit(
-                    f"{folder}: {name} runs with two configurations ({params} and "
-                    f"{run['params']}); --from pairs one configuration per policy"
-                )
-            if run["seed"] in scores:
-                raise SystemExit(f"{folder}: {name} has seed {run['seed']} twice")
-            scores[run["seed"]] = run["checkpoint"]
+            add(folder, run, "df (--from)" if baseline and name == "df" else name)
     if "df" not in out:
         raise SystemExit("--from: no DF run in the folders (the baseline every policy pairs with)")
     return {"df": out.pop("df"), **dict(sorted(out.items()))}
@@ -217,7 +229,21 @@ def tables(
     return main, per_lang, diffs
 
 
-def plot(diffs: dict[str, dict], path: Path) -> None:
+def write_json(diffs: dict[str, dict], path: Path) -> None:
+    """The paired differences (points as fractions), with each one's p-value and seeds."""
+    path.write_text(
+        json.dumps(
+            {
+                n: {k: {"mean": d.mean, "ci": d.ci, "p": d.p, "seeds": d.seeds}
+                    for k, d in v.items()}
+                for n, v in diffs.items()
+            },
+            indent=1,
+        )
+    )  # fmt: skip
+
+
+def plot(diffs: dict[str, dict], path: Path, title: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,7 +268,7 @@ def plot(diffs: dict[str, dict], path: Path) -> None:
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_xticks(range(len(keys)), keys)
     ax.set_ylabel("Δ vs DF (test acc, points)")
-    ax.set_title("tuned vs tuned: paired difference to DF on fresh seeds, 95% CI")
+    ax.set_title(title or "tuned vs tuned: paired difference to DF on fresh seeds, 95% CI")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -309,13 +335,23 @@ def main(argv: list[str] | None = None) -> int:
         help="run nothing: the tables from these folders' runs, by policy, paired with DF",
     )
     p.add_argument("--title", help="with --from: what the runs are (the table's title)")
+    p.add_argument(
+        "--baseline-from",
+        nargs="+",
+        type=Path,
+        help="with --from: DF from these folders' runs only (e.g. DF at another lr, on the "
+        "same seeds); DF runs in the --from folders become a row of their own",
+    )
     args = p.parse_args(argv)
     if args.folders:
-        main_table, lang_table, diffs = tables(per_policy(args.folders), 0, args.title or "")
+        grouped = per_policy(args.folders, args.baseline_from)
+        main_table, lang_table, diffs = tables(grouped, 0, args.title or "")
         print(main_table, "", lang_table, sep="\n")
         if diffs:
-            plot(diffs, args.png)
+            plot(diffs, args.png, args.title)
             print(f"\nfigure: {args.png}")
+        if args.json:
+            write_json(diffs, args.json)
         return 0
     if "df" not in args.policies:
         p.error("--policies must include df (the baseline)")
@@ -350,16 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(sensitivity(args.out / "science-fsf", args.seeds, smoke_over))
     if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    n: {k: {"mean": d.mean, "ci": d.ci, "p": d.p, "seeds": d.seeds}
-                        for k, d in v.items()}
-                    for n, v in diffs.items()
-                },
-                indent=1,
-            )
-        )  # fmt: skip
+        write_json(diffs, args.json)
     tmp.cleanup()
     return 0
 

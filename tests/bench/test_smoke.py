@@ -263,3 +263,44 @@ def test_race_smoke():
     assert "agreement between runs of the default sweep" in out
     assert "| fixed | 2 | 1 |" in out and "| race | 2 | 1 |" in out
     assert "race-bench-race-1" in out and "race-bench-fixed-0" in out  # one search each repeat
+
+
+def test_science_from_folders_with_the_baseline_from_other_folders(tmp_path, capsys):
+    """`--baseline-from`: DF comes from those folders alone (say DF at another lr on the same
+    seeds); a DF run among the `--from` folders is a row of its own, paired with that DF."""
+    from tests.results.helpers import evaluation, run, write
+
+    def runs(policy: str, seeds: list[int], bonus: float, params: dict) -> list[tuple]:
+        out = []
+        for seed in seeds:
+            de = 0.40 + 0.02 * seed + bonus
+            ev = evaluation(10, {"en": 0.8, "de": de}, {"en": 0.8, "de": de}, total=10)
+            out.append(run(f"{policy}-{bonus}", [ev], seed=seed, policy=policy, params=params))
+        return out
+
+    # the baseline's folder also holds an FSF of another configuration: not read
+    grid = runs("df", [0, 1, 2], 0.02, {"lr": 4e-4}) + runs("fsf", [0, 1, 2], 0.0, {"c1": 1})
+    tuned = runs("df", [0, 1, 2], 0.0, {"lr": 2e-4}) + runs("fsf", [0, 1, 2], 0.03, {"c1": 2})
+    write(tmp_path / "grid" / "results", grid)
+    write(tmp_path / "tuned" / "results", tuned)
+    sys.path.insert(0, str(BENCH))
+    try:
+        import bench_science
+    finally:
+        sys.path.remove(str(BENCH))
+    code = bench_science.main(
+        ["--from", str(tmp_path / "tuned"), "--baseline-from", str(tmp_path / "grid"),
+         "--title", "T", "--png", str(tmp_path / "d.png")]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    main_table = out.split("paired difference to DF per target language")[0]
+    rows = {r.split(" | ")[0].lstrip("| "): r for r in main_table.splitlines() if "|" in r}
+    assert "lr=0.0004" in rows["df"] and "| 44.0 ± 2.0 |" in rows["df"]  # the grid's DF
+    assert "-2.0 [-2.0, -2.0]" in rows["df (--from)"] and "lr=0.0002" in rows["df (--from)"]
+    assert "+1.0 [+1.0, +1.0]" in rows["fsf"] and "c1=2" in rows["fsf"]
+    write(tmp_path / "no-df" / "results", runs("fsf", [0], 0.0, {"c1": 1}))
+    with pytest.raises(SystemExit, match="--baseline-from: no DF run"):
+        bench_science.main(
+            ["--from", str(tmp_path / "tuned"), "--baseline-from", str(tmp_path / "no-df")]
+        )
