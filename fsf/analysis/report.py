@@ -31,7 +31,7 @@ Markdown and HTML, are `fsf.analysis._report_blocks`. The plots are drawn by
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -168,8 +168,12 @@ def _task_plots(
     how = rule.describe()
     label = _stage_label(res, stage)
     if stage == "search":
-        extra = analysis_sections(res, fr, best_cfg, out, suffix)
-        curves = {p: _curves(fr, k) for p, k in best_cfg.items()}
+        # a search that evaluated dev alone (search.splits, eval.splits) has no test score to
+        # rank configurations by, yet its curves and CKA are worth drawing: a policy without
+        # one is drawn by its best configuration under the same rule reporting dev
+        drawn = {**_policy_best(E, replace(rule, report="dev")), **best_cfg}
+        extra = analysis_sections(res, fr, drawn, out, suffix)
+        curves = {p: _curves(fr, k) for p, k in drawn.items()}
         for p, c in curves.items():
             c["step_phase"] = extra.step_phases.get(p)
         if curves:

@@ -78,6 +78,19 @@ def test_without_per_step_phases_the_switch_is_shown_as_unknown_between_evaluati
     assert spans == [(0.0, 50.0)] and unsure == [(50.0, 100.0)]
 
 
+def test_a_search_that_evaluated_dev_alone_still_draws_its_curves(monkeypatch, tmp_path):
+    """`eval.splits: [dev]` (or a search's `splits: [dev]`) leaves no test score to rank the
+    configurations by, and the report's answer says there is none; the gap curves are still
+    drawn, each policy by its best configuration under the same rule on dev."""
+    import pyarrow.compute as pc
+
+    full = table([_switching_run("a"), _switching_run("a", 1)])
+    dev_only = full.filter(pc.not_equal(full["split"], "test"))
+    drawn = _curves_drawn(monkeypatch, dev_only, tmp_path)
+    assert list(drawn["curves"]) == ["fs"] and drawn["boundaries"] == {"fs": SWITCH}
+    assert (tmp_path / "report" / "gap.png").is_file()
+
+
 def test_cell_text_is_black_on_light_and_white_on_dark_cells(tmp_path):
     import matplotlib
 
