@@ -262,6 +262,20 @@ def derive_weight_sets(
     v1 = LayerRange(first=b1 + 1, last=depth) if b1 < depth else None
     why.append(f"S_I = layers 1-{b1} (the deepest hurting layer below the top is {b1})")
     why.append(f"V_I = {'layers ' + str(v1) if v1 else 'empty'} (the layers above S_I)")
+    parts = [
+        effects.get("reinit", part, layer)
+        for part in ("ffn", "attention")
+        for layer in range(1, b1 + 1)
+    ]
+    if all(e is None for e in parts):  # not measured is not "no drop": keep the default
+        default = default_ranges(depth)["S_II"]
+        s2 = LayerRange(first=1, last=min(default.last, b1)) if default else None
+        why.append(
+            "S_II not derived: no attention or FFN re-initialisation of an S_I layer was "
+            "probed (probe.parts needs attention and ffn); the depth-scaled default is kept, "
+            f"ffn of {'layers ' + str(s2) if s2 else 'no layer'}"
+        )
+        return _sets(s1, s2, v1, "ffn", rule, depth, why)
     totals = {
         kind: sum(_drop(effects.get("reinit", kind, layer)) for layer in range(1, b1 + 1))
         for kind in ("ffn", "attention")
@@ -283,6 +297,19 @@ def derive_weight_sets(
             f"S_II = {kind} of layers 1-{b2} (deepest S_I layer whose {kind} re-init drop is "
             f">= {rule.s2_share:.0%} of the largest, {top * 100:.1f} points)"
         )
+    return _sets(s1, s2, v1, kind, rule, depth, why)
+
+
+def _sets(
+    s1: LayerRange,
+    s2: LayerRange | None,
+    v1: LayerRange | None,
+    kind: str,
+    rule: SetRule,
+    depth: int,
+    why: list[str],
+) -> tuple[WeightSetsConfig, list[str]]:
+    """V_II from the rule's kinds over V_I's layers, and the sets as one config."""
     why.append(
         f"V_II = {'/'.join(rule.v2_kinds)} of {'layers ' + str(v1) if v1 else 'no layer'} "
         "(kinds from the rule, not from the probes)"

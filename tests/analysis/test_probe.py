@@ -220,6 +220,27 @@ def test_rule_with_attention_dominant_and_with_nothing_hurting():
     assert flat.s1 == "default" and "nothing derived" in why[-1]
 
 
+def test_without_part_probes_s2_is_the_default_not_empty():
+    """Probing whole layers only (`parts: [all]`) measures no attention or FFN re-init: S_II
+    is then not derived (the depth-scaled default, capped at S_I), and the reason says it
+    was not measured instead of 'no layer's FFN lowers the score'."""
+    tab = _probe_results(layers=range(1, 13))
+    eff = probe_effects(tab)
+    eff.entries = [e for e in eff.entries if e["part"] == "all"]
+    sets, why = derive_weight_sets(eff)
+    assert (str(sets.s1), str(sets.s2), str(sets.v1)) == ("1-5", "1-4", "6-12")
+    assert sets.s2_kinds == ("ffn",)
+    assert any(w.startswith("S_II not derived: no attention or FFN") for w in why)
+    assert not any("lowers the score" in w for w in why)
+    # S_I shallower than the default S_II: the default is capped at S_I
+    eff.entries = [e for e in eff.entries if e["layer"] != 5 or e["action"] != "reinit"]
+    for e in eff.entries:
+        if e["action"] == "reinit" and e["layer"] in (3, 4):
+            e["d_target"] = 0.0
+    sets, _ = derive_weight_sets(eff)
+    assert (str(sets.s1), str(sets.s2)) == ("1-2", "1-2")
+
+
 def test_noise_keeps_a_layer_out_of_s1():
     """A drop larger than s1_drop but within 2 standard errors does not count."""
     tab = _probe_results()
