@@ -161,14 +161,14 @@ def race_round(
             if lo > 0 or hi < 0:
                 out.decision = "better" if (lo > 0) == (sign > 0) else "worse"
                 out.stop = (
-                    f"decided: {best} is {out.decision} than the baseline (95% CI "
-                    f"[{lo:+.4f}, {hi:+.4f}] excludes 0)"
+                    f"decided: {best} is {out.decision} than the baseline on the objective "
+                    f"(95% CI [{100 * lo:+.2f}, {100 * hi:+.2f}] points excludes 0)"
                 )
             elif -rule.margin <= lo and hi <= rule.margin:
                 out.decision = "equivalent"
                 out.stop = (
-                    f"decided: {best} is equivalent to the baseline within ±{rule.margin:g} "
-                    f"(95% CI [{lo:+.4f}, {hi:+.4f}])"
+                    f"decided: {best} is equivalent to the baseline on the objective within "
+                    f"±{100 * rule.margin:g} points (95% CI [{100 * lo:+.2f}, {100 * hi:+.2f}])"
                 )
     if out.stop is not None and round_no < rule.min_rounds:
         out.stop = None  # decided, but the race runs `min_rounds` rounds first
@@ -198,8 +198,8 @@ def race_lines(record: Mapping[str, Any], names: Mapping[str, str] | None = None
         vs = r.get("vs_baseline")
         if vs and vs.get("ci_low") is not None:
             line += (
-                f", vs baseline {100 * vs['mean']:+.2f} [{100 * vs['ci_low']:+.2f}, "
-                f"{100 * vs['ci_high']:+.2f}] points"
+                f", vs baseline on the objective {100 * vs['mean']:+.2f} "
+                f"[{100 * vs['ci_low']:+.2f}, {100 * vs['ci_high']:+.2f}] points"
             )
         out.append(line)
         for c, why in (r.get("dropped") or {}).items():

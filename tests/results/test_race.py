@@ -35,7 +35,7 @@ def test_better_than_the_baseline_decides_the_race():
 def test_equivalence_within_the_margin_decides_the_race():
     scores = _scores(a=[0.801, 0.799, 0.800, 0.8005], df=[0.800, 0.800, 0.8002, 0.8003])
     r = race_round(scores, ["a"], "df", RaceRule(first_round=3, margin=0.005), round_no=1)
-    assert r.decision == "equivalent" and "within ±0.005" in r.stop
+    assert r.decision == "equivalent" and "within ±0.5 points" in r.stop
 
 
 def test_noise_goes_on_until_the_budget_is_spent():
