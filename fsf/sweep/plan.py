@@ -159,7 +159,8 @@ def print_plan(
     seeds = len(search.seeds)
     print(
         f"trials: {trials}{' (one per grid point)' if grid else ''} x {seeds} "
-        f"seed{'s' if seeds != 1 else ''} = {trials * seeds} training runs"
+        f"seed{'s' if seeds != 1 else ''} = {trials * seeds} training "
+        f"run{'s' if trials * seeds != 1 else ''}"
         + ("; ASHA may stop some early" if search.scheduler.type == "asha" else "")
     )
     plan = resource_plan(spec)
