@@ -99,15 +99,19 @@ def resume_search(study: Any, results_dir: Location) -> SearchResume:
         if rows is not None:
             known.add(rows)
         if trial.state == TrialState.RUNNING:
+            # an enqueued point's parameters are Optuna's `fixed_params` from the moment it
+            # is asked; `params` only once each is suggested: a kill between the two left a
+            # point with no params, whose re-run drew a random one (CI, 2026-12-08)
+            params = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
             if trial.number not in superseded and rows is not None:
                 fixed = {RERUN_ATTR: trial.number, TRIAL_ATTR: rows}
-                study.enqueue_trial(trial.params, user_attrs=fixed)
+                study.enqueue_trial(params, user_attrs=fixed)
                 out.rerun.append(rows)
             elif trial.number not in superseded and POINT_ATTR in trial.user_attrs:
                 # a grid point drawn but never handed out (killed between Optuna's ask
                 # and the trial id): enqueued again, or the point would never run
                 fixed = {RERUN_ATTR: trial.number, POINT_ATTR: True}
-                study.enqueue_trial(trial.params, user_attrs=fixed)
+                study.enqueue_trial(params, user_attrs=fixed)
             # a draw never handed out, or one whose re-run is enqueued: it ends here
             study.tell(trial.number, state=TrialState.FAIL)
         elif trial.state.is_finished() and rows is not None and trial.number not in superseded:

@@ -153,6 +153,28 @@ def test_a_grid_point_drawn_but_never_handed_out_still_runs_once(tmp_path):
     assert all("fsf_point" in t.user_attrs for t in done)  # no point left to a random draw
 
 
+def test_a_grid_point_asked_but_not_yet_suggested_still_runs_once(tmp_path):
+    """Killed between Optuna's ask and the suggestion of its parameters: the point is RUNNING
+    with no params, only Optuna's `fixed_params`; the resume enqueues those, so the point
+    runs once and no other point twice (this ran noisytune twice and ff never, CI 2026-12-08)."""
+    spec, study, searcher = _sweep(tmp_path)
+    ran = _run_all(searcher, ["t1"])
+    asked = study.ask()  # the driver dies here, before define_by_run suggests the point
+    frozen = study.get_trials(deepcopy=False)[asked.number]
+    point = frozen.system_attrs["fixed_params"]
+    assert frozen.params == {} and point == {"policy.name": "fs"}
+    plan, resumed = _resumed(tmp_path, spec)
+    assert plan.rerun == [] and plan.ended == {"t1": "finished"}
+    (again,) = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if t.user_attrs.get("fsf_rerun_of") == asked.number
+    ]
+    assert again.system_attrs["fixed_params"] == point  # the point itself, not a free draw
+    ran += _run_all(resumed, ["a", "b", "c"])
+    assert sorted(p for _, p in ran) == sorted(POLICIES)
+
+
 def test_a_resume_killed_after_enqueueing_a_drawn_point_enqueues_it_no_second_time(tmp_path):
     spec, study, _ = _sweep(tmp_path)
     drawn = study.ask()
